@@ -1,0 +1,22 @@
+# The README's two commands: `make demo` and `make test`. Both set up .venv on their own.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.npu-installed
+
+.PHONY: demo test clean
+
+$(STAMP): pyproject.toml setup.py $(wildcard board_emulator/csrc/*.c board_emulator/csrc/*.h)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+demo: $(STAMP)
+	$(PY) tools/demo.py
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) build out *.egg-info

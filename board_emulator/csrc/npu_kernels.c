@@ -1,0 +1,237 @@
+/* npu_kernels.c - int8 NPU kernels, bit-exact with TFLite Micro's reference ops.
+ * See npu_kernels.h for the contract; nothing here allocates or validates. */
+#include "npu_kernels.h"
+
+#include <stddef.h>
+
+static inline int32_t clamp_i32(int32_t x, int32_t lo, int32_t hi) {
+    return x < lo ? lo : (x > hi ? hi : x);
+}
+
+/* ---- fully connected ------------------------------------------------------- */
+
+/* Pure int8 x int8 -> int32 dot product: kept free of offsets and branches so
+ * gcc -O3 turns it into widening multiply-adds (pmaddwd / sdot).
+ * |sum| <= 128 * 128 * n, so n <= 131071 cannot overflow (the binding checks). */
+static int32_t dot_s8(const int8_t *restrict a, const int8_t *restrict b, int32_t n) {
+    int32_t acc = 0;
+    for (int32_t i = 0; i < n; ++i) {
+        acc += (int32_t)a[i] * (int32_t)b[i];
+    }
+    return acc;
+}
+
+static int32_t sum_s8(const int8_t *restrict a, int32_t n) {
+    int32_t acc = 0;
+    for (int32_t i = 0; i < n; ++i) {
+        acc += a[i];
+    }
+    return acc;
+}
+
+void npu_fully_connected(const int8_t *input, const int8_t *weights, const int32_t *bias,
+                         int8_t *output, const int32_t *mult, const int32_t *shift,
+                         int32_t batches, int32_t in_depth, int32_t out_depth,
+                         int32_t input_offset, int32_t output_offset,
+                         int32_t act_min, int32_t act_max) {
+    for (int32_t o = 0; o < out_depth; ++o) {
+        const int8_t *w = weights + (size_t)o * (size_t)in_depth;
+        /* sum_i (x_i + off) * w_i == dot(x, w) + off * sum_i w_i. TFLM sums the
+         * left side in int32; in wrapping (mod 2^32) arithmetic the regrouping
+         * gives the same bits, so the per-row constant is hoisted out of the
+         * batch loop and the inner loop stays a plain int8 dot product. */
+        const int32_t row_term =
+            (int32_t)((uint32_t)input_offset * (uint32_t)sum_s8(w, in_depth));
+        const int32_t base = npu_wrap_add(bias != NULL ? bias[o] : 0, row_term);
+        for (int32_t b = 0; b < batches; ++b) {
+            const int8_t *x = input + (size_t)b * (size_t)in_depth;
+            int32_t acc = npu_wrap_add(base, dot_s8(x, w, in_depth));
+            acc = npu_multiply_by_quantized_multiplier(acc, mult[o], shift[o]);
+            acc = npu_wrap_add(acc, output_offset);
+            output[(size_t)b * (size_t)out_depth + (size_t)o] =
+                (int8_t)clamp_i32(acc, act_min, act_max);
+        }
+    }
+}
+
+/* ---- softmax (gemmlowp fixed point) ------------------------------------------ */
+
+/* Fixed-point formats below are named Qm: m integer bits, 31 - m fraction bits. */
+
+/* exp(a) for a in [-1/4, 0), a and result in Q0: Taylor series around -1/8. */
+static int32_t exp_on_interval_between_negative_one_quarter_and_0_excl(int32_t a) {
+    const int32_t exp_minus_one_eighth = 1895147668; /* exp(-1/8) in Q0 */
+    const int32_t one_third = 715827883;             /* 1/3 in Q0 */
+    const int32_t x = a + (INT32_C(1) << 28);        /* a + 1/8 */
+    const int32_t x2 = npu_sat_rounding_doubling_high_mul(x, x);
+    const int32_t x3 = npu_sat_rounding_doubling_high_mul(x2, x);
+    const int32_t x4 = npu_sat_rounding_doubling_high_mul(x2, x2);
+    const int32_t x4_over_4 = npu_rounding_divide_by_pot(x4, 2);
+    const int32_t poly = npu_rounding_divide_by_pot(
+        npu_sat_rounding_doubling_high_mul(x4_over_4 + x3, one_third) + x2, 1);
+    return exp_minus_one_eighth +
+           npu_sat_rounding_doubling_high_mul(exp_minus_one_eighth, x + poly);
+}
+
+/* exp(a) for a <= 0, a in Q5 (the softmax scaled-diff format), result in Q0. */
+static int32_t exp_on_negative_values_q5(int32_t a) {
+    /* Barrel shifter: exp(-2^k) in Q0 for k = -2 .. 4, applied per set bit of
+     * the whole-quarters part of -a. Bit k of the remainder sits at 26 + k. */
+    static const int32_t exp_of_minus_pot[7] = {
+        1672461947, 1302514674, 790015084, 290630308, 39332535, 720401, 242};
+    const int32_t one_quarter = INT32_C(1) << 24; /* 1/4 in Q5 */
+    const int32_t a_mod_quarter_minus_one_quarter = (a & (one_quarter - 1)) - one_quarter;
+    /* Q5 -> Q0 is a saturating left shift by 5. */
+    int32_t result = exp_on_interval_between_negative_one_quarter_and_0_excl(
+        npu_saturating_shl(a_mod_quarter_minus_one_quarter, 5));
+    const int32_t remainder =
+        (int32_t)((uint32_t)a_mod_quarter_minus_one_quarter - (uint32_t)a);
+    for (int k = 0; k < 7; ++k) {
+        if (remainder & (INT32_C(1) << (24 + k))) {
+            result = npu_sat_rounding_doubling_high_mul(result, exp_of_minus_pot[k]);
+        }
+    }
+    return a == 0 ? INT32_MAX : result; /* exp(0) = 1 saturates to Q0's max */
+}
+
+/* 1 / (1 + a) for a in [0, 1), a and result in Q0: Newton-Raphson in Q2. */
+static int32_t one_over_one_plus_x_for_x_in_0_1(int32_t a) {
+    /* RoundingHalfSum(a, One): (a + 1) / 2 rounded away from zero, in 64 bits. */
+    const int64_t sum = (int64_t)a + INT32_MAX;
+    const int32_t half_denominator = (int32_t)((sum + (sum >= 0 ? 1 : -1)) / 2);
+    const int32_t one_q2 = INT32_C(1) << 29;
+    int32_t x = 1515870810 /* 48/17 in Q2 */ +
+                npu_sat_rounding_doubling_high_mul(half_denominator, -1010580540 /* -32/17 */);
+    for (int i = 0; i < 3; ++i) {
+        const int32_t half_denominator_times_x =
+            npu_sat_rounding_doubling_high_mul(half_denominator, x);        /* Q2 */
+        const int32_t one_minus = one_q2 - half_denominator_times_x;       /* Q2 */
+        /* Q2 * Q2 = Q4; back to Q2 is a saturating left shift by 2. */
+        x = x + npu_saturating_shl(npu_sat_rounding_doubling_high_mul(x, one_minus), 2);
+    }
+    /* x / 2 reinterpreted as Q1 (exact), then Q1 -> Q0: saturating shift by 1. */
+    return npu_saturating_shl(x, 1);
+}
+
+static int count_leading_zeros_u32(uint32_t x) {
+#if defined(__GNUC__)
+    return x == 0 ? 32 : __builtin_clz(x);
+#else
+    int n = 0;
+    if (x == 0) {
+        return 32;
+    }
+    while (!(x & UINT32_C(0x80000000))) {
+        x <<= 1;
+        ++n;
+    }
+    return n;
+#endif
+}
+
+/* diff (<= 0, >= diff_min) scaled by beta * input_scale into Q5. */
+static inline int32_t softmax_scaled_diff(int32_t diff, int32_t mult, int32_t left_shift) {
+    return npu_sat_rounding_doubling_high_mul(npu_wrap_shl(diff, left_shift), mult);
+}
+
+void npu_softmax_s8(const int8_t *input, int8_t *output, int32_t rows, int32_t depth,
+                    int32_t input_multiplier, int32_t input_left_shift, int32_t diff_min) {
+    const int accumulation_integer_bits = 12; /* sum of exps held in Q12 */
+    for (int32_t r = 0; r < rows; ++r) {
+        const int8_t *x = input + (size_t)r * (size_t)depth;
+        int8_t *y = output + (size_t)r * (size_t)depth;
+        int32_t max_in_row = -128;
+        int64_t sum64 = 0;
+        for (int32_t c = 0; c < depth; ++c) {
+            max_in_row = x[c] > max_in_row ? x[c] : max_in_row;
+        }
+        for (int32_t c = 0; c < depth; ++c) {
+            const int32_t diff = (int32_t)x[c] - max_in_row;
+            if (diff >= diff_min) {
+                const int32_t e = exp_on_negative_values_q5(
+                    softmax_scaled_diff(diff, input_multiplier, input_left_shift));
+                /* Q0 -> Q12: rounding right shift by 12. */
+                sum64 += npu_rounding_divide_by_pot(e, accumulation_integer_bits);
+            }
+        }
+        /* TFLM sums in int32; only rows deeper than 4095 could overflow it, and
+         * TFLM aborts long before (see exponent below). Clamping to [1, max]
+         * keeps the shifts below defined for any depth and any parameters
+         * (a sum below 1 needs parameters lower.softmax_params never makes). */
+        const int32_t sum_of_exps =
+            sum64 > INT32_MAX ? INT32_MAX : (sum64 < 1 ? 1 : (int32_t)sum64);
+        /* Reciprocal of the sum: normalise it to 1 + s with s in [0, 1) and
+         * remember how many bits it had above 1.0. The max element always
+         * contributes exp(0), so the sum is positive. */
+        const int headroom_plus_one = count_leading_zeros_u32((uint32_t)sum_of_exps);
+        const int num_bits_over_unit = accumulation_integer_bits - headroom_plus_one;
+        const int32_t shifted_sum_minus_one = (int32_t)(
+            ((uint32_t)sum_of_exps << headroom_plus_one) - (UINT32_C(1) << 31));
+        const int32_t shifted_scale = one_over_one_plus_x_for_x_in_0_1(shifted_sum_minus_one);
+        /* Q0 probability -> 8-bit output (scale 1/256). TFLM aborts when the
+         * exponent exceeds 31 (exps summing to >= 512, e.g. 512 equal inputs);
+         * every probability is then below 1/512 and rounds to 0, as here. */
+        const int exponent = num_bits_over_unit + 31 - 8;
+        for (int32_t c = 0; c < depth; ++c) {
+            const int32_t diff = (int32_t)x[c] - max_in_row;
+            int32_t out = -128;
+            if (diff >= diff_min) {
+                const int32_t e = exp_on_negative_values_q5(
+                    softmax_scaled_diff(diff, input_multiplier, input_left_shift));
+                const int32_t p = npu_sat_rounding_doubling_high_mul(shifted_scale, e);
+                const int32_t unsat = exponent > 31 ? 0 : npu_rounding_divide_by_pot(p, exponent);
+                out = clamp_i32(unsat - 128, -128, 127);
+            }
+            y[c] = (int8_t)out;
+        }
+    }
+}
+
+/* ---- quantize / dequantize --------------------------------------------------- */
+
+/* std::round on a float (ties away from zero) then int32, without libm.
+ * TFLM's static_cast<int32_t> is undefined beyond int32; we saturate, which
+ * is what Arm's VCVT does on the boards (NaN -> 0). */
+static int32_t round_f32_to_i32_sat(float v) {
+    if (!(v == v)) {
+        return 0;
+    }
+    if (v >= 2147483520.0f) { /* largest float below 2^31 */
+        return v >= 2147483648.0f ? INT32_MAX : (int32_t)v;
+    }
+    if (v <= -2147483648.0f) {
+        return INT32_MIN;
+    }
+    {
+        int32_t t = (int32_t)v; /* truncation toward zero */
+        /* v - t is exact: it is v's fractional part, a multiple of v's ulp. */
+        const float frac = v - (float)t;
+        if (frac >= 0.5f) {
+            ++t;
+        } else if (frac <= -0.5f) {
+            --t;
+        }
+        return t;
+    }
+}
+
+void npu_quantize_f32_s8(const float *in, int8_t *out, int32_t n, float scale,
+                         int32_t zero_point) {
+    for (int32_t i = 0; i < n; ++i) {
+        /* Divide in float (not by a precomputed reciprocal) like TFLM, so the
+         * .5 ties land on the same side. Add the zero point in 64 bits so a
+         * saturated quotient cannot wrap. */
+        const int64_t q = (int64_t)round_f32_to_i32_sat(in[i] / scale) + zero_point;
+        out[i] = (int8_t)(q < -128 ? -128 : (q > 127 ? 127 : q));
+    }
+}
+
+void npu_dequantize_s8_f32(const int8_t *in, float *out, int32_t n, float scale,
+                           int32_t zero_point) {
+    /* TFLM multiplies in double then narrows. The double product of a float
+     * and a small integer is exact, so this is one correctly rounded result. */
+    const double s = (double)scale;
+    for (int32_t i = 0; i < n; ++i) {
+        out[i] = (float)(s * (double)((int64_t)in[i] - zero_point));
+    }
+}

@@ -1,0 +1,1 @@
+"""npu_emulator: a virtual board around the same firmware, on a pseudo-terminal."""

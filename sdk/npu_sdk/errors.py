@@ -1,0 +1,50 @@
+"""The SDK's one error hierarchy. Messages say what, where, and what to do next."""
+
+
+class NpuError(Exception):
+    """Base of every error the SDK raises on purpose."""
+
+
+class ModelError(NpuError):
+    """The input model cannot be read or compiled."""
+
+
+class UnsupportedOpError(ModelError):
+    """One or more ops are outside what the compiler supports.
+
+    `problems` lists (op_index, op_name, reason) for every offending op, so a
+    user sees them all at once instead of fixing one per run.
+    """
+
+    def __init__(self, problems, source="model"):
+        self.problems = list(problems)
+        lines = ["%s: %d unsupported op(s):" % (source, len(self.problems))]
+        for index, name, reason in self.problems:
+            lines.append("  op #%d %s: %s" % (index, name, reason))
+        lines.append("Supported ops: see `npu compile --help` or docs/blob-format.md.")
+        super().__init__("\n".join(lines))
+
+
+class BlobFormatError(NpuError):
+    """A .npb blob is malformed, truncated, of an unknown version or fails its checksums."""
+
+
+class LinkError(NpuError):
+    """The serial link failed: port missing, I/O error."""
+
+
+class LinkTimeout(LinkError):
+    """The board did not answer in time."""
+
+
+class LinkCorrupted(LinkError):
+    """Frames kept arriving damaged (CRC mismatch) after retries."""
+
+
+class BoardError(NpuError):
+    """The board answered with an error frame; `code` is the board's error code."""
+
+    def __init__(self, code, message):
+        self.code = code
+        self.board_message = message
+        super().__init__("board error %d: %s" % (code, message))

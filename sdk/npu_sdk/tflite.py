@@ -1,0 +1,135 @@
+"""Read a .tflite flatbuffer into a Graph (schema shipped by ai-edge-litert)."""
+import os
+
+import numpy as np
+
+from .errors import ModelError
+from .graph import Graph, Op, Tensor
+
+try:
+    from ai_edge_litert import schema_py_generated as schema
+except ImportError as e:  # pragma: no cover - ai-edge-litert is a hard dependency
+    raise ImportError("npu_sdk needs ai-edge-litert for the TFLite schema: pip install ai-edge-litert") from e
+
+_DTYPES = {
+    schema.TensorType.FLOAT32: np.float32,
+    schema.TensorType.INT32: np.int32,
+    schema.TensorType.INT8: np.int8,
+    schema.TensorType.UINT8: np.uint8,
+    schema.TensorType.INT16: np.int16,
+    schema.TensorType.INT64: np.int64,
+    schema.TensorType.BOOL: np.bool_,
+}
+
+
+def _enum_names(enum_class):
+    return {v: k for k, v in vars(enum_class).items() if not k.startswith("_")}
+
+
+_OP_NAMES = _enum_names(schema.BuiltinOperator)
+_TYPE_NAMES = _enum_names(schema.TensorType)
+_ACTIVATIONS = _enum_names(schema.ActivationFunctionType)
+
+
+def load(path):
+    """Read a .tflite file; raises ModelError naming the file and what is wrong."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise ModelError("cannot read model %s: %s" % (path, e.strerror or e)) from e
+    return parse(data, source=os.fspath(path))
+
+
+def parse(data, source="model"):
+    """Parse .tflite bytes into a Graph."""
+    data = bytes(data)
+    if len(data) < 8 or data[4:8] != b"TFL3":
+        raise ModelError(
+            "%s is not a TFLite model (no 'TFL3' file identifier); "
+            "pass a .tflite file written by the TFLite converter" % source)
+    try:
+        model = schema.ModelT.InitFromPackedBuf(data, 0)
+    except Exception as e:  # the generated reader raises anything on damaged input
+        raise ModelError("%s is a damaged .tflite flatbuffer (%s: %s); re-export the model"
+                         % (source, type(e).__name__, e)) from e
+    if not model.subgraphs:
+        raise ModelError("%s has no subgraph" % source)
+    if len(model.subgraphs) > 1:
+        raise ModelError("%s has %d subgraphs; only single-subgraph models (no control flow) "
+                         "are supported" % (source, len(model.subgraphs)))
+    try:
+        return _graph(model, data, source)
+    except (IndexError, TypeError, ValueError) as e:
+        raise ModelError("%s is inconsistent (%s); re-export the model" % (source, e)) from e
+
+
+def _buffer_bytes(model, index, data):
+    buf = model.buffers[index] if model.buffers and index < len(model.buffers) else None
+    if buf is None:
+        return None
+    if buf.offset and buf.offset > 1:  # large models keep data after the flatbuffer
+        return data[buf.offset:buf.offset + buf.size]
+    if buf.data is None or len(buf.data) == 0:
+        return None
+    return np.asarray(buf.data, dtype=np.uint8).tobytes()
+
+
+def _tensor(model, t, data, source):
+    if t.type not in _DTYPES:
+        raise ModelError("%s: tensor %r has type %s, which is not supported"
+                         % (source, _str(t.name), _TYPE_NAMES.get(t.type, t.type)))
+    dtype = np.dtype(_DTYPES[t.type])
+    shape = tuple(int(d) for d in (t.shape if t.shape is not None else ()))
+    raw = _buffer_bytes(model, t.buffer, data)
+    value = None
+    if raw is not None:
+        count = int(np.prod(shape, dtype=np.int64))
+        if len(raw) != count * dtype.itemsize:
+            raise ModelError("%s: constant tensor %r holds %d bytes, its shape %s needs %d"
+                             % (source, _str(t.name), len(raw), shape, count * dtype.itemsize))
+        value = np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
+    q = t.quantization
+    scales = zps = None
+    qdim = 0
+    if q is not None and q.scale is not None and len(q.scale):
+        scales = np.asarray(q.scale, dtype=np.float32)
+        zps = np.asarray(q.zeroPoint if q.zeroPoint is not None else [0] * len(scales), dtype=np.int64)
+        qdim = int(q.quantizedDimension)
+    return Tensor(_str(t.name), shape, dtype, scales, zps, qdim, value)
+
+
+def _options(op):
+    o = op.builtinOptions
+    if o is None:
+        return {}
+    opts = {}
+    if hasattr(o, "fusedActivationFunction"):
+        opts["activation"] = _ACTIVATIONS.get(o.fusedActivationFunction, str(o.fusedActivationFunction))
+    for attr, key in (("beta", "beta"), ("keepNumDims", "keep_num_dims"),
+                      ("weightsFormat", "weights_format"), ("newShape", "new_shape")):
+        if hasattr(o, attr):
+            value = getattr(o, attr)
+            opts[key] = list(value) if key == "new_shape" and value is not None else value
+    return opts
+
+
+def _graph(model, data, source):
+    sg = model.subgraphs[0]
+    tensors = [_tensor(model, t, data, source) for t in sg.tensors]
+    ops = []
+    for i, op in enumerate(sg.operators or []):
+        code = model.operatorCodes[op.opcodeIndex]
+        builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
+        name = _OP_NAMES.get(builtin, "BUILTIN_%d" % builtin)
+        if name == "CUSTOM":
+            name = "CUSTOM(%s)" % _str(code.customCode)
+        ops.append(Op(name, [int(x) for x in op.inputs], [int(x) for x in op.outputs], _options(op), i))
+    return Graph(tensors, ops, [int(x) for x in sg.inputs], [int(x) for x in sg.outputs],
+                 name=os.path.splitext(os.path.basename(source))[0])
+
+
+def _str(value):
+    if value is None:
+        return ""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)

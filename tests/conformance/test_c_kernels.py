@@ -1,0 +1,316 @@
+"""C kernels (npu_emulator._kernels) against the TFLite Micro oracle, tolerance 0.
+
+Each case builds a one-op int8 model (tflite_build), runs it on TFLM, computes
+the kernel parameters with npu_sdk.lower, runs the C kernel and compares bits.
+All randomness is seeded; the whole file runs in a few seconds.
+"""
+
+import numpy as np
+import pytest
+
+from npu_sdk import lower
+from tests.conformance import tflite_build as tb
+
+kernels = pytest.importorskip("npu_emulator._kernels")
+
+ACTIVATIONS = ["NONE", "RELU", "RELU6", "RELU_N1_TO_1"]
+
+
+# --- helpers -------------------------------------------------------------------
+
+def run_fc(x, w, weight_scales, bias, input_q, output_q, activation):
+    batches, in_depth = x.shape
+    out_depth = w.shape[0]
+    p = lower.fully_connected_params(input_q[0], input_q[1], weight_scales, output_q[0],
+                                     output_q[1], activation, out_depth)
+    out = np.zeros((batches, out_depth), np.int8)
+    kernels.fully_connected(x, w, bias, out, p["mult"], p["shift"], batches, in_depth,
+                            out_depth, p["input_offset"], p["output_offset"], p["act_min"],
+                            p["act_max"])
+    return out
+
+
+def check_fc(rng, in_depth, out_depth, batches, input_q, weight_scales, output_q, activation,
+             with_bias, bias_range=1 << 12):
+    w = rng.integers(-127, 128, (out_depth, in_depth)).astype(np.int8)
+    x = rng.integers(-128, 128, (batches, in_depth)).astype(np.int8)
+    bias = (rng.integers(-bias_range, bias_range, out_depth).astype(np.int32)
+            if with_bias else None)
+    model = tb.fully_connected_model(in_depth, out_depth, batches, input_q, w, weight_scales,
+                                     bias, output_q, activation)
+    expected = tb.run_tflm(model, x)
+    got = run_fc(x, w, weight_scales, bias, input_q, output_q, activation)
+    assert got.dtype == expected.dtype == np.int8
+    np.testing.assert_array_equal(got, expected)
+
+
+def run_softmax(x, input_scale, beta):
+    rows, depth = x.shape
+    mult, shift, diff_min = lower.softmax_params(input_scale, beta)
+    out = np.zeros_like(x)
+    kernels.softmax(x, out, rows, depth, mult, shift, diff_min)
+    return out
+
+
+def check_softmax(x, input_scale, beta=1.0, zero_point=0):
+    expected = tb.run_tflm(tb.softmax_model(list(x.shape), (input_scale, zero_point), beta), x)
+    np.testing.assert_array_equal(run_softmax(x, input_scale, beta), expected)
+
+
+# --- fully connected -----------------------------------------------------------
+
+FC_SHAPES = [  # (in_depth, out_depth, batches)
+    (1, 1, 1),
+    (7, 5, 2),     # in_depth not a multiple of 16
+    (16, 8, 1),
+    (33, 10, 3),
+    (100, 17, 4),
+    (257, 3, 2),
+]
+
+
+@pytest.mark.parametrize("per_channel", [False, True], ids=["per_tensor", "per_channel"])
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_fully_connected_matches_tflm(per_channel, activation):
+    rng = np.random.default_rng(1000 + 10 * per_channel + ACTIVATIONS.index(activation))
+    for in_depth, out_depth, batches in FC_SHAPES:
+        for with_bias in (False, True):
+            if per_channel:
+                scales = rng.uniform(1e-3, 3e-2, out_depth).astype(np.float32)
+            else:
+                scales = [np.float32(rng.uniform(1e-3, 3e-2))]
+            input_q = (float(rng.uniform(0.005, 0.2)), int(rng.integers(-128, 128)))
+            output_q = (float(rng.uniform(0.02, 0.5)), int(rng.integers(-128, 128)))
+            check_fc(rng, in_depth, out_depth, batches, input_q, scales, output_q, activation,
+                     with_bias)
+
+
+@pytest.mark.parametrize("case", [
+    # (input_q, weight_scales, output_q): multipliers far from the usual range
+    ((0.5, 0), [0.5], (1e-3, 0)),                 # real 250: shift > 0 (left shift path)
+    ((1.0, -128), [1.0], (0.25, 127)),            # real 4, extreme zero points
+    ((1e-3, 5), [1e-4], (10.0, 0)),               # real 1e-8: shift near -26
+    ((1e-4, 0), [1e-5], (100.0, -3)),             # real 1e-11: flushed to multiplier 0
+    ((0.02, 127), [2e-3, 7e-2, 1e-6], (0.05, -128)),  # per-channel, one tiny channel
+    ((0.1, -1), [0.9, 1e-2, 3e-3, 5.0], (2e-3, 0)),   # per-channel, saturating channels
+], ids=["left_shift", "zp_extremes", "tiny", "flush_to_zero", "pc_tiny", "pc_saturating"])
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_fully_connected_extreme_scales(case, activation):
+    input_q, scales, output_q = case
+    scales = np.asarray(scales, dtype=np.float32)
+    out_depth = len(scales) if len(scales) > 1 else 6
+    rng = np.random.default_rng(2000 + ACTIVATIONS.index(activation))
+    for in_depth, batches in ((13, 3), (64, 1)):
+        for with_bias in (False, True):
+            check_fc(rng, in_depth, out_depth, batches, input_q, scales, output_q, activation,
+                     with_bias, bias_range=1 << 20)
+
+
+def test_fully_connected_per_tensor_uses_float32_scale_product():
+    """TFLM forms input_scale * weight_scale in float32 for per-tensor weights and
+    in double per channel; pick scales where the two multipliers differ and check
+    both paths against the oracle."""
+    rng = np.random.default_rng(3)
+    found = 0
+    for _ in range(2000):
+        s_in, s_w, s_out = (float(np.float32(v)) for v in rng.uniform(1e-3, 1.0, 3))
+        per_tensor = lower.fully_connected_params(s_in, 0, [s_w], s_out, 0, "NONE", 2)
+        per_channel = lower.fully_connected_params(s_in, 0, [s_w, s_w], s_out, 0, "NONE", 2)
+        if per_tensor["mult"][0] != per_channel["mult"][0]:
+            found += 1
+            for scales in ([s_w], [s_w, s_w]):
+                check_fc(rng, 40, 2, 4, (s_in, 0), np.float32(scales), (s_out, 0), "NONE", True,
+                         bias_range=1 << 16)
+            if found == 3:
+                break
+    assert found == 3
+
+
+def test_fully_connected_accepts_any_buffer_type():
+    rng = np.random.default_rng(4)
+    w = rng.integers(-127, 128, (4, 9)).astype(np.int8)
+    x = rng.integers(-128, 128, (2, 9)).astype(np.int8)
+    bias = rng.integers(-999, 999, 4).astype(np.int32)
+    p = lower.fully_connected_params(0.05, 1, [0.01], 0.1, -2, "RELU", 4)
+    expected = run_fc(x, w, [0.01], bias, (0.05, 1), (0.1, -2), "RELU")
+    out = bytearray(8)
+    kernels.fully_connected(x.tobytes(), memoryview(w.tobytes()), bytearray(bias.tobytes()), out,
+                            p["mult"].tobytes(), memoryview(p["shift"]), 2, 9, 4,
+                            p["input_offset"], p["output_offset"], p["act_min"], p["act_max"])
+    np.testing.assert_array_equal(np.frombuffer(out, np.int8).reshape(2, 4), expected)
+
+
+# --- softmax ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("input_scale", [0.004, 1.0 / 16, 0.1, 0.25, 1.0, 7.5, 100.0])
+def test_softmax_matches_tflm(input_scale):
+    rng = np.random.default_rng(int(input_scale * 1000))
+    for rows, depth in ((1, 1), (1, 2), (3, 10), (2, 100), (4, 37)):
+        x = rng.integers(-128, 128, (rows, depth)).astype(np.int8)
+        check_softmax(x, input_scale)
+        check_softmax(np.full((rows, depth), rng.integers(-128, 128), np.int8), input_scale)
+        extremes = rng.choice(np.array([-128, 127, 126, -127, 0], np.int8), (rows, depth))
+        check_softmax(extremes, input_scale)
+
+
+def test_softmax_all_depths_and_beta():
+    rng = np.random.default_rng(5)
+    for depth in range(1, 101):
+        scale = float(10 ** rng.uniform(-3, 1))
+        beta = (1.0, 0.5, 2.0, 0.7)[depth % 4]
+        x = rng.integers(-128, 128, (2, depth)).astype(np.int8)
+        x[1] = -128  # a row of all-minimum inputs
+        check_softmax(x, scale, beta, zero_point=int(rng.integers(-128, 128)))
+
+
+def test_softmax_multiplier_cap():
+    """Scales so large that beta * scale * 2**26 exceeds 2**31 - 1: capped multiplier,
+    diff_min 0, only the maxima survive."""
+    x = np.array([[127, 127, 126, -128], [5, 5, 5, 5], [0, -1, 3, 3]], np.int8)
+    for scale in (64.0, 1000.0):
+        assert lower.softmax_params(scale)[2] == 0
+        check_softmax(x, scale)
+
+
+# --- quantize / dequantize -----------------------------------------------------
+
+QUANT_PARAMS = [(0.5, 0), (0.1, 3), (1.0 / 3.0, -128), (1.0 / 256, 127), (1e-3, -7), (100.0, 0)]
+
+
+@pytest.mark.parametrize("scale,zero_point", QUANT_PARAMS)
+def test_quantize_matches_tflm(scale, zero_point):
+    s = np.float32(scale)
+    k = np.arange(-300, 300, dtype=np.float32)
+    ties = (k + np.float32(0.5)) * s                      # .5 boundaries, as float32
+    values = np.concatenate([
+        ties, np.nextafter(ties, np.float32(np.inf)), np.nextafter(ties, np.float32(-np.inf)),
+        k * s,
+        np.array([0.0, -0.0, 1e-30, -1e-30, 1e-40], np.float32),
+        np.array([1e3, -1e3, 1e6, -1e6], np.float32) * s,  # far out of int8 range
+    ]).astype(np.float32)
+    expected = tb.run_tflm(tb.quantize_model([values.size], (scale, zero_point)), values)
+    out = np.zeros(values.size, np.int8)
+    kernels.quantize(values, out, values.size, scale, zero_point)
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_quantize_saturates_beyond_int32():
+    """|x / scale| >= 2**31 is undefined in TFLM's cast (x86 gives INT_MIN); we
+    saturate like Arm's VCVT does on the boards, and map NaN to the zero point."""
+    values = np.array([1e30, -1e30, np.inf, -np.inf, np.nan], np.float32)
+    out = np.zeros(values.size, np.int8)
+    kernels.quantize(values, out, values.size, 0.5, 3)
+    np.testing.assert_array_equal(out, [127, -128, 127, -128, 3])
+
+
+@pytest.mark.parametrize("scale,zero_point", QUANT_PARAMS + [(3.0e-38, 0), (1.7e38, 1)])
+def test_dequantize_matches_tflm(scale, zero_point):
+    values = np.arange(-128, 128, dtype=np.int8)
+    expected = tb.run_tflm(tb.dequantize_model([values.size], (scale, zero_point)), values)
+    out = np.zeros(values.size, np.float32)
+    kernels.dequantize(values, out, values.size, scale, zero_point)
+    assert expected.dtype == np.float32
+    np.testing.assert_array_equal(out.view(np.int32), expected.view(np.int32))  # bitwise
+
+
+# --- the binding refuses bad arguments before touching memory ----------------------
+
+def fc_args(**overrides):
+    """Valid fully_connected arguments for a [2, 9] x [4, 9] layer, with overrides."""
+    args = dict(inp=np.zeros(18, np.int8), weights=np.zeros(36, np.int8),
+                bias=np.zeros(4, np.int32), out=np.zeros(8, np.int8),
+                mult=np.full(4, 1 << 30, np.int32), shift=np.zeros(4, np.int32),
+                batches=2, in_depth=9, out_depth=4, input_offset=0, output_offset=0,
+                act_min=-128, act_max=127)
+    args.update(overrides)
+    return list(args.values())
+
+
+@pytest.mark.parametrize("overrides,exc,match", [
+    (dict(inp=np.zeros(17, np.int8)), ValueError, r"inp: buffer too small: need 18 bytes"),
+    (dict(weights=bytes(35)), ValueError, r"weights: buffer too small: need 36 bytes"),
+    (dict(bias=np.zeros(3, np.int32)), ValueError, r"bias: buffer too small: need 16 bytes"),
+    (dict(out=bytearray(7)), ValueError, r"out: buffer too small: need 8 bytes"),
+    (dict(mult=bytes(15)), ValueError, r"mult: buffer too small: need 16 bytes"),
+    (dict(shift=np.zeros(3, np.int32)), ValueError, r"shift: buffer too small"),
+    (dict(mult=np.zeros(4, np.int64)), TypeError, r"mult: expected int32 elements.*'l'"),
+    (dict(bias=np.zeros(4, np.float32)), TypeError, r"bias: expected int32 elements.*'f'"),
+    (dict(shift=memoryview(bytearray(17))[1:]), ValueError, r"shift: int32 buffer is not 4-byte"),
+    (dict(out=bytes(8)), TypeError, r"out: the output buffer is read-only \(bytes\)"),
+    (dict(inp=[0] * 18), TypeError, r"inp: expected a buffer .* got list"),
+    (dict(inp=np.zeros((18, 2), np.int8)[:, 0]), ValueError, r"inp: cannot use this ndarray"),
+    (dict(batches=0), ValueError, r"batches must be positive, got 0"),
+    (dict(in_depth=-9), ValueError, r"in_depth must be positive, got -9"),
+    (dict(in_depth=200000), ValueError, r"in_depth must be in \[1, 131071\]"),
+    (dict(act_min=5, act_max=4), ValueError, r"act_max must be in \[5, 127\], got 4"),
+    (dict(act_min=-129), ValueError, r"act_min must be in \[-128, 127\]"),
+    (dict(shift=np.array([0, 0, 32, 0], np.int32)), ValueError, r"shift\[2\] must be in \[-31, 31\], got 32"),
+])
+def test_fully_connected_rejects_bad_arguments(overrides, exc, match):
+    with pytest.raises(exc, match=match):
+        kernels.fully_connected(*fc_args(**overrides))
+
+
+def test_read_only_numpy_output_is_refused():
+    out = np.zeros(8, np.int8)
+    out.flags.writeable = False
+    with pytest.raises(TypeError, match=r"out: the output buffer is read-only \(numpy.ndarray\)"):
+        kernels.fully_connected(*fc_args(out=out))
+    with pytest.raises(TypeError, match=r"out: the output buffer is read-only"):
+        kernels.softmax(np.zeros(4, np.int8), bytes(4), 1, 4, 1 << 30, 20, -100)
+
+
+def test_error_paths_release_every_buffer():
+    """A leaked Py_buffer keeps a bytearray export alive, which forbids resizing."""
+    held = [bytearray(18), bytearray(36), bytearray(16), bytearray(8), bytearray(16),
+            bytearray(16)]
+    failing = [
+        dict(shift=memoryview(bytearray(17))[1:]),      # fails at the last buffer
+        dict(mult=np.zeros(4, np.int64)),               # format error mid-way
+        dict(out=bytes(8)),                             # read-only output
+        dict(shift=bytearray(np.full(4, 40, np.int32).tobytes())),  # value check after all
+    ]
+    for overrides in failing:
+        args = fc_args(inp=held[0], weights=held[1], bias=held[2], out=held[3], mult=held[4],
+                       shift=held[5])
+        names = ["inp", "weights", "bias", "out", "mult", "shift"]
+        for name, value in overrides.items():
+            args[names.index(name)] = value
+        with pytest.raises((TypeError, ValueError)):
+            kernels.fully_connected(*args)
+        for buf in held:
+            buf.extend(b"\0")  # raises BufferError if an export leaked
+            del buf[-1:]
+    args = fc_args(inp=held[0], weights=held[1], bias=held[2], out=held[3], mult=held[4],
+                   shift=held[5])
+    kernels.fully_connected(*args)  # and the success path releases too
+    held[3].extend(b"\0")
+
+
+@pytest.mark.parametrize("call,exc,match", [
+    (lambda: kernels.softmax(bytes(9), bytearray(10), 2, 5, 1 << 30, 20, -100),
+     ValueError, r"inp: buffer too small: need 10 bytes"),
+    (lambda: kernels.softmax(bytes(10), bytearray(10), 2, 5, 1 << 30, 32, -100),
+     ValueError, r"input_left_shift must be in \[0, 31\]"),
+    (lambda: kernels.softmax(bytes(10), bytearray(10), 2, 5, 1 << 30, 20, 1),
+     ValueError, r"diff_min must be in \[-2147483648, 0\], got 1"),
+    (lambda: kernels.softmax(bytes(10), bytearray(10), 0, 5, 1 << 30, 20, -1),
+     ValueError, r"rows must be positive"),
+    (lambda: kernels.quantize(np.zeros(4, np.float32), bytearray(3), 4, 0.5, 0),
+     ValueError, r"out: buffer too small: need 4 bytes"),
+    (lambda: kernels.quantize(np.zeros(4, np.float64), bytearray(4), 4, 0.5, 0),
+     TypeError, r"inp: expected float32 elements.*'d'"),
+    (lambda: kernels.quantize(np.zeros(4, np.float32), bytearray(4), 4, 0.0, 0),
+     ValueError, r"scale must be a finite float32 > 0, got 0.0"),
+    (lambda: kernels.quantize(np.zeros(4, np.float32), bytearray(4), 4, float("nan"), 0),
+     ValueError, r"scale must be a finite float32 > 0"),
+    (lambda: kernels.dequantize(bytes(4), bytearray(15), 4, 0.5, 0),
+     ValueError, r"out: buffer too small: need 16 bytes \(4 float32 elements\), got 15"),
+    (lambda: kernels.dequantize(bytes(4), np.zeros(4, np.int32), 4, 0.5, 0),
+     TypeError, r"out: expected float32 elements.*'i'"),
+    (lambda: kernels.dequantize(bytes(4), np.zeros(4, np.float32), 4, 0.5, 128),
+     ValueError, r"zero_point must be in \[-128, 127\], got 128"),
+])
+def test_other_kernels_reject_bad_arguments(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()

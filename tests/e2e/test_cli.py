@@ -1,0 +1,93 @@
+"""The `npu` CLI against `npu emulate` over a real pty, on both cores, checked against TFLite Micro."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from npu_sdk import reference
+from tests.conftest import DIGITS_FLOAT_IO, DIGITS_INT8, ZOO
+
+NPU = [sys.executable, "-m", "npu_sdk"]
+
+
+def npu(*args, check=True, env=None):
+    proc = subprocess.run(NPU + [str(a) for a in args], capture_output=True, text=True, timeout=120,
+                          env=env)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+@pytest.mark.parametrize("model", [DIGITS_INT8, DIGITS_FLOAT_IO], ids=["int8-io", "float-io"])
+def test_compile_flash_run_bit_exact(emulator, tmp_path, model):
+    blob = tmp_path / "digits.npb"
+    npu("compile", model, "-o", blob)
+    npu("flash", blob, "--port", emulator.port, "--name", "digits")
+    listing = json.loads(npu("ls", "--port", emulator.port, "--json").stdout)
+    assert [e["name"] for e in listing] == ["digits"]
+    assert listing[0]["size"] == blob.stat().st_size
+
+    samples = np.load(ZOO / "digits_mlp" / "samples.npz")
+    key = "x_int8" if model == DIGITS_INT8 else "x_float"
+    model_bytes = model.read_bytes()
+    interpreter = reference.tflm_interpreter(model_bytes)
+    env = dict(os.environ, NPU_PORT=emulator.port)  # the default port
+    for i in range(4):
+        x_path, y_path = tmp_path / ("x%d.npy" % i), tmp_path / ("y%d.npy" % i)
+        np.save(x_path, samples[key][i])
+        report = json.loads(npu("run", "digits", "--input", x_path, "--output", y_path,
+                                "--repeat", 3, "--json", env=env).stdout)
+        expected = reference.run_tflm(model_bytes, [samples[key][i]], interpreter)[0]
+        got = np.load(y_path)
+        assert got.dtype == expected.dtype and got.shape == expected.shape
+        np.testing.assert_array_equal(got, expected)
+        assert report["outputs"][0]["shape"] == list(expected.shape)
+        assert report["outputs"][0]["dtype"] == str(expected.dtype)
+        assert report["invoke_ms_median"] > 0
+
+
+def test_errors_are_one_clear_line(emulator, tmp_path):
+    blob = tmp_path / "digits.npb"
+    npu("compile", DIGITS_INT8, "-o", blob)
+    npu("flash", blob, "--port", emulator.port)
+    x = tmp_path / "x.npy"
+    np.save(x, np.zeros((1, 8, 8), np.float32))  # float32 input for an int8 model
+    r = npu("run", "digits", "--input", x, "--port", emulator.port, check=False)
+    assert r.returncode == 1 and "input 0 needs 64 bytes, got 256" in r.stderr
+    r = npu("run", "nosuchmodel", "--input", x, "--port", emulator.port, check=False)
+    assert r.returncode == 1 and "no model named 'nosuchmodel'" in r.stderr
+    r = npu("flash", blob, "--name", "bad/name", "--port", emulator.port, check=False)
+    assert r.returncode == 1 and "model name" in r.stderr
+    # the board kept serving through all of it
+    assert json.loads(npu("ls", "--port", emulator.port, "--json").stdout)[0]["name"] == "digits"
+
+
+def test_wrong_port(tmp_path):
+    r = npu("ls", "--port", tmp_path / "no-such-tty", check=False)
+    assert r.returncode == 1
+    assert r.stderr.startswith("npu: cannot open serial port") and "no-such-tty" in r.stderr
+
+
+def test_silent_board_times_out():
+    master, slave = os.openpty()  # a port where nothing answers
+    try:
+        r = npu("ls", "--port", os.ttyname(slave), "--timeout", "0.3", check=False)
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert r.returncode == 1 and "no answer from the board" in r.stderr
+
+
+def test_compile_bad_input_leaves_nothing(tmp_path):
+    out = tmp_path / "out.npb"
+    r = npu("compile", tmp_path / "missing.tflite", "-o", out, check=False)
+    assert r.returncode == 1 and "cannot read model" in r.stderr and not out.exists()
+    corrupt = tmp_path / "corrupt.tflite"
+    corrupt.write_bytes(DIGITS_INT8.read_bytes()[:300])
+    r = npu("compile", corrupt, "-o", out, check=False)
+    assert r.returncode == 1 and str(corrupt) in r.stderr and not out.exists()
+    assert list(tmp_path.iterdir()) == [corrupt]

@@ -1,0 +1,34 @@
+import itertools
+import random
+
+import pytest
+
+from npu_sdk import plan
+
+
+def _overlaps(a, b):
+    return a[0] < b[1] and b[0] < a[1]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_no_two_live_buffers_share_bytes(seed):
+    rng = random.Random(seed)
+    buffers = []
+    for _ in range(rng.randrange(1, 12)):
+        first = rng.randrange(10)
+        buffers.append((rng.randrange(1, 500), first, first + rng.randrange(4)))
+    offsets, arena = plan.plan(buffers)
+    for i, j in itertools.combinations(range(len(buffers)), 2):
+        (si, fi, li), (sj, fj, lj) = buffers[i], buffers[j]
+        if fi <= lj and fj <= li:
+            assert not _overlaps((offsets[i], offsets[i] + si), (offsets[j], offsets[j] + sj))
+    assert all(o % plan.ALIGN == 0 for o in offsets)
+    assert arena >= plan.lower_bound(buffers)
+    assert all(o + s <= arena for o, (s, _, _) in zip(offsets, buffers))
+
+
+def test_chain_reuses_memory():
+    # a -> b -> c: a and c never live together, so they share offset 0
+    offsets, arena = plan.plan([(64, 0, 1), (32, 1, 2), (64, 2, 3)])
+    assert offsets[0] == offsets[2] == 0 and arena == 96
+    assert plan.lower_bound([(64, 0, 1), (32, 1, 2), (64, 2, 3)]) == 96
