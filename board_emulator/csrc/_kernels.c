@@ -123,7 +123,8 @@ static const Py_buffer *acquire(buffer_set *set, PyObject *obj, const char *name
                                 elem_kind kind, int writable, long long count) {
     Py_buffer *view = &set->views[set->count];
     const long long need = count * (long long)elem_sizes[kind];
-    const int flags = PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
+    /* C_CONTIGUOUS implies ND, without which memoryview refuses PyBUF_FORMAT. */
+    const int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
 
     if (!PyObject_CheckBuffer(obj)) {
         PyErr_Format(PyExc_TypeError,

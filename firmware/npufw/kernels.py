@@ -222,7 +222,7 @@ def _exp_on_interval(a):
     x4 = _srdhm(x2, x2)
     x4_over_4 = _rdbpot(x4, 2)
     poly = _rdbpot(_srdhm(x4_over_4 + x3, 715827883) + x2, 1)  # 1/3 in Q0.31
-    return 1895147668 + _srdhm(1895147668, poly)  # exp(-1/8) in Q0.31
+    return 1895147668 + _srdhm(1895147668, x + poly)  # exp(-1/8) in Q0.31
 
 
 # exp(-2**k) in Q0.31 for the barrel shifter, k = -2..4, keyed by Q5.26 bit.
@@ -317,9 +317,9 @@ def quantize(inp, out, n, scale, zero_point):
 
     On double-float ports x / scale is computed in double and then rounded to
     float32 (through an array('f')), which equals float32 division exactly;
-    on single-float ports it already is one. NaN and quotients beyond int32
-    give -128, as TFLM on x86 does (static_cast<int32_t> of an out-of-range
-    float yields INT32_MIN there); the oracle rules, not saturation.
+    on single-float ports it already is one. NaN and quotients beyond int32 are
+    undefined in TFLM's cast (x86 wraps to INT32_MIN); like the C kernels, we
+    saturate as Arm's VCVT does on boards and map NaN to the zero point.
     """
     f = _f32
     f[0] = scale
@@ -328,8 +328,10 @@ def quantize(inp, out, n, scale, zero_point):
         f[0] = struct.unpack_from("<f", inp, 4 * i)[0] / scale
         q = f[0]
         a = -q if q < 0 else q
-        if not a < 2147483648.0:  # also NaN
-            v = _INT8_MIN
+        if q != q:  # NaN
+            v = zero_point
+        elif not a < 2147483648.0:
+            v = _INT8_MIN if q < 0 else _INT8_MAX
         else:
             # a - int(a) is exact in float32 too, so the tie test is exact.
             r = int(a)

@@ -100,18 +100,17 @@ def fully_connected_params(input_scale, input_zero_point, weight_scales, output_
     in_s, out_s = _f32(input_scale), _f32(output_scale)
     if not out_s > 0.0:
         raise ModelError("fully_connected: output scale must be > 0, got %r" % output_scale)
+    # The scales are float32 in the model; the product and the quotient are
+    # formed in double, left to right. For per-tensor weights the TFLM source
+    # (GetQuantizedConvolutionMultipler) reads as a float32 product, but the
+    # tflite-micro build we test against demonstrably uses the double product
+    # (tests/conformance: test_fully_connected_per_tensor_scale_product), so
+    # both cases share one formula; per-tensor is replicated.
     if len(scales) == 1:
-        # Per-tensor: TFLM's GetQuantizedConvolutionMultipler multiplies the two
-        # scales as float32 (one float rounding), then divides in double.
-        real = float(np.float32(in_s) * np.float32(scales[0])) / out_s
-        m, s = quantize_multiplier(real)
-        mult = np.full(out_depth, m, dtype=np.int32)
-        shift = np.full(out_depth, s, dtype=np.int32)
-    else:
-        # Per-channel: TFLM stays in double for both the product and the quotient.
-        pairs = [quantize_multiplier(in_s * _f32(w) / out_s) for w in scales]
-        mult = np.array([p[0] for p in pairs], dtype=np.int32)
-        shift = np.array([p[1] for p in pairs], dtype=np.int32)
+        scales = scales * out_depth
+    pairs = [quantize_multiplier(in_s * _f32(w) / out_s) for w in scales]
+    mult = np.array([p[0] for p in pairs], dtype=np.int32)
+    shift = np.array([p[1] for p in pairs], dtype=np.int32)
     act_min, act_max = activation_range(activation, out_s, int(output_zero_point))
     return {
         "mult": mult,

@@ -106,24 +106,25 @@ def test_fully_connected_extreme_scales(case, activation):
                      with_bias, bias_range=1 << 20)
 
 
-def test_fully_connected_per_tensor_uses_float32_scale_product():
-    """TFLM forms input_scale * weight_scale in float32 for per-tensor weights and
-    in double per channel; pick scales where the two multipliers differ and check
-    both paths against the oracle."""
-    rng = np.random.default_rng(3)
-    found = 0
-    for _ in range(2000):
-        s_in, s_w, s_out = (float(np.float32(v)) for v in rng.uniform(1e-3, 1.0, 3))
-        per_tensor = lower.fully_connected_params(s_in, 0, [s_w], s_out, 0, "NONE", 2)
-        per_channel = lower.fully_connected_params(s_in, 0, [s_w, s_w], s_out, 0, "NONE", 2)
-        if per_tensor["mult"][0] != per_channel["mult"][0]:
-            found += 1
-            for scales in ([s_w], [s_w, s_w]):
-                check_fc(rng, 40, 2, 4, (s_in, 0), np.float32(scales), (s_out, 0), "NONE", True,
-                         bias_range=1 << 16)
-            if found == 3:
-                break
-    assert found == 3
+def test_fully_connected_per_tensor_scale_product():
+    """The TFLM source reads as if per-tensor FC formed input_scale * weight_scale
+    in float32; the oracle build forms it in double. These scales make the two
+    multipliers differ (2126845107 vs 2126845055) and these biases, with zero
+    inputs, land where that changes the output, so the case discriminates."""
+    s_in, s_w, s_out = 0.00878317840397358, 0.008697723038494587, 2.5275585651397705
+    bias = np.array([-3391312, -3358226, -3325140, -2034787], np.int32)
+    x, w = np.zeros((1, 3), np.int8), np.zeros((4, 3), np.int8)
+    expected = tb.run_tflm(tb.fully_connected_model(3, 4, 1, (s_in, 0), w, [s_w], bias,
+                                                    (s_out, 0)), x)
+    got = run_fc(x, w, [s_w], bias, (s_in, 0), (s_out, 0), "NONE")
+    np.testing.assert_array_equal(got, expected)
+    f32_mult, f32_shift = lower.quantize_multiplier(
+        float(np.float32(s_in) * np.float32(s_w)) / s_out)
+    assert (f32_mult, f32_shift) == (2126845107, -15)
+    wrong = np.zeros_like(got)
+    kernels.fully_connected(x, w, bias, wrong, np.full(4, f32_mult, np.int32),
+                            np.full(4, f32_shift, np.int32), 1, 3, 4, 0, 0, -128, 127)
+    assert not np.array_equal(wrong, expected)
 
 
 def test_fully_connected_accepts_any_buffer_type():
@@ -238,7 +239,7 @@ def fc_args(**overrides):
     (dict(shift=memoryview(bytearray(17))[1:]), ValueError, r"shift: int32 buffer is not 4-byte"),
     (dict(out=bytes(8)), TypeError, r"out: the output buffer is read-only \(bytes\)"),
     (dict(inp=[0] * 18), TypeError, r"inp: expected a buffer .* got list"),
-    (dict(inp=np.zeros((18, 2), np.int8)[:, 0]), ValueError, r"inp: cannot use this ndarray"),
+    (dict(inp=np.zeros((18, 2), np.int8)[:, 0]), ValueError, r"inp: cannot use this numpy.ndarray as a flat C-contiguous"),
     (dict(batches=0), ValueError, r"batches must be positive, got 0"),
     (dict(in_depth=-9), ValueError, r"in_depth must be positive, got -9"),
     (dict(in_depth=200000), ValueError, r"in_depth must be in \[1, 131071\]"),

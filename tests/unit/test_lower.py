@@ -88,15 +88,16 @@ def test_fully_connected_params_per_tensor_and_per_channel():
     assert p["mult"].tolist() == [Q30, Q30, 0] and p["shift"].tolist() == [1, 2, 0]
 
 
-def test_fully_connected_params_per_tensor_rounds_product_to_float32():
-    s_in, s_w, s_out = 0.0234567, 0.00876543, 0.1234567
-    f32 = lambda v: float(np.float32(v))  # noqa: E731
-    per_tensor = lower.fully_connected_params(s_in, 0, [s_w], s_out, 0, "NONE", 1)
-    single = float(np.float32(s_in) * np.float32(s_w)) / f32(s_out)
-    double = f32(s_in) * f32(s_w) / f32(s_out)
-    assert (per_tensor["mult"][0], per_tensor["shift"][0]) == lower.quantize_multiplier(single)
+def test_fully_connected_params_forms_scale_product_in_double():
+    """Per-tensor and per-channel both use double(in) * double(w) / double(out)."""
+    s_in, s_w, s_out = 0.00878317840397358, 0.008697723038494587, 2.5275585651397705
+    per_tensor = lower.fully_connected_params(s_in, 0, [s_w], s_out, 0, "NONE", 2)
     per_channel = lower.fully_connected_params(s_in, 0, [s_w, s_w], s_out, 0, "NONE")
-    assert (per_channel["mult"][0], per_channel["shift"][0]) == lower.quantize_multiplier(double)
+    assert per_tensor["mult"].tolist() == per_channel["mult"].tolist() == [2126845055] * 2
+    assert per_tensor["shift"].tolist() == [-15, -15]
+    # A float32 product would have given a different multiplier here.
+    f32_product = float(np.float32(s_in) * np.float32(s_w)) / s_out
+    assert lower.quantize_multiplier(f32_product) == (2126845107, -15)
 
 
 def test_fully_connected_params_rejects_scale_count_mismatch():

@@ -1,0 +1,61 @@
+"""The firmware's frame codec and blob reader on the real MicroPython VM, against the SDK's."""
+import json
+import random
+
+from npu_sdk import blob, compiler
+from npu_sdk.link import codec
+from tests.conftest import DIGITS_FLOAT_IO, DIGITS_INT8
+
+from .mp_harness import run_script
+
+_SCRIPT = """
+import json
+from npufw import blobfmt, frame
+with open(DATA_DIR + '/frames.bin', 'rb') as f:
+    stream = f.read()
+d = frame.Deframer(8192)
+out = []
+for i in range(0, len(stream), 37):  # arbitrary chunking
+    for raw in d.feed(stream[i:i + 37]):
+        m = frame.decode(raw)
+        out.append(None if m is None else [m[0], m[1], m[2].hex()])
+blobs = []
+for name in ('a.npb', 'b.npb', 'bad.npb'):
+    with open(DATA_DIR + '/' + name, 'rb') as f:
+        data = f.read()
+    try:
+        b = blobfmt.parse(data)
+        blobs.append([b.arena_size, b.inputs, b.outputs,
+                      [[o.opcode, list(o.inputs), list(o.outputs), list(o.params)] for o in b.ops],
+                      [[t.dtype, t.location, list(t.shape), t.zero_point, t.offset, t.size] for t in b.tensors]])
+    except blobfmt.BlobError as e:
+        blobs.append(str(e))
+print(json.dumps([out, blobs, frame.encode(6, 200, b'}~x').hex()]))
+"""
+
+
+def test_vm_decodes_what_the_sdk_encodes():
+    rng = random.Random(1)
+    payloads = [b"", b"~}~}", bytes(range(256))] + [
+        bytes(rng.randrange(256) for _ in range(rng.randrange(300))) for _ in range(30)]
+    stream = b"".join(codec.encode(i % 7 + 1, i, p) for i, p in enumerate(payloads))
+    damaged = bytearray(codec.encode(1, 1, b"hello"))
+    damaged[4] ^= 4
+    stream += bytes(damaged) + b"noise" + codec.encode(2, 2, b"after")
+    a = compiler.compile_file(DIGITS_INT8).blob
+    b = compiler.compile_file(DIGITS_FLOAT_IO).blob
+    bad = bytearray(a)
+    bad[100] ^= 1
+    stdout, _ = run_script(_SCRIPT, {"frames.bin": stream, "a.npb": a, "b.npb": b, "bad.npb": bytes(bad)})
+    frames, blobs, encoded = json.loads(stdout)
+
+    expected = [[i % 7 + 1, i, p.hex()] for i, p in enumerate(payloads)] + [None, None, [2, 2, b"after".hex()]]  # damaged frame, then the noise between flags
+    assert frames == expected
+    assert bytes.fromhex(encoded) == codec.encode(6, 200, b"}~x")
+    for data, got in ((a, blobs[0]), (b, blobs[1])):
+        spec = blob.unpack(data)
+        assert got[0] == spec.header.value.arena_size
+        assert got[3] == [[o.opcode, list(o.inputs), list(o.outputs), list(o.params)] for o in spec.ops]
+        assert got[4] == [[int(t.dtype), int(t.location), list(t.shape[:t.ndim]), t.zero_point, t.offset,
+                           t.size] for t in spec.tensors]
+    assert "SHA-256" in blobs[2]
