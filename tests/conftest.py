@@ -12,18 +12,36 @@ DIGITS_FLOAT_IO = ZOO / "digits_mlp" / "int8_float_io.tflite"
 
 
 class Emulator:
-    """`npu emulate` in a subprocess; .port is its pseudo-terminal."""
+    """`npu emulate` in a subprocess; .port is its pseudo-terminal, .url its --listen URL.
+    Options map to the command's: listen="socket://127.0.0.1:0", baud, faults,
+    power_cut_after_writes."""
 
-    def __init__(self, core="cpython", board="host", flash_dir=None):
+    def __init__(self, core="cpython", board="host", flash_dir=None, listen=None, baud=None,
+                 faults=None, power_cut_after_writes=0):
         cmd = [sys.executable, "-m", "npu_emulator", "--core", core, "--board", board]
         if flash_dir:
             cmd += ["--flash-dir", str(flash_dir)]
+        for option, value in (("--listen", listen), ("--baud", baud), ("--faults", faults),
+                              ("--power-cut-after-writes", power_cut_after_writes)):
+            if value:
+                cmd += [option, str(value)]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()
         assert line.startswith("port: "), "emulator printed %r" % line
         self.port = line.split(":", 1)[1].strip()
+        self.url = None
+        if listen:
+            line = self.proc.stdout.readline()
+            assert line.startswith("listen: "), "emulator printed %r" % line
+            self.url = line.split(" ", 1)[1].strip()
+
+    def wait(self, timeout=10):
+        """The exit code once the emulator has stopped on its own (a power cut)."""
+        return self.proc.wait(timeout=timeout)
 
     def stop(self):
+        if self.proc.poll() is not None:
+            return
         self.proc.terminate()
         try:
             self.proc.wait(timeout=10)
@@ -37,3 +55,19 @@ def emulator(request, tmp_path):
     emu = Emulator(request.param, flash_dir=tmp_path / "flash")
     yield emu
     emu.stop()
+
+
+def fc_model(in_depth, out_depth, batches=1, seed=0):
+    """A one-op int8 FULLY_CONNECTED model with seeded weights: (tflite bytes, blob bytes).
+    The blob's size follows the weights (in_depth * out_depth), its arena the batch."""
+    import numpy as np
+
+    from npu_sdk import compiler, tflite
+    from tests.conformance import tflite_build
+
+    rng = np.random.default_rng(seed)
+    w = rng.integers(-127, 128, (out_depth, in_depth)).astype(np.int8)
+    bias = rng.integers(-1000, 1000, out_depth).astype(np.int32)
+    model = tflite_build.fully_connected_model(in_depth, out_depth, batches, (0.05, -3), w, 0.01,
+                                               bias, (0.2, 5))
+    return model, compiler.compile_graph(tflite.parse(model)).blob

@@ -25,19 +25,19 @@ def start_emulator(core):
     return proc, line.split(":", 1)[1].strip()
 
 
-def run_core(core, blob, samples, labels, expected):
+def run_core(core, compiled, samples, labels, expected):
     proc, port = start_emulator(core)
     try:
         with Board(port, timeout=30) as board:
             print("\n== %s core: %s, firmware %s, kernels %s, on %s"
                   % (core, board.info.board, board.info.firmware, board.info.kernels, port))
-            board.flash(blob, "digits")
+            board.flash(compiled, "digits")
             print("%-6s %-5s %-22s %-22s %s" % ("sample", "label", "board (argmax, max)",
                                                  "TFLM (argmax, max)", "bit-exact"))
             exact = 0
             times = []
             for i, x in enumerate(samples):
-                (y,), us = board.run("digits", [x])
+                (y,), us = board.invoke("digits", [x])
                 times.append(us)
                 same = np.array_equal(y, expected[i])
                 exact += same
@@ -64,7 +64,7 @@ def main():
     samples, labels = data["x_int8"], data["y"]
     interpreter = reference.tflm_interpreter(model)
     expected = [reference.run_tflm(model, [x], interpreter)[0] for x in samples]
-    ok = all([run_core(core, compiled.blob, samples, labels, expected) for core in args.cores.split(",")])
+    ok = all([run_core(core, compiled, samples, labels, expected) for core in args.cores.split(",")])
     print("\nRESULT: %s" % ("bit-exact with TFLite Micro on every core" if ok else "MISMATCH"))
     return 0 if ok else 1
 

@@ -12,6 +12,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "npu_kernels.h"
 
@@ -372,11 +373,467 @@ static PyObject *py_dequantize(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* ---- window ops: convolution and pooling ----------------------------------- */
+
+#define WINDOW_LIMIT (1LL << 30)
+/* k_h * k_w * in_c products of (x + offset) * w, |each| <= 256 * 128, fit int32. */
+#define MAX_WINDOW_MACS 65535
+
+/* One spatial axis: sizes positive, pad >= 0, every coordinate far inside int32. */
+static int check_axis(const char *axis, int in, int out, int k, int stride, int dilation,
+                      int pad) {
+    if (in < 1 || out < 1 || k < 1 || stride < 1 || dilation < 1 || pad < 0 ||
+        pad >= WINDOW_LIMIT ||
+        (long long)(out - 1) * stride + (long long)(k - 1) * dilation >= WINDOW_LIMIT) {
+        PyErr_Format(PyExc_ValueError,
+                     "bad %s geometry: in %d, out %d, kernel %d, stride %d, dilation %d, pad %d "
+                     "(sizes, strides and dilations must be >= 1, pad >= 0, the window span "
+                     "below 2^30)", axis, in, out, k, stride, dilation, pad);
+        return -1;
+    }
+    return 0;
+}
+
+static int check_window(const npu_window *g) {
+    if (check_positive("batches", g->batches) < 0 || check_positive("in_c", g->in_c) < 0 ||
+        check_positive("out_c", g->out_c) < 0 ||
+        check_axis("height", g->in_h, g->out_h, g->k_h, g->stride_h, g->dilation_h, g->pad_h) < 0 ||
+        check_axis("width", g->in_w, g->out_w, g->k_w, g->stride_w, g->dilation_w, g->pad_w) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+static long long volume(int a, int b, int c, int d) {
+    return (long long)a * b * c * d;
+}
+
+PyDoc_STRVAR(conv2d_doc,
+"conv2d(inp, weights, bias_or_None, out, mult, shift, batches, in_h, in_w, in_c, out_h,\n"
+"       out_w, out_c, k_h, k_w, stride_h, stride_w, dilation_h, dilation_w, pad_h, pad_w,\n"
+"       input_offset, output_offset, act_min, act_max)\n"
+"--\n\n"
+"int8 CONV_2D (NHWC, weights OHWI), bit-exact with TFLite Micro; pad_h/pad_w are the\n"
+"top/left padding. Parameters as the blob's CONV_2D op.");
+
+PyDoc_STRVAR(depthwise_conv2d_doc,
+"depthwise_conv2d(inp, weights, bias_or_None, out, mult, shift, batches, in_h, in_w, in_c,\n"
+"                 out_h, out_w, depth_multiplier, k_h, k_w, stride_h, stride_w, dilation_h,\n"
+"                 dilation_w, pad_h, pad_w, input_offset, output_offset, act_min, act_max)\n"
+"--\n\n"
+"int8 DEPTHWISE_CONV_2D (NHWC, weights [1, k_h, k_w, in_c * depth_multiplier]),\n"
+"bit-exact with TFLite Micro.");
+
+static PyObject *conv_common(PyObject *args, int depthwise) {
+    PyObject *inp_obj, *w_obj, *bias_obj, *out_obj, *mult_obj, *shift_obj;
+    npu_window g = {0};
+    int channels, input_offset, output_offset, act_min, act_max;
+    buffer_set set = {.count = 0};
+    const Py_buffer *inp, *w, *bias = NULL, *out, *mult, *shift;
+    long long w_count;
+
+    if (!PyArg_ParseTuple(args, depthwise ? "OOOOOOiiiiiiiiiiiiiiiiiii:depthwise_conv2d"
+                                          : "OOOOOOiiiiiiiiiiiiiiiiiii:conv2d",
+                          &inp_obj, &w_obj, &bias_obj, &out_obj, &mult_obj, &shift_obj,
+                          &g.batches, &g.in_h, &g.in_w, &g.in_c, &g.out_h, &g.out_w, &channels,
+                          &g.k_h, &g.k_w, &g.stride_h, &g.stride_w, &g.dilation_h,
+                          &g.dilation_w, &g.pad_h, &g.pad_w, &input_offset, &output_offset,
+                          &act_min, &act_max)) {
+        return NULL;
+    }
+    if (check_positive(depthwise ? "depth_multiplier" : "out_c", channels) < 0 ||
+        check_positive("in_c", g.in_c) < 0) {
+        return NULL;
+    }
+    if (depthwise) {
+        if ((long long)g.in_c * channels > INT32_MAX / 2) {
+            PyErr_SetString(PyExc_ValueError, "in_c * depth_multiplier is too large");
+            return NULL;
+        }
+        g.depth_multiplier = channels;
+        g.out_c = g.in_c * channels;
+    } else {
+        g.depth_multiplier = 1;
+        g.out_c = channels;
+    }
+    if (check_window(&g) < 0 ||
+        check_range("input_offset", input_offset, -128, 128) < 0 ||
+        check_range("act_min", act_min, -128, 127) < 0 ||
+        check_range("act_max", act_max, act_min, 127) < 0) {
+        return NULL;
+    }
+    if ((depthwise ? (long long)g.k_h * g.k_w : volume(g.k_h, g.k_w, g.in_c, 1)) >
+        MAX_WINDOW_MACS) {
+        PyErr_Format(PyExc_ValueError, "%s must be at most %d (int32 accumulators)",
+                     depthwise ? "k_h * k_w" : "k_h * k_w * in_c", MAX_WINDOW_MACS);
+        return NULL;
+    }
+    w_count = depthwise ? volume(g.k_h, g.k_w, g.out_c, 1) : volume(g.out_c, g.k_h, g.k_w, g.in_c);
+    if ((inp = acquire(&set, inp_obj, "inp", ELEM_I8, 0,
+                       volume(g.batches, g.in_h, g.in_w, g.in_c))) == NULL ||
+        (w = acquire(&set, w_obj, "weights", ELEM_I8, 0, w_count)) == NULL ||
+        (bias_obj != Py_None &&
+         (bias = acquire(&set, bias_obj, "bias", ELEM_I32, 0, g.out_c)) == NULL) ||
+        (out = acquire(&set, out_obj, "out", ELEM_I8, 1,
+                       volume(g.batches, g.out_h, g.out_w, g.out_c))) == NULL ||
+        (mult = acquire(&set, mult_obj, "mult", ELEM_I32, 0, g.out_c)) == NULL ||
+        (shift = acquire(&set, shift_obj, "shift", ELEM_I32, 0, g.out_c)) == NULL) {
+        release_all(&set);
+        return NULL;
+    }
+    {
+        const int32_t *s = (const int32_t *)shift->buf;
+        for (int o = 0; o < g.out_c; ++o) {
+            if (s[o] < -31 || s[o] > 31) {
+                PyErr_Format(PyExc_ValueError, "shift[%d] must be in [-31, 31], got %d", o,
+                             (int)s[o]);
+                release_all(&set);
+                return NULL;
+            }
+        }
+    }
+    Py_BEGIN_ALLOW_THREADS
+    if (depthwise) {
+        npu_depthwise_conv2d_s8((const int8_t *)inp->buf, (const int8_t *)w->buf,
+                                bias != NULL ? (const int32_t *)bias->buf : NULL,
+                                (int8_t *)out->buf, (const int32_t *)mult->buf,
+                                (const int32_t *)shift->buf, &g, input_offset, output_offset,
+                                act_min, act_max);
+    } else {
+        npu_conv2d_s8((const int8_t *)inp->buf, (const int8_t *)w->buf,
+                      bias != NULL ? (const int32_t *)bias->buf : NULL, (int8_t *)out->buf,
+                      (const int32_t *)mult->buf, (const int32_t *)shift->buf, &g, input_offset,
+                      output_offset, act_min, act_max);
+    }
+    Py_END_ALLOW_THREADS
+    release_all(&set);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_conv2d(PyObject *self, PyObject *args) {
+    (void)self;
+    return conv_common(args, 0);
+}
+
+static PyObject *py_depthwise_conv2d(PyObject *self, PyObject *args) {
+    (void)self;
+    return conv_common(args, 1);
+}
+
+PyDoc_STRVAR(average_pool2d_doc,
+"average_pool2d(inp, out, batches, in_h, in_w, channels, out_h, out_w, k_h, k_w,\n"
+"               stride_h, stride_w, pad_h, pad_w, act_min, act_max)\n"
+"--\n\n"
+"int8 AVERAGE_POOL_2D (NHWC), bit-exact with TFLite Micro. Every window must overlap\n"
+"the input.");
+
+PyDoc_STRVAR(max_pool2d_doc,
+"max_pool2d(inp, out, batches, in_h, in_w, channels, out_h, out_w, k_h, k_w,\n"
+"           stride_h, stride_w, pad_h, pad_w, act_min, act_max)\n"
+"--\n\n"
+"int8 MAX_POOL_2D (NHWC), bit-exact with TFLite Micro.");
+
+static PyObject *pool_common(PyObject *args, int average) {
+    PyObject *inp_obj, *out_obj;
+    npu_window g = {0};
+    int act_min, act_max;
+    buffer_set set = {.count = 0};
+    const Py_buffer *inp, *out;
+
+    if (!PyArg_ParseTuple(args, average ? "OOiiiiiiiiiiiiii:average_pool2d"
+                                        : "OOiiiiiiiiiiiiii:max_pool2d",
+                          &inp_obj, &out_obj, &g.batches, &g.in_h, &g.in_w, &g.in_c, &g.out_h,
+                          &g.out_w, &g.k_h, &g.k_w, &g.stride_h, &g.stride_w, &g.pad_h, &g.pad_w,
+                          &act_min, &act_max)) {
+        return NULL;
+    }
+    g.out_c = g.in_c;
+    g.dilation_h = g.dilation_w = g.depth_multiplier = 1;
+    if (check_window(&g) < 0 || check_range("act_min", act_min, -128, 127) < 0 ||
+        check_range("act_max", act_max, act_min, 127) < 0) {
+        return NULL;
+    }
+    if (g.pad_h >= g.k_h || g.pad_w >= g.k_w ||
+        (long long)(g.out_h - 1) * g.stride_h - g.pad_h >= g.in_h ||
+        (long long)(g.out_w - 1) * g.stride_w - g.pad_w >= g.in_w) {
+        PyErr_SetString(PyExc_ValueError,
+                        "a pooling window lies wholly in the padding; every window must "
+                        "overlap the input");
+        return NULL;
+    }
+    if ((inp = acquire(&set, inp_obj, "inp", ELEM_I8, 0,
+                       volume(g.batches, g.in_h, g.in_w, g.in_c))) == NULL ||
+        (out = acquire(&set, out_obj, "out", ELEM_I8, 1,
+                       volume(g.batches, g.out_h, g.out_w, g.out_c))) == NULL) {
+        release_all(&set);
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    if (average) {
+        npu_average_pool2d_s8((const int8_t *)inp->buf, (int8_t *)out->buf, &g, act_min, act_max);
+    } else {
+        npu_max_pool2d_s8((const int8_t *)inp->buf, (int8_t *)out->buf, &g, act_min, act_max);
+    }
+    Py_END_ALLOW_THREADS
+    release_all(&set);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_average_pool2d(PyObject *self, PyObject *args) {
+    (void)self;
+    return pool_common(args, 1);
+}
+
+static PyObject *py_max_pool2d(PyObject *self, PyObject *args) {
+    (void)self;
+    return pool_common(args, 0);
+}
+
+/* ---- elementwise ADD / MUL ---------------------------------------------------- */
+
+PyDoc_STRVAR(add_doc,
+"add(in1, in2, out, d0, d1, d2, d3, in1_s0, in1_s1, in1_s2, in1_s3, in2_s0, in2_s1,\n"
+"    in2_s2, in2_s3, input1_offset, input2_offset, left_shift, input1_multiplier,\n"
+"    input1_shift, input2_multiplier, input2_shift, output_multiplier, output_shift,\n"
+"    output_offset, act_min, act_max)\n"
+"--\n\n"
+"int8 ADD over a 4-D output [d0..d3] with broadcasting strides (0 repeats an input),\n"
+"bit-exact with TFLite Micro. Parameters from npu_sdk.lower.add_params.");
+
+PyDoc_STRVAR(mul_doc,
+"mul(in1, in2, out, d0, d1, d2, d3, in1_s0, in1_s1, in1_s2, in1_s3, in2_s0, in2_s1,\n"
+"    in2_s2, in2_s3, input1_offset, input2_offset, output_multiplier, output_shift,\n"
+"    output_offset, act_min, act_max)\n"
+"--\n\n"
+"int8 MUL over a 4-D output with broadcasting strides, bit-exact with TFLite Micro.");
+
+/* Elements an input must hold to be read at every index (strides >= 0). */
+static long long strided_extent(const int32_t *dims, const int32_t *strides) {
+    long long extent = 1;
+    for (int k = 0; k < 4; ++k) {
+        extent += (long long)(dims[k] - 1) * strides[k];
+    }
+    return extent;
+}
+
+static PyObject *elementwise_common(PyObject *args, int is_add) {
+    PyObject *a_obj, *b_obj, *out_obj;
+    npu_arith p;
+    int32_t *d = p.dims, *s1 = p.strides1, *s2 = p.strides2;
+    memset(&p, 0, sizeof p);
+    buffer_set set = {.count = 0};
+    const Py_buffer *a, *b, *out;
+    int ok;
+
+    if (is_add) {
+        ok = PyArg_ParseTuple(args, "OOO" "iiii" "iiii" "iiii" "iiiiiiiiiiii:add", &a_obj, &b_obj, &out_obj,
+                              &d[0], &d[1], &d[2], &d[3], &s1[0], &s1[1], &s1[2], &s1[3],
+                              &s2[0], &s2[1], &s2[2], &s2[3], &p.input1_offset,
+                              &p.input2_offset, &p.left_shift, &p.input1_multiplier,
+                              &p.input1_shift, &p.input2_multiplier, &p.input2_shift,
+                              &p.output_multiplier, &p.output_shift, &p.output_offset,
+                              &p.act_min, &p.act_max);
+    } else {
+        ok = PyArg_ParseTuple(args, "OOO" "iiii" "iiii" "iiii" "iiiiiii:mul", &a_obj, &b_obj, &out_obj,
+                              &d[0], &d[1], &d[2], &d[3], &s1[0], &s1[1], &s1[2], &s1[3],
+                              &s2[0], &s2[1], &s2[2], &s2[3], &p.input1_offset,
+                              &p.input2_offset, &p.output_multiplier, &p.output_shift,
+                              &p.output_offset, &p.act_min, &p.act_max);
+    }
+    if (!ok) {
+        return NULL;
+    }
+    for (int k = 0; k < 4; ++k) {
+        if (check_range("dims", d[k], 1, INT32_MAX) < 0 ||
+            check_range("in1 strides", s1[k], 0, INT32_MAX) < 0 ||
+            check_range("in2 strides", s2[k], 0, INT32_MAX) < 0) {
+            return NULL;
+        }
+    }
+    if (check_range("input1_offset", p.input1_offset, -128, 128) < 0 ||
+        check_range("input2_offset", p.input2_offset, -128, 128) < 0 ||
+        check_range("output_shift", p.output_shift, -31, 31) < 0 ||
+        (is_add && (check_range("left_shift", p.left_shift, 0, 22) < 0 ||
+                    check_range("input1_shift", p.input1_shift, -31, 31) < 0 ||
+                    check_range("input2_shift", p.input2_shift, -31, 31) < 0)) ||
+        check_range("act_min", p.act_min, -128, 127) < 0 ||
+        check_range("act_max", p.act_max, p.act_min, 127) < 0) {
+        return NULL;
+    }
+    if ((a = acquire(&set, a_obj, "in1", ELEM_I8, 0, strided_extent(d, s1))) == NULL ||
+        (b = acquire(&set, b_obj, "in2", ELEM_I8, 0, strided_extent(d, s2))) == NULL ||
+        (out = acquire(&set, out_obj, "out", ELEM_I8, 1, volume(d[0], d[1], d[2], d[3]))) == NULL) {
+        release_all(&set);
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    if (is_add) {
+        npu_add_s8((const int8_t *)a->buf, (const int8_t *)b->buf, (int8_t *)out->buf, &p);
+    } else {
+        npu_mul_s8((const int8_t *)a->buf, (const int8_t *)b->buf, (int8_t *)out->buf, &p);
+    }
+    Py_END_ALLOW_THREADS
+    release_all(&set);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_add(PyObject *self, PyObject *args) {
+    (void)self;
+    return elementwise_common(args, 1);
+}
+
+static PyObject *py_mul(PyObject *self, PyObject *args) {
+    (void)self;
+    return elementwise_common(args, 0);
+}
+
+/* ---- lookup table, strided copy, mean ------------------------------------------- */
+
+PyDoc_STRVAR(lut_doc,
+"lut(inp, table, out, n)\n"
+"--\n\n"
+"out[i] = table[inp[i] + 128] for n int8 values; table: int8[256] from\n"
+"npu_sdk.lower (RELU, RELU6, LEAKY_RELU, HARD_SWISH, LOGISTIC, TANH, int8 QUANTIZE).");
+
+static PyObject *py_lut(PyObject *self, PyObject *args) {
+    PyObject *inp_obj, *table_obj, *out_obj;
+    int n;
+    buffer_set set = {.count = 0};
+    const Py_buffer *inp, *table, *out;
+    (void)self;
+
+    if (!PyArg_ParseTuple(args, "OOOi:lut", &inp_obj, &table_obj, &out_obj, &n)) {
+        return NULL;
+    }
+    if (check_positive("n", n) < 0) {
+        return NULL;
+    }
+    if ((inp = acquire(&set, inp_obj, "inp", ELEM_I8, 0, n)) == NULL ||
+        (table = acquire(&set, table_obj, "table", ELEM_I8, 0, 256)) == NULL ||
+        (out = acquire(&set, out_obj, "out", ELEM_I8, 1, n)) == NULL) {
+        release_all(&set);
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    npu_lut_s8((const int8_t *)inp->buf, (const int8_t *)table->buf, (int8_t *)out->buf, n);
+    Py_END_ALLOW_THREADS
+    release_all(&set);
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(copy_doc,
+"copy(inp, out, d0, d1, d2, d3, in_s0, in_s1, in_s2, in_s3, out_s0, out_s1, out_s2,\n"
+"     out_s3, out_offset, fill, fill_value)\n"
+"--\n\n"
+"Strided 4-D int8 copy into part of out (PAD, CONCATENATION): out[out_offset +\n"
+"sum i_k * out_s_k] = inp[sum i_k * in_s_k]. With fill=1 all of out is first set to\n"
+"fill_value.");
+
+static PyObject *py_copy(PyObject *self, PyObject *args) {
+    PyObject *inp_obj, *out_obj;
+    npu_copy p;
+    int32_t *d = p.dims, *a = p.in_strides, *b = p.out_strides;
+    buffer_set set = {.count = 0};
+    const Py_buffer *inp, *out;
+    long long out_extent;
+    (void)self;
+    memset(&p, 0, sizeof p);
+
+    if (!PyArg_ParseTuple(args, "OO" "iiii" "iiii" "iiii" "iii:copy", &inp_obj, &out_obj,
+                          &d[0], &d[1], &d[2], &d[3], &a[0], &a[1], &a[2], &a[3], &b[0], &b[1],
+                          &b[2], &b[3], &p.out_offset, &p.fill, &p.fill_value)) {
+        return NULL;
+    }
+    for (int k = 0; k < 4; ++k) {
+        if (check_range("dims", d[k], 1, INT32_MAX) < 0 ||
+            check_range("in strides", a[k], 0, INT32_MAX) < 0 ||
+            check_range("out strides", b[k], 0, INT32_MAX) < 0 ||
+            /* each span below 2^31 keeps the extents below exact in long long */
+            check_range("in span", (long long)(d[k] - 1) * a[k], 0, INT32_MAX) < 0 ||
+            check_range("out span", (long long)(d[k] - 1) * b[k], 0, INT32_MAX) < 0) {
+            return NULL;
+        }
+    }
+    if (check_range("out_offset", p.out_offset, 0, INT32_MAX) < 0 ||
+        check_range("fill", p.fill, 0, 1) < 0 ||
+        check_range("fill_value", p.fill_value, -128, 127) < 0) {
+        return NULL;
+    }
+    out_extent = (long long)p.out_offset + strided_extent(d, b);
+    if ((inp = acquire(&set, inp_obj, "inp", ELEM_I8, 0, strided_extent(d, a))) == NULL ||
+        (out = acquire(&set, out_obj, "out", ELEM_I8, 1, out_extent)) == NULL) {
+        release_all(&set);
+        return NULL;
+    }
+    if (out->len > INT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "out: buffer larger than 2^31 - 1 bytes");
+        release_all(&set);
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    npu_copy_s8((const int8_t *)inp->buf, (int8_t *)out->buf, (int32_t)out->len, &p);
+    Py_END_ALLOW_THREADS
+    release_all(&set);
+    Py_RETURN_NONE;
+}
+
+/* in_h * in_w values of |x + offset| <= 256 summed in int32. */
+#define MAX_MEAN_COUNT (1LL << 23)
+
+PyDoc_STRVAR(mean_doc,
+"mean(inp, out, batches, in_h, in_w, channels, input_offset, multiplier, shift,\n"
+"     output_offset)\n"
+"--\n\n"
+"int8 MEAN over height and width of NHWC input into [batches, channels], bit-exact\n"
+"with TFLite Micro. multiplier/shift from npu_sdk.lower.mean_params.");
+
+static PyObject *py_mean(PyObject *self, PyObject *args) {
+    PyObject *inp_obj, *out_obj;
+    int batches, in_h, in_w, channels, input_offset, multiplier, shift, output_offset;
+    buffer_set set = {.count = 0};
+    const Py_buffer *inp, *out;
+    (void)self;
+
+    if (!PyArg_ParseTuple(args, "OOiiiiiiii:mean", &inp_obj, &out_obj, &batches, &in_h, &in_w,
+                          &channels, &input_offset, &multiplier, &shift, &output_offset)) {
+        return NULL;
+    }
+    if (check_positive("batches", batches) < 0 || check_positive("in_h", in_h) < 0 ||
+        check_positive("in_w", in_w) < 0 || check_positive("channels", channels) < 0 ||
+        check_range("in_h * in_w", (long long)in_h * in_w, 1, MAX_MEAN_COUNT) < 0 ||
+        check_range("input_offset", input_offset, -128, 128) < 0 ||
+        check_range("shift", shift, -31, 31) < 0 ||
+        check_range("output_offset", output_offset, -128, 127) < 0) {
+        return NULL;
+    }
+    if ((inp = acquire(&set, inp_obj, "inp", ELEM_I8, 0,
+                       volume(batches, in_h, in_w, channels))) == NULL ||
+        (out = acquire(&set, out_obj, "out", ELEM_I8, 1, (long long)batches * channels)) == NULL) {
+        release_all(&set);
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    npu_mean_s8((const int8_t *)inp->buf, (int8_t *)out->buf, batches, in_h, in_w, channels,
+                input_offset, multiplier, shift, output_offset);
+    Py_END_ALLOW_THREADS
+    release_all(&set);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef kernels_methods[] = {
+    {"lut", py_lut, METH_VARARGS, lut_doc},
+    {"copy", py_copy, METH_VARARGS, copy_doc},
+    {"mean", py_mean, METH_VARARGS, mean_doc},
     {"fully_connected", py_fully_connected, METH_VARARGS, fully_connected_doc},
     {"softmax", py_softmax, METH_VARARGS, softmax_doc},
     {"quantize", py_quantize, METH_VARARGS, quantize_doc},
     {"dequantize", py_dequantize, METH_VARARGS, dequantize_doc},
+    {"conv2d", py_conv2d, METH_VARARGS, conv2d_doc},
+    {"depthwise_conv2d", py_depthwise_conv2d, METH_VARARGS, depthwise_conv2d_doc},
+    {"average_pool2d", py_average_pool2d, METH_VARARGS, average_pool2d_doc},
+    {"max_pool2d", py_max_pool2d, METH_VARARGS, max_pool2d_doc},
+    {"add", py_add, METH_VARARGS, add_doc},
+    {"mul", py_mul, METH_VARARGS, mul_doc},
     {NULL, NULL, 0, NULL},
 };
 

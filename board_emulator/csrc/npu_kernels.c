@@ -235,3 +235,285 @@ void npu_dequantize_s8_f32(const int8_t *in, float *out, int32_t n, float scale,
         out[i] = (float)(s * (double)((int64_t)in[i] - zero_point));
     }
 }
+
+/* ---- convolution ------------------------------------------------------------ */
+
+/* sum_i (x_i + offset) * w_i: widening multiply-adds that gcc -O3 vectorizes. */
+static int32_t dot_s8_offset(const int8_t *restrict x, const int8_t *restrict w, int32_t n,
+                             int32_t offset) {
+    int32_t acc = 0;
+    for (int32_t i = 0; i < n; ++i) {
+        acc += ((int32_t)x[i] + offset) * (int32_t)w[i];
+    }
+    return acc;
+}
+
+static inline int8_t requantize_to_s8(int32_t acc, int32_t mult, int32_t shift,
+                                      int32_t output_offset, int32_t act_min, int32_t act_max) {
+    acc = npu_multiply_by_quantized_multiplier(acc, mult, shift);
+    return (int8_t)clamp_i32(npu_wrap_add(acc, output_offset), act_min, act_max);
+}
+
+/* First and one-past-last filter tap whose input row/column lies in [0, size). */
+static inline void valid_taps(int32_t origin, int32_t dilation, int32_t k, int32_t size,
+                              int32_t *first, int32_t *end) {
+    int32_t a = 0, b = k;
+    while (a < k && origin + a * dilation < 0) {
+        ++a;
+    }
+    while (b > a && origin + (b - 1) * dilation >= size) {
+        --b;
+    }
+    *first = a;
+    *end = b;
+}
+
+void npu_conv2d_s8(const int8_t *input, const int8_t *weights, const int32_t *bias,
+                   int8_t *output, const int32_t *mult, const int32_t *shift,
+                   const npu_window *g, int32_t input_offset, int32_t output_offset,
+                   int32_t act_min, int32_t act_max) {
+    const size_t in_c = (size_t)g->in_c, k_w = (size_t)g->k_w;
+    const size_t filter_size = (size_t)g->k_h * k_w * in_c;
+    int8_t *out = output;
+    for (int32_t b = 0; b < g->batches; ++b) {
+        const int8_t *image = input + (size_t)b * (size_t)g->in_h * (size_t)g->in_w * in_c;
+        for (int32_t oy = 0; oy < g->out_h; ++oy) {
+            const int32_t y0 = oy * g->stride_h - g->pad_h;
+            int32_t ky0, ky1;
+            valid_taps(y0, g->dilation_h, g->k_h, g->in_h, &ky0, &ky1);
+            for (int32_t ox = 0; ox < g->out_w; ++ox) {
+                const int32_t x0 = ox * g->stride_w - g->pad_w;
+                int32_t kx0, kx1;
+                valid_taps(x0, g->dilation_w, g->k_w, g->in_w, &kx0, &kx1);
+                for (int32_t oc = 0; oc < g->out_c; ++oc) {
+                    const int8_t *filter = weights + (size_t)oc * filter_size;
+                    /* |sum| <= 255 * 128 * 65535 < 2^31: no overflow before the bias. */
+                    int32_t acc = 0;
+                    for (int32_t ky = ky0; ky < ky1; ++ky) {
+                        const int8_t *row = image + (size_t)(y0 + ky * g->dilation_h) *
+                                                        (size_t)g->in_w * in_c;
+                        for (int32_t kx = kx0; kx < kx1; ++kx) {
+                            acc += dot_s8_offset(row + (size_t)(x0 + kx * g->dilation_w) * in_c,
+                                                 filter + ((size_t)ky * k_w + (size_t)kx) * in_c,
+                                                 g->in_c, input_offset);
+                        }
+                    }
+                    if (bias != NULL) {
+                        acc = npu_wrap_add(acc, bias[oc]);
+                    }
+                    *out++ = requantize_to_s8(acc, mult[oc], shift[oc], output_offset, act_min,
+                                              act_max);
+                }
+            }
+        }
+    }
+}
+
+void npu_depthwise_conv2d_s8(const int8_t *input, const int8_t *weights, const int32_t *bias,
+                             int8_t *output, const int32_t *mult, const int32_t *shift,
+                             const npu_window *g, int32_t input_offset, int32_t output_offset,
+                             int32_t act_min, int32_t act_max) {
+    enum { CHUNK = 64 }; /* output channels accumulated at once, on the stack */
+    const size_t in_c = (size_t)g->in_c, out_c = (size_t)g->out_c;
+    const int32_t dm = g->depth_multiplier;
+    int32_t acc[CHUNK];
+    int8_t *out = output;
+    for (int32_t b = 0; b < g->batches; ++b) {
+        const int8_t *image = input + (size_t)b * (size_t)g->in_h * (size_t)g->in_w * in_c;
+        for (int32_t oy = 0; oy < g->out_h; ++oy) {
+            const int32_t y0 = oy * g->stride_h - g->pad_h;
+            int32_t ky0, ky1;
+            valid_taps(y0, g->dilation_h, g->k_h, g->in_h, &ky0, &ky1);
+            for (int32_t ox = 0; ox < g->out_w; ++ox) {
+                const int32_t x0 = ox * g->stride_w - g->pad_w;
+                int32_t kx0, kx1;
+                valid_taps(x0, g->dilation_w, g->k_w, g->in_w, &kx0, &kx1);
+                for (size_t c0 = 0; c0 < out_c; c0 += CHUNK) {
+                    const size_t n = out_c - c0 < CHUNK ? out_c - c0 : CHUNK;
+                    for (size_t j = 0; j < n; ++j) {
+                        acc[j] = 0;
+                    }
+                    for (int32_t ky = ky0; ky < ky1; ++ky) {
+                        for (int32_t kx = kx0; kx < kx1; ++kx) {
+                            const int8_t *px = image +
+                                ((size_t)(y0 + ky * g->dilation_h) * (size_t)g->in_w +
+                                 (size_t)(x0 + kx * g->dilation_w)) * in_c;
+                            const int8_t *w = weights +
+                                ((size_t)ky * (size_t)g->k_w + (size_t)kx) * out_c + c0;
+                            if (dm == 1) {
+                                for (size_t j = 0; j < n; ++j) {
+                                    acc[j] += ((int32_t)px[c0 + j] + input_offset) * w[j];
+                                }
+                            } else {
+                                for (size_t j = 0; j < n; ++j) {
+                                    acc[j] += ((int32_t)px[(c0 + j) / (size_t)dm] + input_offset) *
+                                              w[j];
+                                }
+                            }
+                        }
+                    }
+                    for (size_t j = 0; j < n; ++j) {
+                        const size_t oc = c0 + j;
+                        const int32_t a = bias != NULL ? npu_wrap_add(acc[j], bias[oc]) : acc[j];
+                        out[oc] = requantize_to_s8(a, mult[oc], shift[oc], output_offset, act_min,
+                                                   act_max);
+                    }
+                }
+                out += out_c;
+            }
+        }
+    }
+}
+
+/* ---- pooling ------------------------------------------------------------------ */
+
+static void pool2d_s8(const int8_t *input, int8_t *output, const npu_window *g,
+                      int32_t act_min, int32_t act_max, int average) {
+    const size_t ch = (size_t)g->in_c;
+    int8_t *out = output;
+    for (int32_t b = 0; b < g->batches; ++b) {
+        const int8_t *image = input + (size_t)b * (size_t)g->in_h * (size_t)g->in_w * ch;
+        for (int32_t oy = 0; oy < g->out_h; ++oy) {
+            const int32_t y0 = oy * g->stride_h - g->pad_h;
+            int32_t ky0, ky1;
+            valid_taps(y0, 1, g->k_h, g->in_h, &ky0, &ky1);
+            for (int32_t ox = 0; ox < g->out_w; ++ox) {
+                const int32_t x0 = ox * g->stride_w - g->pad_w;
+                int32_t kx0, kx1;
+                valid_taps(x0, 1, g->k_w, g->in_w, &kx0, &kx1);
+                const int32_t count = (ky1 - ky0) * (kx1 - kx0);
+                for (size_t c = 0; c < ch; ++c) {
+                    int32_t acc = average ? 0 : -128;
+                    for (int32_t ky = ky0; ky < ky1; ++ky) {
+                        const int8_t *row = image + (size_t)(y0 + ky) * (size_t)g->in_w * ch + c;
+                        for (int32_t kx = kx0; kx < kx1; ++kx) {
+                            const int32_t v = row[(size_t)(x0 + kx) * ch];
+                            if (average) {
+                                acc += v;
+                            } else if (v > acc) {
+                                acc = v;
+                            }
+                        }
+                    }
+                    if (average) {
+                        /* Round half away from zero; TFLM refuses empty windows and so
+                         * does the caller, the guard only keeps this defined. */
+                        if (count <= 0) {
+                            acc = 0;
+                        } else {
+                            acc = acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count;
+                        }
+                    }
+                    *out++ = (int8_t)clamp_i32(acc, act_min, act_max);
+                }
+            }
+        }
+    }
+}
+
+void npu_average_pool2d_s8(const int8_t *input, int8_t *output, const npu_window *g,
+                           int32_t act_min, int32_t act_max) {
+    pool2d_s8(input, output, g, act_min, act_max, 1);
+}
+
+void npu_max_pool2d_s8(const int8_t *input, int8_t *output, const npu_window *g,
+                       int32_t act_min, int32_t act_max) {
+    pool2d_s8(input, output, g, act_min, act_max, 0);
+}
+
+/* ---- elementwise ADD / MUL ------------------------------------------------------ */
+
+static inline int8_t add_one(int32_t a, int32_t b, const npu_arith *p) {
+    const int32_t x1 = npu_wrap_shl(a + p->input1_offset, p->left_shift);
+    const int32_t x2 = npu_wrap_shl(b + p->input2_offset, p->left_shift);
+    const int32_t s1 = npu_multiply_by_quantized_multiplier(x1, p->input1_multiplier,
+                                                            p->input1_shift);
+    const int32_t s2 = npu_multiply_by_quantized_multiplier(x2, p->input2_multiplier,
+                                                            p->input2_shift);
+    const int32_t r = npu_multiply_by_quantized_multiplier(npu_wrap_add(s1, s2),
+                                                           p->output_multiplier, p->output_shift);
+    return (int8_t)clamp_i32(npu_wrap_add(r, p->output_offset), p->act_min, p->act_max);
+}
+
+static inline int8_t mul_one(int32_t a, int32_t b, const npu_arith *p) {
+    const int32_t prod = (a + p->input1_offset) * (b + p->input2_offset);
+    const int32_t r = npu_multiply_by_quantized_multiplier(prod, p->output_multiplier,
+                                                           p->output_shift);
+    return (int8_t)clamp_i32(npu_wrap_add(r, p->output_offset), p->act_min, p->act_max);
+}
+
+#define NPU_ELEMENTWISE(name, one)                                                          \
+    void name(const int8_t *input1, const int8_t *input2, int8_t *output,                  \
+              const npu_arith *p) {                                                        \
+        int8_t *out = output;                                                               \
+        for (int32_t i0 = 0; i0 < p->dims[0]; ++i0) {                                       \
+            for (int32_t i1 = 0; i1 < p->dims[1]; ++i1) {                                   \
+                for (int32_t i2 = 0; i2 < p->dims[2]; ++i2) {                               \
+                    const int8_t *a = input1 + (size_t)i0 * (size_t)p->strides1[0] +         \
+                                      (size_t)i1 * (size_t)p->strides1[1] +                 \
+                                      (size_t)i2 * (size_t)p->strides1[2];                  \
+                    const int8_t *b = input2 + (size_t)i0 * (size_t)p->strides2[0] +         \
+                                      (size_t)i1 * (size_t)p->strides2[1] +                 \
+                                      (size_t)i2 * (size_t)p->strides2[2];                  \
+                    const size_t sa = (size_t)p->strides1[3], sb = (size_t)p->strides2[3];  \
+                    for (int32_t i3 = 0; i3 < p->dims[3]; ++i3) {                           \
+                        *out++ = one(a[(size_t)i3 * sa], b[(size_t)i3 * sb], p);            \
+                    }                                                                       \
+                }                                                                           \
+            }                                                                               \
+        }                                                                                   \
+    }
+
+NPU_ELEMENTWISE(npu_add_s8, add_one)
+NPU_ELEMENTWISE(npu_mul_s8, mul_one)
+
+/* ---- lookup table, strided copy, mean ---------------------------------------- */
+
+void npu_lut_s8(const int8_t *input, const int8_t *table, int8_t *output, int32_t n) {
+    for (int32_t i = 0; i < n; ++i) {
+        output[i] = table[(int32_t)input[i] + 128];
+    }
+}
+
+void npu_copy_s8(const int8_t *input, int8_t *output, int32_t out_size, const npu_copy *p) {
+    const size_t sa = (size_t)p->in_strides[3], sb = (size_t)p->out_strides[3];
+    if (p->fill) {
+        for (int32_t i = 0; i < out_size; ++i) {
+            output[i] = (int8_t)p->fill_value;
+        }
+    }
+    for (int32_t i0 = 0; i0 < p->dims[0]; ++i0) {
+        for (int32_t i1 = 0; i1 < p->dims[1]; ++i1) {
+            for (int32_t i2 = 0; i2 < p->dims[2]; ++i2) {
+                const int8_t *a = input + (size_t)i0 * (size_t)p->in_strides[0] +
+                                  (size_t)i1 * (size_t)p->in_strides[1] +
+                                  (size_t)i2 * (size_t)p->in_strides[2];
+                int8_t *b = output + (size_t)p->out_offset + (size_t)i0 * (size_t)p->out_strides[0] +
+                            (size_t)i1 * (size_t)p->out_strides[1] +
+                            (size_t)i2 * (size_t)p->out_strides[2];
+                for (int32_t i3 = 0; i3 < p->dims[3]; ++i3) {
+                    b[(size_t)i3 * sb] = a[(size_t)i3 * sa];
+                }
+            }
+        }
+    }
+}
+
+void npu_mean_s8(const int8_t *input, int8_t *output, int32_t batches, int32_t in_h,
+                 int32_t in_w, int32_t channels, int32_t input_offset, int32_t multiplier,
+                 int32_t shift, int32_t output_offset) {
+    const size_t ch = (size_t)channels, count = (size_t)in_h * (size_t)in_w;
+    for (int32_t b = 0; b < batches; ++b) {
+        const int8_t *image = input + (size_t)b * count * ch;
+        for (size_t c = 0; c < ch; ++c) {
+            /* |x + input_offset| <= 256 and count <= 2^23: the sum fits int32. */
+            int32_t acc = 0;
+            for (size_t k = 0; k < count; ++k) {
+                acc += (int32_t)image[k * ch + c] + input_offset;
+            }
+            acc = npu_multiply_by_quantized_multiplier(acc, multiplier, shift);
+            output[(size_t)b * ch + c] =
+                (int8_t)clamp_i32(npu_wrap_add(acc, output_offset), -128, 127);
+        }
+    }
+}

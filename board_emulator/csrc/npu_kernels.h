@@ -38,6 +38,75 @@ void npu_quantize_f32_s8(const float *in, int8_t *out, int32_t n, float scale,
 void npu_dequantize_s8_f32(const int8_t *in, float *out, int32_t n, float scale,
                            int32_t zero_point);
 
+/* Window geometry of CONV_2D, DEPTHWISE_CONV_2D and the pools (NHWC, batch-major).
+ * pad_h/pad_w are the top/left padding; trailing padding is implied by out_h/out_w.
+ * The caller guarantees (out - 1) * stride + (k - 1) * dilation and pad stay below
+ * 2^30, so window coordinates never overflow int32. */
+typedef struct {
+    int32_t batches, in_h, in_w, in_c, out_h, out_w, out_c;
+    int32_t k_h, k_w, stride_h, stride_w, dilation_h, dilation_w, pad_h, pad_w;
+    int32_t depth_multiplier; /* depthwise only: out_c == in_c * depth_multiplier */
+} npu_window;
+
+/* int8 CONV_2D, per-channel requantization. weights: [out_c, k_h, k_w, in_c] (OHWI,
+ * zero point 0), bias: [out_c] or NULL, mult/shift: [out_c]. Input positions outside
+ * the image contribute nothing (zero padding in the real domain).
+ * Caller guarantees k_h * k_w * in_c <= 65535 and -128 <= input_offset <= 128. */
+void npu_conv2d_s8(const int8_t *input, const int8_t *weights, const int32_t *bias,
+                   int8_t *output, const int32_t *mult, const int32_t *shift,
+                   const npu_window *g, int32_t input_offset, int32_t output_offset,
+                   int32_t act_min, int32_t act_max);
+
+/* int8 DEPTHWISE_CONV_2D: output channel oc = ic * depth_multiplier + m reads input
+ * channel ic. weights: [1, k_h, k_w, out_c]; otherwise as npu_conv2d_s8, with
+ * k_h * k_w <= 65535. */
+void npu_depthwise_conv2d_s8(const int8_t *input, const int8_t *weights, const int32_t *bias,
+                             int8_t *output, const int32_t *mult, const int32_t *shift,
+                             const npu_window *g, int32_t input_offset, int32_t output_offset,
+                             int32_t act_min, int32_t act_max);
+
+/* int8 AVERAGE_POOL_2D over the window clipped to the image (rounded half away from
+ * zero), and MAX_POOL_2D; input and output share quantization; in_c == out_c.
+ * Caller guarantees every window overlaps the image. */
+void npu_average_pool2d_s8(const int8_t *input, int8_t *output, const npu_window *g,
+                           int32_t act_min, int32_t act_max);
+void npu_max_pool2d_s8(const int8_t *input, int8_t *output, const npu_window *g,
+                       int32_t act_min, int32_t act_max);
+
+/* Elementwise int8 ADD / MUL over a 4-D output dims[0..3]; input k is read at
+ * sum_d index_d * strides_k[d] (stride 0 broadcasts). TFLite's arithmetic params. */
+typedef struct {
+    int32_t dims[4], strides1[4], strides2[4];
+    int32_t input1_offset, input2_offset, left_shift;
+    int32_t input1_multiplier, input1_shift, input2_multiplier, input2_shift;
+    int32_t output_multiplier, output_shift, output_offset, act_min, act_max;
+} npu_arith;
+
+void npu_add_s8(const int8_t *input1, const int8_t *input2, int8_t *output, const npu_arith *p);
+void npu_mul_s8(const int8_t *input1, const int8_t *input2, int8_t *output, const npu_arith *p);
+
+/* out[i] = table[in[i] + 128]: every int8 -> int8 pointwise op, the table computed
+ * on the host with TFLM's integer arithmetic (npu_sdk.lower.*_lut). */
+void npu_lut_s8(const int8_t *input, const int8_t *table, int8_t *output, int32_t n);
+
+/* Strided 4-D copy: output[out_offset + sum_k i_k * out_strides[k]] =
+ * input[sum_k i_k * in_strides[k]] for 0 <= i_k < dims[k] (PAD, CONCATENATION).
+ * With fill != 0 the first out_size output bytes are set to fill_value first. */
+typedef struct {
+    int32_t dims[4], in_strides[4], out_strides[4];
+    int32_t out_offset, fill, fill_value;
+} npu_copy;
+
+void npu_copy_s8(const int8_t *input, int8_t *output, int32_t out_size, const npu_copy *p);
+
+/* Mean over height and width of NHWC int8 into [batches, channels], as TFLM's
+ * QuantizedMeanOrSum: sum of (x + input_offset), times multiplier/shift (1/count
+ * folded in by the host), plus output_offset, clamped to int8.
+ * Caller guarantees in_h * in_w <= 2^23 and -31 <= shift <= 31. */
+void npu_mean_s8(const int8_t *input, int8_t *output, int32_t batches, int32_t in_h,
+                 int32_t in_w, int32_t channels, int32_t input_offset, int32_t multiplier,
+                 int32_t shift, int32_t output_offset);
+
 /* ---- shared fixed-point helpers (gemmlowp / TFLite semantics) ---------------- */
 
 /* Wrapping int32 add/shift: TFLM relies on two's-complement wrap in a few

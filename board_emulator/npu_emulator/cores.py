@@ -14,7 +14,7 @@ from npufw.board import Board
 from npufw.server import Server
 from npufw.store import Store
 
-from . import _kernels
+from . import _kernels, power
 
 FIRMWARE_ROOT = Path(npufw.__file__).resolve().parent.parent
 
@@ -41,10 +41,11 @@ class _Clock:
         return a - b
 
 
-def start_cpython(uart, profile, flash_dir):
+def start_cpython(uart, profile, flash_dir, power_cut_after=0):
     board_end, relay_end = socket.socketpair()
     limits = {"ram": profile["ram"], "flash": profile["flash"], "board": profile["name"]}
-    board = Board(_SocketUart(board_end), Store(str(flash_dir), profile["flash"]), _Clock,
+    on_write = power.cut_after(power_cut_after) if power_cut_after else None
+    board = Board(_SocketUart(board_end), Store(str(flash_dir), profile["flash"], on_write), _Clock,
                   _kernels, limits, "c")
     uart.connect(relay_end.fileno(), relay_end.fileno())
     uart.keep = relay_end  # the relay uses its fd: the socket object must outlive this call
@@ -61,7 +62,7 @@ def micropython_executable():
     return found
 
 
-def start_micropython(uart, profile, flash_dir):
+def start_micropython(uart, profile, flash_dir, power_cut_after=0):
     main = FIRMWARE_ROOT / "main.py"
     if not main.exists():
         raise SystemExit("npu emulate: %s not found; install npu-sdk from a source checkout "
@@ -71,7 +72,7 @@ def start_micropython(uart, profile, flash_dir):
     os.set_blocking(rx_r, False)  # lets the firmware read whatever has arrived (see npufw/stdio.py)
     proc = subprocess.Popen(
         [micropython_executable(), "-X", "heapsize=%d" % profile["ram"], str(main), str(flash_dir),
-         str(profile["ram"]), str(profile["flash"]), profile["name"]],
+         str(profile["ram"]), str(profile["flash"]), profile["name"], str(power_cut_after)],
         stdin=rx_r, stdout=tx_w, cwd=str(FIRMWARE_ROOT))
     os.close(rx_r)
     os.close(tx_w)

@@ -1,11 +1,12 @@
-"""Start a virtual board: print `port: PATH`, serve until stopped."""
+"""Start a virtual board: print `port: PATH` (then `listen: URL` with --listen), serve until stopped."""
 import argparse
+import ipaddress
 import signal
 import sys
 import tempfile
 import threading
 
-from . import cores, profiles
+from . import cores, faults, power, profiles
 from .uart import VirtualUart
 
 
@@ -16,29 +17,98 @@ def add_arguments(p):
     p.add_argument("--board", default="host", help="board profile: %s" % ", ".join(profiles.PROFILES))
     p.add_argument("--flash-dir", help="directory that holds the board's flash (persists across "
                                        "restarts); default: a fresh temporary one")
+    p.add_argument("--listen", metavar="socket://127.0.0.1:PORT",
+                   help="also accept the host on this loopback TCP port (0: pick a free one); "
+                        "connect with the pyserial URL it prints")
+    p.add_argument("--baud", metavar="N|board",
+                   help="pace the virtual UART at N baud (N/10 bytes/s each way), or at the board "
+                        "profile's rate with 'board'; default: unpaced")
+    p.add_argument("--faults", metavar="SPEC",
+                   help="inject line faults both ways, e.g. %s (rates per byte)" % faults.EXAMPLE)
+    p.add_argument("--power-cut-after-writes", type=int, default=0, metavar="N",
+                   help="cut the power (exit %d) right after the board's Nth flash write"
+                        % power.EXIT_CODE)
+
+
+def _fail(what):
+    raise SystemExit("npu emulate: %s" % what)
+
+
+def _listen_address(url):
+    scheme, sep, rest = url.partition("://")
+    host, colon, port = rest.rpartition(":")
+    host = host.strip("[]")
+    if scheme != "socket" or not sep or not colon or not port.isdigit() or int(port) > 65535:
+        _fail("--listen %s is not socket://127.0.0.1:PORT; give a loopback address and a port "
+              "(0 picks a free one)" % url)
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        _fail("--listen %s is not a loopback address; the emulator only listens on 127.0.0.1 "
+              "or ::1 (use an SSH tunnel to reach it from elsewhere)" % url)
+    return ("127.0.0.1" if host == "localhost" else host), int(port)
+
+
+def _baud(text, profile):
+    if text is None:
+        return None
+    if text == "board":
+        return profile["baud"]
+    if not text.isdigit() or not 300 <= int(text) <= 100_000_000:
+        _fail("--baud %s is not a rate; give a baud rate such as 115200, or 'board' for the "
+              "profile's (%d)" % (text, profile["baud"]))
+    return int(text)
 
 
 def serve(args):
     profile = profiles.get(args.board)
+    baud = _baud(args.baud, profile)
+    spec = None
+    if args.faults:
+        try:
+            spec = faults.parse(args.faults)
+        except faults.FaultSpecError as e:
+            _fail("bad --faults spec: %s; write it like %s" % (e, faults.EXAMPLE))
+    if args.power_cut_after_writes < 0:
+        _fail("--power-cut-after-writes must be 1 or more (0: never)")
+    address = _listen_address(args.listen) if args.listen else None
     tmp = None
     flash_dir = args.flash_dir
     if flash_dir is None:
         tmp = tempfile.TemporaryDirectory(prefix="npu-flash-")
         flash_dir = tmp.name
-    uart = VirtualUart()
+    uart = VirtualUart(baud, spec)
+    listen_url = None
+    if address:
+        try:
+            port = uart.listen(*address)
+        except OSError as e:
+            _fail("cannot listen on %s: %s; pick another port (0: any free one)"
+                  % (args.listen, e.strerror or e))
+        listen_url = "socket://%s:%d" % (("[%s]" % address[0]) if ":" in address[0] else address[0], port)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     proc = None
     if args.core == "micropython":
-        proc = cores.start_micropython(uart, profile, flash_dir)
+        proc = cores.start_micropython(uart, profile, flash_dir, args.power_cut_after_writes)
     else:
-        cores.start_cpython(uart, profile, flash_dir)
+        cores.start_cpython(uart, profile, flash_dir, args.power_cut_after_writes)
     print("port: %s" % uart.port, flush=True)
-    print("core: %s, board: %s, flash: %s" % (args.core, profile["name"], flash_dir), flush=True)
+    if listen_url:
+        print("listen: %s" % listen_url, flush=True)
+    print("core: %s, board: %s, flash: %s, uart: %s%s" % (
+        args.core, profile["name"], flash_dir, ("%d baud" % baud) if baud else "unpaced",
+        (", faults: %r" % spec) if spec else ""), flush=True)
     try:
         while not stop.wait(0.2):
             if proc is not None and proc.poll() is not None:
+                if proc.returncode == power.EXIT_CODE and args.power_cut_after_writes:
+                    print(power.message("flash write %d" % args.power_cut_after_writes),
+                          file=sys.stderr)
+                    return power.EXIT_CODE
                 print("npu emulate: the MicroPython core exited with code %d" % proc.returncode,
                       file=sys.stderr)
                 return 1
@@ -46,6 +116,9 @@ def serve(args):
         if proc is not None and proc.poll() is None:
             proc.kill()
             proc.wait()
+        if spec:
+            print("npu emulate: faults injected (seed %d): %s" % (spec.seed, uart.fault_counts()),
+                  file=sys.stderr)
         if tmp is not None:
             tmp.cleanup()
     return 0

@@ -1,10 +1,17 @@
-"""Board profiles: what the firmware is told about RAM and flash (docs/boards.md)."""
+"""Board profiles: the RAM and flash the firmware is told about, the board's UART rate and
+its int8 MAC throughput for latency estimates (docs/boards.md)."""
 
 PROFILES = {
-    # name: RAM bytes, flash bytes for models, UART baud
-    "host": {"ram": 64 << 20, "flash": 64 << 20, "baud": 921600},
-    "cortex-m4-256k": {"ram": 256 << 10, "flash": 1 << 20, "baud": 115200},
-    "esp32-s3-512k": {"ram": 512 << 10, "flash": 8 << 20, "baud": 921600},
+    # ram: bytes the firmware may use (the MicroPython heap on that core); flash: bytes for
+    # models; baud: the board's UART (paced only with --baud board); macs_per_s: sustained
+    # int8 multiply-accumulates per second of the board's optimized kernels (None: the host)
+    "host": {"ram": 64 << 20, "flash": 64 << 20, "baud": 921600, "macs_per_s": None},
+    # STM32F4-class Cortex-M4F at 168 MHz, CMSIS-NN SMLAD: about 1 MAC per cycle sustained
+    "cortex-m4-256k": {"ram": 256 << 10, "flash": 1 << 20, "baud": 115200,
+                       "macs_per_s": 168e6},
+    # ESP32-S3 at 240 MHz, ESP-NN with the PIE vector unit: about 2 MACs per cycle sustained
+    "esp32-s3-512k": {"ram": 512 << 10, "flash": 8 << 20, "baud": 921600,
+                      "macs_per_s": 480e6},
 }
 
 
@@ -14,3 +21,11 @@ def get(name):
     except KeyError:
         raise SystemExit("npu emulate: unknown board profile %r; choose one of: %s"
                          % (name, ", ".join(sorted(PROFILES)))) from None
+
+
+def estimate_s(profile, macs=0, uart_bytes=0):
+    """Rough seconds on the real board: `macs` int8 MACs plus `uart_bytes` over its UART.
+    None where the profile has no MAC figure (the host)."""
+    if profile.get("macs_per_s") is None:
+        return None
+    return macs / profile["macs_per_s"] + uart_bytes * 10.0 / profile["baud"]

@@ -26,6 +26,15 @@ OPS = {
     2: ("SOFTMAX", 1, 5),
     3: ("QUANTIZE", 1, 1),
     4: ("DEQUANTIZE", 1, 1),
+    5: ("CONV_2D", 5, 19),
+    6: ("DEPTHWISE_CONV_2D", 5, 19),
+    7: ("AVERAGE_POOL_2D", 1, 14),
+    8: ("MAX_POOL_2D", 1, 14),
+    9: ("ADD", 2, 24),
+    10: ("MUL", 2, 19),
+    11: ("LUT", 2, 1),
+    12: ("COPY", 1, 15),
+    13: ("MEAN", 1, 8),
 }
 
 

@@ -5,6 +5,25 @@ from .blobfmt import ARENA, BlobError
 _INT8 = 0
 _INT32 = 1
 _FLOAT32 = 2
+_LIMIT = 1 << 30  # window coordinates and offsets stay far inside int32
+_MAX_MACS = 65536  # k_h * k_w * in_c: int32 accumulators cannot overflow (as the C binding)
+_MAX_MEAN = 1 << 23  # in_h * in_w: 255 * 2**23 fits the int32 sum (as the C binding)
+
+
+def _check(ok, what, message):
+    if not ok:
+        raise BlobError("%s: %s" % (what, message))
+
+
+def _check_window(what, in_size, out_size, k, stride, dilation, pad):
+    """Every output position's window must stay in int32 range and touch the input."""
+    _check(min(in_size, out_size, k, stride, dilation) >= 1 and 0 <= pad < _LIMIT, what,
+           "bad window geometry")
+    _check((out_size - 1) * stride + (k - 1) * dilation < _LIMIT, what, "window too large")
+
+
+def _check_act(what, amin, amax):
+    _check(-128 <= amin <= amax <= 127, what, "bad activation range")
 
 
 class Model:
@@ -51,6 +70,22 @@ class Model:
             return npu.softmax, (self._tensor(op.inputs[0], _INT8, n, what),
                                  self._tensor(op.outputs[0], _INT8, n, what),
                                  rows, depth, mult, shift, diff_min)
+        if op.opcode in (5, 6):
+            return self._prepare_conv(npu, op, what)
+        if op.opcode in (7, 8):
+            return self._prepare_pool(npu, op, what)
+        if op.opcode in (9, 10):
+            return self._prepare_elementwise(npu, op, what)
+        if op.opcode == 11:
+            n = p[0]
+            _check(n >= 1, what, "bad count")
+            return npu.lut, (self._tensor(op.inputs[0], _INT8, n, what),
+                             self._tensor(op.inputs[1], _INT8, 256, what),
+                             self._tensor(op.outputs[0], _INT8, n, what), n)
+        if op.opcode == 12:
+            return self._prepare_copy(npu, op, what)
+        if op.opcode == 13:
+            return self._prepare_mean(npu, op, what)
         count = p[0]
         if op.opcode == 3:
             q = self.blob.tensors[op.outputs[0]]
@@ -61,6 +96,99 @@ class Model:
         return npu.dequantize, (self._tensor(op.inputs[0], _INT8, count, what),
                                 self._tensor(op.outputs[0], _FLOAT32, 4 * count, what),
                                 count, q.scale, q.zero_point)
+
+    def _prepare_conv(self, npu, op, what):
+        p = op.params
+        (batches, in_h, in_w, in_c, out_h, out_w, channels, k_h, k_w, stride_h, stride_w,
+         dil_h, dil_w, pad_h, pad_w, _, _, amin, amax) = p
+        _check(min(batches, in_c, channels) >= 1, what, "bad shape")
+        _check_window(what, in_h, out_h, k_h, stride_h, dil_h, pad_h)
+        _check_window(what, in_w, out_w, k_w, stride_w, dil_w, pad_w)
+        _check_act(what, amin, amax)
+        if op.opcode == 5:
+            out_c = channels
+            _check(k_h * k_w * in_c <= _MAX_MACS, what, "filter too large")
+            w_size, fn = out_c * k_h * k_w * in_c, npu.conv2d
+        else:
+            out_c = in_c * channels
+            _check(k_h * k_w <= _MAX_MACS, what, "filter too large")
+            w_size, fn = k_h * k_w * out_c, npu.depthwise_conv2d
+        return fn, (self._tensor(op.inputs[0], _INT8, batches * in_h * in_w * in_c, what),
+                    self._tensor(op.inputs[1], _INT8, w_size, what),
+                    self._tensor(op.inputs[2], _INT32, 4 * out_c, what),
+                    self._tensor(op.outputs[0], _INT8, batches * out_h * out_w * out_c, what),
+                    self._tensor(op.inputs[3], _INT32, 4 * out_c, what),
+                    self._tensor(op.inputs[4], _INT32, 4 * out_c, what)) + tuple(p)
+
+    def _prepare_pool(self, npu, op, what):
+        p = op.params
+        batches, in_h, in_w, channels, out_h, out_w, k_h, k_w, s_h, s_w, pad_h, pad_w, amin, amax = p
+        _check(min(batches, channels) >= 1, what, "bad shape")
+        _check_window(what, in_h, out_h, k_h, s_h, 1, pad_h)
+        _check_window(what, in_w, out_w, k_w, s_w, 1, pad_w)
+        # No window may fall wholly into the padding (an average over nothing).
+        _check(pad_h < k_h and pad_w < k_w and (out_h - 1) * s_h - pad_h < in_h
+               and (out_w - 1) * s_w - pad_w < in_w, what, "a pooling window misses the input")
+        _check_act(what, amin, amax)
+        return (npu.average_pool2d if op.opcode == 7 else npu.max_pool2d), (
+            self._tensor(op.inputs[0], _INT8, batches * in_h * in_w * channels, what),
+            self._tensor(op.outputs[0], _INT8, batches * out_h * out_w * channels, what)) + tuple(p)
+
+    def _prepare_elementwise(self, npu, op, what):
+        p = op.params
+        dims, s1, s2 = p[0:4], p[4:8], p[8:12]
+        _check(min(dims) >= 1 and min(s1) >= 0 and min(s2) >= 0, what, "bad broadcast shape")
+        _check_act(what, p[-2], p[-1])
+        if op.opcode == 9:
+            _check(0 <= p[14] <= 22, what, "left_shift out of range")
+            shifts = (p[16], p[18], p[20])
+        else:
+            shifts = (p[15],)
+        for sh in shifts:
+            _check(-31 <= sh <= 31, what, "shift out of range")
+        n = dims[0] * dims[1] * dims[2] * dims[3]
+        views = []
+        for i, strides in ((op.inputs[0], s1), (op.inputs[1], s2)):
+            _check(i >= 0, what, "missing input")
+            t = self.blob.tensors[i]
+            extent = 1
+            for d, s in zip(dims, strides):
+                extent += (d - 1) * s
+            _check(t.dtype == _INT8 and t.size >= extent, what,
+                   "input %d is not int8 of at least %d elements" % (i, extent))
+            views.append(self.views[i])
+        return (npu.add if op.opcode == 9 else npu.mul), (
+            views[0], views[1], self._tensor(op.outputs[0], _INT8, n, what)) + tuple(p)
+
+    def _int8_tensor(self, i, what):
+        _check(i >= 0 and self.blob.tensors[i].dtype == _INT8, what, "tensor %d is not int8" % i)
+        return self.blob.tensors[i].size
+
+    def _prepare_copy(self, npu, op, what):
+        p = op.params
+        dims, s_in, s_out, out_offset, fill, fill_value = p[0:4], p[4:8], p[8:12], p[12], p[13], p[14]
+        _check(min(dims) >= 1 and min(s_in) >= 0 and min(s_out) >= 0 and out_offset >= 0,
+               what, "bad copy geometry")
+        _check(fill in (0, 1) and -128 <= fill_value <= 127, what, "bad fill")
+        in_extent, out_extent = 1, out_offset + 1
+        for d, a, b in zip(dims, s_in, s_out):
+            in_extent += (d - 1) * a
+            out_extent += (d - 1) * b
+        _check(in_extent <= self._int8_tensor(op.inputs[0], what), what, "copy reads past its input")
+        _check(out_extent <= self._int8_tensor(op.outputs[0], what), what,
+               "copy writes past its output")
+        return npu.copy, (self.views[op.inputs[0]], self.views[op.outputs[0]]) + tuple(p)
+
+    def _prepare_mean(self, npu, op, what):
+        p = op.params
+        batches, in_h, in_w, channels, in_off, _, shift, out_off = p
+        _check(min(batches, in_h, in_w, channels) >= 1 and in_h * in_w <= _MAX_MEAN, what,
+               "bad mean shape")
+        _check(-128 <= in_off <= 128 and -128 <= out_off <= 127, what, "bad zero point")
+        _check(-31 <= shift <= 31, what, "shift out of range")
+        return npu.mean, (
+            self._tensor(op.inputs[0], _INT8, batches * in_h * in_w * channels, what),
+            self._tensor(op.outputs[0], _INT8, batches * channels, what)) + tuple(p)
 
     def set_input(self, index, data):
         view = self.views[self.blob.inputs[index]]

@@ -83,8 +83,10 @@ def _mac(inp: ptr8, in_base: int, weights: ptr8, bias: ptr8, has_bias: int,
 # words. tests/conformance/test_viper_kernels.py checks it against a 64-bit
 # reference over edge cases.
 @micropython.viper
-def _requantize(acc: ptr32, n: int, mult: ptr8, shift: ptr8):
+def _requantize(acc: ptr32, n: int, mult: ptr8, shift: ptr8, step: int):
     """In place: acc[o] = MultiplyByQuantizedMultiplier(acc[o], mult[o], shift[o]).
+
+    step is 4 for per-channel int32 mult/shift arrays, 0 for one shared pair.
 
     TFLite's double-rounding form: wrap(acc << max(shift, 0)), then
     SaturatingRoundingDoublingHighMul by mult, then RoundingDivideByPOT by
@@ -94,7 +96,7 @@ def _requantize(acc: ptr32, n: int, mult: ptr8, shift: ptr8):
     p30 <<= 30  # 2**30 built at run time: as a literal it is a long int on 32-bit ports
     int_min = 0 - p30 - p30
     for o in range(n):
-        j = o << 2
+        j = o * step
         # Load acc[o] sign-extended on any word size, mult/shift bytewise (LE).
         x = int(acc[o])
         x = (((((x >> 16) & _MASK16) ^ 0x8000) - 0x8000) << 16) | (x & _MASK16)
@@ -171,8 +173,324 @@ def fully_connected(inp, weights, bias, out, mult, shift, batches, in_depth, out
     for b in range(batches):
         _mac(inp, b * in_depth, weights, bias, has_bias, xs, acc, in_depth, out_depth,
              input_offset)
-        _requantize(acc, out_depth, mult, shift)
+        _requantize(acc, out_depth, mult, shift, 4)
         _store(acc, out, b * out_depth, out_depth, output_offset, act_min, act_max)
+
+
+# ---- convolution ----------------------------------------------------------------
+# Per output pixel: viper accumulates every output channel into the int32
+# scratch, then the shared _requantize and _store finish it. Geometry travels
+# in a preallocated array('i') so the viper functions keep few arguments.
+
+_geom = array.array("i", [0] * 12)
+_acc2 = bytearray(4)
+
+
+def _grow(n):
+    global _acc, _acc2
+    if len(_acc) < 4 * n:
+        _acc = bytearray(4 * n)
+    if len(_acc2) < 4 * n:
+        _acc2 = bytearray(4 * n)
+
+
+@micropython.viper
+def _bias_init(acc: ptr32, bias: ptr8, has_bias: int, n: int):
+    for o in range(n):
+        if has_bias:
+            j = o << 2
+            acc[o] = (bias[j] | (bias[j + 1] << 8) | (bias[j + 2] << 16)
+                      | (((bias[j + 3] ^ 0x80) - 0x80) << 24))
+        else:
+            acc[o] = 0
+
+
+@micropython.viper
+def _conv_pixel(inp: ptr8, weights: ptr8, acc: ptr32, g: ptr32, y0: int, x0: int, img: int,
+                input_offset: int):
+    """acc[oc] += sum over the taps inside the image of (x + input_offset) * w.
+
+    g: in_h, in_w, in_c, out_c, k_h, k_w, dilation_h, dilation_w, depth_multiplier
+    (0 for CONV_2D, OHWI weights; else depthwise, [1, k_h, k_w, out_c] weights).
+    """
+    in_h = g[0]
+    in_w = g[1]
+    in_c = g[2]
+    out_c = g[3]
+    k_h = g[4]
+    k_w = g[5]
+    dil_h = g[6]
+    dil_w = g[7]
+    dm = g[8]
+    fsize = k_h * k_w * in_c
+    for ky in range(k_h):
+        iy = y0 + ky * dil_h
+        if iy < 0 or iy >= in_h:
+            continue
+        for kx in range(k_w):
+            ix = x0 + kx * dil_w
+            if ix < 0 or ix >= in_w:
+                continue
+            px = img + (iy * in_w + ix) * in_c
+            if dm == 0:
+                wk = (ky * k_w + kx) * in_c
+                for oc in range(out_c):
+                    wb = oc * fsize + wk
+                    s = 0
+                    for ic in range(in_c):
+                        s += ((((inp[px + ic] ^ 0x80) - 0x80) + input_offset)
+                              * ((weights[wb + ic] ^ 0x80) - 0x80))
+                    acc[oc] += s
+            else:
+                wk = (ky * k_w + kx) * out_c
+                oc = 0
+                for ic in range(in_c):
+                    x = ((inp[px + ic] ^ 0x80) - 0x80) + input_offset
+                    for m in range(dm):
+                        acc[oc] += x * ((weights[wk + oc] ^ 0x80) - 0x80)
+                        oc += 1
+
+
+def _conv(depthwise, inp, weights, bias, out, mult, shift, batches, in_h, in_w, in_c, out_h,
+          out_w, channels, k_h, k_w, stride_h, stride_w, dil_h, dil_w, pad_h, pad_w,
+          input_offset, output_offset, act_min, act_max):
+    out_c = in_c * channels if depthwise else channels
+    _grow(out_c)
+    g = _geom
+    g[0], g[1], g[2], g[3], g[4], g[5] = in_h, in_w, in_c, out_c, k_h, k_w
+    g[6], g[7], g[8] = dil_h, dil_w, channels if depthwise else 0
+    has_bias = bias is not None
+    if not has_bias:
+        bias = _nobias
+    acc = _acc
+    o = 0
+    for b in range(batches):
+        img = b * in_h * in_w * in_c
+        for oy in range(out_h):
+            y0 = oy * stride_h - pad_h
+            for ox in range(out_w):
+                _bias_init(acc, bias, has_bias, out_c)
+                _conv_pixel(inp, weights, acc, g, y0, ox * stride_w - pad_w, img, input_offset)
+                _requantize(acc, out_c, mult, shift, 4)
+                _store(acc, out, o, out_c, output_offset, act_min, act_max)
+                o += out_c
+
+
+def conv2d(*args):
+    """int8 CONV_2D, NHWC, OHWI weights; arguments as the C binding's conv2d."""
+    _conv(False, *args)
+
+
+def depthwise_conv2d(*args):
+    """int8 DEPTHWISE_CONV_2D; arguments as the C binding's depthwise_conv2d."""
+    _conv(True, *args)
+
+
+# ---- pooling ------------------------------------------------------------------------
+
+@micropython.viper
+def _pool(inp: ptr8, out: ptr8, g: ptr32, average: int, act_min: int, act_max: int):
+    """g: batches, in_h, in_w, channels, out_h, out_w, k_h, k_w, stride_h, stride_w,
+    pad_h, pad_w. Every window overlaps the image (checked by the interpreter)."""
+    batches = g[0]
+    in_h = g[1]
+    in_w = g[2]
+    ch = g[3]
+    out_h = g[4]
+    out_w = g[5]
+    k_h = g[6]
+    k_w = g[7]
+    o = 0
+    for b in range(batches):
+        img = b * in_h * in_w * ch
+        for oy in range(out_h):
+            y0 = oy * g[8] - g[10]
+            ky0 = 0
+            while y0 + ky0 < 0:
+                ky0 += 1
+            ky1 = k_h
+            while ky1 > ky0 and y0 + ky1 > in_h:
+                ky1 -= 1
+            for ox in range(out_w):
+                x0 = ox * g[9] - g[11]
+                kx0 = 0
+                while x0 + kx0 < 0:
+                    kx0 += 1
+                kx1 = k_w
+                while kx1 > kx0 and x0 + kx1 > in_w:
+                    kx1 -= 1
+                count = (ky1 - ky0) * (kx1 - kx0)
+                for c in range(ch):
+                    acc = 0 if average else -128
+                    for ky in range(ky0, ky1):
+                        row = img + (y0 + ky) * in_w * ch + c
+                        for kx in range(kx0, kx1):
+                            v = (inp[row + (x0 + kx) * ch] ^ 0x80) - 0x80
+                            if average:
+                                acc += v
+                            elif v > acc:
+                                acc = v
+                    if average:
+                        # Round half away from zero; divide non-negative numbers only.
+                        if count <= 0:
+                            acc = 0
+                        elif acc > 0:
+                            acc = (acc + (count >> 1)) // count
+                        else:
+                            acc = 0 - ((0 - acc + (count >> 1)) // count)
+                    if acc < act_min:
+                        acc = act_min
+                    elif acc > act_max:
+                        acc = act_max
+                    out[o] = acc
+                    o += 1
+
+
+def _pool_call(average, inp, out, batches, in_h, in_w, channels, out_h, out_w, k_h, k_w,
+               stride_h, stride_w, pad_h, pad_w, act_min, act_max):
+    g = _geom
+    g[0], g[1], g[2], g[3], g[4], g[5] = batches, in_h, in_w, channels, out_h, out_w
+    g[6], g[7], g[8], g[9], g[10], g[11] = k_h, k_w, stride_h, stride_w, pad_h, pad_w
+    _pool(inp, out, g, average, act_min, act_max)
+
+
+def average_pool2d(*args):
+    """int8 AVERAGE_POOL_2D; arguments as the C binding's average_pool2d."""
+    _pool_call(1, *args)
+
+
+def max_pool2d(*args):
+    """int8 MAX_POOL_2D; arguments as the C binding's max_pool2d."""
+    _pool_call(0, *args)
+
+
+# ---- elementwise ADD / MUL --------------------------------------------------------------
+# One viper pass per innermost row (d3 elements); the rows loop stays in Python.
+
+@micropython.viper
+def _ew_load(inp: ptr8, base: int, stride: int, n: int, offset: int, left_shift: int,
+             acc: ptr32):
+    """acc[i] = (inp[base + i * stride] + offset) << left_shift; |value| < 2**31."""
+    for i in range(n):
+        acc[i] = (((inp[base + i * stride] ^ 0x80) - 0x80) + offset) << left_shift
+
+
+@micropython.viper
+def _ew_sum(acc: ptr32, acc2: ptr32, n: int):
+    # Loads may zero-extend on 64-bit ports; the low 32 bits of the sum are right.
+    for i in range(n):
+        acc[i] = acc[i] + acc2[i]
+
+
+@micropython.viper
+def _ew_mul(a: ptr8, abase: int, sa: int, b: ptr8, bbase: int, sb: int, n: int, off1: int,
+            off2: int, acc: ptr32):
+    for i in range(n):
+        acc[i] = ((((a[abase + i * sa] ^ 0x80) - 0x80) + off1)
+                  * (((b[bbase + i * sb] ^ 0x80) - 0x80) + off2))
+
+
+def _word(v):
+    return struct.pack("<i", v)
+
+
+def add(in1, in2, out, d0, d1, d2, d3, a0, a1, a2, a3, b0, b1, b2, b3, input1_offset,
+        input2_offset, left_shift, input1_multiplier, input1_shift, input2_multiplier,
+        input2_shift, output_multiplier, output_shift, output_offset, act_min, act_max):
+    """int8 ADD with broadcasting strides; arguments as the C binding's add."""
+    _grow(d3)
+    acc, acc2 = _acc, _acc2
+    m1, s1 = _word(input1_multiplier), _word(input1_shift)
+    m2, s2 = _word(input2_multiplier), _word(input2_shift)
+    mo, so = _word(output_multiplier), _word(output_shift)
+    o = 0
+    for i0 in range(d0):
+        for i1 in range(d1):
+            for i2 in range(d2):
+                _ew_load(in1, i0 * a0 + i1 * a1 + i2 * a2, a3, d3, input1_offset, left_shift, acc)
+                _ew_load(in2, i0 * b0 + i1 * b1 + i2 * b2, b3, d3, input2_offset, left_shift, acc2)
+                _requantize(acc, d3, m1, s1, 0)
+                _requantize(acc2, d3, m2, s2, 0)
+                _ew_sum(acc, acc2, d3)
+                _requantize(acc, d3, mo, so, 0)
+                _store(acc, out, o, d3, output_offset, act_min, act_max)
+                o += d3
+
+
+def mul(in1, in2, out, d0, d1, d2, d3, a0, a1, a2, a3, b0, b1, b2, b3, input1_offset,
+        input2_offset, output_multiplier, output_shift, output_offset, act_min, act_max):
+    """int8 MUL with broadcasting strides; arguments as the C binding's mul."""
+    _grow(d3)
+    acc = _acc
+    mo, so = _word(output_multiplier), _word(output_shift)
+    o = 0
+    for i0 in range(d0):
+        for i1 in range(d1):
+            for i2 in range(d2):
+                _ew_mul(in1, i0 * a0 + i1 * a1 + i2 * a2, a3, in2, i0 * b0 + i1 * b1 + i2 * b2,
+                        b3, d3, input1_offset, input2_offset, acc)
+                _requantize(acc, d3, mo, so, 0)
+                _store(acc, out, o, d3, output_offset, act_min, act_max)
+                o += d3
+
+
+# ---- lookup table, strided copy, mean ---------------------------------------------
+
+@micropython.viper
+def lut(inp: ptr8, table: ptr8, out: ptr8, n: int):
+    """out[i] = table[inp[i] + 128]; arguments as the C binding's lut."""
+    for i in range(n):
+        out[i] = table[inp[i] ^ 0x80]
+
+
+@micropython.viper
+def _fill(out: ptr8, n: int, value: int):
+    for i in range(n):
+        out[i] = value
+
+
+@micropython.viper
+def _copy_row(inp: ptr8, ibase: int, istride: int, out: ptr8, obase: int, ostride: int,
+              n: int):
+    for i in range(n):
+        out[obase + i * ostride] = inp[ibase + i * istride]
+
+
+def copy(inp, out, d0, d1, d2, d3, a0, a1, a2, a3, b0, b1, b2, b3, out_offset, fill,
+         fill_value):
+    """Strided 4-D int8 copy into part of out; arguments as the C binding's copy."""
+    if fill:
+        _fill(out, len(out), fill_value)
+    for i0 in range(d0):
+        for i1 in range(d1):
+            for i2 in range(d2):
+                _copy_row(inp, i0 * a0 + i1 * a1 + i2 * a2, a3, out,
+                          out_offset + i0 * b0 + i1 * b1 + i2 * b2, b3, d3)
+
+
+@micropython.viper
+def _mean_sums(inp: ptr8, base: int, count: int, ch: int, offset: int, acc: ptr32):
+    """acc[c] = sum_k (inp[base + k * ch + c] + offset); fits int32 (count <= 2**23)."""
+    for c in range(ch):
+        s = 0
+        p = base + c
+        for k in range(count):
+            s += ((inp[p] ^ 0x80) - 0x80) + offset
+            p += ch
+        acc[c] = s
+
+
+def mean(inp, out, batches, in_h, in_w, channels, input_offset, multiplier, shift,
+         output_offset):
+    """int8 MEAN over height and width; arguments as the C binding's mean."""
+    _grow(channels)
+    acc = _acc
+    mo, so = _word(multiplier), _word(shift)
+    count = in_h * in_w
+    for b in range(batches):
+        _mean_sums(inp, b * count * channels, count, channels, input_offset, acc)
+        _requantize(acc, channels, mo, so, 0)
+        _store(acc, out, b * channels, channels, output_offset, _INT8_MIN, _INT8_MAX)
 
 
 # ---- softmax: gemmlowp fixed point in plain Python ---------------------------

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import blob, lower, plan, tflite
+from . import blob, lower, plan, rewrite, tflite
 from .errors import ModelError, UnsupportedOpError
+from .quantize import is_float_model
 
 _BLOB_DTYPES = {np.dtype(np.int8): "int8", np.dtype(np.int32): "int32",
                 np.dtype(np.float32): "float32", np.dtype(np.int16): "int16",
@@ -70,8 +71,11 @@ def _check_reshape(graph, op):
 
 
 def _check_quantize(graph, op):
+    """QUANTIZE: float32 -> int8, or int8 -> int8 (requantization)."""
+    if _dtype(graph, op.inputs[0]) == INT8 and _dtype(graph, op.outputs[0]) == INT8:
+        return _check_pointwise(graph, op)
     if _dtype(graph, op.inputs[0]) != FLOAT32 or _dtype(graph, op.outputs[0]) != INT8:
-        return ["only float32 -> int8 is supported (got %s -> %s)"
+        return ["only float32 -> int8 and int8 -> int8 are supported (got %s -> %s)"
                 % (_dtype(graph, op.inputs[0]), _dtype(graph, op.outputs[0]))]
     return []
 
@@ -82,7 +86,318 @@ def _check_dequantize(graph, op):
     return []
 
 
+def _int8_activations(graph, op, inputs, rank=None):
+    """Reasons unless the given inputs and the output are quantized int8 (of `rank`)."""
+    reasons = []
+    for i in list(inputs) + [op.outputs[0]]:
+        t = graph.tensors[i]
+        if np.dtype(t.dtype) != INT8 or t.scales is None:
+            reasons.append("tensor %r must be quantized int8 (got %s)" % (t.name, np.dtype(t.dtype)))
+        elif rank is not None and len(t.shape) != rank:
+            reasons.append("tensor %r must have rank %d (got shape %s)" % (t.name, rank, t.shape))
+    return reasons
+
+
+def _window_options(op, filter_h, filter_w, dilated=True):
+    """Reasons the padding/stride/dilation/activation options are unsupported."""
+    o = op.options
+    reasons = []
+    if o.get("padding") not in lower.PADDINGS:
+        reasons.append("padding %s is not one of %s" % (o.get("padding"), lower.PADDINGS))
+    keys = ("stride_h", "stride_w") + (("dilation_h", "dilation_w") if dilated else ())
+    for key in keys:
+        if not isinstance(o.get(key), int) or o[key] < 1:
+            reasons.append("%s must be >= 1 (got %r)" % (key, o.get(key)))
+    if filter_h < 1 or filter_w < 1:
+        reasons.append("filter must be at least 1x1 (got %dx%d)" % (filter_h, filter_w))
+    if o.get("activation", "NONE") not in _ACTIVATIONS:
+        reasons.append("fused activation %s is not one of %s" % (o["activation"], _ACTIVATIONS))
+    return reasons
+
+
+def _window_geometry(graph, op, filter_h, filter_w, dilated=True):
+    """(out_h, out_w, pad_h, pad_w) from the options; checks nothing."""
+    o = op.options
+    _, in_h, in_w, _ = graph.tensors[op.inputs[0]].shape
+    dh, dw = (o["dilation_h"], o["dilation_w"]) if dilated else (1, 1)
+    out_h = lower.conv_output_size(o["padding"], in_h, filter_h, o["stride_h"], dh)
+    out_w = lower.conv_output_size(o["padding"], in_w, filter_w, o["stride_w"], dw)
+    return (out_h, out_w,
+            lower.conv_padding(o["padding"], in_h, filter_h, o["stride_h"], dh, out_h),
+            lower.conv_padding(o["padding"], in_w, filter_w, o["stride_w"], dw, out_w))
+
+
+def _check_output_shape(graph, op, filter_h, filter_w, channels, dilated=True):
+    n = graph.tensors[op.inputs[0]].shape[0]
+    out_h, out_w, _, _ = _window_geometry(graph, op, filter_h, filter_w, dilated)
+    want = (n, out_h, out_w, channels)
+    got = tuple(graph.tensors[op.outputs[0]].shape)
+    if out_h < 1 or out_w < 1 or got != want:
+        return ["output shape %s does not match the window arithmetic %s" % (got, want)]
+    return []
+
+
+def _check_conv_weights(graph, op, out_c, axis):
+    """Symmetric per-tensor or per-channel (on `axis`) int8 weights, int32 bias of out_c."""
+    reasons = []
+    wt = graph.tensors[op.inputs[1]]
+    if wt.zero_points is not None and np.any(wt.zero_points != 0):
+        reasons.append("weights must be symmetric (zero point 0)")
+    if wt.scales is None or len(wt.scales) not in (1, out_c) or (
+            len(wt.scales) > 1 and wt.quantized_dim != axis):
+        reasons.append("weights need one scale or one per output channel on axis %d" % axis)
+    bias = op.inputs[2] if len(op.inputs) > 2 else -1
+    if bias >= 0:
+        bt = graph.tensors[bias]
+        if not bt.is_const or np.dtype(bt.dtype) != np.int32 or bt.nbytes != 4 * out_c:
+            reasons.append("bias must be a constant int32 vector of %d" % out_c)
+    return reasons
+
+
+def _check_conv_2d(graph, op):
+    """CONV_2D: int8 NHWC input/output, constant int8 OHWI weights with in_c equal to the
+    input's (no groups), optional int32 bias, SAME/VALID padding, strides and dilations >= 1."""
+    if len(op.inputs) < 2 or op.inputs[1] < 0:
+        return ["needs input and weights"]
+    reasons = _int8_activations(graph, op, [op.inputs[0]], rank=4)
+    wt = graph.tensors[op.inputs[1]]
+    if not wt.is_const or np.dtype(wt.dtype) != INT8 or len(wt.shape) != 4:
+        return reasons + ["weights must be a constant int8 [out_c, k_h, k_w, in_c] tensor"]
+    if reasons:
+        return reasons
+    out_c, k_h, k_w, w_in_c = wt.shape
+    if w_in_c != graph.tensors[op.inputs[0]].shape[3]:
+        reasons.append("weights take %d input channels, the input has %d (grouped convolution "
+                       "is not supported)" % (w_in_c, graph.tensors[op.inputs[0]].shape[3]))
+    reasons += _check_conv_weights(graph, op, out_c, 0) + _window_options(op, k_h, k_w)
+    return reasons or _check_output_shape(graph, op, k_h, k_w, out_c)
+
+
+def _check_depthwise_conv_2d(graph, op):
+    """DEPTHWISE_CONV_2D: int8 NHWC input/output, constant int8 [1, k_h, k_w, in_c * depth
+    multiplier] weights, optional int32 bias, SAME/VALID padding, strides, dilations >= 1."""
+    if len(op.inputs) < 2 or op.inputs[1] < 0:
+        return ["needs input and weights"]
+    reasons = _int8_activations(graph, op, [op.inputs[0]], rank=4)
+    wt = graph.tensors[op.inputs[1]]
+    if not wt.is_const or np.dtype(wt.dtype) != INT8 or len(wt.shape) != 4 or wt.shape[0] != 1:
+        return reasons + ["weights must be a constant int8 [1, k_h, k_w, out_c] tensor"]
+    if reasons:
+        return reasons
+    _, k_h, k_w, out_c = wt.shape
+    in_c = graph.tensors[op.inputs[0]].shape[3]
+    if out_c % in_c:
+        reasons.append("weights have %d channels, not a multiple of the input's %d" % (out_c, in_c))
+    reasons += _check_conv_weights(graph, op, out_c, 3) + _window_options(op, k_h, k_w)
+    return reasons or _check_output_shape(graph, op, k_h, k_w, out_c)
+
+
+def _same_quantization(graph, a, b):
+    ta, tb = graph.tensors[a], graph.tensors[b]
+    if ta.zero_point != tb.zero_point or abs(ta.scale - tb.scale) > 1e-6 * ta.scale:
+        return ["input and output must share scale and zero point (got %g, %d -> %g, %d)"
+                % (ta.scale, ta.zero_point, tb.scale, tb.zero_point)]
+    return []
+
+
+def _check_pool_2d(graph, op):
+    """AVERAGE_POOL_2D / MAX_POOL_2D: int8 NHWC, the same quantization in and out, SAME/VALID
+    padding, strides >= 1."""
+    reasons = _int8_activations(graph, op, [op.inputs[0]], rank=4)
+    if reasons:
+        return reasons
+    k_h, k_w = op.options.get("filter_h", 0), op.options.get("filter_w", 0)
+    reasons = (_same_quantization(graph, op.inputs[0], op.outputs[0])
+               + _window_options(op, k_h, k_w, dilated=False))
+    channels = graph.tensors[op.inputs[0]].shape[3]
+    return reasons or _check_output_shape(graph, op, k_h, k_w, channels, dilated=False)
+
+
+def _check_elementwise(graph, op):
+    """ADD / MUL: two int8 inputs (activations or constants) of rank <= 4 that broadcast to
+    the int8 output; ADD needs its output rescaling factor below 1."""
+    if len(op.inputs) != 2 or min(op.inputs) < 0:
+        return ["needs exactly two inputs (got %d)" % len(op.inputs)]
+    reasons = _int8_activations(graph, op, op.inputs[:2])
+    if reasons:
+        return reasons
+    x1, x2, y = (graph.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    if max(len(x1.shape), len(x2.shape), len(y.shape)) > 4:
+        return ["rank above 4 is not supported"]
+    try:
+        want = tuple(np.broadcast_shapes(x1.shape, x2.shape))
+    except ValueError:
+        return ["input shapes %s and %s do not broadcast" % (x1.shape, x2.shape)]
+    if want != tuple(y.shape):
+        return ["output shape %s is not the broadcast shape %s" % (y.shape, want)]
+    if op.options.get("activation", "NONE") not in _ACTIVATIONS:
+        return ["fused activation %s is not one of %s" % (op.options["activation"], _ACTIVATIONS)]
+    params = lower.add_params if op.kind == "ADD" else lower.mul_params
+    try:
+        params(x1.scale, x1.zero_point, x2.scale, x2.zero_point, y.scale, y.zero_point,
+               op.options.get("activation", "NONE"))
+    except ModelError as e:
+        return [str(e)]
+    return []
+
+
+def _lut(graph, op):
+    """The 256-entry table of an int8 -> int8 pointwise op (raises ModelError)."""
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    q = (x.scale, x.zero_point, y.scale, y.zero_point)
+    if op.kind in ("RELU", "RELU6"):
+        return lower.relu_lut(op.kind, *q)
+    if op.kind == "LEAKY_RELU":
+        return lower.leaky_relu_lut(op.options.get("alpha", 0.2), *q)
+    if op.kind == "HARD_SWISH":
+        return lower.hard_swish_lut(*q)
+    if op.kind == "LOGISTIC":
+        return lower.logistic_lut(x.scale, x.zero_point)
+    if op.kind == "TANH":
+        return lower.tanh_lut(x.scale, x.zero_point)
+    return lower.requantize_lut(*q)  # QUANTIZE int8 -> int8
+
+
+# Output quantization fixed by TFLM's int8 kernels: (scale, zero point).
+_FIXED_OUTPUT = {"LOGISTIC": (1 / 256, -128), "TANH": (1 / 128, 0)}
+
+
+def _check_pointwise(graph, op):
+    """RELU, RELU6, LEAKY_RELU, HARD_SWISH, LOGISTIC, TANH, QUANTIZE int8 -> int8: int8 in
+    and out of the same shape; LOGISTIC outputs scale 1/256 zero point -128, TANH 1/128 and
+    0; RELU6 keeps its input's quantization (TFLM's int8 RELU6 only clamps)."""
+    if len(op.inputs) != 1 or op.inputs[0] < 0:
+        return ["needs exactly one input"]
+    reasons = _int8_activations(graph, op, op.inputs)
+    if reasons:
+        return reasons
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    if x.nbytes != y.nbytes:
+        return ["input shape %s and output shape %s differ" % (x.shape, y.shape)]
+    if op.kind in _FIXED_OUTPUT:
+        scale, zp = _FIXED_OUTPUT[op.kind]
+        if y.zero_point != zp or abs(y.scale - scale) > 1e-9:
+            return ["int8 output must have scale 1/%d and zero point %d (got %g, %d)"
+                    % (round(1 / scale), zp, y.scale, y.zero_point)]
+    if op.kind == "RELU6":
+        reasons = _same_quantization(graph, op.inputs[0], op.outputs[0])
+        if reasons:
+            return reasons
+    try:
+        _lut(graph, op)
+    except ModelError as e:
+        return [str(e)]
+    return []
+
+
+def _const_ints(graph, i):
+    t = graph.tensors[i] if i >= 0 else None
+    if t is None or not t.is_const or np.dtype(t.dtype) not in (np.dtype(np.int32),
+                                                                np.dtype(np.int64)):
+        return None
+    return [int(v) for v in np.asarray(t.data).reshape(-1)]
+
+
+def _check_pad(graph, op):
+    """PAD / PADV2: int8 of rank <= 4, constant non-negative int32 paddings [rank, 2], the
+    same quantization in and out; PADV2's pad value a constant int8 scalar of the output's
+    quantization."""
+    if len(op.inputs) < 2:
+        return ["needs input and paddings"]
+    reasons = _int8_activations(graph, op, op.inputs[:1])
+    if reasons:
+        return reasons
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    pads = _const_ints(graph, op.inputs[1])
+    if len(x.shape) > 4 or pads is None or len(pads) != 2 * len(x.shape) or min(pads + [0]) < 0:
+        return ["paddings must be a constant non-negative int32 [rank, 2] tensor, rank <= 4"]
+    want = tuple(d + pads[2 * k] + pads[2 * k + 1] for k, d in enumerate(x.shape))
+    if tuple(y.shape) != want:
+        return ["output shape %s is not the padded shape %s" % (y.shape, want)]
+    reasons = _same_quantization(graph, op.inputs[0], op.outputs[0])
+    if len(op.inputs) > 2 and op.inputs[2] >= 0:
+        c = graph.tensors[op.inputs[2]]
+        if not c.is_const or np.dtype(c.dtype) != INT8 or c.data.size != 1:
+            reasons.append("pad value must be a constant int8 scalar")
+        elif c.scales is not None and (c.zero_point != y.zero_point
+                                       or abs(c.scale - y.scale) > 1e-6 * y.scale):
+            reasons.append("pad value must have the output's quantization")
+    return reasons
+
+
+def _mean_axes(graph, op):
+    axes = _const_ints(graph, op.inputs[1]) if len(op.inputs) > 1 else None
+    rank = len(graph.tensors[op.inputs[0]].shape)
+    return None if axes is None else sorted(a % rank for a in axes)
+
+
+def _check_mean(graph, op):
+    """MEAN: int8 NHWC input reduced over height and width (axes 1 and 2, constant), with
+    or without keep_dims, into an int8 output; height * width <= 2^23."""
+    if len(op.inputs) != 2:
+        return ["needs input and axis"]
+    reasons = _int8_activations(graph, op, op.inputs[:1])
+    if reasons:
+        return reasons
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    if len(x.shape) != 4 or _mean_axes(graph, op) != [1, 2]:
+        return ["only the mean over axes 1 and 2 of a rank-4 tensor is supported"]
+    n, h, w, c = x.shape
+    if y.nbytes != n * c:
+        return ["output shape %s does not hold %d x %d values" % (y.shape, n, c)]
+    if h * w > 1 << 23:
+        return ["height * width %d is above 2^23" % (h * w)]
+    try:
+        lower.mean_params(x.scale, y.scale, h * w)
+    except ModelError as e:
+        return [str(e)]
+    return []
+
+
+def _check_concatenation(graph, op):
+    """CONCATENATION: int8 inputs of rank <= 4 with the output's quantization (TFLM copies
+    bytes, it does not rescale), along any axis, no fused activation."""
+    reasons = _int8_activations(graph, op, op.inputs)
+    if reasons or not op.inputs:
+        return reasons or ["needs at least one input"]
+    y = graph.tensors[op.outputs[0]]
+    rank = len(y.shape)
+    axis = op.options.get("axis", 0)
+    if rank > 4 or not -rank <= axis < rank:
+        return ["axis %d of a rank-%d output is not supported (rank <= 4)" % (axis, rank)]
+    axis %= rank
+    if op.options.get("activation", "NONE") != "NONE":
+        return ["fused activation %s is not supported" % op.options["activation"]]
+    total = 0
+    for i in op.inputs:
+        x = graph.tensors[i]
+        if len(x.shape) != rank or any(x.shape[k] != y.shape[k] for k in range(rank) if k != axis):
+            return ["input shape %s does not fit output shape %s on axis %d"
+                    % (x.shape, y.shape, axis)]
+        total += x.shape[axis]
+        reasons += _same_quantization(graph, i, op.outputs[0])
+    if total != y.shape[axis]:
+        return ["inputs sum to %d along axis %d, the output has %d" % (total, axis, y.shape[axis])]
+    return reasons
+
+
 CONSTRAINTS = {
+    "RELU": _check_pointwise,
+    "RELU6": _check_pointwise,
+    "LEAKY_RELU": _check_pointwise,
+    "HARD_SWISH": _check_pointwise,
+    "LOGISTIC": _check_pointwise,
+    "TANH": _check_pointwise,
+    "PAD": _check_pad,
+    "PADV2": _check_pad,
+    "MEAN": _check_mean,
+    "CONCATENATION": _check_concatenation,
+    "CONV_2D": _check_conv_2d,
+    "DEPTHWISE_CONV_2D": _check_depthwise_conv_2d,
+    "AVERAGE_POOL_2D": _check_pool_2d,
+    "MAX_POOL_2D": _check_pool_2d,
+    "ADD": _check_elementwise,
+    "MUL": _check_elementwise,
     "FULLY_CONNECTED": _check_fully_connected,
     "SOFTMAX": _check_softmax,
     "RESHAPE": _check_reshape,
@@ -188,10 +503,143 @@ def _lower_edge(kind):
     return lower_op
 
 
+def _lower_conv(lw, op):
+    g = lw.graph
+    x, w, y = g.tensors[op.inputs[0]], g.tensors[op.inputs[1]], g.tensors[op.outputs[0]]
+    bias = op.inputs[2] if len(op.inputs) > 2 else -1
+    o = op.options
+    batches, in_h, in_w, in_c = x.shape
+    if op.kind == "CONV_2D":
+        out_c, k_h, k_w, _ = w.shape
+        channel_param = dict(out_c=out_c)
+    else:
+        _, k_h, k_w, out_c = w.shape
+        channel_param = dict(depth_multiplier=out_c // in_c)
+    out_h, out_w, pad_h, pad_w = _window_geometry(g, op, k_h, k_w)
+    p = lower.conv_params(x.scale, x.zero_point, w.scales, y.scale, y.zero_point,
+                          o.get("activation", "NONE"), out_c)
+    inputs = [lw.tensor(op.inputs[0]), lw.tensor(op.inputs[1]), lw.tensor(bias),
+              lw.const(p["mult"], np.int32), lw.const(p["shift"], np.int32)]
+    lw.emit(op.kind, inputs, op.outputs, batches=batches, in_h=in_h, in_w=in_w, in_c=in_c,
+            out_h=out_h, out_w=out_w, k_h=k_h, k_w=k_w, stride_h=o["stride_h"],
+            stride_w=o["stride_w"], dilation_h=o["dilation_h"], dilation_w=o["dilation_w"],
+            pad_h=pad_h, pad_w=pad_w, input_offset=p["input_offset"],
+            output_offset=p["output_offset"], act_min=p["act_min"], act_max=p["act_max"],
+            **channel_param)
+
+
+def _lower_pool(lw, op):
+    g = lw.graph
+    x, y = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
+    o = op.options
+    batches, in_h, in_w, channels = x.shape
+    k_h, k_w = o["filter_h"], o["filter_w"]
+    out_h, out_w, pad_h, pad_w = _window_geometry(g, op, k_h, k_w, dilated=False)
+    act_min, act_max = lower.activation_range(o.get("activation", "NONE"), y.scale, y.zero_point)
+    lw.emit(op.kind, [lw.tensor(op.inputs[0])], op.outputs, batches=batches, in_h=in_h,
+            in_w=in_w, channels=channels, out_h=out_h, out_w=out_w, k_h=k_h, k_w=k_w,
+            stride_h=o["stride_h"], stride_w=o["stride_w"], pad_h=pad_h, pad_w=pad_w,
+            act_min=act_min, act_max=act_max)
+
+
+def _lower_elementwise(lw, op):
+    g = lw.graph
+    x1, x2, y = (g.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    params = lower.add_params if op.kind == "ADD" else lower.mul_params
+    p = params(x1.scale, x1.zero_point, x2.scale, x2.zero_point, y.scale, y.zero_point,
+               op.options.get("activation", "NONE"))
+    dims = [1] * (4 - len(y.shape)) + list(y.shape)
+    s1 = lower.broadcast_strides(x1.shape, y.shape)
+    s2 = lower.broadcast_strides(x2.shape, y.shape)
+    for k in range(4):
+        p["d%d" % k], p["in1_s%d" % k], p["in2_s%d" % k] = dims[k], s1[k], s2[k]
+    lw.emit(op.kind, [lw.tensor(op.inputs[0]), lw.tensor(op.inputs[1])], op.outputs, **p)
+
+
+def _lower_pointwise(lw, op):
+    lw.emit("LUT", [lw.tensor(op.inputs[0]), lw.const(_lut(lw.graph, op), np.int8)], op.outputs,
+            count=lw.graph.tensors[op.inputs[0]].nbytes)
+
+
+def _lower_quantize(lw, op):
+    if _dtype(lw.graph, op.inputs[0]) == INT8:
+        _lower_pointwise(lw, op)
+    else:
+        _lower_edge("QUANTIZE")(lw, op)
+
+
+def _strides4(shape):
+    """Rank-4 shape (1s in front) and its contiguous element strides."""
+    shape = [1] * (4 - len(shape)) + list(shape)
+    strides, step = [0] * 4, 1
+    for k in range(3, -1, -1):
+        strides[k], step = step, step * shape[k]
+    return shape, strides
+
+
+def _emit_copy(lw, op, src, out_offset, out_strides, fill=0, fill_value=0):
+    dims, in_strides = _strides4(lw.graph.tensors[src].shape)
+    params = dict(out_offset=out_offset, fill=fill, fill_value=fill_value)
+    for k in range(4):
+        params["d%d" % k], params["in_s%d" % k] = dims[k], in_strides[k]
+        params["out_s%d" % k] = out_strides[k]
+    lw.emit("COPY", [lw.tensor(src)], op.outputs, **params)
+
+
+def _lower_pad(lw, op):
+    g = lw.graph
+    x, y = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
+    pads = _const_ints(g, op.inputs[1])
+    before = [0] * (4 - len(x.shape)) + pads[0::2]
+    _, out_strides = _strides4(y.shape)
+    if len(op.inputs) > 2 and op.inputs[2] >= 0:
+        value = int(np.asarray(g.tensors[op.inputs[2]].data).reshape(-1)[0])
+    else:
+        value = y.zero_point
+    _emit_copy(lw, op, op.inputs[0], sum(b * s for b, s in zip(before, out_strides)),
+               out_strides, fill=1, fill_value=value)
+
+
+def _lower_concatenation(lw, op):
+    y = lw.graph.tensors[op.outputs[0]]
+    axis = op.options.get("axis", 0) % len(y.shape)
+    _, out_strides = _strides4(y.shape)
+    step = out_strides[axis + 4 - len(y.shape)]
+    position = 0
+    for i in op.inputs:
+        _emit_copy(lw, op, i, position * step, out_strides)
+        position += lw.graph.tensors[i].shape[axis]
+
+
+def _lower_mean(lw, op):
+    x, y = lw.graph.tensors[op.inputs[0]], lw.graph.tensors[op.outputs[0]]
+    n, h, w, c = x.shape
+    mult, shift = lower.mean_params(x.scale, y.scale, h * w)
+    lw.emit("MEAN", [lw.tensor(op.inputs[0])], op.outputs, batches=n, in_h=h, in_w=w,
+            channels=c, input_offset=-x.zero_point, multiplier=mult, shift=shift,
+            output_offset=y.zero_point)
+
+
 LOWERINGS = {
+    "RELU": _lower_pointwise,
+    "RELU6": _lower_pointwise,
+    "LEAKY_RELU": _lower_pointwise,
+    "HARD_SWISH": _lower_pointwise,
+    "LOGISTIC": _lower_pointwise,
+    "TANH": _lower_pointwise,
+    "PAD": _lower_pad,
+    "PADV2": _lower_pad,
+    "MEAN": _lower_mean,
+    "CONCATENATION": _lower_concatenation,
+    "CONV_2D": _lower_conv,
+    "DEPTHWISE_CONV_2D": _lower_conv,
+    "AVERAGE_POOL_2D": _lower_pool,
+    "MAX_POOL_2D": _lower_pool,
+    "ADD": _lower_elementwise,
+    "MUL": _lower_elementwise,
     "FULLY_CONNECTED": _lower_fully_connected,
     "SOFTMAX": _lower_softmax,
-    "QUANTIZE": _lower_edge("QUANTIZE"),
+    "QUANTIZE": _lower_quantize,
     "DEQUANTIZE": _lower_edge("DEQUANTIZE"),
 }
 
@@ -248,7 +696,8 @@ def _place(lw):
 
 
 def compile_graph(graph):
-    """Compile a checked int8 Graph into blob bytes (deterministic for the same input)."""
+    """Compile an int8 Graph into blob bytes (deterministic for the same input)."""
+    graph = rewrite.simplify(graph)  # fold what converters leave behind before judging ops
     check(graph)
     lw = lower_graph(graph)
     arena, bound, constants = _place(lw)
@@ -259,9 +708,9 @@ def compile_graph(graph):
 
 
 def compile_file(path):
+    """Compile an int8 .tflite file (float models go through npu_sdk.quantize first)."""
     graph = tflite.load(path)
-    if any(np.dtype(t.dtype) == FLOAT32 and t.is_const for t in graph.tensors):
-        raise ModelError("%s is a float model; this SDK version compiles int8 models only. "
-                         "Quantize it with the TFLite converter (full-integer PTQ) first"
-                         % path)
+    if is_float_model(graph):
+        raise ModelError("%s is a float model: quantize it first with `npu compile %s --calib DATA.npy` "
+                         "(or npu_sdk.quantize in Python)" % (path, path))
     return compile_graph(graph)

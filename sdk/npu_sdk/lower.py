@@ -136,3 +136,361 @@ def softmax_params(input_scale, beta=1.0):
     # CalculateInputRadius: the largest |diff| whose rescaled value still fits Q5.26.
     radius = math.floor(((1 << int_bits) - 1) * float(1 << (31 - int_bits)) / float(1 << shift))
     return mult, shift, -int(radius)
+
+
+# ---- convolution and pooling geometry -------------------------------------------
+
+PADDINGS = ("SAME", "VALID")
+
+
+def conv_output_size(padding, in_size, filter_size, stride, dilation=1):
+    """Output extent along one axis, as TFLite's ComputeOutSize."""
+    effective = (filter_size - 1) * dilation + 1
+    if padding == "SAME":
+        return (in_size + stride - 1) // stride
+    if padding == "VALID":
+        return (in_size - effective + stride) // stride
+    raise ModelError("unsupported padding %r; supported: %s" % (padding, ", ".join(PADDINGS)))
+
+
+def conv_padding(padding, in_size, filter_size, stride, dilation, out_size):
+    """Leading (top or left) padding, as TFLite's ComputePaddingWithOffset.
+
+    Any odd total padding goes to the trailing side, which the kernels need not
+    know: reads past the input are skipped by bounds checks.
+    """
+    effective = (filter_size - 1) * dilation + 1
+    total = max((out_size - 1) * stride + effective - in_size, 0)
+    return total // 2
+
+
+def conv_params(input_scale, input_zero_point, weight_scales, output_scale, output_zero_point,
+                activation="NONE", out_depth=None):
+    """Per-output-channel requantization for CONV_2D and DEPTHWISE_CONV_2D.
+
+    TFLM's PopulateConvolutionQuantizationParams forms input_scale *
+    filter_scale / output_scale in double per channel, exactly as the fully
+    connected layer does, so the same formula serves.
+    """
+    return fully_connected_params(input_scale, input_zero_point, weight_scales, output_scale,
+                                  output_zero_point, activation, out_depth)
+
+
+# ---- elementwise arithmetic ---------------------------------------------------------
+
+ADD_LEFT_SHIFT = 20  # TFLM's int8 ADD headroom (15 for int16)
+
+
+def _quantize_multiplier_smaller_than_one(real, what):
+    if not 0.0 <= real < 1.0:
+        raise ModelError("%s: rescaling factor %g must be in [0, 1) for int8 ADD; the output "
+                         "scale is too small next to the input scales" % (what, real))
+    return quantize_multiplier(real)
+
+
+def add_params(input1_scale, input1_zero_point, input2_scale, input2_zero_point, output_scale,
+               output_zero_point, activation="NONE"):
+    """int8 ADD parameters, as TFLM's CalculateOpDataAdd (doubles from float32 scales)."""
+    s1, s2, so = _f32(input1_scale), _f32(input2_scale), _f32(output_scale)
+    if not (s1 > 0 and s2 > 0 and so > 0):
+        raise ModelError("add: scales must be > 0, got %r, %r -> %r" % (s1, s2, so))
+    twice_max = 2 * max(s1, s2)
+    m1, sh1 = _quantize_multiplier_smaller_than_one(s1 / twice_max, "add input 1")
+    m2, sh2 = _quantize_multiplier_smaller_than_one(s2 / twice_max, "add input 2")
+    mo, sho = _quantize_multiplier_smaller_than_one(
+        twice_max / ((1 << ADD_LEFT_SHIFT) * so), "add output")
+    act_min, act_max = activation_range(activation, so, int(output_zero_point))
+    return dict(input1_offset=-int(input1_zero_point), input2_offset=-int(input2_zero_point),
+                left_shift=ADD_LEFT_SHIFT, input1_multiplier=m1, input1_shift=sh1,
+                input2_multiplier=m2, input2_shift=sh2, output_multiplier=mo, output_shift=sho,
+                output_offset=int(output_zero_point), act_min=act_min, act_max=act_max)
+
+
+def mul_params(input1_scale, input1_zero_point, input2_scale, input2_zero_point, output_scale,
+               output_zero_point, activation="NONE"):
+    """int8 MUL parameters, as TFLM's CalculateOpDataMul (double product and quotient)."""
+    s1, s2, so = _f32(input1_scale), _f32(input2_scale), _f32(output_scale)
+    if not so > 0:
+        raise ModelError("mul: output scale must be > 0, got %r" % so)
+    mult, shift = quantize_multiplier(s1 * s2 / so)
+    if not -31 <= shift <= 31:
+        raise ModelError("mul: rescaling factor %g is out of the int32 fixed-point range"
+                         % (s1 * s2 / so))
+    act_min, act_max = activation_range(activation, so, int(output_zero_point))
+    return dict(input1_offset=-int(input1_zero_point), input2_offset=-int(input2_zero_point),
+                output_multiplier=mult, output_shift=shift, output_offset=int(output_zero_point),
+                act_min=act_min, act_max=act_max)
+
+
+def broadcast_strides(in_shape, out_shape):
+    """Element strides of an input over the 4-D output index space (0 where broadcast).
+
+    Shapes are right-aligned and padded with 1s to rank 4, as TFLite's
+    NdArrayDesc; a dimension broadcasts when the input has 1 there.
+    """
+    in_shape = [1] * (4 - len(in_shape)) + list(in_shape)
+    out_shape = [1] * (4 - len(out_shape)) + list(out_shape)
+    strides, step = [0] * 4, 1
+    for d in range(3, -1, -1):
+        if in_shape[d] == out_shape[d]:
+            strides[d] = step if in_shape[d] > 1 else 0
+        elif in_shape[d] != 1:
+            raise ModelError("shape %s does not broadcast to %s" % (tuple(in_shape), tuple(out_shape)))
+        step *= in_shape[d]
+    return strides
+
+
+# ---- 256-entry lookup tables for int8 -> int8 pointwise ops -------------------------
+# An int8 -> int8 function of one value is a table of 256 bytes. The tables below are
+# computed with TFLite Micro's own integer arithmetic (its Prepare-time multipliers and
+# its Eval-time fixed point), value by value, never from floats, so a board that only
+# indexes the table is bit-exact with TFLM. Index: input value + 128.
+
+_INPUTS = range(INT8_MIN, INT8_MAX + 1)
+
+
+def _trunc_div(a, b):
+    """C integer division (truncates toward zero)."""
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b >= 0) else -q
+
+
+def _wrap32(x):
+    return ((x + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+
+
+def _srdhm(a, b):
+    """gemmlowp SaturatingRoundingDoublingHighMul, int32."""
+    if a == b == INT32_MIN:
+        return INT32_MAX
+    ab = a * b
+    return _trunc_div(ab + ((1 << 30) if ab >= 0 else 1 - (1 << 30)), 1 << 31)
+
+
+def _rdbpot(x, exponent):
+    """gemmlowp RoundingDivideByPOT: x / 2**exponent, ties away from zero."""
+    mask = (1 << exponent) - 1
+    threshold = (mask >> 1) + (1 if x < 0 else 0)
+    return (x >> exponent) + (1 if (x & mask) > threshold else 0)
+
+
+def _sat_shl(x, exponent):
+    """gemmlowp SaturatingRoundingMultiplyByPOT with a positive exponent, int32."""
+    threshold = (1 << (31 - exponent)) - 1
+    return INT32_MAX if x > threshold else INT32_MIN if x < -threshold else x << exponent
+
+
+def multiply_by_quantized_multiplier(x, mult, shift):
+    """TFLite MultiplyByQuantizedMultiplier (double rounding), int32 in and out."""
+    left = shift if shift > 0 else 0
+    return _rdbpot(_srdhm(_wrap32(x << left), mult), 0 if shift > 0 else -shift)
+
+
+def _exp_on_interval(a):
+    """exp(a) for a in [-1/4, 0), Q0.31 in and out (gemmlowp)."""
+    x = a + (1 << 28)
+    x2 = _srdhm(x, x)
+    x3 = _srdhm(x2, x)
+    x4 = _srdhm(x2, x2)
+    poly = _rdbpot(_srdhm(_rdbpot(x4, 2) + x3, 715827883) + x2, 1)
+    return 1895147668 + _srdhm(1895147668, x + poly)
+
+
+_EXP_BARREL = (1672461947, 1302514674, 790015084, 290630308, 39332535, 720401, 242)
+
+
+def _exp_on_negative_values(a, integer_bits):
+    """gemmlowp exp_on_negative_values: a <= 0 with `integer_bits` (<= 5), result Q0.31."""
+    fractional = 31 - integer_bits
+    quarter = 1 << (fractional - 2)
+    a_mod = (a & (quarter - 1)) - quarter
+    result = _exp_on_interval(_sat_shl(a_mod, integer_bits))
+    remainder = a_mod - a
+    for k, multiplier in zip(range(-2, 5), _EXP_BARREL):
+        if integer_bits > k and remainder & (1 << (fractional + k)):
+            result = _srdhm(result, multiplier)
+    return INT32_MAX if a == 0 else result
+
+
+def _rounding_half_sum(a, b):
+    s = a + b
+    return _trunc_div(s + (1 if s >= 0 else -1), 2)
+
+
+def _newton_reciprocal(half_denominator):
+    """1 / (2 * half_denominator) in Q2.29 by three Newton-Raphson steps (gemmlowp)."""
+    x = 1515870810 + _srdhm(half_denominator, -1010580540)  # 48/17 - 32/17 * d
+    for _ in range(3):
+        x = x + _sat_shl(_srdhm(x, (1 << 29) - _srdhm(half_denominator, x)), 2)
+    return x
+
+
+def _one_over_one_plus_x(a):
+    return _sat_shl(_newton_reciprocal(_rounding_half_sum(a, INT32_MAX)), 1)
+
+
+def _one_minus_x_over_one_plus_x(a):
+    return _sat_shl(_newton_reciprocal(_rounding_half_sum(a, INT32_MAX)) - (1 << 29), 2)
+
+
+def _clamp8(x):
+    return min(max(x, INT8_MIN), INT8_MAX)
+
+
+def _table(values):
+    return np.array([_clamp8(v) for v in values], dtype=np.int8)
+
+
+def relu_lut(kind, input_scale, input_zero_point, output_scale, output_zero_point):
+    """RELU as TFLM's ReluQuantized (CalculateReluOpData: rescale, then clamp at zero).
+
+    RELU6 is TFLM's Relu6Quantized: a clamp of the raw input to [input zero point,
+    quantized 6.0] on the input's scale; the output quantization is not used.
+    """
+    if kind == "RELU6":
+        lo, hi = activation_range("RELU6", input_scale, input_zero_point)
+        return _table(min(max(q, lo), hi) for q in _INPUTS)
+    mult, shift = quantize_multiplier(_f32(input_scale) / _f32(output_scale))
+    act_min, act_max = activation_range(kind, output_scale, output_zero_point)
+    return _table(min(max(output_zero_point + multiply_by_quantized_multiplier(
+        q - input_zero_point, mult, shift), act_min), act_max) for q in _INPUTS)
+
+
+def leaky_relu_lut(alpha, input_scale, input_zero_point, output_scale, output_zero_point):
+    """LEAKY_RELU as TFLM's QuantizeLeakyRelu; the alpha product is float32 as in TFLM."""
+    s_in, s_out = np.float32(input_scale), np.float32(output_scale)
+    m_alpha, s_alpha = quantize_multiplier(float(s_in * np.float32(alpha) / s_out))
+    m_id, s_id = quantize_multiplier(float(s_in / s_out))
+    for shift in (s_alpha, s_id):
+        if not -31 <= shift <= 31:
+            raise ModelError("leaky_relu: rescaling factor is out of the int32 fixed-point range")
+    out = []
+    for q in _INPUTS:
+        x = q - input_zero_point
+        m, s = (m_id, s_id) if x >= 0 else (m_alpha, s_alpha)
+        out.append(output_zero_point + multiply_by_quantized_multiplier(x, m, s))
+    return _table(out)
+
+
+def _sat16(x):
+    return min(max(x, -(1 << 15)), (1 << 15) - 1)
+
+
+def _srdhm16(a, b):
+    if a == b == -(1 << 15):
+        return (1 << 15) - 1
+    ab = a * b
+    return _trunc_div(ab + ((1 << 14) if ab >= 0 else 1 - (1 << 14)), 1 << 15)
+
+
+def _sdhm16(a, b):
+    """TFLite's SaturatingDoublingHighMul (no rounding), int16."""
+    if a == b == -(1 << 15):
+        return (1 << 15) - 1
+    return _trunc_div(a * b, 1 << 15)
+
+
+def _downscale_to_int16(m):
+    """TFLite's DownScaleInt32ToInt16Multiplier."""
+    return (1 << 15) - 1 if m >= INT32_MAX - (1 << 15) else (m + (1 << 15)) >> 16
+
+
+def hard_swish_lut(input_scale, input_zero_point, output_scale, output_zero_point):
+    """HARD_SWISH as TFLM's reference HardSwish (int16 fixed point, two multipliers)."""
+    hires = np.float32(1.0 / 128.0) * np.float32(input_scale)
+    m_out, e_out = quantize_multiplier(float(hires / np.float32(output_scale)))
+    m_relu, e_relu = quantize_multiplier(float(hires / (np.float32(3.0) / np.float32(32768.0))))
+    if not (-15 <= e_out <= 0 and -15 <= e_relu <= 15):
+        raise ModelError("hard_swish: input/output scale ratio %g is outside the range TFLM "
+                         "supports" % (float(input_scale) / float(output_scale)))
+    m_out, m_relu = _downscale_to_int16(m_out), _downscale_to_int16(m_relu)
+    out = []
+    for q in _INPUTS:
+        x = (q - input_zero_point) * 128
+        preshift = _srdhm16(x, m_out)
+        r = x
+        if e_relu > 0:
+            r = _sat16(r << (e_relu - 1))
+        r = _srdhm16(r, m_relu)
+        if e_relu > 0:
+            r = _sat16(r << 1)
+        elif e_relu < 0:
+            r = _rdbpot(r, -e_relu)
+        r = (r + (1 << 15)) >> 1
+        out.append(_rdbpot(_sdhm16(r, preshift), -e_out) + output_zero_point)
+    return _table(out)
+
+
+def _q4_input_params(input_scale, what):
+    """(multiplier, left shift, radius) of TFLM's int8 LOGISTIC/TANH Prepare (Q4.27 input)."""
+    q, shift = math.frexp(_f32(input_scale) * float(1 << 27))
+    mult = _round_half_away(q * (1 << 31))
+    if not (0 <= shift <= 31 and mult < 1 << 31):
+        raise ModelError("%s: input scale %g is outside the range TFLM's int8 kernel handles "
+                         "(2**-28 .. 16)" % (what, input_scale))
+    radius = math.floor(15.0 * (1 << 27) / (1 << shift))
+    return mult, shift, radius
+
+
+def logistic_lut(input_scale, input_zero_point):
+    """LOGISTIC int8 as TFLM's reference_integer_ops::Logistic (output 1/256, -128)."""
+    mult, shift, radius = _q4_input_params(input_scale, "logistic")
+    out = []
+    for q in _INPUTS:
+        x = q - input_zero_point
+        if x <= -radius:
+            out.append(INT8_MIN)
+        elif x >= radius:
+            out.append(INT8_MAX)
+        else:
+            a = multiply_by_quantized_multiplier(x, mult, shift)
+            if a == 0:
+                r = 1 << 30
+            else:
+                pos = _one_over_one_plus_x(_exp_on_negative_values(-abs(a), 4))
+                r = pos if a > 0 else INT32_MAX - pos
+            out.append(_rdbpot(r, 23) - 128)
+    return _table(out)
+
+
+def tanh_lut(input_scale, input_zero_point):
+    """TANH int8 as TFLM's reference_integer_ops::Tanh (output 1/128, 0)."""
+    mult, shift, radius = _q4_input_params(input_scale, "tanh")
+    out = []
+    for q in _INPUTS:
+        x = q - input_zero_point
+        if x <= -radius:
+            out.append(INT8_MIN)
+        elif x >= radius:
+            out.append(INT8_MAX)
+        else:
+            a = multiply_by_quantized_multiplier(x, mult, shift)
+            # ExactMulByPot<1>: the same raw value read with 5 integer bits.
+            t = 0 if a == 0 else _one_minus_x_over_one_plus_x(_exp_on_negative_values(-abs(a), 5))
+            out.append(_rdbpot(-t if a < 0 else t, 24))
+    return _table(out)
+
+
+def requantize_lut(input_scale, input_zero_point, output_scale, output_zero_point):
+    """QUANTIZE int8 -> int8 as TFLM's reference_ops::Requantize."""
+    mult, shift = quantize_multiplier(_f32(input_scale) / _f32(output_scale))
+    if not -31 <= shift <= 31:
+        raise ModelError("quantize: rescaling factor %g is out of the int32 fixed-point range"
+                         % (_f32(input_scale) / _f32(output_scale)))
+    return _table(multiply_by_quantized_multiplier(q - input_zero_point, mult, shift)
+                  + output_zero_point for q in _INPUTS)
+
+
+# ---- MEAN over height and width ---------------------------------------------------
+
+def mean_params(input_scale, output_scale, count):
+    """(multiplier, shift) of TFLM's int8 QuantizedMeanOrSum for a mean over `count` values.
+
+    Prepare quantizes input_scale / output_scale (double); Eval folds 1/count into
+    the multiplier with an int64 division and a clamped extra shift.
+    """
+    mult, shift = quantize_multiplier(_f32(input_scale) / _f32(output_scale))
+    extra = min(count.bit_length() - 1, 32, 31 + shift)
+    if extra < 0 or shift > 31:
+        raise ModelError("mean: rescaling factor is out of the int32 fixed-point range")
+    return int((mult << extra) // count), shift - extra

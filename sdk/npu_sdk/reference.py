@@ -45,3 +45,28 @@ def run_tflm(model_bytes, inputs, interpreter=None):
     interpreter.invoke()
     n_outputs = len(tflite.parse(model_bytes).outputs)  # TFLM aborts on an index past the end
     return [interpreter.get_output(i).copy() for i in range(n_outputs)]
+
+
+def litert_all_tensors(model_bytes, samples, tensors):
+    """Run LiteRT once per sample, keeping intermediates; yields {tensor index: array} per sample.
+
+    `samples` is an iterable of input lists (one array per model input);
+    `tensors` the tensor indices to read back. Default delegates (XNNPACK) are
+    off so every intermediate tensor is computed by a builtin kernel and kept.
+    """
+    cls = _interpreter_class()
+    kwargs = dict(model_content=bytes(model_bytes), num_threads=1, experimental_preserve_all_tensors=True)
+    try:
+        from ai_edge_litert.interpreter import OpResolverType
+        kwargs["experimental_op_resolver_type"] = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    except ImportError:  # tflite_runtime: no resolver choice
+        pass
+    interpreter = cls(**kwargs)
+    interpreter.allocate_tensors()
+    details = interpreter.get_input_details()
+    for inputs in samples:
+        for detail, x in zip(details, inputs):
+            interpreter.set_tensor(detail["index"],
+                                   np.asarray(x, dtype=detail["dtype"]).reshape(detail["shape"]))
+        interpreter.invoke()
+        yield {i: interpreter.get_tensor(i).copy() for i in tensors}

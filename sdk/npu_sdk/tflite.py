@@ -29,6 +29,20 @@ def _enum_names(enum_class):
 _OP_NAMES = _enum_names(schema.BuiltinOperator)
 _TYPE_NAMES = _enum_names(schema.TensorType)
 _ACTIVATIONS = _enum_names(schema.ActivationFunctionType)
+_PADDINGS = _enum_names(schema.Padding)
+# builtin option attribute -> Op.options key (integers and flags taken as they are)
+_PLAIN_OPTIONS = (("beta", "beta"), ("keepNumDims", "keep_num_dims"),
+                  ("weightsFormat", "weights_format"), ("strideH", "stride_h"),
+                  ("strideW", "stride_w"), ("dilationHFactor", "dilation_h"),
+                  ("dilationWFactor", "dilation_w"), ("depthMultiplier", "depth_multiplier"),
+                  ("filterHeight", "filter_h"), ("filterWidth", "filter_w"),
+                  ("axis", "axis"), ("keepDims", "keep_dims"), ("alpha", "alpha"),
+                  ("potScaleInt16", "pot_scale_int16"),
+                  # STRIDED_SLICE and GATHER, read by the constant folding in rewrite.py
+                  ("beginMask", "begin_mask"), ("endMask", "end_mask"),
+                  ("ellipsisMask", "ellipsis_mask"), ("newAxisMask", "new_axis_mask"),
+                  ("shrinkAxisMask", "shrink_axis_mask"), ("offset", "offset"),
+                  ("batchDims", "batch_dims"))
 
 
 def load(path):
@@ -106,11 +120,13 @@ def _options(op):
     opts = {}
     if hasattr(o, "fusedActivationFunction"):
         opts["activation"] = _ACTIVATIONS.get(o.fusedActivationFunction, str(o.fusedActivationFunction))
-    for attr, key in (("beta", "beta"), ("keepNumDims", "keep_num_dims"),
-                      ("weightsFormat", "weights_format"), ("newShape", "new_shape")):
+    if hasattr(o, "padding"):
+        opts["padding"] = _PADDINGS.get(o.padding, str(o.padding))
+    for attr, key in _PLAIN_OPTIONS:
         if hasattr(o, attr):
-            value = getattr(o, attr)
-            opts[key] = list(value) if key == "new_shape" and value is not None else value
+            opts[key] = getattr(o, attr)
+    if hasattr(o, "newShape"):
+        opts["new_shape"] = list(o.newShape) if o.newShape is not None else None
     return opts
 
 

@@ -315,3 +315,72 @@ def test_error_paths_release_every_buffer():
 def test_other_kernels_reject_bad_arguments(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+# --- window and elementwise kernels refuse bad geometry before touching memory -------
+
+def _conv_args(**overrides):
+    """Valid conv2d arguments: [1, 4, 4, 2] -> 3x3 SAME -> [1, 4, 4, 3]."""
+    args = dict(inp=np.zeros(32, np.int8), weights=np.zeros(54, np.int8),
+                bias=np.zeros(3, np.int32), out=np.zeros(48, np.int8),
+                mult=np.full(3, 1 << 30, np.int32), shift=np.zeros(3, np.int32),
+                batches=1, in_h=4, in_w=4, in_c=2, out_h=4, out_w=4, out_c=3, k_h=3, k_w=3,
+                stride_h=1, stride_w=1, dilation_h=1, dilation_w=1, pad_h=1, pad_w=1,
+                input_offset=0, output_offset=0, act_min=-128, act_max=127)
+    args.update(overrides)
+    return list(args.values())
+
+
+def _ew_args(n_extra=0, **overrides):
+    args = dict(in1=np.zeros(12, np.int8), in2=np.zeros(4, np.int8), out=np.zeros(12, np.int8),
+                d0=1, d1=1, d2=3, d3=4, a0=0, a1=0, a2=4, a3=1, b0=0, b1=0, b2=0, b3=1)
+    args.update(overrides)
+    return list(args.values())
+
+
+@pytest.mark.parametrize("call,exc,match", [
+    (lambda: kernels.conv2d(*_conv_args(weights=np.zeros(53, np.int8))),
+     ValueError, r"weights: buffer too small: need 54 bytes"),
+    (lambda: kernels.conv2d(*_conv_args(out=np.zeros(47, np.int8))),
+     ValueError, r"out: buffer too small: need 48 bytes"),
+    (lambda: kernels.conv2d(*_conv_args(stride_h=0)), ValueError, r"bad height geometry"),
+    (lambda: kernels.conv2d(*_conv_args(pad_w=-1)), ValueError, r"bad width geometry"),
+    (lambda: kernels.conv2d(*_conv_args(dilation_w=1 << 29)), ValueError, r"bad width geometry"),
+    (lambda: kernels.conv2d(*_conv_args(in_c=8000, inp=np.zeros(128000, np.int8))),
+     ValueError, r"k_h \* k_w \* in_c must be at most 65535"),
+    (lambda: kernels.conv2d(*_conv_args(input_offset=200)), ValueError, r"input_offset"),
+    (lambda: kernels.conv2d(*_conv_args(shift=np.array([0, 40, 0], np.int32))),
+     ValueError, r"shift\[1\] must be in \[-31, 31\]"),
+    (lambda: kernels.depthwise_conv2d(*_conv_args(out_c=2, weights=np.zeros(35, np.int8))),
+     ValueError, r"weights: buffer too small: need 36 bytes"),
+    (lambda: kernels.average_pool2d(bytes(32), bytearray(8), 1, 4, 4, 2, 2, 2, 2, 2, 3, 3, 2, 0,
+                                    -128, 127),
+     ValueError, r"pooling window lies wholly in the padding"),
+    (lambda: kernels.max_pool2d(bytes(31), bytearray(8), 1, 4, 4, 2, 2, 2, 2, 2, 2, 2, 0, 0,
+                                -128, 127),
+     ValueError, r"inp: buffer too small: need 32 bytes"),
+    (lambda: kernels.add(*_ew_args(in2=np.zeros(3, np.int8)), 0, 0, 20, 1 << 30, -1, 1 << 30,
+                         -1, 1 << 30, -10, 0, -128, 127),
+     ValueError, r"in2: buffer too small: need 4 bytes"),
+    (lambda: kernels.add(*_ew_args(), 0, 0, 31, 1 << 30, -1, 1 << 30, -1, 1 << 30, -10, 0,
+                         -128, 127),
+     ValueError, r"left_shift must be in \[0, 22\]"),
+    (lambda: kernels.mul(*_ew_args(a2=-4), 0, 0, 1 << 30, -3, 0, -128, 127),
+     ValueError, r"in1 strides must be in"),
+    (lambda: kernels.mul(*_ew_args(out=bytes(12)), 0, 0, 1 << 30, -3, 0, -128, 127),
+     TypeError, r"out: the output buffer is read-only"),
+])
+def test_window_and_elementwise_kernels_reject_bad_arguments(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
+
+
+def test_conv_error_paths_release_every_buffer():
+    held = [bytearray(32), bytearray(54), bytearray(12), bytearray(48), bytearray(12),
+            bytearray(12)]
+    args = _conv_args(inp=held[0], weights=held[1], bias=held[2], out=held[3], mult=held[4],
+                      shift=bytearray(np.array([0, 99, 0], np.int32).tobytes()))
+    with pytest.raises(ValueError):
+        kernels.conv2d(*args)
+    for buf in held[:5]:
+        buf.extend(b"\0")  # raises BufferError if an export leaked

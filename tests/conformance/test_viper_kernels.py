@@ -230,7 +230,7 @@ def rd(n):
     with open(DATA_DIR + '/' + n, 'rb') as f:
         return bytearray(f.read())
 acc = rd('x.bin')
-kernels._requantize(acc, len(acc) // 4, rd('m.bin'), rd('s.bin'))
+kernels._requantize(acc, len(acc) // 4, rd('m.bin'), rd('s.bin'), 4)
 with open(DATA_DIR + '/requant.bin', 'wb') as f:
     f.write(acc)
 # The plain-Python helpers softmax uses, on the same operands.

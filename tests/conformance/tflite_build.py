@@ -1,8 +1,10 @@
 """Build single-op int8 .tflite models in memory and run them on the TFLM oracle.
 
 Test utility only: the models are the smallest flatbuffers TFLite Micro accepts
-for one FULLY_CONNECTED, SOFTMAX, QUANTIZE or DEQUANTIZE op, so a conformance
-test can compare a kernel with the oracle on exactly the parameters it chose.
+for one op (FULLY_CONNECTED, SOFTMAX, QUANTIZE, DEQUANTIZE, CONV_2D,
+DEPTHWISE_CONV_2D, the pools, ADD, MUL, the pointwise activations, MEAN, PAD,
+CONCATENATION), so a conformance test can compare a
+kernel with the oracle on exactly the parameters it chose.
 """
 
 import flatbuffers
@@ -50,7 +52,7 @@ class _Model:
         self.tensors.append(t)
         return len(self.tensors) - 1
 
-    def build(self, opcode, inputs, outputs, options_type=0, options=None):
+    def build(self, opcode, inputs, outputs, options_type=0, options=None, graph_inputs=None):
         code = tfl.OperatorCodeT()
         code.builtinCode = opcode
         code.deprecatedBuiltinCode = min(opcode, 127)  # the int8 legacy field
@@ -63,7 +65,9 @@ class _Model:
         op.builtinOptions = options
         sub = tfl.SubGraphT()
         sub.tensors = self.tensors
-        sub.inputs = np.asarray([inputs[0]], dtype=np.int32)
+        if graph_inputs is None:
+            graph_inputs = [inputs[0]]
+        sub.inputs = np.asarray(graph_inputs, dtype=np.int32)
         sub.outputs = np.asarray(outputs, dtype=np.int32)
         sub.operators = [op]
         sub.name = "main"
@@ -129,11 +133,166 @@ def dequantize_model(shape, input_q):
                    tfl.BuiltinOptions.DequantizeOptions, tfl.DequantizeOptionsT())
 
 
+_PADDINGS = {"SAME": tfl.Padding.SAME, "VALID": tfl.Padding.VALID}
+
+
+def conv2d_model(input_shape, input_q, weights, weight_scales, bias, output_q, stride=(1, 1),
+                 dilation=(1, 1), padding="SAME", activation="NONE", depthwise=False):
+    """CONV_2D (weights OHWI, per-channel on axis 0) or DEPTHWISE_CONV_2D (weights
+    [1, k_h, k_w, out_c], per-channel on axis 3); int8 NHWC input, optional int32 bias.
+    The output shape is computed from the window arithmetic."""
+    from npu_sdk import lower
+
+    weights = np.asarray(weights, dtype=np.int8)
+    n, in_h, in_w, in_c = input_shape
+    if depthwise:
+        _, k_h, k_w, out_c = weights.shape
+    else:
+        out_c, k_h, k_w, _ = weights.shape
+    out_h = lower.conv_output_size(padding, in_h, k_h, stride[0], dilation[0])
+    out_w = lower.conv_output_size(padding, in_w, k_w, stride[1], dilation[1])
+    w_scales = np.atleast_1d(np.asarray(weight_scales, dtype=np.float32))
+    axis = 3 if depthwise else 0
+    m = _Model()
+    x = m.tensor("input", input_shape, np.int8, input_q[0], input_q[1])
+    w = m.tensor("weights", weights.shape, np.int8, w_scales, np.zeros(len(w_scales), np.int64),
+                 data=weights, axis=axis)
+    b = -1
+    if bias is not None:
+        b_scales = np.float32(input_q[0]) * w_scales
+        b = m.tensor("bias", [out_c], np.int32, b_scales, np.zeros(len(b_scales), np.int64),
+                     data=np.asarray(bias, dtype=np.int32), axis=0)
+    y = m.tensor("output", [n, out_h, out_w, out_c], np.int8, output_q[0], output_q[1])
+    opts = tfl.DepthwiseConv2DOptionsT() if depthwise else tfl.Conv2DOptionsT()
+    opts.padding = _PADDINGS[padding]
+    opts.strideH, opts.strideW = stride
+    opts.dilationHFactor, opts.dilationWFactor = dilation
+    opts.fusedActivationFunction = _ACTIVATIONS[activation]
+    if depthwise:
+        opts.depthMultiplier = out_c // in_c
+        return m.build(tfl.BuiltinOperator.DEPTHWISE_CONV_2D, [x, w, b], [y],
+                       tfl.BuiltinOptions.DepthwiseConv2DOptions, opts)
+    return m.build(tfl.BuiltinOperator.CONV_2D, [x, w, b], [y], tfl.BuiltinOptions.Conv2DOptions,
+                   opts)
+
+
+def pool2d_model(kind, input_shape, q, filter_hw, stride=(1, 1), padding="SAME",
+                 activation="NONE"):
+    """AVERAGE_POOL_2D or MAX_POOL_2D, int8 NHWC, input and output quantization `q`."""
+    from npu_sdk import lower
+
+    n, in_h, in_w, c = input_shape
+    out_h = lower.conv_output_size(padding, in_h, filter_hw[0], stride[0])
+    out_w = lower.conv_output_size(padding, in_w, filter_hw[1], stride[1])
+    m = _Model()
+    x = m.tensor("input", input_shape, np.int8, q[0], q[1])
+    y = m.tensor("output", [n, out_h, out_w, c], np.int8, q[0], q[1])
+    opts = tfl.Pool2DOptionsT()
+    opts.padding = _PADDINGS[padding]
+    opts.strideH, opts.strideW = stride
+    opts.filterHeight, opts.filterWidth = filter_hw
+    opts.fusedActivationFunction = _ACTIVATIONS[activation]
+    return m.build(getattr(tfl.BuiltinOperator, kind), [x], [y], tfl.BuiltinOptions.Pool2DOptions,
+                   opts)
+
+
+def elementwise_model(kind, shape1, q1, shape2, q2, output_q, activation="NONE", const2=None):
+    """ADD or MUL of two int8 tensors broadcast to their common shape. With `const2`
+    the second operand is a constant and the model has one input; else two."""
+    out_shape = list(np.broadcast_shapes(tuple(shape1), tuple(shape2)))
+    m = _Model()
+    a = m.tensor("input1", shape1, np.int8, q1[0], q1[1])
+    b = m.tensor("input2", shape2, np.int8, q2[0], q2[1], data=const2)
+    y = m.tensor("output", out_shape, np.int8, output_q[0], output_q[1])
+    if kind == "ADD":
+        opts, otype = tfl.AddOptionsT(), tfl.BuiltinOptions.AddOptions
+    else:
+        opts, otype = tfl.MulOptionsT(), tfl.BuiltinOptions.MulOptions
+    opts.fusedActivationFunction = _ACTIVATIONS[activation]
+    return m.build(getattr(tfl.BuiltinOperator, kind), [a, b], [y], otype, opts,
+                   graph_inputs=[a] if const2 is not None else [a, b])
+
+
+_UNARY_OPTIONS = {
+    "LEAKY_RELU": ("LeakyReluOptions", "LeakyReluOptionsT"),
+    "HARD_SWISH": ("HardSwishOptions", "HardSwishOptionsT"),
+    "QUANTIZE": ("QuantizeOptions", "QuantizeOptionsT"),
+}
+
+
+def unary_model(kind, shape, input_q, output_q, alpha=None):
+    """An int8 -> int8 pointwise op: RELU, RELU6, LEAKY_RELU (alpha), HARD_SWISH, LOGISTIC,
+    TANH or QUANTIZE (requantization)."""
+    m = _Model()
+    x = m.tensor("input", shape, np.int8, input_q[0], input_q[1])
+    y = m.tensor("output", shape, np.int8, output_q[0], output_q[1])
+    otype, opts = 0, None
+    if kind in _UNARY_OPTIONS:
+        name, cls = _UNARY_OPTIONS[kind]
+        otype, opts = getattr(tfl.BuiltinOptions, name), getattr(tfl, cls)()
+        if alpha is not None:
+            opts.alpha = alpha
+    return m.build(getattr(tfl.BuiltinOperator, kind), [x], [y], otype, opts)
+
+
+def mean_model(input_shape, input_q, output_q, axes=(1, 2), keep_dims=True):
+    """MEAN of an int8 tensor over constant `axes`."""
+    out_shape = [1 if i in axes else d for i, d in enumerate(input_shape)
+                 if keep_dims or i not in axes]
+    m = _Model()
+    x = m.tensor("input", input_shape, np.int8, input_q[0], input_q[1])
+    a = m.tensor("axis", [len(axes)], np.int32, data=np.asarray(axes, np.int32))
+    y = m.tensor("output", out_shape, np.int8, output_q[0], output_q[1])
+    opts = tfl.ReducerOptionsT()
+    opts.keepDims = keep_dims
+    return m.build(tfl.BuiltinOperator.MEAN, [x, a], [y], tfl.BuiltinOptions.ReducerOptions,
+                   opts)
+
+
+def pad_model(input_shape, q, paddings, constant=None):
+    """PAD (or PADV2 with an int8 `constant` pad value) of an int8 tensor; `paddings` is
+    [[before, after], ...] per dimension."""
+    paddings = np.asarray(paddings, np.int32).reshape(len(input_shape), 2)
+    out_shape = [d + int(p.sum()) for d, p in zip(input_shape, paddings)]
+    m = _Model()
+    x = m.tensor("input", input_shape, np.int8, q[0], q[1])
+    p = m.tensor("paddings", list(paddings.shape), np.int32, data=paddings)
+    inputs = [x, p]
+    if constant is not None:
+        inputs.append(m.tensor("constant", [], np.int8, q[0], q[1],
+                               data=np.asarray(constant, np.int8)))
+    y = m.tensor("output", out_shape, np.int8, q[0], q[1])
+    if constant is None:
+        return m.build(tfl.BuiltinOperator.PAD, inputs, [y], tfl.BuiltinOptions.PadOptions,
+                       tfl.PadOptionsT())
+    return m.build(tfl.BuiltinOperator.PADV2, inputs, [y], tfl.BuiltinOptions.PadV2Options,
+                   tfl.PadV2OptionsT())
+
+
+def concatenation_model(shapes, axis, q, qs=None):
+    """CONCATENATION of int8 tensors along `axis`; every input has quantization `q` unless
+    `qs` gives one per input."""
+    out_shape = list(shapes[0])
+    out_shape[axis] = sum(s[axis] for s in shapes)
+    m = _Model()
+    qs = qs or [q] * len(shapes)
+    xs = [m.tensor("input%d" % i, s, np.int8, qi[0], qi[1]) for i, (s, qi) in
+          enumerate(zip(shapes, qs))]
+    y = m.tensor("output", out_shape, np.int8, q[0], q[1])
+    opts = tfl.ConcatenationOptionsT()
+    opts.axis = axis
+    return m.build(tfl.BuiltinOperator.CONCATENATION, xs, [y],
+                   tfl.BuiltinOptions.ConcatenationOptions, opts, graph_inputs=xs)
+
+
 def run_tflm(model_bytes, input_array, arena_size=1 << 20):
-    """Run a one-input, one-output model on the TFLite Micro interpreter."""
+    """Run a one-output model on the TFLite Micro interpreter; `input_array` may be a
+    list or tuple of arrays for a model with several inputs."""
     from tflite_micro import runtime
 
     interpreter = runtime.Interpreter.from_bytes(model_bytes, arena_size=arena_size)
-    interpreter.set_input(np.ascontiguousarray(input_array), 0)
+    inputs = input_array if isinstance(input_array, (list, tuple)) else [input_array]
+    for i, array in enumerate(inputs):
+        interpreter.set_input(np.ascontiguousarray(array), i)
     interpreter.invoke()
     return np.array(interpreter.get_output(0), copy=True)

@@ -3,7 +3,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -91,3 +90,20 @@ def test_compile_bad_input_leaves_nothing(tmp_path):
     r = npu("compile", corrupt, "-o", out, check=False)
     assert r.returncode == 1 and str(corrupt) in r.stderr and not out.exists()
     assert list(tmp_path.iterdir()) == [corrupt]
+
+
+def test_flash_tflite_directly(emulator, tmp_path):
+    """`npu flash` takes a .tflite too (compiled on the fly); the name defaults to its stem."""
+    r = json.loads(npu("flash", DIGITS_INT8, "--port", emulator.port, "--json").stdout)
+    assert r["name"] == "int8"
+    x = tmp_path / "x.npy"
+    np.save(x, np.load(ZOO / "digits_mlp" / "samples.npz")["x_int8"][0])
+    report = json.loads(npu("run", "int8", "--input", x, "--port", emulator.port, "--json").stdout)
+    assert report["outputs"][0]["shape"] == [1, 10]
+
+
+def test_flash_refuses_a_bad_file_before_opening_the_port(tmp_path):
+    bad = tmp_path / "bad.npb"
+    bad.write_bytes(b"NPUB" + bytes(100))
+    r = npu("flash", bad, "--port", tmp_path / "no-such-tty", check=False)
+    assert r.returncode == 1 and "npu: blob SHA-256 mismatch" in r.stderr

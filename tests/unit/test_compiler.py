@@ -69,3 +69,79 @@ def test_reshape_is_an_alias():
     c = compiler.compile_file(DIGITS_INT8)
     assert c.n_ops == 4  # the RESHAPE costs nothing on the board
     assert c.arena_size == c.arena_lower_bound
+
+
+# --- CONV_2D, DEPTHWISE_CONV_2D, pools, ADD, MUL constraints ---------------------------
+
+def _problems(model_bytes):
+    with pytest.raises(UnsupportedOpError) as info:
+        compiler.compile_graph(tflite.parse(model_bytes, source="m.tflite"))
+    return [(i, kind, reason) for i, kind, reason in info.value.problems]
+
+
+def test_new_ops_compile_to_their_opcodes():
+    from npu_sdk import blob
+    from tests.conformance import tflite_build as tb
+    w = np.ones((2, 3, 3, 3), np.int8)
+    models = {
+        "CONV_2D": tb.conv2d_model((1, 5, 5, 3), (0.05, 1), w, [0.01], None, (0.3, 2)),
+        "DEPTHWISE_CONV_2D": tb.conv2d_model((1, 5, 5, 3), (0.05, 1), np.ones((1, 3, 3, 6), np.int8),
+                                             [0.01], np.zeros(6, np.int32), (0.3, 2),
+                                             depthwise=True),
+        "MAX_POOL_2D": tb.pool2d_model("MAX_POOL_2D", (1, 4, 4, 2), (0.1, 0), (2, 2), (2, 2)),
+        "ADD": tb.elementwise_model("ADD", (1, 2, 2, 3), (0.1, 0), (3,), (0.2, 1), (0.3, 0)),
+        "MUL": tb.elementwise_model("MUL", (4,), (0.1, 0), (4,), (0.2, 1), (0.05, 0)),
+    }
+    for kind, model in models.items():
+        data = compiler.compile_graph(tflite.parse(model)).blob
+        assert [op.opcode for op in blob.unpack(data).ops] == [blob.OPCODES[kind]]
+
+
+def test_grouped_convolution_is_refused():
+    from tests.conformance import tflite_build as tb
+    model = tb.conv2d_model((1, 5, 5, 4), (0.05, 1), np.ones((2, 3, 3, 4), np.int8), [0.01],
+                            None, (0.3, 2))
+    def edit(m):  # weights take 2 of the input's 4 channels: a grouped convolution
+        t = m.subgraphs[0].tensors[1]
+        t.shape = np.array([4, 3, 3, 2], np.int32)
+    m = schema.ModelT.InitFromPackedBuf(model, 0)
+    edit(m)
+    b = flatbuffers.Builder(1024)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    (problem,) = _problems(bytes(b.Output()))
+    assert problem[:2] == (0, "CONV_2D") and "grouped convolution is not supported" in problem[2]
+
+
+def test_pool_with_requantization_is_refused():
+    from tests.conformance import tflite_build as tb
+    model = tb.pool2d_model("AVERAGE_POOL_2D", (1, 4, 4, 2), (0.1, 0), (2, 2), (2, 2))
+    m = schema.ModelT.InitFromPackedBuf(model, 0)
+    m.subgraphs[0].tensors[1].quantization.scale = [0.2]
+    b = flatbuffers.Builder(1024)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    (problem,) = _problems(bytes(b.Output()))
+    assert "share scale and zero point" in problem[2]
+
+
+def test_add_with_a_tiny_output_scale_is_refused():
+    from tests.conformance import tflite_build as tb
+    model = tb.elementwise_model("ADD", (4,), (0.5, 0), (4,), (0.5, 0), (1e-8, 0))
+    (problem,) = _problems(model)
+    assert problem[1] == "ADD" and "must be in [0, 1)" in problem[2]
+
+
+def test_interpreter_refuses_a_pooling_window_in_the_padding():
+    from npufw import blobfmt, interp
+    from npu_sdk import blob
+    from npu_emulator import _kernels
+    from tests.conformance import tflite_build as tb
+    data = compiler.compile_graph(tflite.parse(
+        tb.pool2d_model("AVERAGE_POOL_2D", (1, 4, 4, 2), (0.1, 0), (2, 2), (2, 2)))).blob
+    body = blob.unpack(data)
+    ops = [dict(opcode=o.opcode, inputs=list(o.inputs), outputs=list(o.outputs),
+                params=list(o.params)) for o in body.ops]
+    ops[0]["params"][10] = 2  # pad_h == k_h: the first row of windows sees only padding
+    bad = blob.pack(body.header.value.arena_size, [dict(t) for t in body.tensors],
+                    list(body.inputs), list(body.outputs), ops, body.constants)
+    with pytest.raises(blobfmt.BlobError, match="pooling window misses the input"):
+        interp.Model(bad, _kernels)

@@ -1,0 +1,65 @@
+"""What a compiled model costs: per layer and in total, and whether it fits a board.
+
+Everything is read back from the blob, so the report describes exactly what ships.
+"""
+import numpy as np
+
+from . import blob as blobfmt
+
+
+def _elements(t):
+    return int(np.prod(list(t.shape[:t.ndim]), dtype=np.int64))
+
+
+def layers(data):
+    """Per-op rows: op, input/output shapes, MACs, weight bytes, arena offset and size of the output."""
+    b = blobfmt.unpack(data)
+    rows = []
+    for i, op in enumerate(b.ops):
+        ins = [b.tensors[t] for t in op.inputs if t >= 0]
+        out = b.tensors[op.outputs[0]]
+        consts = [t for t in ins if t.location == "const"]
+        weights = next((t for t in ins[1:2] if t.location == "const" and t.dtype == "int8"), None)
+        # one MAC per weight per output position: FC and convolutions alike
+        channels = out.shape[out.ndim - 1]
+        macs = _elements(out) * _elements(weights) // channels if weights is not None else 0
+        rows.append(dict(index=i, op=blobfmt.OPNAMES.get(op.opcode, str(op.opcode)),
+                         inputs=[list(t.shape[:t.ndim]) for t in ins if t.location == "arena"],
+                         output=list(out.shape[:out.ndim]), macs=macs,
+                         weight_bytes=sum(t.size for t in consts),
+                         arena_offset=out.offset, arena_bytes=out.size))
+    return rows, b
+
+
+def report(data, profile=None):
+    """The whole report as a dict (what `npu inspect --json` prints)."""
+    rows, b = layers(data)
+    totals = dict(flash_bytes=len(data), ram_bytes=b.header.value.arena_size,
+                  weight_bytes=b.header.value.const_size, macs=sum(r["macs"] for r in rows),
+                  ops=len(rows))
+    out = dict(layers=rows, totals=totals)
+    if profile is not None:
+        out["board"] = dict(name=profile["name"], ram=profile["ram"], flash=profile["flash"],
+                            ram_margin=profile["ram"] - totals["ram_bytes"],
+                            flash_margin=profile["flash"] - totals["flash_bytes"])
+        out["board"]["fits"] = out["board"]["ram_margin"] >= 0 and out["board"]["flash_margin"] >= 0
+    return out
+
+
+def format_text(rep):
+    lines = ["%-3s %-16s %-22s %-16s %10s %9s %8s %7s" % ("#", "op", "inputs", "output", "MACs",
+                                                         "weights", "offset", "bytes")]
+    for r in rep["layers"]:
+        lines.append("%-3d %-16s %-22s %-16s %10d %9d %8d %7d" % (
+            r["index"], r["op"], " ".join("x".join(map(str, s)) for s in r["inputs"]),
+            "x".join(map(str, r["output"])), r["macs"], r["weight_bytes"], r["arena_offset"],
+            r["arena_bytes"]))
+    t = rep["totals"]
+    lines.append("total: %d ops, %d MACs, flash %d bytes (weights %d), RAM (arena) %d bytes"
+                 % (t["ops"], t["macs"], t["flash_bytes"], t["weight_bytes"], t["ram_bytes"]))
+    if "board" in rep:
+        bd = rep["board"]
+        lines.append("%s %s: RAM %+d bytes spare of %d, flash %+d bytes spare of %d"
+                     % ("fits" if bd["fits"] else "DOES NOT FIT", bd["name"], bd["ram_margin"], bd["ram"],
+                        bd["flash_margin"], bd["flash"]))
+    return "\n".join(lines)

@@ -1,0 +1,189 @@
+"""Single-op int8 models for CONV_2D, DEPTHWISE_CONV_2D, the pools, ADD, MUL, the pointwise
+activations and int8 QUANTIZE, MEAN, PAD/PADV2 and CONCATENATION, each
+with inputs and the TFLite Micro output: the vectors test_ops_pipeline.py runs
+through the whole stack (compiler -> blob -> firmware interpreter -> kernels).
+
+Seeded; small enough that the MicroPython VM runs every case in a few seconds.
+"""
+import numpy as np
+
+from tests.conformance import tflite_build as tb
+
+ACTIVATIONS = ["NONE", "RELU", "RELU6", "RELU_N1_TO_1"]
+
+
+class Case:
+    def __init__(self, name, model, inputs):
+        self.name, self.model, self.inputs = name, model, inputs
+        self.expected = tb.run_tflm(model, inputs).astype(np.int8)
+
+
+def _q(rng, lo=0.01, hi=0.1):
+    return float(np.float32(rng.uniform(lo, hi))), int(rng.integers(-128, 128))
+
+
+def _conv_output_scale(rng, in_scale, w_scales, taps):
+    """An output scale that spreads the accumulators over int8 with some clipping."""
+    return float(np.float32(float(np.max(w_scales)) * in_scale * 7000.0 * np.sqrt(taps)
+                            / rng.uniform(30.0, 90.0)))
+
+
+# (input NHWC, out_c or depth multiplier, kernel, stride, dilation, padding)
+CONV_SHAPES = [
+    ((1, 5, 5, 3), 4, (3, 3), (1, 1), (1, 1), "SAME"),
+    ((1, 6, 7, 2), 3, (3, 2), (2, 2), (1, 1), "SAME"),
+    ((2, 7, 6, 4), 5, (3, 3), (1, 2), (1, 1), "VALID"),
+    ((1, 9, 8, 3), 2, (3, 3), (1, 1), (2, 3), "SAME"),
+    ((1, 8, 8, 2), 3, (2, 4), (3, 2), (2, 1), "VALID"),
+    ((1, 4, 4, 17), 6, (1, 1), (1, 1), (1, 1), "VALID"),
+    ((1, 5, 6, 1), 2, (5, 5), (2, 1), (1, 1), "SAME"),
+]
+
+
+def conv_cases(depthwise):
+    rng = np.random.default_rng(31 if depthwise else 30)
+    cases = []
+    for i, (shape, ch, k, stride, dil, padding) in enumerate(CONV_SHAPES):
+        in_c = shape[3]
+        if depthwise:
+            ch = (1, 2, 3)[i % 3] if in_c < 17 else 1
+            out_c = in_c * ch
+            w = rng.integers(-127, 128, (1, k[0], k[1], out_c)).astype(np.int8)
+            taps = k[0] * k[1]
+        else:
+            out_c = ch
+            w = rng.integers(-127, 128, (out_c, k[0], k[1], in_c)).astype(np.int8)
+            taps = k[0] * k[1] * in_c
+        per_channel = i % 2 == 0
+        w_scales = rng.uniform(0.002, 0.02, out_c if per_channel else 1).astype(np.float32)
+        in_q = _q(rng)
+        out_q = (_conv_output_scale(rng, in_q[0], w_scales, taps), int(rng.integers(-20, 21)))
+        # The tflite-micro build segfaults in Prepare on DEPTHWISE_CONV_2D without a bias
+        # (LiteRT refuses it): depthwise cases always carry one.
+        with_bias = i % 3 or depthwise
+        bias = rng.integers(-40000, 40000, out_c).astype(np.int32) if with_bias else None
+        activation = ACTIVATIONS[i % 4]
+        model = tb.conv2d_model(shape, in_q, w, w_scales, bias, out_q, stride, dil, padding,
+                                activation, depthwise=depthwise)
+        x = rng.integers(-128, 128, shape).astype(np.int8)
+        cases.append(Case("%s%d" % ("dw" if depthwise else "conv", i), model, [x]))
+    return cases
+
+
+# (input NHWC, filter, stride, padding)
+POOL_SHAPES = [
+    ((1, 6, 6, 3), (2, 2), (2, 2), "VALID"),
+    ((2, 5, 7, 4), (3, 3), (1, 1), "SAME"),
+    ((1, 7, 5, 2), (3, 2), (2, 3), "SAME"),
+    ((1, 4, 4, 9), (4, 4), (1, 1), "VALID"),  # global pooling
+    ((1, 3, 8, 1), (2, 5), (2, 2), "SAME"),
+]
+
+
+def pool_cases(kind):
+    rng = np.random.default_rng(40 if kind == "AVERAGE_POOL_2D" else 41)
+    cases = []
+    for i, (shape, f, stride, padding) in enumerate(POOL_SHAPES):
+        q = _q(rng, 0.02, 0.2)
+        model = tb.pool2d_model(kind, shape, q, f, stride, padding, ACTIVATIONS[i % 4])
+        x = rng.integers(-128, 128, shape).astype(np.int8)
+        cases.append(Case("%s%d" % (kind.lower(), i), model, [x]))
+    return cases
+
+
+# (shape1, shape2, second operand constant)
+ELEMENTWISE_SHAPES = [
+    ((1, 4, 4, 3), (1, 4, 4, 3), False),
+    ((2, 3, 5), (2, 3, 5), True),
+    ((1, 3, 4, 6), (6,), False),         # per-channel broadcast
+    ((1, 5, 1, 3), (1, 1, 4, 1), False),  # both sides broadcast
+    ((7,), (1,), True),                  # scalar constant
+    ((2, 1, 3, 4), (2, 5, 1, 4), False),
+]
+
+
+def elementwise_cases(kind):
+    rng = np.random.default_rng(50 if kind == "ADD" else 51)
+    cases = []
+    for i, (s1, s2, const) in enumerate(ELEMENTWISE_SHAPES):
+        for j in range(2):
+            q1, q2 = _q(rng, 0.01, 0.2), _q(rng, 0.01, 0.2)
+            if kind == "ADD":
+                out_q = _q(rng, max(q1[0], q2[0]), 3 * max(q1[0], q2[0]))
+            else:
+                out_q = _q(rng, q1[0] * q2[0] * 20, q1[0] * q2[0] * 150)
+            a = rng.integers(-128, 128, s1).astype(np.int8)
+            b = rng.integers(-128, 128, s2).astype(np.int8)
+            model = tb.elementwise_model(kind, s1, q1, s2, q2, out_q, ACTIVATIONS[(i + j) % 4],
+                                         const2=b if const else None)
+            cases.append(Case("%s%d_%d" % (kind.lower(), i, j), model, [a] if const else [a, b]))
+    return cases
+
+
+POINTWISE = ["RELU", "RELU6", "LEAKY_RELU", "HARD_SWISH", "LOGISTIC", "TANH", "QUANTIZE"]
+_FIXED_OUTPUT = {"LOGISTIC": (1 / 256, -128), "TANH": (1 / 128, 0)}
+
+
+def pointwise_cases():
+    """Every int8 value through each pointwise op (the LUT kernel), a few scales each."""
+    rng = np.random.default_rng(60)
+    cases = []
+    x = np.arange(-128, 128, dtype=np.int8).reshape(1, 4, 8, 8)
+    for kind in POINTWISE:
+        for j in range(3):
+            in_q = _q(rng, 0.005, 0.2)
+            out_q = _FIXED_OUTPUT.get(kind) or (in_q if kind == "RELU6" else _q(rng, 0.005, 0.2))
+            alpha = (0.1, 0.3, -0.2)[j] if kind == "LEAKY_RELU" else None
+            model = tb.unary_model(kind, list(x.shape), in_q, out_q, alpha)
+            cases.append(Case("%s%d" % (kind.lower(), j), model, [x]))
+    return cases
+
+
+def mean_cases():
+    rng = np.random.default_rng(61)
+    cases = []
+    for i, (shape, keep) in enumerate([((1, 4, 4, 3), True), ((2, 3, 5, 4), True),
+                                       ((1, 7, 7, 8), False), ((1, 1, 1, 5), True),
+                                       ((1, 16, 12, 2), True)]):
+        in_q = _q(rng, 0.01, 0.2)
+        # A finer output scale spreads the means (which crowd near zero) over int8.
+        out_q = in_q if i == 3 else (float(np.float32(in_q[0] * rng.uniform(0.03, 0.2))),
+                                     int(rng.integers(-30, 31)))
+        x = rng.integers(-128, 128, shape).astype(np.int8)
+        cases.append(Case("mean%d" % i, tb.mean_model(shape, in_q, out_q, keep_dims=keep), [x]))
+    return cases
+
+
+def pad_cases():
+    rng = np.random.default_rng(62)
+    cases = []
+    for i, (shape, pads, constant) in enumerate([
+            ((1, 3, 4, 2), [[0, 0], [1, 2], [2, 1], [0, 0]], None),
+            ((2, 3, 5), [[1, 0], [0, 2], [3, 1]], None),
+            ((4, 6), [[2, 2], [1, 3]], -7),
+            ((1, 2, 2, 3), [[0, 1], [1, 1], [0, 0], [1, 2]], 100)]):
+        q = _q(rng, 0.01, 0.2)
+        x = rng.integers(-128, 128, shape).astype(np.int8)
+        cases.append(Case("pad%d" % i, tb.pad_model(shape, q, pads, constant), [x]))
+    return cases
+
+
+def concatenation_cases():
+    rng = np.random.default_rng(63)
+    cases = []
+    for i, (shapes, axis) in enumerate([
+            ([(1, 2, 3, 4), (1, 2, 3, 2)], 3),
+            ([(1, 2, 3, 4), (1, 5, 3, 4), (1, 1, 3, 4)], 1),
+            ([(2, 3), (1, 3), (4, 3)], 0),
+            ([(2, 3, 4), (2, 2, 4)], -2),
+            ([(1, 2, 2, 1), (1, 2, 2, 3), (1, 2, 2, 2), (1, 2, 2, 1)], -1)]):
+        q = _q(rng, 0.01, 0.2)
+        xs = [rng.integers(-128, 128, s).astype(np.int8) for s in shapes]
+        cases.append(Case("concat%d" % i, tb.concatenation_model(shapes, axis, q), xs))
+    return cases
+
+
+def all_cases():
+    return (conv_cases(False) + conv_cases(True) + pool_cases("AVERAGE_POOL_2D")
+            + pool_cases("MAX_POOL_2D") + elementwise_cases("ADD") + elementwise_cases("MUL")
+            + pointwise_cases() + mean_cases() + pad_cases() + concatenation_cases())

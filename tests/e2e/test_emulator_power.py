@@ -1,0 +1,133 @@
+"""Power cuts during a model install: whatever write the power fails at, the restarted board
+holds the old model or the new one, whole and verified, and no leftovers.
+
+Installing B over A is a fixed sequence of flash writes (npufw/store.py): create B.part,
+one write per data chunk, rename .part -> .new, rename .new over .npb (on FAT: remove .npb,
+then rename). The e2e test cuts the emulator's power after each write in turn, on both
+cores; the in-process test replays the same on a filesystem that cannot rename over a file.
+"""
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from npu_sdk.errors import LinkError
+from npu_sdk.link import Board
+from npufw import store as fw_store
+from tests.conformance import tflite_build
+from tests.conftest import Emulator, fc_model
+
+IN_DEPTH = 64
+X = np.arange(-32, 32, dtype=np.int8).reshape(1, IN_DEPTH)
+CUT_EXIT = 3
+
+
+@pytest.fixture(scope="module")
+def models():
+    """A and B: same shape, different weights, so a RUN tells them apart. B spans two chunks."""
+    out = {}
+    for label, seed, out_depth in (("A", 11, 10), ("B", 12, 100)):
+        model, blob = fc_model(IN_DEPTH, out_depth, seed=seed)
+        out[label] = (blob, tflite_build.run_tflm(model, X))
+    assert len(out["B"][0]) > 4096  # more than one FLASH_DATA chunk
+    return out
+
+
+def _flash_a(core, flash_dir, models):
+    emu = Emulator(core, flash_dir=flash_dir)
+    try:
+        with Board(emu.port) as board:
+            board.flash(models["A"][0], "m")
+    finally:
+        emu.stop()
+
+
+def _check_holds_a_or_b(core, flash_dir, models):
+    """Restart on flash_dir; return which model the board holds, after checking it whole."""
+    emu = Emulator(core, flash_dir=flash_dir)
+    try:
+        with Board(emu.port) as board:
+            (entry,) = board.list()
+            held = [k for k, (blob, _) in models.items() if blob[-32:] == entry.blob_id]
+            assert entry.name == "m" and len(held) == 1, "unknown blob %s" % entry.blob_id.hex()
+            y = board.run("m", X)
+        np.testing.assert_array_equal(y, models[held[0]][1])
+        assert sorted(os.listdir(flash_dir)) == ["m.npb"]  # no .part or .new left behind
+        return held[0]
+    finally:
+        emu.stop()
+
+
+@pytest.mark.parametrize("core", ["cpython", "micropython"])
+def test_power_cut_at_every_write_of_an_install(core, tmp_path, models):
+    pristine = tmp_path / "with-a"
+    _flash_a(core, pristine, models)
+    chunks = -(-len(models["B"][0]) // 4092)
+    writes = 1 + chunks + 2  # create .part, data, .part -> .new, .new -> .npb
+    held = []
+    for k in range(1, writes + 2):  # the last one: the install finishes before the cut
+        flash_dir = tmp_path / ("cut-%d" % k)
+        shutil.copytree(pristine, flash_dir)
+        emu = Emulator(core, flash_dir=flash_dir, power_cut_after_writes=k)
+        try:
+            with Board(emu.port, timeout=5) as board:
+                if k <= writes:
+                    with pytest.raises(LinkError):
+                        board.flash(models["B"][0], "m")
+                    assert emu.wait() == CUT_EXIT
+                else:
+                    board.flash(models["B"][0], "m")
+        finally:
+            emu.stop()
+        if 1 <= k <= 1 + chunks:
+            assert "m.part" in os.listdir(flash_dir)  # the cut left a partial transfer
+        held.append(_check_holds_a_or_b(core, flash_dir, models))
+    # the old model until the verified copy is named .new, the new one from then on
+    assert held == ["A"] * (1 + chunks) + ["B"] * 3
+
+
+class _Cut(Exception):
+    pass
+
+
+def _no_rename_over(rename):
+    def fat_rename(src, dst):
+        if os.path.exists(dst):
+            raise OSError(17, "EEXIST")
+        rename(src, dst)
+    return fat_rename
+
+
+@pytest.mark.parametrize("k", range(1, 8))
+def test_power_cut_on_a_filesystem_that_cannot_rename_over(k, tmp_path, monkeypatch, models):
+    """FAT: the commit is remove .npb, then rename .new; a cut between them leaves only .new."""
+    monkeypatch.setattr(fw_store.os, "rename", _no_rename_over(os.rename))
+    root = str(tmp_path / "flash")
+    a, b = models["A"][0], models["B"][0]
+    s = fw_store.Store(root, 1 << 20)
+    f = s.begin("m")
+    f.write(a)
+    f.close()
+    s.commit("m")
+
+    count = [0]
+
+    def cut(what):
+        count[0] += 1
+        if count[0] == k:
+            raise _Cut(what)
+
+    s = fw_store.Store(root, 1 << 20, on_write=cut)
+    # create, 2 data writes, .part -> .new, remove .npb, rename .new: 6 writes; k = 7 finishes
+    try:
+        f = s.begin("m")
+        f.write(b[:4092])
+        f.write(b[4092:])
+        f.close()
+        s.commit("m")
+    except _Cut:
+        pass
+    s = fw_store.Store(root, 1 << 20)  # the restart: recover()
+    assert s.names() == ["m"] and sorted(os.listdir(root)) == ["m.npb"]
+    assert s.read("m") == (a if k <= 3 else b)

@@ -1,0 +1,52 @@
+"""`npu compile` (int8 and float with --calib) and `npu inspect`, run in-process."""
+import json
+
+import numpy as np
+import pytest
+
+from npu_sdk import blob, cli
+from tests.conftest import DIGITS_INT8, ZOO
+
+FLOAT = ZOO / "digits_mlp" / "float.tflite"
+
+
+@pytest.fixture
+def calib(tmp_path):
+    x = np.load(ZOO / "digits_mlp" / "test.npz")["x"][:100].reshape(100, 1, 8, 8)
+    path = tmp_path / "calib.npy"
+    np.save(path, x)
+    return path
+
+
+def test_float_model_needs_calibration(tmp_path, capsys):
+    out = tmp_path / "f.npb"
+    assert cli.main(["compile", str(FLOAT), "-o", str(out)]) == 1
+    assert "pass --calib" in capsys.readouterr().err and not out.exists()
+
+
+@pytest.mark.parametrize("flags, in_dtype", [([], "float32"), (["--int8-io"], "int8")])
+def test_float_model_with_calibration(tmp_path, capsys, calib, flags, in_dtype):
+    out = tmp_path / "f.npb"
+    assert cli.main(["compile", str(FLOAT), "-o", str(out), "--calib", str(calib), "--json"] + flags) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert [row["op"] for row in summary["quantization"]].count("FULLY_CONNECTED") == 3
+    assert all(row["sqnr_db"] > 30 for row in summary["quantization"])
+    body = blob.unpack(out.read_bytes())
+    assert str(body.tensors[body.inputs[0]].dtype) == in_dtype
+
+
+def test_int8_model_refuses_calibration(tmp_path, capsys, calib):
+    assert cli.main(["compile", str(DIGITS_INT8), "-o", str(tmp_path / "x.npb"), "--calib", str(calib)]) == 1
+    assert "already an int8 model" in capsys.readouterr().err
+
+
+def test_inspect_reports_layers_and_fit(tmp_path, capsys):
+    assert cli.main(["inspect", str(DIGITS_INT8), "--board", "cortex-m4-256k", "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert [r["macs"] for r in rep["layers"]] == [2048, 512, 160, 0]  # the model card's 2720 in total
+    assert rep["totals"]["macs"] == 2720 and rep["board"]["fits"]
+    npb = tmp_path / "d.npb"
+    assert cli.main(["compile", str(DIGITS_INT8), "-o", str(npb)]) == 0
+    capsys.readouterr()
+    assert cli.main(["inspect", str(npb)]) == 0
+    assert "2720 MACs" in capsys.readouterr().out
