@@ -43,7 +43,8 @@ def tflm_head_bytes(path):
     """TFLite Micro's planned arena head for a model, read from its recording allocator."""
     code = ("from npu_sdk import reference; import sys; "
             "reference.tflm_interpreter(open(sys.argv[1], 'rb').read()).print_allocations()")
-    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True).stdout
+    proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True)
+    out = proc.stdout + proc.stderr  # the allocator prints from C++, on either stream
     match = re.search(r"Arena allocation head (\d+) bytes", out)
     return int(match.group(1)) if match else None
 

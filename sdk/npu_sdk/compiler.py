@@ -248,7 +248,7 @@ def _lut(graph, op):
     if op.kind in ("RELU", "RELU6"):
         return lower.relu_lut(op.kind, *q)
     if op.kind == "LEAKY_RELU":
-        return lower.leaky_relu_lut(op.options.get("alpha", 0.2), *q)
+        return lower.leaky_relu_lut(op.options.get("alpha", 0.0), *q)
     if op.kind == "HARD_SWISH":
         return lower.hard_swish_lut(*q)
     if op.kind == "LOGISTIC":

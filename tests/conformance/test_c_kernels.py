@@ -384,3 +384,89 @@ def test_conv_error_paths_release_every_buffer():
         kernels.conv2d(*args)
     for buf in held[:5]:
         buf.extend(b"\0")  # raises BufferError if an export leaked
+
+
+# --- lookup table, strided copy, mean: the binding checks every buffer -----------------
+
+def _copy_reference(x, out_size, dims, a, b, out_offset, fill, fill_value):
+    out = np.full(out_size, fill_value if fill else 0, np.int8)
+    for idx in np.ndindex(*dims):
+        out[out_offset + sum(i * s for i, s in zip(idx, b))] = x[sum(i * s for i, s in zip(idx, a))]
+    return out
+
+
+COPY_CASES = [  # dims, input strides, output strides, out_offset, fill, fill_value
+    ((2, 3, 4, 5), (60, 20, 5, 1), (120, 30, 6, 1), 7, 1, -3),
+    ((1, 1, 4, 3), (0, 0, 3, 1), (0, 0, 1, 4), 0, 0, 0),      # transposing strides
+    ((1, 2, 1, 6), (0, 12, 0, 2), (0, 6, 0, 1), 3, 1, 127),  # strided reads
+]
+
+
+@pytest.mark.parametrize("case", COPY_CASES)
+def test_copy_matches_a_reference(case):
+    dims, a, b, off, fill, value = case
+    rng = np.random.default_rng(7)
+    x = rng.integers(-128, 128, 1 + sum((d - 1) * s for d, s in zip(dims, a))).astype(np.int8)
+    size = off + 1 + sum((d - 1) * s for d, s in zip(dims, b)) + 5
+    out = np.zeros(size, np.int8)
+    kernels.copy(x, out, *dims, *a, *b, off, fill, value)
+    np.testing.assert_array_equal(out, _copy_reference(x, size, dims, a, b, off, fill, value))
+
+
+def test_lut_indexes_the_table_by_value_plus_128():
+    table = np.arange(255, -1, -1).astype(np.uint8).view(np.int8)
+    x = np.arange(-128, 128, dtype=np.int8)
+    out = bytearray(256)
+    kernels.lut(x, table, out, 256)
+    np.testing.assert_array_equal(np.frombuffer(out, np.int8), table[x.astype(np.int32) + 128])
+
+
+def _copy_args(**overrides):
+    args = dict(inp=np.zeros(12, np.int8), out=np.zeros(20, np.int8), d0=1, d1=1, d2=3, d3=4,
+                a0=0, a1=0, a2=4, a3=1, b0=0, b1=0, b2=5, b3=1, out_offset=2, fill=1,
+                fill_value=0)
+    args.update(overrides)
+    return list(args.values())
+
+
+def _mean_args(**overrides):
+    args = dict(inp=np.zeros(24, np.int8), out=np.zeros(6, np.int8), batches=2, in_h=2, in_w=2,
+                channels=3, input_offset=5, multiplier=1 << 30, shift=-1, output_offset=0)
+    args.update(overrides)
+    return list(args.values())
+
+
+@pytest.mark.parametrize("call,exc,match", [
+    (lambda: kernels.lut(np.zeros(8, np.int8), np.zeros(255, np.int8), bytearray(8), 8),
+     ValueError, r"table: buffer too small: need 256 bytes"),
+    (lambda: kernels.lut(np.zeros(7, np.int8), np.zeros(256, np.int8), bytearray(8), 8),
+     ValueError, r"inp: buffer too small: need 8 bytes"),
+    (lambda: kernels.lut(bytes(8), bytes(256), bytes(8), 8), TypeError, r"out: the output"),
+    (lambda: kernels.lut(bytes(8), bytes(256), bytearray(8), 0), ValueError, r"n must be positive"),
+    (lambda: kernels.copy(*_copy_args(out=np.zeros(15, np.int8))),
+     ValueError, r"out: buffer too small: need 16 bytes"),
+    (lambda: kernels.copy(*_copy_args(inp=np.zeros(11, np.int8))),
+     ValueError, r"inp: buffer too small: need 12 bytes"),
+    (lambda: kernels.copy(*_copy_args(b2=-5)), ValueError, r"out strides must be in"),
+    (lambda: kernels.copy(*_copy_args(d0=0)), ValueError, r"dims must be in"),
+    (lambda: kernels.copy(*_copy_args(fill_value=128)), ValueError, r"fill_value must be in"),
+    (lambda: kernels.copy(*_copy_args(d2=1 << 20, b2=1 << 12)), ValueError, r"out span"),
+    (lambda: kernels.mean(*_mean_args(inp=np.zeros(23, np.int8))),
+     ValueError, r"inp: buffer too small: need 24 bytes"),
+    (lambda: kernels.mean(*_mean_args(out=np.zeros(5, np.int8))),
+     ValueError, r"out: buffer too small: need 6 bytes"),
+    (lambda: kernels.mean(*_mean_args(shift=32)), ValueError, r"shift must be in"),
+    (lambda: kernels.mean(*_mean_args(in_h=1 << 12, in_w=1 << 12)), ValueError,
+     r"in_h \* in_w must be in"),
+])
+def test_lut_copy_mean_reject_bad_arguments(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
+
+
+def test_copy_error_paths_release_every_buffer():
+    held = [bytearray(12), bytearray(15)]
+    with pytest.raises(ValueError):
+        kernels.copy(*_copy_args(inp=held[0], out=held[1]))
+    for buf in held:
+        buf.extend(b"\0")  # raises BufferError if an export leaked

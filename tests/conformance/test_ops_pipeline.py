@@ -1,4 +1,5 @@
-"""CONV_2D, DEPTHWISE_CONV_2D, the pools, ADD and MUL through the whole stack vs TFLite Micro.
+"""CONV_2D, DEPTHWISE_CONV_2D, the pools, ADD, MUL, the pointwise activations, int8
+QUANTIZE, MEAN, PAD and CONCATENATION through the whole stack vs TFLite Micro.
 
 Each single-op model (op_cases) is compiled by npu_sdk.compiler, parsed and
 prepared by the firmware interpreter (npufw.interp) and run on both kernel sets:

@@ -301,3 +301,31 @@ def test_quantize_saturates_like_the_c_kernels():
     (got,) = mp_harness.run_kernels([("quantize", [values.tobytes(), Out(values.size), values.size,
                                                    0.5, 3])])
     np.testing.assert_array_equal(np.frombuffer(got, np.int8), [127, -128, 127, -128, 3, 127])
+
+
+def test_copy_and_mean_match_the_c_kernels():
+    """Strided copies (as PAD and CONCATENATION never emit) and MEAN with extreme
+    multipliers, the viper kernels against the C kernels."""
+    c_kernels = pytest.importorskip("npu_emulator._kernels")
+    from tests.conformance.test_c_kernels import COPY_CASES
+    rng = np.random.default_rng(77)
+    calls, want = [], []
+    for dims, a, b, off, fill, value in COPY_CASES:
+        x = rng.integers(-128, 128, 1 + sum((d - 1) * s for d, s in zip(dims, a))).astype(np.int8)
+        size = off + 1 + sum((d - 1) * s for d, s in zip(dims, b)) + 5
+        out = np.zeros(size, np.int8)
+        c_kernels.copy(x, out, *dims, *a, *b, off, fill, value)
+        calls.append(("copy", [x.tobytes(), Out(size)] + list(dims + a + b) + [off, fill, value]))
+        want.append(out)
+    for shape, in_off, mult, shift, out_off in [((1, 3, 3, 4), 128, INT32_MAX, 5, -128),
+                                                 ((2, 8, 8, 3), -128, 1 << 30, -31, 127),
+                                                 ((1, 64, 64, 2), 17, 1234567890, -12, 3)]:
+        x = rng.integers(-128, 128, shape).astype(np.int8)
+        n, h, w, ch = shape
+        out = np.zeros(n * ch, np.int8)
+        c_kernels.mean(x, out, n, h, w, ch, in_off, mult, shift, out_off)
+        calls.append(("mean", [x.tobytes(), Out(n * ch), n, h, w, ch, in_off, mult, shift,
+                               out_off]))
+        want.append(out)
+    for (name, _), got, expected in zip(calls, mp_harness.run_kernels(calls), want):
+        np.testing.assert_array_equal(np.frombuffer(got, np.int8), expected, err_msg=name)

@@ -145,3 +145,56 @@ def test_interpreter_refuses_a_pooling_window_in_the_padding():
                     list(body.inputs), list(body.outputs), ops, body.constants)
     with pytest.raises(blobfmt.BlobError, match="pooling window misses the input"):
         interp.Model(bad, _kernels)
+
+
+def test_pointwise_mean_pad_concat_compile_to_their_opcodes():
+    from npu_sdk import blob
+    from tests.conformance import tflite_build as tb
+    lut, copy = blob.OPCODES["LUT"], blob.OPCODES["COPY"]
+    models = {
+        "RELU": (tb.unary_model("RELU", [1, 4], (0.1, 0), (0.05, -128)), [lut]),
+        "TANH": (tb.unary_model("TANH", [1, 4], (0.1, 0), (1 / 128, 0)), [lut]),
+        "QUANTIZE": (tb.unary_model("QUANTIZE", [1, 4], (0.1, 0), (0.05, 3)), [lut]),
+        "MEAN": (tb.mean_model((1, 3, 3, 2), (0.1, 0), (0.05, 0), keep_dims=False),
+                 [blob.OPCODES["MEAN"]]),
+        "PADV2": (tb.pad_model((2, 3), (0.1, 0), [[1, 0], [0, 2]], constant=5), [copy]),
+        "CONCATENATION": (tb.concatenation_model([(1, 2), (1, 3), (1, 1)], 1, (0.1, 0)),
+                          [copy] * 3),
+    }
+    for kind, (model, opcodes) in models.items():
+        data = compiler.compile_graph(tflite.parse(model)).blob
+        assert [op.opcode for op in blob.unpack(data).ops] == opcodes, kind
+
+
+@pytest.mark.parametrize("model,match", [
+    (lambda tb: tb.unary_model("TANH", [4], (0.1, 0), (1 / 256, -128)),
+     "scale 1/128 and zero point 0"),
+    (lambda tb: tb.unary_model("RELU6", [4], (0.1, 0), (0.2, 0)), "share scale and zero point"),
+    (lambda tb: tb.unary_model("LOGISTIC", [4], (1e-9, 0), (1 / 256, -128)),
+     "outside the range TFLM"),
+    (lambda tb: tb.concatenation_model([(1, 2), (1, 3)], 1, (0.1, 0), [(0.1, 0), (0.2, 0)]),
+     "share scale and zero point"),
+    (lambda tb: tb.mean_model((1, 3, 3, 2), (0.1, 0), (0.05, 0), axes=(3,)),
+     "axes 1 and 2"),
+])
+def test_new_op_constraints_name_the_reason(model, match):
+    from tests.conformance import tflite_build as tb
+    (problem,) = _problems(model(tb))
+    assert match in problem[2]
+
+
+def test_interpreter_refuses_a_copy_past_its_output():
+    from npufw import blobfmt, interp
+    from npu_sdk import blob
+    from npu_emulator import _kernels
+    from tests.conformance import tflite_build as tb
+    data = compiler.compile_graph(tflite.parse(
+        tb.pad_model((2, 3), (0.1, 0), [[1, 0], [0, 2]]))).blob
+    body = blob.unpack(data)
+    ops = [dict(opcode=o.opcode, inputs=list(o.inputs), outputs=list(o.outputs),
+                params=list(o.params)) for o in body.ops]
+    ops[0]["params"][12] += 3  # out_offset: the last row lands past the output
+    bad = blob.pack(body.header.value.arena_size, [dict(t) for t in body.tensors],
+                    list(body.inputs), list(body.outputs), ops, body.constants)
+    with pytest.raises(blobfmt.BlobError, match="copy writes past its output"):
+        interp.Model(bad, _kernels)
