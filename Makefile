@@ -8,7 +8,7 @@ STAMP := $(VENV)/.npu-installed
 
 $(STAMP): pyproject.toml setup.py $(wildcard board_emulator/csrc/*.c board_emulator/csrc/*.h)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet --upgrade pip "setuptools>=77" wheel
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
