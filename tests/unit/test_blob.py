@@ -80,3 +80,34 @@ def test_newer_version_says_what_to_do(digits_blob):
     newer[4] = blob.VERSION + 1
     with pytest.raises(BlobFormatError, match="update npu-sdk"):
         blob.unpack(newer)
+
+
+def _describe(c):
+    """The shape of a construct schema: classes, field names, formats, constants, nesting."""
+    inner = [_describe(s) for s in getattr(c, "subcons", [])]
+    if hasattr(c, "subcon"):
+        inner.append(_describe(c.subcon))
+    value = getattr(c, "value", None)
+    return (type(c).__name__, getattr(c, "name", None), getattr(c, "fmtstr", None),
+            value if isinstance(value, (bytes, int)) else None,
+            sorted(getattr(c, "encmapping", {}).items()), inner)
+
+
+def schema_fingerprint():
+    import json
+    text = json.dumps([_describe(blob.Blob), sorted(blob.OPCODES.items()),
+                       sorted((k, list(v)) for k, v in blob.PARAMS.items()), blob.ALIGN, blob.MAX_RANK],
+                      default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+#: The schema each released format version was. A change to blob.py's schema, opcodes or
+#: parameters must come with a new VERSION (and the firmware's blobfmt.VERSION) and a new line here.
+SCHEMAS = {0: "15b84e92cad9aa1a7c30bee1f258fdddb69783655ac957e5b2ba4c01e5aa7f06"}
+
+
+def test_schema_changes_come_with_a_version_bump():
+    assert SCHEMAS.get(blob.VERSION) == schema_fingerprint(), (
+        "the blob schema changed but blob.VERSION is still %d: bump blob.VERSION and "
+        "firmware/npufw/blobfmt.VERSION, regenerate tests/vectors with tools/make_vectors.py "
+        "and add the new fingerprint to SCHEMAS" % blob.VERSION)
