@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Build the C kernels (npu_emulator._kernels) with AddressSanitizer and UBSan into
-# build/sanitize/ and run the C-kernel conformance tests against that build.
+# build/sanitize/ and run against that build: the C-kernel conformance tests, the
+# portable-vs-SIMD dispatch tests, and the C-core cases of the whole-stack pipeline
+# (compiler -> blob -> firmware interpreter -> kernels). Under a minute.
 # Needs only gcc and the project's venv (make test creates it). Usage: tools/sanitize.sh [pytest args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +29,7 @@ for f in board_emulator/npu_emulator/*.py; do ln -s "$PWD/$f" "$PKG/"; done
     -fsanitize=address,undefined -fno-sanitize-recover=all \
     -I"$INCLUDE" -Iboard_emulator/csrc \
     board_emulator/csrc/_kernels.c board_emulator/csrc/npu_kernels.c \
+    board_emulator/csrc/npu_kernels_avx2.c \
     -o "$PKG/_kernels$SUFFIX"
 
 export PYTHONPATH="$PWD/$OUT${PYTHONPATH:+:$PYTHONPATH}"
@@ -38,5 +41,7 @@ case "$loaded" in
     "$PWD/$PKG"/*) ;;
     *) die "the tests would load $loaded, not the sanitized build" ;;
 esac
-echo "sanitize: running tests/conformance/test_c_kernels.py against $loaded"
-"$PY" -m pytest -q -p no:cacheprovider tests/conformance/test_c_kernels.py "$@"
+TESTS=(tests/conformance/test_c_kernels.py tests/conformance/test_c_dispatch.py
+       "tests/conformance/test_ops_pipeline.py::test_c_kernels_match_tflm")
+echo "sanitize: running ${TESTS[*]} against $loaded"
+"$PY" -m pytest -q -p no:cacheprovider "${TESTS[@]}" "$@"

@@ -12,6 +12,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "npu_kernels.h"
@@ -201,6 +202,18 @@ static int check_range(const char *name, long long value, long long lo, long lon
     return 0;
 }
 
+/* ---- scratch memory for the SIMD kernels ------------------------------------ */
+
+/* Scratch for one kernel call, or NULL: without it the kernel runs its portable
+ * code, so an allocation failure costs speed, never the answer. */
+static void *scratch_alloc(size_t size) {
+    return size > 0 ? PyMem_RawMalloc(size) : NULL;
+}
+
+static void scratch_free(void *scratch) {
+    PyMem_RawFree(scratch);
+}
+
 /* ---- functions ------------------------------------------------------------- */
 
 PyDoc_STRVAR(fully_connected_doc,
@@ -217,6 +230,7 @@ static PyObject *py_fully_connected(PyObject *self, PyObject *args) {
     int batches, in_depth, out_depth, input_offset, output_offset, act_min, act_max;
     buffer_set set = {.count = 0};
     const Py_buffer *inp, *w, *bias = NULL, *out, *mult, *shift;
+    void *scratch;
     (void)self;
 
     if (!PyArg_ParseTuple(args, "OOOOOOiiiiiii:fully_connected", &inp_obj, &w_obj, &bias_obj,
@@ -253,12 +267,15 @@ static PyObject *py_fully_connected(PyObject *self, PyObject *args) {
             }
         }
     }
+    scratch = scratch_alloc(npu_fully_connected_scratch_size(batches, in_depth, out_depth));
     Py_BEGIN_ALLOW_THREADS
     npu_fully_connected((const int8_t *)inp->buf, (const int8_t *)w->buf,
                         bias != NULL ? (const int32_t *)bias->buf : NULL, (int8_t *)out->buf,
                         (const int32_t *)mult->buf, (const int32_t *)shift->buf, batches,
-                        in_depth, out_depth, input_offset, output_offset, act_min, act_max);
+                        in_depth, out_depth, input_offset, output_offset, act_min, act_max,
+                        scratch);
     Py_END_ALLOW_THREADS
+    scratch_free(scratch);
     release_all(&set);
     Py_RETURN_NONE;
 }
@@ -431,6 +448,7 @@ static PyObject *conv_common(PyObject *args, int depthwise) {
     buffer_set set = {.count = 0};
     const Py_buffer *inp, *w, *bias = NULL, *out, *mult, *shift;
     long long w_count;
+    void *scratch;
 
     if (!PyArg_ParseTuple(args, depthwise ? "OOOOOOiiiiiiiiiiiiiiiiiii:depthwise_conv2d"
                                           : "OOOOOOiiiiiiiiiiiiiiiiiii:conv2d",
@@ -492,20 +510,23 @@ static PyObject *conv_common(PyObject *args, int depthwise) {
             }
         }
     }
+    scratch = scratch_alloc(depthwise ? npu_depthwise_conv2d_s8_scratch_size(&g)
+                                      : npu_conv2d_s8_scratch_size(&g));
     Py_BEGIN_ALLOW_THREADS
     if (depthwise) {
         npu_depthwise_conv2d_s8((const int8_t *)inp->buf, (const int8_t *)w->buf,
                                 bias != NULL ? (const int32_t *)bias->buf : NULL,
                                 (int8_t *)out->buf, (const int32_t *)mult->buf,
                                 (const int32_t *)shift->buf, &g, input_offset, output_offset,
-                                act_min, act_max);
+                                act_min, act_max, scratch);
     } else {
         npu_conv2d_s8((const int8_t *)inp->buf, (const int8_t *)w->buf,
                       bias != NULL ? (const int32_t *)bias->buf : NULL, (int8_t *)out->buf,
                       (const int32_t *)mult->buf, (const int32_t *)shift->buf, &g, input_offset,
-                      output_offset, act_min, act_max);
+                      output_offset, act_min, act_max, scratch);
     }
     Py_END_ALLOW_THREADS
+    scratch_free(scratch);
     release_all(&set);
     Py_RETURN_NONE;
 }
@@ -820,7 +841,85 @@ static PyObject *py_mean(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* ---- instruction set choice -------------------------------------------------- */
+
+static const char *const isa_names[] = {"scalar", "avx2"};
+#define ISA_COUNT ((int)(sizeof isa_names / sizeof isa_names[0]))
+
+/* "auto" -> the best supported level; a name -> its level; -2 if unknown. */
+static int isa_from_name(const char *name) {
+    if (strcmp(name, "auto") == 0) {
+        return npu_isa_supported();
+    }
+    for (int i = 0; i < ISA_COUNT; ++i) {
+        if (strcmp(name, isa_names[i]) == 0) {
+            return i;
+        }
+    }
+    return -2;
+}
+
+PyDoc_STRVAR(isa_doc,
+"isa()\n"
+"--\n\n"
+"The instruction set the MAC kernels use: 'scalar' (portable C) or 'avx2'.");
+
+static PyObject *py_isa(PyObject *self, PyObject *unused) {
+    (void)self, (void)unused;
+    return PyUnicode_FromString(isa_names[npu_isa_get()]);
+}
+
+PyDoc_STRVAR(supported_isa_doc,
+"supported_isa()\n"
+"--\n\n"
+"The best instruction set this CPU runs: 'scalar' or 'avx2'.");
+
+static PyObject *py_supported_isa(PyObject *self, PyObject *unused) {
+    (void)self, (void)unused;
+    return PyUnicode_FromString(isa_names[npu_isa_supported()]);
+}
+
+PyDoc_STRVAR(set_isa_doc,
+"set_isa(name)\n"
+"--\n\n"
+"Choose the MAC kernels' instruction set: 'auto' (the best supported), 'scalar' or\n"
+"'avx2'; every choice gives the same bits. Returns the previous choice. The\n"
+"environment variable NPU_KERNELS_ISA sets the first choice at import.");
+
+static PyObject *py_set_isa(PyObject *self, PyObject *arg) {
+    const char *name;
+    int level;
+    PyObject *previous;
+    (void)self;
+    if (!PyUnicode_Check(arg)) {
+        PyErr_Format(PyExc_TypeError, "set_isa: expected a str, got %.200s", Py_TYPE(arg)->tp_name);
+        return NULL;
+    }
+    if ((name = PyUnicode_AsUTF8(arg)) == NULL) {
+        return NULL;
+    }
+    level = isa_from_name(name);
+    if (level == -2) {
+        PyErr_Format(PyExc_ValueError, "set_isa: unknown instruction set %R; use 'auto', "
+                     "'scalar' or 'avx2'", arg);
+        return NULL;
+    }
+    if (level > npu_isa_supported()) {
+        PyErr_Format(PyExc_ValueError, "set_isa: this CPU does not run %R (supported: '%s')",
+                     arg, isa_names[npu_isa_supported()]);
+        return NULL;
+    }
+    previous = PyUnicode_FromString(isa_names[npu_isa_get()]);
+    if (previous != NULL) {
+        npu_isa_set(level);
+    }
+    return previous;
+}
+
 static PyMethodDef kernels_methods[] = {
+    {"isa", py_isa, METH_NOARGS, isa_doc},
+    {"supported_isa", py_supported_isa, METH_NOARGS, supported_isa_doc},
+    {"set_isa", py_set_isa, METH_O, set_isa_doc},
     {"lut", py_lut, METH_VARARGS, lut_doc},
     {"copy", py_copy, METH_VARARGS, copy_doc},
     {"mean", py_mean, METH_VARARGS, mean_doc},
@@ -851,5 +950,19 @@ static struct PyModuleDef kernels_module = {
 };
 
 PyMODINIT_FUNC PyInit__kernels(void) {
+    /* NPU_KERNELS_ISA (auto | scalar | avx2) is read once, here. A level the CPU lacks
+     * falls back to the best it has: the variable is a ceiling, not a demand. */
+    const char *env = getenv("NPU_KERNELS_ISA");
+    if (env != NULL && *env != '\0') {
+        const int level = isa_from_name(env);
+        if (level == -2) {
+            PyErr_Format(PyExc_ImportError, "NPU_KERNELS_ISA=%.50s: unknown instruction set; "
+                         "use auto, scalar or avx2 (or unset it)", env);
+            return NULL;
+        }
+        npu_isa_set(level);
+    } else {
+        npu_isa_set(npu_isa_supported());
+    }
     return PyModule_Create(&kernels_module);
 }

@@ -1,8 +1,36 @@
 /* npu_kernels.c - int8 NPU kernels, bit-exact with TFLite Micro's reference ops.
  * See npu_kernels.h for the contract; nothing here allocates or validates. */
-#include "npu_kernels.h"
+#include "npu_kernels_internal.h"
 
 #include <stddef.h>
+
+/* ---- run-time instruction set choice ------------------------------------------ */
+
+int npu_isa_supported(void) {
+#if NPU_HAVE_X86_DISPATCH
+    /* libgcc's check includes the OS enabling the AVX state (XGETBV). */
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2")) {
+        return NPU_ISA_AVX2;
+    }
+#endif
+    return NPU_ISA_SCALAR;
+}
+
+static int isa_level = -1; /* -1: not chosen yet */
+
+int npu_isa_get(void) {
+    if (isa_level < 0) {
+        isa_level = npu_isa_supported();
+    }
+    return isa_level;
+}
+
+int npu_isa_set(int level) {
+    const int best = npu_isa_supported();
+    isa_level = level < NPU_ISA_SCALAR ? NPU_ISA_SCALAR : (level > best ? best : level);
+    return isa_level;
+}
 
 static inline int32_t clamp_i32(int32_t x, int32_t lo, int32_t hi) {
     return x < lo ? lo : (x > hi ? hi : x);
@@ -29,11 +57,33 @@ static int32_t sum_s8(const int8_t *restrict a, int32_t n) {
     return acc;
 }
 
+size_t npu_fully_connected_scratch_size(int32_t batches, int32_t in_depth, int32_t out_depth) {
+    (void)out_depth;
+#if NPU_HAVE_X86_DISPATCH
+    if (npu_isa_get() >= NPU_ISA_AVX2) {
+        return npu_fully_connected_avx2_scratch(batches, in_depth);
+    }
+#else
+    (void)batches, (void)in_depth;
+#endif
+    return 0;
+}
+
 void npu_fully_connected(const int8_t *input, const int8_t *weights, const int32_t *bias,
                          int8_t *output, const int32_t *mult, const int32_t *shift,
                          int32_t batches, int32_t in_depth, int32_t out_depth,
                          int32_t input_offset, int32_t output_offset,
-                         int32_t act_min, int32_t act_max) {
+                         int32_t act_min, int32_t act_max, void *scratch) {
+#if NPU_HAVE_X86_DISPATCH
+    if (scratch != NULL && npu_isa_get() >= NPU_ISA_AVX2) {
+        npu_fully_connected_avx2(input, weights, bias, output, mult, shift, batches, in_depth,
+                                 out_depth, input_offset, output_offset, act_min, act_max,
+                                 scratch);
+        return;
+    }
+#else
+    (void)scratch;
+#endif
     for (int32_t o = 0; o < out_depth; ++o) {
         const int8_t *w = weights + (size_t)o * (size_t)in_depth;
         /* sum_i (x_i + off) * w_i == dot(x, w) + off * sum_i w_i. TFLM sums the
@@ -268,10 +318,30 @@ static inline void valid_taps(int32_t origin, int32_t dilation, int32_t k, int32
     *end = b;
 }
 
+size_t npu_conv2d_s8_scratch_size(const npu_window *g) {
+#if NPU_HAVE_X86_DISPATCH
+    if (npu_isa_get() >= NPU_ISA_AVX2) {
+        return npu_conv2d_s8_avx2_scratch(g);
+    }
+#else
+    (void)g;
+#endif
+    return 0;
+}
+
 void npu_conv2d_s8(const int8_t *input, const int8_t *weights, const int32_t *bias,
                    int8_t *output, const int32_t *mult, const int32_t *shift,
                    const npu_window *g, int32_t input_offset, int32_t output_offset,
-                   int32_t act_min, int32_t act_max) {
+                   int32_t act_min, int32_t act_max, void *scratch) {
+#if NPU_HAVE_X86_DISPATCH
+    if (scratch != NULL && npu_isa_get() >= NPU_ISA_AVX2) {
+        npu_conv2d_s8_avx2(input, weights, bias, output, mult, shift, g, input_offset,
+                           output_offset, act_min, act_max, scratch);
+        return;
+    }
+#else
+    (void)scratch;
+#endif
     const size_t in_c = (size_t)g->in_c, k_w = (size_t)g->k_w;
     const size_t filter_size = (size_t)g->k_h * k_w * in_c;
     int8_t *out = output;
@@ -309,10 +379,30 @@ void npu_conv2d_s8(const int8_t *input, const int8_t *weights, const int32_t *bi
     }
 }
 
+size_t npu_depthwise_conv2d_s8_scratch_size(const npu_window *g) {
+#if NPU_HAVE_X86_DISPATCH
+    if (npu_isa_get() >= NPU_ISA_AVX2 && g->depth_multiplier == 1) {
+        return npu_depthwise_conv2d_s8_avx2_scratch(g);
+    }
+#else
+    (void)g;
+#endif
+    return 0;
+}
+
 void npu_depthwise_conv2d_s8(const int8_t *input, const int8_t *weights, const int32_t *bias,
                              int8_t *output, const int32_t *mult, const int32_t *shift,
                              const npu_window *g, int32_t input_offset, int32_t output_offset,
-                             int32_t act_min, int32_t act_max) {
+                             int32_t act_min, int32_t act_max, void *scratch) {
+#if NPU_HAVE_X86_DISPATCH
+    if (scratch != NULL && npu_isa_get() >= NPU_ISA_AVX2 && g->depth_multiplier == 1) {
+        npu_depthwise_conv2d_s8_avx2(input, weights, bias, output, mult, shift, g,
+                                     input_offset, output_offset, act_min, act_max, scratch);
+        return;
+    }
+#else
+    (void)scratch;
+#endif
     enum { CHUNK = 64 }; /* output channels accumulated at once, on the stack */
     const size_t in_c = (size_t)g->in_c, out_c = (size_t)g->out_c;
     const int32_t dm = g->depth_multiplier;
@@ -443,7 +533,7 @@ static inline int8_t mul_one(int32_t a, int32_t b, const npu_arith *p) {
 }
 
 #define NPU_ELEMENTWISE(name, one)                                                          \
-    void name(const int8_t *input1, const int8_t *input2, int8_t *output,                  \
+    NPU_ELEMENTWISE_LINKAGE void name(const int8_t *input1, const int8_t *input2, int8_t *output,                  \
               const npu_arith *p) {                                                        \
         int8_t *out = output;                                                               \
         for (int32_t i0 = 0; i0 < p->dims[0]; ++i0) {                                       \
@@ -464,8 +554,32 @@ static inline int8_t mul_one(int32_t a, int32_t b, const npu_arith *p) {
         }                                                                                   \
     }
 
-NPU_ELEMENTWISE(npu_add_s8, add_one)
+#define NPU_ELEMENTWISE_LINKAGE static
+NPU_ELEMENTWISE(add_s8_portable, add_one)
+#undef NPU_ELEMENTWISE_LINKAGE
+#define NPU_ELEMENTWISE_LINKAGE
 NPU_ELEMENTWISE(npu_mul_s8, mul_one)
+
+void npu_add_s8(const int8_t *input1, const int8_t *input2, int8_t *output, const npu_arith *p) {
+#if NPU_HAVE_X86_DISPATCH
+    /* The common residual ADD: same shape, both inputs contiguous. */
+    size_t n = 1;
+    int contiguous = npu_isa_get() >= NPU_ISA_AVX2;
+    for (int k = 3; k >= 0 && contiguous; --k) {
+        contiguous = p->dims[k] == 1 ||
+                     ((size_t)p->strides1[k] == n && (size_t)p->strides2[k] == n);
+        n *= (size_t)p->dims[k];
+    }
+    if (contiguous) {
+        size_t i = npu_add_s8_avx2_run(input1, input2, output, n, p);
+        for (; i < n; ++i) {
+            output[i] = add_one(input1[i], input2[i], p);
+        }
+        return;
+    }
+#endif
+    add_s8_portable(input1, input2, output, p);
+}
 
 /* ---- lookup table, strided copy, mean ---------------------------------------- */
 

@@ -9,11 +9,29 @@
 #ifndef NPU_KERNELS_H
 #define NPU_KERNELS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* ---- instruction sets and scratch memory ------------------------------------------
+ * The MAC-heavy kernels (fully connected, conv, depthwise) have SIMD twins chosen at
+ * run time (x86: AVX2 when the CPU and OS support it), bit-identical to the portable
+ * C. A twin runs only when the caller passes scratch memory of at least the size the
+ * matching *_scratch_size function returns (0 means: none needed, pass NULL); with
+ * NULL scratch the portable code runs. Scratch needs no alignment. */
+enum { NPU_ISA_SCALAR = 0, NPU_ISA_AVX2 = 1 };
+
+/* The best level this CPU runs (NPU_ISA_SCALAR where no twin is built). */
+int npu_isa_supported(void);
+/* The level the kernels use: starts at npu_isa_supported(); npu_isa_set clamps the
+ * request to it and returns the level in effect. Not meant to change mid-inference. */
+int npu_isa_get(void);
+int npu_isa_set(int level);
+
+size_t npu_fully_connected_scratch_size(int32_t batches, int32_t in_depth, int32_t out_depth);
 
 /* output[b, o] = clamp(requant(bias[o] + sum_i (input[b, i] + input_offset) * weights[o, i])
  *                      + output_offset, act_min, act_max)
@@ -24,7 +42,7 @@ void npu_fully_connected(const int8_t *input, const int8_t *weights, const int32
                          int8_t *output, const int32_t *mult, const int32_t *shift,
                          int32_t batches, int32_t in_depth, int32_t out_depth,
                          int32_t input_offset, int32_t output_offset,
-                         int32_t act_min, int32_t act_max);
+                         int32_t act_min, int32_t act_max, void *scratch);
 
 /* Softmax over the last axis of [rows, depth]; output scale 1/256, zero point -128. */
 void npu_softmax_s8(const int8_t *input, int8_t *output, int32_t rows, int32_t depth,
@@ -48,6 +66,9 @@ typedef struct {
     int32_t depth_multiplier; /* depthwise only: out_c == in_c * depth_multiplier */
 } npu_window;
 
+size_t npu_conv2d_s8_scratch_size(const npu_window *g);
+size_t npu_depthwise_conv2d_s8_scratch_size(const npu_window *g);
+
 /* int8 CONV_2D, per-channel requantization. weights: [out_c, k_h, k_w, in_c] (OHWI,
  * zero point 0), bias: [out_c] or NULL, mult/shift: [out_c]. Input positions outside
  * the image contribute nothing (zero padding in the real domain).
@@ -55,7 +76,7 @@ typedef struct {
 void npu_conv2d_s8(const int8_t *input, const int8_t *weights, const int32_t *bias,
                    int8_t *output, const int32_t *mult, const int32_t *shift,
                    const npu_window *g, int32_t input_offset, int32_t output_offset,
-                   int32_t act_min, int32_t act_max);
+                   int32_t act_min, int32_t act_max, void *scratch);
 
 /* int8 DEPTHWISE_CONV_2D: output channel oc = ic * depth_multiplier + m reads input
  * channel ic. weights: [1, k_h, k_w, out_c]; otherwise as npu_conv2d_s8, with
@@ -63,7 +84,7 @@ void npu_conv2d_s8(const int8_t *input, const int8_t *weights, const int32_t *bi
 void npu_depthwise_conv2d_s8(const int8_t *input, const int8_t *weights, const int32_t *bias,
                              int8_t *output, const int32_t *mult, const int32_t *shift,
                              const npu_window *g, int32_t input_offset, int32_t output_offset,
-                             int32_t act_min, int32_t act_max);
+                             int32_t act_min, int32_t act_max, void *scratch);
 
 /* int8 AVERAGE_POOL_2D over the window clipped to the image (rounded half away from
  * zero), and MAX_POOL_2D; input and output share quantization; in_c == out_c.
