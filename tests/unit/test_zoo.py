@@ -16,9 +16,17 @@ DIGITS_FILES = ["README.md", "float.tflite", "int8.tflite", "int8_float_io.tflit
                 "test.npz"]
 
 
+ZOO_NAMES = ["anomaly_ae", "digits_mlp", "kws_dscnn", "vww_mobilenet"]
+
+
+def _digits(models):
+    return next(m for m in models if (m.name if hasattr(m, "name") else m["name"]) == "digits_mlp")
+
+
 def test_models_of_the_checkout():
-    (m,) = zoo.models()
-    assert m.name == "digits_mlp" and m.path == ZOO / "digits_mlp"
+    assert [m.name for m in zoo.models()] == ZOO_NAMES
+    m = _digits(zoo.models())
+    assert m.path == ZOO / "digits_mlp"
     assert m.task == "handwritten digit classification (8x8 grayscale, 10 classes)"
     assert list(m.files) == DIGITS_FILES
     assert zoo.path("digits_mlp") == ZOO / "digits_mlp"
@@ -45,13 +53,16 @@ def test_task_falls_back_to_the_card(tmp_path):
 
 def test_cli_list_and_path(capsys):
     assert cli.main(["zoo", "list"]) == 0
-    header, row = capsys.readouterr().out.splitlines()
+    header, *rows = capsys.readouterr().out.splitlines()
     assert header.split() == ["NAME", "TASK", "FILES"]
-    assert row.startswith("digits_mlp  handwritten digit classification") and "int8.tflite" in row
+    assert [r.split()[0] for r in rows] == ZOO_NAMES
+    row = rows[ZOO_NAMES.index("digits_mlp")]
+    assert row.startswith("digits_mlp") and "handwritten digit classification" in row
+    assert "int8.tflite" in row
     assert cli.main(["zoo", "list", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out) == [dict(
+    assert _digits(json.loads(capsys.readouterr().out)) == dict(
         name="digits_mlp", task="handwritten digit classification (8x8 grayscale, 10 classes)",
-        path=str(ZOO / "digits_mlp"), files=DIGITS_FILES)]
+        path=str(ZOO / "digits_mlp"), files=DIGITS_FILES)
     assert cli.main(["zoo", "path", "digits_mlp"]) == 0
     assert capsys.readouterr().out == "%s\n" % (ZOO / "digits_mlp")
     assert cli.main(["zoo", "path", "digits_mlp", "--json"]) == 0
@@ -91,8 +102,8 @@ def test_zoo_ships_in_the_wheel(tmp_path):
     run = subprocess.run([sys.executable, "-m", "npu_sdk", "zoo", "list", "--json"], cwd=tmp_path,
                          env=env, capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
-    (m,) = json.loads(run.stdout)
-    assert m["name"] == "digits_mlp" and m["path"] == str(site / "npu_zoo" / "digits_mlp")
+    m = _digits(json.loads(run.stdout))
+    assert m["path"] == str(site / "npu_zoo" / "digits_mlp")
     assert m["files"] == DIGITS_FILES
     run = subprocess.run([sys.executable, "-m", "npu_sdk", "zoo", "path", "digits_mlp"],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
