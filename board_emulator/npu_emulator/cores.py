@@ -62,19 +62,39 @@ def micropython_executable():
     return found
 
 
-def start_micropython(uart, profile, flash_dir, power_cut_after=0):
+REPL_EXIT = 4  # firmware/main.py: the host asked for the REPL
+
+
+def _spawn(uart, args, first):
+    rx_r, rx_w = os.pipe()
+    tx_r, tx_w = os.pipe()
+    os.set_blocking(rx_r, False)  # lets the firmware read whatever has arrived (see npufw/stdio.py)
+    proc = subprocess.Popen(args, stdin=rx_r, stdout=tx_w, stderr=None if first else tx_w,
+                            cwd=str(FIRMWARE_ROOT))
+    os.close(rx_r)
+    os.close(tx_w)
+    if first:
+        uart.connect(rx_w, tx_r)
+    else:
+        old = uart.board_rx
+        uart.reattach(rx_w, tx_r)
+        os.close(old)
+    return proc
+
+
+def start_micropython(uart, profile, flash_dir, power_cut_after=0, first=True):
     main = FIRMWARE_ROOT / "main.py"
     if not main.exists():
         raise SystemExit("npu emulate: %s not found; install npu-sdk from a source checkout "
                          "(pip install -e .) so the firmware files are on disk" % main)
-    rx_r, rx_w = os.pipe()
-    tx_r, tx_w = os.pipe()
-    os.set_blocking(rx_r, False)  # lets the firmware read whatever has arrived (see npufw/stdio.py)
-    proc = subprocess.Popen(
-        [micropython_executable(), "-X", "heapsize=%d" % profile["ram"], str(main), str(flash_dir),
-         str(profile["ram"]), str(profile["flash"]), profile["name"], str(power_cut_after)],
-        stdin=rx_r, stdout=tx_w, cwd=str(FIRMWARE_ROOT))
-    os.close(rx_r)
-    os.close(tx_w)
-    uart.connect(rx_w, tx_r)
-    return proc
+    return _spawn(uart, [micropython_executable(), "-X", "heapsize=%d" % profile["ram"], str(main),
+                         str(flash_dir), str(profile["ram"]), str(profile["flash"]), profile["name"],
+                         str(power_cut_after)], first)
+
+
+def start_repl(uart, profile):
+    """The bare MicroPython REPL on the UART, as a board shows after main.py returns."""
+    # -i: the interactive REPL even though stdin is a pipe (else the VM runs stdin as a script)
+    return _spawn(uart, [micropython_executable(), "-X", "heapsize=%d" % profile["ram"], "-i", "-c",
+                         "print('npu emulate: MicroPython REPL; Ctrl-D restarts the npu firmware')"],
+                  False)

@@ -7,6 +7,7 @@ import tempfile
 import threading
 
 from . import cores, faults, power, profiles
+from .repl import ReplBoard
 from .uart import VirtualUart
 
 
@@ -28,6 +29,10 @@ def add_arguments(p):
     p.add_argument("--power-cut-after-writes", type=int, default=0, metavar="N",
                    help="cut the power (exit %d) right after the board's Nth flash write"
                         % power.EXIT_CODE)
+    p.add_argument("--repl", action="store_true",
+                   help="with --core micropython: the VM's own REPL on the port instead of the "
+                        "firmware (raw REPL for mpremote and `npu firmware install`), the flash "
+                        "directory as its filesystem")
 
 
 def _fail(what):
@@ -73,6 +78,9 @@ def serve(args):
             _fail("bad --faults spec: %s; write it like %s" % (e, faults.EXAMPLE))
     if args.power_cut_after_writes < 0:
         _fail("--power-cut-after-writes must be 1 or more (0: never)")
+    if args.repl and (args.core != "micropython" or args.power_cut_after_writes):
+        _fail("--repl runs the MicroPython VM's REPL: use it with --core micropython and "
+              "without --power-cut-after-writes")
     address = _listen_address(args.listen) if args.listen else None
     tmp = None
     flash_dir = args.flash_dir
@@ -92,7 +100,9 @@ def serve(args):
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     proc = None
-    if args.core == "micropython":
+    if args.repl:
+        proc = ReplBoard(uart, profile, flash_dir)
+    elif args.core == "micropython":
         proc = cores.start_micropython(uart, profile, flash_dir, args.power_cut_after_writes)
     else:
         cores.start_cpython(uart, profile, flash_dir, args.power_cut_after_writes)
@@ -103,7 +113,16 @@ def serve(args):
         args.core, profile["name"], flash_dir, ("%d baud" % baud) if baud else "unpaced",
         (", faults: %r" % spec) if spec else ""), flush=True)
     try:
-        while not stop.wait(0.2):
+        repl = False
+        while not stop.wait(0.05):
+            if proc is not None and proc.poll() is not None and proc.returncode == cores.REPL_EXIT \
+                    and not repl:  # the host asked for the REPL: the firmware left its loop
+                proc, repl = cores.start_repl(uart, profile), True
+                continue
+            if proc is not None and repl and proc.poll() is not None:  # Ctrl-D: soft reset
+                proc, repl = cores.start_micropython(uart, profile, flash_dir,
+                                                     args.power_cut_after_writes, first=False), False
+                continue
             if proc is not None and proc.poll() is not None:
                 if proc.returncode == power.EXIT_CODE and args.power_cut_after_writes:
                     print(power.message("flash write %d" % args.power_cut_after_writes),

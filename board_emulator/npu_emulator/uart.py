@@ -115,6 +115,11 @@ class VirtualUart:
         if self.listener is not None:
             self._thread(self._accept)
 
+    def reattach(self, board_rx_fd, board_tx_fd):
+        """The board restarted on new pipes (the MicroPython core's REPL and back): same cables."""
+        self.board_rx = board_rx_fd
+        self._thread(self._from_board, board_tx_fd)
+
     def fault_counts(self):
         return {w.name: w.faults.counts for w in (self.to_board, self.to_host) if w.faults}
 

@@ -83,6 +83,11 @@ def sha256_ok(data):
 def parse(data, check_sha=True):
     """Parse and validate a whole blob held in `data` (bytes, bytearray or memoryview)."""
     _, _, n_tensors, n_ops, n_in, n_out, arena_size, const_size = check_header(data)
+    # Counts are trusted (header CRC) but not yet believed: they must fit the blob.
+    least = _HEADER_SIZE + 4 + n_tensors * _TENSOR_SIZE + 2 * (n_in + n_out) + 4 * n_ops + const_size + 32
+    if least > len(data):
+        raise BlobError("header declares %d tensors, %d ops, %d constant bytes: needs %d bytes, "
+                        "blob has %d" % (n_tensors, n_ops, const_size, least, len(data)))
     if check_sha and not sha256_ok(data):
         raise BlobError("blob SHA-256 mismatch: damaged or truncated")
     b = Blob()

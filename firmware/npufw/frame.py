@@ -17,8 +17,14 @@ def encode(ftype, seq, payload):
 
 
 def decode(raw):
-    """Unescaped and CRC-checked (type, seq, payload), or None for a damaged frame."""
-    body = bytes(raw).replace(b"\x7d\x5e", FLAG).replace(b"\x7d\x5d", _ESC)
+    """Unescaped and CRC-checked (type, seq, payload), or None for a damaged frame.
+
+    Every 0x7D must open an escape (7D 5D or 7D 5E) and no 0x7E may appear inside, as in
+    the SDK's decoder; the counts keep the check in C."""
+    raw = bytes(raw)
+    if FLAG in raw or raw.count(_ESC) != raw.count(b"\x7d\x5d") + raw.count(b"\x7d\x5e"):
+        return None
+    body = raw.replace(b"\x7d\x5e", FLAG).replace(b"\x7d\x5d", _ESC)
     if len(body) < 6:
         return None
     if struct.unpack("<I", body[-4:])[0] != binascii.crc32(body[:-4]) & 0xFFFFFFFF:

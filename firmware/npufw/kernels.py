@@ -257,8 +257,16 @@ def _conv(depthwise, inp, weights, bias, out, mult, shift, batches, in_h, in_w, 
     out_c = in_c * channels if depthwise else channels
     _grow(out_c)
     g = _geom
-    g[0], g[1], g[2], g[3], g[4], g[5] = in_h, in_w, in_c, out_c, k_h, k_w
-    g[6], g[7], g[8] = dil_h, dil_w, channels if depthwise else 0
+    # one store per line: a multiple assignment of more than three values builds a tuple
+    g[0] = in_h
+    g[1] = in_w
+    g[2] = in_c
+    g[3] = out_c
+    g[4] = k_h
+    g[5] = k_w
+    g[6] = dil_h
+    g[7] = dil_w
+    g[8] = channels if depthwise else 0
     has_bias = bias is not None
     if not has_bias:
         bias = _nobias
@@ -276,14 +284,24 @@ def _conv(depthwise, inp, weights, bias, out, mult, shift, batches, in_h, in_w, 
                 o += out_c
 
 
-def conv2d(*args):
+# The entry points spell out their parameters: `def f(*args)` builds a tuple per call,
+# garbage on every inference (tests/conformance/test_mp_memory.py).
+def conv2d(inp, weights, bias, out, mult, shift, batches, in_h, in_w, in_c, out_h, out_w,
+           channels, k_h, k_w, stride_h, stride_w, dil_h, dil_w, pad_h, pad_w,
+           input_offset, output_offset, act_min, act_max):
     """int8 CONV_2D, NHWC, OHWI weights; arguments as the C binding's conv2d."""
-    _conv(False, *args)
+    _conv(False, inp, weights, bias, out, mult, shift, batches, in_h, in_w, in_c, out_h, out_w,
+          channels, k_h, k_w, stride_h, stride_w, dil_h, dil_w, pad_h, pad_w,
+          input_offset, output_offset, act_min, act_max)
 
 
-def depthwise_conv2d(*args):
+def depthwise_conv2d(inp, weights, bias, out, mult, shift, batches, in_h, in_w, in_c, out_h,
+                     out_w, channels, k_h, k_w, stride_h, stride_w, dil_h, dil_w, pad_h, pad_w,
+                     input_offset, output_offset, act_min, act_max):
     """int8 DEPTHWISE_CONV_2D; arguments as the C binding's depthwise_conv2d."""
-    _conv(True, *args)
+    _conv(True, inp, weights, bias, out, mult, shift, batches, in_h, in_w, in_c, out_h, out_w,
+          channels, k_h, k_w, stride_h, stride_w, dil_h, dil_w, pad_h, pad_w,
+          input_offset, output_offset, act_min, act_max)
 
 
 # ---- pooling ------------------------------------------------------------------------
@@ -349,19 +367,33 @@ def _pool(inp: ptr8, out: ptr8, g: ptr32, average: int, act_min: int, act_max: i
 def _pool_call(average, inp, out, batches, in_h, in_w, channels, out_h, out_w, k_h, k_w,
                stride_h, stride_w, pad_h, pad_w, act_min, act_max):
     g = _geom
-    g[0], g[1], g[2], g[3], g[4], g[5] = batches, in_h, in_w, channels, out_h, out_w
-    g[6], g[7], g[8], g[9], g[10], g[11] = k_h, k_w, stride_h, stride_w, pad_h, pad_w
+    g[0] = batches  # one store per line (see _conv)
+    g[1] = in_h
+    g[2] = in_w
+    g[3] = channels
+    g[4] = out_h
+    g[5] = out_w
+    g[6] = k_h
+    g[7] = k_w
+    g[8] = stride_h
+    g[9] = stride_w
+    g[10] = pad_h
+    g[11] = pad_w
     _pool(inp, out, g, average, act_min, act_max)
 
 
-def average_pool2d(*args):
+def average_pool2d(inp, out, batches, in_h, in_w, channels, out_h, out_w, k_h, k_w,
+                   stride_h, stride_w, pad_h, pad_w, act_min, act_max):
     """int8 AVERAGE_POOL_2D; arguments as the C binding's average_pool2d."""
-    _pool_call(1, *args)
+    _pool_call(1, inp, out, batches, in_h, in_w, channels, out_h, out_w, k_h, k_w,
+               stride_h, stride_w, pad_h, pad_w, act_min, act_max)
 
 
-def max_pool2d(*args):
+def max_pool2d(inp, out, batches, in_h, in_w, channels, out_h, out_w, k_h, k_w,
+               stride_h, stride_w, pad_h, pad_w, act_min, act_max):
     """int8 MAX_POOL_2D; arguments as the C binding's max_pool2d."""
-    _pool_call(0, *args)
+    _pool_call(0, inp, out, batches, in_h, in_w, channels, out_h, out_w, k_h, k_w,
+               stride_h, stride_w, pad_h, pad_w, act_min, act_max)
 
 
 # ---- elementwise ADD / MUL --------------------------------------------------------------
@@ -390,8 +422,15 @@ def _ew_mul(a: ptr8, abase: int, sa: int, b: ptr8, bbase: int, sb: int, n: int, 
                   * (((b[bbase + i * sb] ^ 0x80) - 0x80) + off2))
 
 
-def _word(v):
-    return struct.pack("<i", v)
+# Per-tensor int32 parameters handed to _requantize as little-endian words: packed into
+# these six preallocated buffers (struct.pack would make new bytes on every call).
+_words = [bytearray(4) for _ in range(6)]
+
+
+def _word(slot, v):
+    w = _words[slot]
+    struct.pack_into("<i", w, 0, v)
+    return w
 
 
 def add(in1, in2, out, d0, d1, d2, d3, a0, a1, a2, a3, b0, b1, b2, b3, input1_offset,
@@ -400,9 +439,9 @@ def add(in1, in2, out, d0, d1, d2, d3, a0, a1, a2, a3, b0, b1, b2, b3, input1_of
     """int8 ADD with broadcasting strides; arguments as the C binding's add."""
     _grow(d3)
     acc, acc2 = _acc, _acc2
-    m1, s1 = _word(input1_multiplier), _word(input1_shift)
-    m2, s2 = _word(input2_multiplier), _word(input2_shift)
-    mo, so = _word(output_multiplier), _word(output_shift)
+    m1, s1 = _word(0, input1_multiplier), _word(1, input1_shift)
+    m2, s2 = _word(2, input2_multiplier), _word(3, input2_shift)
+    mo, so = _word(4, output_multiplier), _word(5, output_shift)
     o = 0
     for i0 in range(d0):
         for i1 in range(d1):
@@ -422,7 +461,7 @@ def mul(in1, in2, out, d0, d1, d2, d3, a0, a1, a2, a3, b0, b1, b2, b3, input1_of
     """int8 MUL with broadcasting strides; arguments as the C binding's mul."""
     _grow(d3)
     acc = _acc
-    mo, so = _word(output_multiplier), _word(output_shift)
+    mo, so = _word(4, output_multiplier), _word(5, output_shift)
     o = 0
     for i0 in range(d0):
         for i1 in range(d1):
@@ -485,7 +524,7 @@ def mean(inp, out, batches, in_h, in_w, channels, input_offset, multiplier, shif
     """int8 MEAN over height and width; arguments as the C binding's mean."""
     _grow(channels)
     acc = _acc
-    mo, so = _word(multiplier), _word(shift)
+    mo, so = _word(4, multiplier), _word(5, shift)
     count = in_h * in_w
     for b in range(batches):
         _mean_sums(inp, b * count * channels, count, channels, input_offset, acc)

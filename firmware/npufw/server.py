@@ -1,13 +1,22 @@
-"""The board's request server: frames in, one response frame out per request (docs/protocol.md)."""
+"""The board's request server, link protocol v1 (docs/protocol.md).
+
+Frames in, one answer frame out per request. A repeated request (same type, seq and CRC:
+the host did not hear the answer) gets the same answer again without running twice.
+FLASH_DATA streams: the host keeps a window of chunks in flight, the board writes them in
+order, holds up to WINDOW bytes that arrived early, and acknowledges each frame with the
+offset it has verified so far (NAK with the same offset when a gap precedes the frame).
+"""
 import struct
 
 from . import blobfmt, frame
 from .interp import Model
 from .store import valid_name
 
-PROTOCOL_VERSION = 0
-FIRMWARE_VERSION = "0.1.0"
+PROTOCOL_VERSION = 1
+FIRMWARE_VERSION = "0.2.0"
 MAX_PAYLOAD = 4096
+WINDOW = 16384  # bytes of early FLASH_DATA the board holds while a gap is resent
+_LOG_LINES = 32
 
 HELLO = 0x01
 FLASH_BEGIN = 0x02
@@ -15,10 +24,23 @@ FLASH_DATA = 0x03
 FLASH_END = 0x04
 LIST = 0x05
 RUN = 0x06
+RM = 0x07
+CONSOLE = 0x08
+REPL = 0x09
+LOG = 0x40
 RESPONSE = 0x80
+NAK = 0xFE
 ERROR = 0xFF
 
-# error codes (npu_sdk.link.protocol.ERRORS mirrors these)
+F_DEFLATE = 1
+F_REPL = 2
+F_PROFILE = 4
+
+BEGIN_SEND = 0
+BEGIN_INSTALLED = 1
+RUN_PROFILE = 1
+
+# error codes (npu_sdk.link.codec.ERRORS mirrors these)
 E_UNKNOWN = 1
 E_BAD_REQUEST = 2
 E_VERSION = 3
@@ -29,6 +51,7 @@ E_BAD_INPUT = 7
 E_NO_MEMORY = 8
 E_BAD_NAME = 9
 E_INTERNAL = 10
+E_UNAVAILABLE = 11
 
 
 # what a short or malformed payload raises: struct.error on CPython, ValueError on MicroPython
@@ -44,130 +67,253 @@ class Refused(Exception):
 
 def _str(s):
     b = s.encode()
+    if len(b) > 255:
+        b = b[:255]
     return bytes((len(b),)) + b
 
 
 def _read_str(p, pos):
     n = p[pos]
+    if pos + 1 + n > len(p):
+        raise ValueError("string runs past the end of the payload")
     return bytes(p[pos + 1:pos + 1 + n]).decode(), pos + 1 + n
 
 
+def _name(p, pos):
+    name, pos = _read_str(p, pos)
+    if not valid_name(name):
+        raise Refused(E_BAD_NAME, "model name %r: use 1-32 letters, digits, '_', '-', '.'" % name)
+    return name, pos
+
+
+class _Flashing:
+    __slots__ = ("name", "size", "blob_id", "part", "written", "early", "early_bytes")
+
+    def __init__(self, name, size, blob_id, part, written):
+        self.name = name
+        self.size = size
+        self.blob_id = blob_id
+        self.part = part
+        self.written = written
+        self.early = {}  # offset -> bytes that arrived before the gap in front of them
+        self.early_bytes = 0
+
+
 class Server:
-    """Serves one board: `board` has uart, store, clock, npu, limits (see main.py)."""
+    """Serves one board: `board` has uart, store, clock, npu, limits (see main.py).
+    limits may say "repl": True where the board can hand the MicroPython REPL back."""
 
     def __init__(self, board):
         self.board = board
         self.deframer = frame.Deframer(2 * (MAX_PAYLOAD + 6))
-        self.flashing = None  # [name, size, blob_id, file, written]
+        self.flashing = None  # _Flashing
         self.models = {}  # name -> Model, loaded on first RUN
+        self.last = None  # (type, seq, crc bytes, answer) of the last answered request
+        self.log_lines = []  # [(ticks_ms, text)], the newest last
+        self.console = False  # send LOG frames as lines are logged
+        self.leave = False  # set by REPL: serve_forever returns after answering
         self.handlers = {HELLO: self.hello, FLASH_BEGIN: self.flash_begin,
                          FLASH_DATA: self.flash_data, FLASH_END: self.flash_end,
-                         LIST: self.list, RUN: self.run}
+                         LIST: self.list, RUN: self.run, RM: self.rm, CONSOLE: self.console_on,
+                         REPL: self.repl}
 
     def serve_forever(self):
+        """Serve until the host side goes away (returns None) or a REPL request ("repl")."""
         uart = self.board.uart
         while True:
             data = uart.read()
             if data is None:  # the host side went away
-                return
+                return None
             for raw in self.deframer.feed(data):
                 reply = self.handle(raw)
                 if reply is not None:
                     uart.write(reply)
+                if self.leave:
+                    self.leave = False
+                    return "repl"
+
+    # --- the log channel ---------------------------------------------------------
+
+    def _ms(self):
+        try:
+            return (self.board.clock.ticks_us() // 1000) & 0xFFFFFFFF
+        except AttributeError:  # a clock without ticks_us: logs carry 0
+            return 0
+
+    def log(self, text):
+        """Keep `text` in the board's recent log and send it to a listening console."""
+        line = (self._ms(), text)
+        self.log_lines.append(line)
+        if len(self.log_lines) > _LOG_LINES:
+            self.log_lines.pop(0)
+        if self.console:
+            self.board.uart.write(frame.encode(LOG, 0, struct.pack("<I", line[0]) + text.encode()))
+
+    # --- dispatch ----------------------------------------------------------------
 
     def handle(self, raw):
-        """One raw frame in, the encoded response out (None for a damaged frame: the host retries)."""
+        """One raw frame in, the encoded answer out (None for a damaged frame: the host retries)."""
         msg = frame.decode(raw)
         if msg is None:
             return None
         ftype, seq, payload = msg
+        if ftype == FLASH_DATA:  # idempotent by offset, and too frequent to cache
+            return self._answer(ftype, seq, payload)
+        if ftype == HELLO:  # a new session: nothing before it is a repeat
+            self.last = None
+            return self._answer(ftype, seq, payload)
+        key = bytes(raw[-4:])
+        last = self.last
+        if last is not None and last[0] == ftype and last[1] == seq and last[2] == key:
+            return last[3]  # a repeat: the host did not hear the answer
+        reply = self._answer(ftype, seq, payload)
+        self.last = (ftype, seq, key, reply)
+        return reply
+
+    def _answer(self, ftype, seq, payload):
         try:
             handler = self.handlers.get(ftype)
             if handler is None:
                 raise Refused(E_UNKNOWN, "unknown request type 0x%02x" % ftype)
-            return frame.encode(ftype | RESPONSE, seq, handler(payload))
+            answer = handler(payload)
+            if isinstance(answer, tuple):  # (type, payload): a NAK
+                return frame.encode(answer[0], seq, answer[1])
+            return frame.encode(ftype | RESPONSE, seq, answer)
         except Refused as e:
-            return frame.encode(ERROR, seq, struct.pack("<H", e.code) + e.message.encode())
+            return self._error(seq, e.code, e.message)
         except _MALFORMED as e:
-            return frame.encode(ERROR, seq, struct.pack("<H", E_BAD_REQUEST)
-                                + ("malformed request: %s" % e).encode())
+            return self._error(seq, E_BAD_REQUEST, "malformed request: %s" % e)
         except MemoryError as e:
-            return frame.encode(ERROR, seq, struct.pack("<H", E_NO_MEMORY)
-                                + ("out of memory: %s" % e).encode())
+            return self._error(seq, E_NO_MEMORY, "out of memory: %s" % e)
         except Exception as e:  # keep serving whatever happens
-            return frame.encode(ERROR, seq, struct.pack("<H", E_INTERNAL)
-                                + ("%s: %s" % (type(e).__name__, e)).encode())
+            return self._error(seq, E_INTERNAL, "%s: %s" % (type(e).__name__, e))
+
+    def _error(self, seq, code, message):
+        return frame.encode(ERROR, seq, struct.pack("<H", code) + message.encode())
+
+    # --- requests ----------------------------------------------------------------
 
     def hello(self, p):
         host_version = struct.unpack_from("<H", p, 0)[0]
         if host_version != PROTOCOL_VERSION:
             raise Refused(E_VERSION, "host speaks protocol %d, firmware %s speaks %d: update the %s"
                           % (host_version, FIRMWARE_VERSION, PROTOCOL_VERSION,
-                             "firmware" if host_version > PROTOCOL_VERSION else "host SDK"))
+                             "firmware" if host_version > PROTOCOL_VERSION else "host SDK (pip install -U npu-sdk)"))
+        self.console = False  # a new session: logs only on request
         lim = self.board.limits
-        return (struct.pack("<HIIII", PROTOCOL_VERSION, lim["ram"], lim["flash"],
-                            self.board.store.free(), MAX_PAYLOAD)
-                + _str(FIRMWARE_VERSION) + _str(self.board.npu_name) + _str(lim.get("board", "")))
+        # F_DEFLATE is not announced: FLASH_DATA does not carry deflate streams yet
+        features = F_PROFILE | (F_REPL if lim.get("repl") else 0)
+        ops = sorted(blobfmt.OPS)
+        return (struct.pack("<HIIIIII", PROTOCOL_VERSION, lim["ram"], lim["flash"],
+                            self.board.store.free(True), MAX_PAYLOAD, WINDOW, features)
+                + _str(FIRMWARE_VERSION) + _str(self.board.npu_name) + _str(lim.get("board", ""))
+                + bytes((len(ops),)) + bytes(ops))
 
     def flash_begin(self, p):
         size = struct.unpack_from("<I", p, 0)[0]
         blob_id = bytes(p[4:36])
-        name = _read_str(p, 36)[0]
-        if not valid_name(name):
-            raise Refused(E_BAD_NAME, "model name %r: use 1-32 letters, digits, '_', '-', '.'" % name)
-        free = self.board.store.free()
-        if size > free:
-            raise Refused(E_NO_SPACE, "model needs %d bytes of flash, %d free: remove a model (npu ls)"
-                          % (size, free))
+        if len(blob_id) != 32:
+            raise ValueError("short blob id")
+        name = _name(p, 36)[0]
+        store = self.board.store
+        meta = struct.pack("<I", size) + blob_id
+        state = self.flashing
+        if state is not None and state.name == name and state.blob_id == blob_id \
+                and state.size == size:  # the same transfer, a new host: carry on
+            state.early = {}
+            state.early_bytes = 0
+            self.log("flash %s: host back at %d of %d bytes" % (name, state.written, size))
+            return struct.pack("<BI", BEGIN_SEND, state.written)
         self._abort()
-        self.flashing = [name, size, blob_id, self.board.store.begin(name), 0]
-        return b""
+        if name in store.names() and store.size(name) == size and store.tail(name, 32) == blob_id:
+            store.discard(name)
+            self.log("flash %s: already installed" % name)
+            return struct.pack("<BI", BEGIN_INSTALLED, size)
+        resumed = store.resume(name, meta)
+        if resumed is not None and resumed[1] <= size:
+            part, written = resumed
+            self.log("flash %s: resuming at %d of %d bytes" % (name, written, size))
+        else:
+            if resumed is not None:
+                resumed[0].close()
+            store.discard(name)
+            free = store.free()
+            if size > free:
+                for other in store.partials():  # unfinished transfers make room first
+                    store.discard(other)
+                free = store.free()
+            if size > free:
+                raise Refused(E_NO_SPACE, "model needs %d bytes of flash, %d free: remove a model "
+                              "(npu rm NAME)" % (size, free))
+            part, written = store.begin(name, meta), 0
+            self.log("flash %s: %d bytes" % (name, size))
+        self.flashing = _Flashing(name, size, blob_id, part, written)
+        return struct.pack("<BI", BEGIN_SEND, written)
 
     def flash_data(self, p):
-        if self.flashing is None:
+        state = self.flashing
+        if state is None:
             raise Refused(E_BAD_REQUEST, "FLASH_DATA without FLASH_BEGIN")
         offset = struct.unpack_from("<I", p, 0)[0]
-        state = self.flashing
         chunk = memoryview(p)[4:]
-        if offset + len(chunk) <= state[4]:  # a retransmission of data already written
-            return struct.pack("<I", state[4])
-        if offset != state[4]:
-            raise Refused(E_BAD_REQUEST, "expected offset %d, got %d" % (state[4], offset))
-        if offset + len(chunk) > state[1]:
-            raise Refused(E_BAD_REQUEST, "data past the announced size %d" % state[1])
-        state[3].write(chunk)
-        state[4] += len(chunk)
-        return struct.pack("<I", state[4])
+        end = offset + len(chunk)
+        if end > state.size:
+            raise Refused(E_BAD_REQUEST, "data past the announced size %d" % state.size)
+        if offset > state.written:  # early: hold it while the gap is resent, if there is room
+            if offset not in state.early and state.early_bytes + len(chunk) <= WINDOW:
+                state.early[offset] = bytes(chunk)
+                state.early_bytes += len(chunk)
+            return NAK, struct.pack("<I", state.written)
+        if end > state.written:
+            state.part.write(chunk[state.written - offset:])
+            state.written = end
+            early = state.early
+            while early:  # what arrived early may follow now
+                for off in list(early):
+                    if off + len(early[off]) <= state.written:
+                        state.early_bytes -= len(early.pop(off))
+                nxt = early.pop(state.written, None)
+                if nxt is None:
+                    break
+                state.early_bytes -= len(nxt)
+                state.part.write(nxt)
+                state.written += len(nxt)
+        return struct.pack("<I", state.written)
 
     def flash_end(self, p):
-        if self.flashing is None:
+        state = self.flashing
+        if state is None:
             raise Refused(E_BAD_REQUEST, "FLASH_END without FLASH_BEGIN")
-        name, size, blob_id, f, written = self.flashing
-        f.close()
+        if state.written != state.size:
+            raise Refused(E_BAD_REQUEST, "FLASH_END after %d of %d bytes: send the rest"
+                          % (state.written, state.size))
+        name, blob_id = state.name, state.blob_id
+        state.part.close()
         self.flashing = None
         store = self.board.store
         try:
-            if written != size:
-                raise Refused(E_BAD_BLOB, "received %d of %d bytes" % (written, size))
             with open(store.path(name, ".part"), "rb") as f:
                 data = f.read()
             if data[-32:] != blob_id:
-                raise Refused(E_BAD_BLOB, "blob id mismatch: the transfer was damaged")
+                raise Refused(E_BAD_BLOB, "model rejected, old model kept: blob id mismatch, "
+                              "the transfer was damaged")
             blobfmt.parse(data)
         except blobfmt.BlobError as e:
             store.discard(name)
+            self.log("flash %s: rejected: %s" % (name, e))
             raise Refused(E_BAD_BLOB, "model rejected, old model kept: %s" % e)
         except Exception:
             store.discard(name)
             raise
+        data = None
         store.commit(name)
         self.models.pop(name, None)
+        self.log("flash %s: installed" % name)
         return b""
 
     def _abort(self):
         if self.flashing is not None:
-            self.flashing[3].close()
-            self.board.store.discard(self.flashing[0])
+            self.flashing.part.close()  # NAME.part and its sidecar stay: a host may resume
             self.flashing = None
 
     def list(self, p):
@@ -177,6 +323,32 @@ class Server:
         for name in names:
             out += _str(name) + struct.pack("<I", store.size(name)) + store.tail(name, 32)
         return out
+
+    def rm(self, p):
+        name = _name(p, 0)[0]
+        if self.flashing is not None and self.flashing.name == name:
+            self._abort()
+        self.models.pop(name, None)
+        if not self.board.store.remove(name):
+            raise Refused(E_NOT_FOUND, "no model named %r on the board (npu ls lists them)" % name)
+        self.log("rm %s" % name)
+        return b""
+
+    def console_on(self, p):
+        """Start (p[0] = 1) or stop the LOG stream; the answer carries the recent lines."""
+        self.console = bool(p[0])
+        out = bytes((len(self.log_lines),))
+        for ms, text in self.log_lines:
+            out += struct.pack("<I", ms) + _str(text)
+        return out
+
+    def repl(self, p):
+        if not self.board.limits.get("repl"):
+            raise Refused(E_UNAVAILABLE, "this board cannot hand over a REPL (the emulator's "
+                          "CPython core has none: use --core micropython)")
+        self._abort()
+        self.leave = True
+        return b""
 
     def _model(self, name):
         model = self.models.get(name)
@@ -192,8 +364,8 @@ class Server:
         return model
 
     def run(self, p):
-        repeat = struct.unpack_from("<H", p, 0)[0]
-        name, pos = _read_str(p, 2)
+        repeat, flags = struct.unpack_from("<HB", p, 0)
+        name, pos = _read_str(p, 3)
         model = self._model(name)
         n = p[pos]
         pos += 1
@@ -211,12 +383,13 @@ class Server:
             pos += 4 + size
         clock = self.board.clock
         times = []
+        op_times = [0] * len(model.calls) if flags & RUN_PROFILE else None
         for _ in range(max(1, repeat)):
             # the planner reuses input bytes once read, so every run starts from a fresh copy
             for i, data in enumerate(inputs):
                 model.set_input(i, data)
             t0 = clock.ticks_us()
-            model.invoke()
+            model.invoke(clock, op_times)
             times.append(clock.ticks_diff(clock.ticks_us(), t0))
         times.sort()
         out = struct.pack("<IB", times[len(times) // 2], len(model.blob.outputs))
@@ -225,4 +398,9 @@ class Server:
             out += struct.pack("<BB", tensor.dtype, len(tensor.shape))
             out += struct.pack("<%dI" % len(tensor.shape), *tensor.shape)
             out += struct.pack("<I", tensor.size) + bytes(model.output(i))
+        if op_times is not None:
+            runs = max(1, repeat)
+            out += struct.pack("<H", len(op_times))
+            for op, total in zip(model.blob.ops, op_times):
+                out += struct.pack("<BI", op.opcode, (total + runs // 2) // runs)
         return out

@@ -10,6 +10,13 @@ the verified copy has its own name. At start-up recover() finishes any NAME.new
 transfer; the old model stays). After any cut the board holds the old model or
 the new one, whole.
 
+Resume: begin(name, meta) first writes NAME.sid, a small sidecar naming the transfer
+(the blob's size and id), then creates NAME.part. recover() keeps a NAME.part whose
+sidecar survived, so resume(name, meta) can reopen it and a host continues from its
+length: every byte in it arrived in a CRC-checked frame, and FLASH_END checks the
+whole blob anyway. A sidecar without its NAME.part, or a NAME.part without a sidecar,
+is deleted at start-up. commit() removes the sidecar last.
+
 on_write, when given, is called after every flash write (create, data, rename,
 remove) with what was written: the emulator uses it to cut power at a chosen write.
 """
@@ -85,11 +92,17 @@ class Store:
         return self.root + "/" + name + ext
 
     def recover(self):
-        """Finish what a power cut interrupted: NAME.new replaces NAME.npb, NAME.part goes."""
-        for f in os.listdir(self.root):
+        """Finish what a power cut interrupted: NAME.new replaces NAME.npb; NAME.part stays
+        only with its sidecar (a transfer to resume); stray sidecars go."""
+        files = os.listdir(self.root)
+        for f in files:
             if f.endswith(".new"):
                 self._rename(self.root + "/" + f, self.path(f[:-4]))
-            elif f.endswith(".part"):
+        files = os.listdir(self.root)
+        for f in files:
+            if f.endswith(".part") and f[:-5] + ".sid" not in files:
+                self._remove(self.root + "/" + f)
+            elif f.endswith(".sid") and f[:-4] + ".part" not in files:
                 self._remove(self.root + "/" + f)
 
     def names(self):
@@ -104,8 +117,14 @@ class Store:
             total += os.stat(self.root + "/" + f)[6]
         return total
 
-    def free(self):
-        return max(0, self.capacity - self.used())
+    def free(self, reclaimable=False):
+        """Bytes free; with `reclaimable`, counting unfinished transfers (dropped when needed)."""
+        used = self.used()
+        if reclaimable:
+            for f in os.listdir(self.root):
+                if f.endswith(".part") or f.endswith(".sid"):
+                    used -= os.stat(self.root + "/" + f)[6]
+        return max(0, self.capacity - used)
 
     def read(self, name):
         with open(self.path(name), "rb") as f:
@@ -116,14 +135,38 @@ class Store:
             f.seek(self.size(name) - n)
             return f.read(n)
 
-    def begin(self, name):
-        """Open NAME.part for a new install, dropping any earlier partial one."""
+    def begin(self, name, meta=None):
+        """Open NAME.part for a new install, dropping any earlier partial one. `meta`
+        (bytes), when given, is kept in the sidecar NAME.sid for resume()."""
+        self.discard(name)
         part = self.path(name, ".part")
-        if _exists(part):
-            self._remove(part)
+        if meta is not None:
+            with open(self.path(name, ".sid"), "wb") as f:
+                f.write(meta)
+            self._wrote("create " + self.path(name, ".sid"))
         f = open(part, "wb")
         self._wrote("create " + part)
         return _Part(self, f, "write " + part)
+
+    def resume(self, name, meta):
+        """(NAME.part reopened for appending, its length) when its sidecar holds `meta`, else None."""
+        part = self.path(name, ".part")
+        try:
+            with open(self.path(name, ".sid"), "rb") as f:
+                if f.read() != meta:
+                    return None
+            size = os.stat(part)[6]
+        except OSError:
+            return None
+        return _Part(self, open(part, "ab"), "write " + part), size
+
+    def partial(self, name):
+        """The sidecar of an unfinished transfer of `name`, or None."""
+        try:
+            with open(self.path(name, ".sid"), "rb") as f:
+                return f.read()
+        except OSError:
+            return None
 
     def commit(self, name):
         """Install the verified NAME.part as NAME.npb (see the module docstring)."""
@@ -132,7 +175,22 @@ class Store:
             self._remove(new)
         self._rename(self.path(name, ".part"), new)
         self._rename(new, self.path(name))
+        if _exists(self.path(name, ".sid")):
+            self._remove(self.path(name, ".sid"))
 
     def discard(self, name):
-        if _exists(self.path(name, ".part")):
-            self._remove(self.path(name, ".part"))
+        """Drop an unfinished transfer of `name` (its NAME.part and sidecar)."""
+        for ext in (".part", ".sid"):
+            if _exists(self.path(name, ext)):
+                self._remove(self.path(name, ext))
+
+    def remove(self, name):
+        """Delete model `name` and any unfinished transfer of it; False if there was none."""
+        found = _exists(self.path(name)) or _exists(self.path(name, ".part"))
+        self.discard(name)
+        if _exists(self.path(name)):
+            self._remove(self.path(name))
+        return found
+
+    def partials(self):
+        return sorted(f[:-4] for f in os.listdir(self.root) if f.endswith(".sid"))

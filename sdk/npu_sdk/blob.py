@@ -131,9 +131,13 @@ Blob = Struct("body" / RawCopy(Body), "sha256" / Bytes(32), Terminated)
 
 def pack(arena_size, tensors, inputs, outputs, ops, constants):
     """Build blob bytes. `tensors` and `ops` are lists of dicts with the record fields."""
-    raw = Body.build(dict(header=dict(value=dict(version=VERSION, arena_size=arena_size)),
-                          header_crc=None, tensors=tensors, inputs=inputs, outputs=outputs,
-                          ops=ops, constants=bytes(constants)))
+    try:
+        raw = Body.build(dict(header=dict(value=dict(version=VERSION, arena_size=arena_size)),
+                              header_crc=None, tensors=tensors, inputs=inputs, outputs=outputs,
+                              ops=ops, constants=bytes(constants)))
+    except ConstructError as e:  # a count, size or parameter outside its field
+        raise BlobFormatError("the model does not fit blob format %d: %s"
+                              % (VERSION, " ".join(str(e).split()))) from e
     return raw + hashlib.sha256(raw).digest()
 
 
@@ -148,6 +152,22 @@ def verify(data):
                               "with this SDK or update npu-sdk" % (version, VERSION))
     if hashlib.sha256(data[:-32]).digest() != data[-32:]:
         raise BlobFormatError("blob SHA-256 mismatch: the file is damaged or truncated; recompile it")
+    _check_declared_sizes(data)
+
+
+def _check_declared_sizes(data):
+    """Refuse a header whose counts need more bytes than the blob has, before any of them
+    sizes a read or an allocation (the header CRC is checked first)."""
+    head = data[:Header.sizeof()]
+    if binascii.crc32(head) != int.from_bytes(data[len(head):len(head) + 4], "little"):
+        raise BlobFormatError("blob header CRC mismatch: the file is damaged; recompile it")
+    h = Header.parse(head)
+    least = (len(head) + 4 + h.n_tensors * TensorRecord.sizeof() + 2 * (h.n_inputs + h.n_outputs)
+             + 4 * h.n_ops + h.const_size + 32)
+    if least > len(data):
+        raise BlobFormatError("blob header declares %d tensors, %d ops and %d constant bytes, which "
+                              "need at least %d bytes; the blob has %d: it is damaged, recompile it"
+                              % (h.n_tensors, h.n_ops, h.const_size, least, len(data)))
 
 
 def unpack(data):

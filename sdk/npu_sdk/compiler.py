@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import blob, lower, plan, rewrite, tflite
-from .errors import ModelError, UnsupportedOpError
+from .errors import BlobFormatError, ModelError, UnsupportedOpError
 from .quantize import is_float_model
 
 _BLOB_DTYPES = {np.dtype(np.int8): "int8", np.dtype(np.int32): "int32",
@@ -41,11 +41,18 @@ def _check_fully_connected(graph, op):
     if _dtype(graph, x) != INT8 or _dtype(graph, op.outputs[0]) != INT8:
         reasons.append("input and output must be int8 (got %s -> %s)"
                        % (_dtype(graph, x), _dtype(graph, op.outputs[0])))
+    else:
+        reasons += _int8_activations(graph, op, [x])
     wt = graph.tensors[w]
     if not wt.is_const or wt.dtype != INT8 or len(wt.shape) != 2:
         reasons.append("weights must be a constant int8 [out, in] matrix")
     elif wt.zero_points is not None and np.any(wt.zero_points != 0):
         reasons.append("weights must be symmetric (zero point 0)")
+    elif wt.scales is None or len(wt.scales) not in (1, wt.shape[0]):
+        reasons.append("weights need one scale or one per output row")
+    elif graph.tensors[x].nbytes % max(wt.shape[1], 1) or wt.shape[1] < 1:
+        reasons.append("input of %d values is not a whole number of rows of %d"
+                       % (graph.tensors[x].nbytes, wt.shape[1]))
     if bias >= 0 and (not graph.tensors[bias].is_const or graph.tensors[bias].dtype != np.int32):
         reasons.append("bias must be a constant int32 vector")
     if op.options.get("activation", "NONE") not in _ACTIVATIONS:
@@ -59,6 +66,11 @@ def _check_softmax(graph, op):
     out = graph.tensors[op.outputs[0]]
     if _dtype(graph, op.inputs[0]) != INT8 or out.dtype != INT8:
         return ["input and output must be int8"]
+    reasons = _int8_activations(graph, op, op.inputs[:1])
+    if reasons:
+        return reasons
+    if not graph.tensors[op.inputs[0]].shape or graph.tensors[op.inputs[0]].shape[-1] < 1:
+        return ["input must have a last axis of at least one value"]
     if out.zero_point != -128 or abs(out.scale - 1 / 256) > 1e-9:
         return ["int8 output must have scale 1/256 and zero point -128 (got %g, %d)"
                 % (out.scale, out.zero_point)]
@@ -95,6 +107,8 @@ def _int8_activations(graph, op, inputs, rank=None):
             reasons.append("tensor %r must be quantized int8 (got %s)" % (t.name, np.dtype(t.dtype)))
         elif rank is not None and len(t.shape) != rank:
             reasons.append("tensor %r must have rank %d (got shape %s)" % (t.name, rank, t.shape))
+        elif 0 in tuple(t.shape):
+            reasons.append("tensor %r has an empty dimension (shape %s)" % (t.name, t.shape))
     return reasons
 
 
@@ -406,10 +420,51 @@ CONSTRAINTS = {
 }
 
 
-def check(graph):
-    """Raise UnsupportedOpError listing every op the compiler cannot take, with the reason."""
+# Inputs every op of these kinds must have (present, not -1) and read without looking,
+# here and in rewrite.py; every one of them has exactly one output.
+_ARITY = {"FULLY_CONNECTED": 2, "CONV_2D": 2, "DEPTHWISE_CONV_2D": 2, "ADD": 2, "MUL": 2,
+          "SUB": 2, "FLOOR_DIV": 2, "PAD": 2, "PADV2": 2, "MEAN": 2, "GATHER": 2,
+          "STRIDED_SLICE": 4, "SPACE_TO_BATCH_ND": 3, "BATCH_TO_SPACE_ND": 3, "EXPAND_DIMS": 1,
+          "SOFTMAX": 1, "RESHAPE": 1, "QUANTIZE": 1, "DEQUANTIZE": 1, "AVERAGE_POOL_2D": 1,
+          "MAX_POOL_2D": 1, "RELU": 1, "RELU6": 1, "LEAKY_RELU": 1, "HARD_SWISH": 1,
+          "LOGISTIC": 1, "TANH": 1, "CONCATENATION": 1, "PACK": 1, "SHAPE": 1, "SQUEEZE": 1}
+
+
+def _structure_problems(graph):
+    """(op, reason) for every op of a kind the compiler reads that lacks an input it needs or
+    has other than one output (a damaged or hand-made model)."""
     problems = []
     for op in graph.ops:
+        need = _ARITY.get(op.kind)
+        if need is None:
+            continue
+        if len(op.inputs) < need or min(op.inputs[:need]) < 0:
+            problems.append((op, "needs %d inputs, has %d" % (
+                need, sum(1 for i in op.inputs if i >= 0))))
+        elif len(op.outputs) != 1:
+            problems.append((op, "needs one output, has %d" % len(op.outputs)))
+        elif op.kind == "CONCATENATION" and min(op.inputs) < 0:
+            problems.append((op, "an input is missing (-1)"))
+    return problems
+
+
+def check_structure(graph):
+    """Raise UnsupportedOpError if an op lacks the inputs or output its kind needs, naming
+    those ops and every other unsupported one; runs before any rewrite looks at the ops."""
+    malformed = _structure_problems(graph)
+    if malformed:
+        skip = {id(op) for op, _ in malformed}
+        problems = [(op.index, op.kind, reason) for op, reason in malformed]
+        problems += _problems(graph, skip)
+        raise UnsupportedOpError(sorted(problems, key=lambda p: p[0]), graph.name)
+    return graph
+
+
+def _problems(graph, skip=()):
+    problems = []
+    for op in graph.ops:
+        if id(op) in skip:
+            continue
         if op.kind not in CONSTRAINTS:
             problems.append((op.index, op.kind, "op not supported (supported: %s)"
                              % ", ".join(sorted(CONSTRAINTS))))
@@ -417,6 +472,12 @@ def check(graph):
         shapes = " ".join(str(graph.tensors[i].shape) for i in op.inputs if i >= 0)
         for reason in CONSTRAINTS[op.kind](graph, op):
             problems.append((op.index, op.kind, "%s [inputs %s]" % (reason, shapes)))
+    return problems
+
+
+def check(graph):
+    """Raise UnsupportedOpError listing every op the compiler cannot take, with the reason."""
+    problems = _problems(graph)
     for i in graph.inputs + graph.outputs:
         if len(graph.tensors[i].shape) > blob.MAX_RANK:
             problems.append((-1, "io", "tensor %r has rank > %d" % (graph.tensors[i].name, blob.MAX_RANK)))
@@ -697,13 +758,23 @@ def _place(lw):
 
 def compile_graph(graph):
     """Compile an int8 Graph into blob bytes (deterministic for the same input)."""
-    graph = rewrite.simplify(graph)  # fold what converters leave behind before judging ops
+    check_structure(graph)
+    try:
+        graph = rewrite.simplify(graph)  # fold what converters leave behind before judging ops
+    except (IndexError, ValueError, TypeError, ZeroDivisionError) as e:
+        # A pattern whose tensors contradict each other (ranks, shapes): rewrite.py matches
+        # on well-formed models; say the model is inconsistent, keep the cause chained.
+        raise ModelError("%s is inconsistent (%s: %s while simplifying the graph); re-export "
+                         "the model" % (graph.name, type(e).__name__, e)) from e
     check(graph)
     lw = lower_graph(graph)
     arena, bound, constants = _place(lw)
     records = [{k: v for k, v in r.items() if k != "graph_tensor"} for r in lw.records]
-    data = blob.pack(arena, records, [lw.index[t] for t in graph.inputs],
-                     [lw.index[t] for t in graph.outputs], lw.ops, constants)
+    try:
+        data = blob.pack(arena, records, [lw.index[t] for t in graph.inputs],
+                         [lw.index[t] for t in graph.outputs], lw.ops, constants)
+    except BlobFormatError as e:  # too many tensors or ops, an arena beyond 4 GB...
+        raise ModelError("%s: %s; a model for a board is far smaller" % (graph.name, e)) from e
     return Compiled(data, arena, bound, len(constants), len(lw.ops))
 
 

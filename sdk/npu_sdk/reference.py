@@ -1,4 +1,10 @@
-"""Reference runtimes for the same .tflite: TFLite Micro (the arithmetic oracle) and LiteRT."""
+"""Reference runtimes for the same .tflite: TFLite Micro (the arithmetic oracle) and LiteRT.
+
+LiteRT is `ai_edge_litert`'s Interpreter; where that cannot be imported (not installed,
+or built for another numpy) `tflite_runtime`'s is used: the same API.
+"""
+import sys
+
 import numpy as np
 
 from . import tflite
@@ -6,21 +12,38 @@ from .errors import NpuError
 
 
 def _interpreter_class():
-    """LiteRT's Interpreter, or tflite_runtime's where that is the one installed."""
+    """LiteRT's Interpreter, or tflite_runtime's where that is the one that imports."""
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
         try:
             from tflite_runtime.interpreter import Interpreter
         except ImportError as e:
-            raise NpuError("no TFLite runtime: pip install ai-edge-litert") from e
+            raise NpuError("no TFLite runtime: pip install ai-edge-litert (or tflite-runtime)") from e
     return Interpreter
 
 
-def run_litert(model_bytes, inputs, num_threads=1):
-    """Run one inference with LiteRT's builtin kernels; returns the list of outputs."""
-    interpreter = _interpreter_class()(model_content=bytes(model_bytes), num_threads=num_threads)
+def _builtin_kwargs(cls):
+    """Interpreter arguments selecting the builtin kernels without default delegates (no
+    XNNPACK), from the module that defines `cls`; {} where that runtime has no such choice."""
+    resolver = getattr(sys.modules.get(cls.__module__), "OpResolverType", None)
+    member = getattr(resolver, "BUILTIN_WITHOUT_DEFAULT_DELEGATES", None)
+    return {} if member is None else dict(experimental_op_resolver_type=member)
+
+
+def litert_interpreter(model_bytes, num_threads=1, builtin=False):
+    """An allocated LiteRT interpreter; `builtin` keeps to the builtin kernels (no XNNPACK)."""
+    cls = _interpreter_class()
+    kwargs = _builtin_kwargs(cls) if builtin else {}
+    interpreter = cls(model_content=bytes(model_bytes), num_threads=num_threads, **kwargs)
     interpreter.allocate_tensors()
+    return interpreter
+
+
+def run_litert(model_bytes, inputs, num_threads=1, interpreter=None, builtin=False):
+    """Run one inference with LiteRT; returns the list of outputs. Pass `interpreter`
+    (from litert_interpreter) to reuse one across samples; `builtin` as litert_interpreter."""
+    interpreter = interpreter or litert_interpreter(model_bytes, num_threads, builtin)
     for detail, x in zip(interpreter.get_input_details(), inputs):
         interpreter.set_tensor(detail["index"], np.asarray(x, dtype=detail["dtype"]).reshape(detail["shape"]))
     interpreter.invoke()
@@ -43,7 +66,8 @@ def run_tflm(model_bytes, inputs, interpreter=None):
         detail = interpreter.get_input_details(i)
         interpreter.set_input(np.asarray(x, dtype=detail["dtype"]).reshape(detail["shape"]), i)
     interpreter.invoke()
-    n_outputs = len(tflite.parse(model_bytes).outputs)  # TFLM aborts on an index past the end
+    # TFLM aborts on an index past the end: count the outputs in the flatbuffer (cheap)
+    n_outputs = tflite.schema.Model.GetRootAs(bytes(model_bytes), 0).Subgraphs(0).OutputsLength()
     return [interpreter.get_output(i).copy() for i in range(n_outputs)]
 
 
@@ -55,13 +79,8 @@ def litert_all_tensors(model_bytes, samples, tensors):
     off so every intermediate tensor is computed by a builtin kernel and kept.
     """
     cls = _interpreter_class()
-    kwargs = dict(model_content=bytes(model_bytes), num_threads=1, experimental_preserve_all_tensors=True)
-    try:
-        from ai_edge_litert.interpreter import OpResolverType
-        kwargs["experimental_op_resolver_type"] = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    except ImportError:  # tflite_runtime: no resolver choice
-        pass
-    interpreter = cls(**kwargs)
+    interpreter = cls(model_content=bytes(model_bytes), num_threads=1,
+                      experimental_preserve_all_tensors=True, **_builtin_kwargs(cls))
     interpreter.allocate_tensors()
     details = interpreter.get_input_details()
     for inputs in samples:

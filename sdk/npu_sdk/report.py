@@ -5,6 +5,7 @@ Everything is read back from the blob, so the report describes exactly what ship
 import numpy as np
 
 from . import blob as blobfmt
+from .errors import NpuError
 
 
 def _elements(t):
@@ -63,3 +64,44 @@ def format_text(rep):
                      % ("fits" if bd["fits"] else "DOES NOT FIT", bd["name"], bd["ram_margin"], bd["ram"],
                         bd["flash_margin"], bd["flash"]))
     return "\n".join(lines)
+
+
+def lifetimes(data):
+    """Arena tensors as (name, offset, size, first op, last op), read back from the blob."""
+    b = blobfmt.unpack(data)
+    last_op = max(len(b.ops) - 1, 0)
+    span = {t: [0, 0] for t in b.inputs}
+    for i, op in enumerate(b.ops):
+        for t in list(op.inputs) + list(op.outputs):
+            if t >= 0 and b.tensors[t].location == "arena":
+                s = span.setdefault(t, [i, i])
+                s[0], s[1] = min(s[0], i), max(s[1], i)
+    for t in b.outputs:
+        span.setdefault(t, [last_op, last_op])[1] = last_op
+    return [("t%d" % t, b.tensors[t].offset, b.tensors[t].size, f, l) for t, (f, l) in sorted(span.items())]
+
+
+def plot(data, path, title="arena"):
+    """The arena over time as a PNG: one box per tensor, op index across, offset up."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as e:
+        raise NpuError("--plot needs matplotlib: pip install 'npu-sdk[plot]'") from e
+    rows, b = layers(data)
+    fig, ax = plt.subplots(figsize=(max(6, len(rows) * 0.5), 4))
+    for name, offset, size, first, last in lifetimes(data):
+        ax.add_patch(plt.Rectangle((first - 0.4, offset), last - first + 0.8, size, alpha=0.6,
+                                   edgecolor="black"))
+        ax.text(first - 0.35, offset + size / 2, name, fontsize=7, va="center")
+    ax.set_xlim(-1, len(rows))
+    ax.set_ylim(0, max(b.header.value.arena_size, 1))
+    ax.set_xticks(range(len(rows)))
+    ax.set_xticklabels(["%d %s" % (r["index"], r["op"]) for r in rows], rotation=60, ha="right",
+                       fontsize=7)
+    ax.set_ylabel("arena offset (bytes)")
+    ax.set_title("%s: arena %d bytes" % (title, b.header.value.arena_size))
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -11,6 +11,7 @@ try:
 except ImportError as e:  # pragma: no cover - ai-edge-litert is a hard dependency
     raise ImportError("npu_sdk needs ai-edge-litert for the TFLite schema: pip install ai-edge-litert") from e
 
+MAX_TENSOR_BYTES = 2 ** 31 - 1  # the blob's u32 sizes and int32 kernel arithmetic; far above any MCU
 _DTYPES = {
     schema.TensorType.FLOAT32: np.float32,
     schema.TensorType.INT32: np.int32,
@@ -95,10 +96,18 @@ def _tensor(model, t, data, source):
                          % (source, _str(t.name), _TYPE_NAMES.get(t.type, t.type)))
     dtype = np.dtype(_DTYPES[t.type])
     shape = tuple(int(d) for d in (t.shape if t.shape is not None else ()))
+    if any(d < 0 for d in shape):
+        raise ModelError("%s: tensor %r has shape %s; dynamic shapes are not supported, export "
+                         "the model with fixed input shapes" % (source, _str(t.name), shape))
+    count = 1
+    for d in shape:
+        count *= d  # Python ints: no overflow
+    if count * dtype.itemsize > MAX_TENSOR_BYTES:
+        raise ModelError("%s: tensor %r of shape %s needs %d bytes, more than %d"
+                         % (source, _str(t.name), shape, count * dtype.itemsize, MAX_TENSOR_BYTES))
     raw = _buffer_bytes(model, t.buffer, data)
     value = None
     if raw is not None:
-        count = int(np.prod(shape, dtype=np.int64))
         if len(raw) != count * dtype.itemsize:
             raise ModelError("%s: constant tensor %r holds %d bytes, its shape %s needs %d"
                              % (source, _str(t.name), len(raw), shape, count * dtype.itemsize))
@@ -108,9 +117,25 @@ def _tensor(model, t, data, source):
     qdim = 0
     if q is not None and q.scale is not None and len(q.scale):
         scales = np.asarray(q.scale, dtype=np.float32)
-        zps = np.asarray(q.zeroPoint if q.zeroPoint is not None else [0] * len(scales), dtype=np.int64)
+        zps = np.asarray(q.zeroPoint if q.zeroPoint is not None and len(q.zeroPoint)
+                         else [0] * len(scales), dtype=np.int64)
         qdim = int(q.quantizedDimension)
+        _check_quantization(t, shape, dtype, scales, zps, qdim, source)
     return Tensor(_str(t.name), shape, dtype, scales, zps, qdim, value)
+
+
+def _check_quantization(t, shape, dtype, scales, zps, qdim, source):
+    what = "%s: tensor %r" % (source, _str(t.name))
+    if len(zps) != len(scales):
+        raise ModelError("%s has %d scales but %d zero points" % (what, len(scales), len(zps)))
+    if not np.all(np.isfinite(scales)) or np.any(scales < 0):
+        raise ModelError("%s has a negative or non-finite quantization scale" % what)
+    lo, hi = (np.iinfo(dtype).min, np.iinfo(dtype).max) if dtype.kind in "iu" else (-2**31, 2**31 - 1)
+    if np.any(zps < lo) or np.any(zps > hi):
+        raise ModelError("%s has a zero point outside %s" % (what, dtype))
+    if len(scales) > 1 and not (0 <= qdim < len(shape) and shape[qdim] == len(scales)):
+        raise ModelError("%s has %d per-channel scales on axis %d of shape %s"
+                         % (what, len(scales), qdim, shape))
 
 
 def _options(op):
@@ -130,18 +155,36 @@ def _options(op):
     return opts
 
 
+def _indices(values, n, what, optional=False):
+    """Tensor indices as ints, each in range (-1 allowed where the input is `optional`)."""
+    out = [int(x) for x in (values if values is not None else ())]
+    for x in out:
+        if not (-1 if optional else 0) <= x < n:
+            raise ModelError("%s refers to tensor %d of %d" % (what, x, n))
+    return out
+
+
 def _graph(model, data, source):
     sg = model.subgraphs[0]
-    tensors = [_tensor(model, t, data, source) for t in sg.tensors]
+    tensors = [_tensor(model, t, data, source) for t in (sg.tensors or [])]
+    n = len(tensors)
     ops = []
     for i, op in enumerate(sg.operators or []):
+        if not 0 <= op.opcodeIndex < len(model.operatorCodes or []):
+            raise ModelError("%s: op #%d has opcode index %d of %d"
+                             % (source, i, op.opcodeIndex, len(model.operatorCodes or [])))
         code = model.operatorCodes[op.opcodeIndex]
         builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
         name = _OP_NAMES.get(builtin, "BUILTIN_%d" % builtin)
         if name == "CUSTOM":
             name = "CUSTOM(%s)" % _str(code.customCode)
-        ops.append(Op(name, [int(x) for x in op.inputs], [int(x) for x in op.outputs], _options(op), i))
-    return Graph(tensors, ops, [int(x) for x in sg.inputs], [int(x) for x in sg.outputs],
+        what = "%s: op #%d %s" % (source, i, name)
+        outputs = _indices(op.outputs, n, what)
+        if not outputs:
+            raise ModelError("%s has no output" % what)
+        ops.append(Op(name, _indices(op.inputs, n, what, optional=True), outputs, _options(op), i))
+    return Graph(tensors, ops, _indices(sg.inputs, n, "%s: the model input" % source),
+                 _indices(sg.outputs, n, "%s: the model output" % source),
                  name=os.path.splitext(os.path.basename(source))[0])
 
 

@@ -59,3 +59,59 @@ def test_vm_decodes_what_the_sdk_encodes():
         assert got[4] == [[int(t.dtype), int(t.location), list(t.shape[:t.ndim]), t.zero_point, t.offset,
                            t.size] for t in spec.tensors]
     assert "SHA-256" in blobs[2]
+
+
+_SESSION_SCRIPT = """
+import json
+from npufw import frame, kernels
+from npufw.board import Board
+from npufw.server import Server
+from npufw.store import Store
+with open(DATA_DIR + '/session.json') as f:
+    v = json.load(f)
+with open(DATA_DIR + '/frames.json') as f:
+    fv = json.load(f)
+class Clock:
+    t = 0
+    @classmethod
+    def ticks_us(cls):
+        cls.t += 7
+        return cls.t
+    @staticmethod
+    def ticks_diff(a, b):
+        return a - b
+srv = Server(Board(None, Store(DATA_DIR + '/flash', v['limits']['flash']), Clock, kernels,
+                   dict(v['limits']), v['kernels']))
+answers = []
+for step in v['session']:
+    a = srv.handle(bytes.fromhex(step['request'])[1:-1])
+    answers.append(None if a is None else a.hex())
+encoded = [frame.encode(c['type'], c['seq'], bytes.fromhex(c['payload'])).hex() for c in fv['frames']]
+decoded = [list(m[:2]) + [m[2].hex()] for m in
+           (frame.decode(bytes.fromhex(c['wire'])[1:-1]) for c in fv['frames'])]
+damaged = [frame.decode(bytes.fromhex(raw)) for raw in fv['damaged']]
+import os
+for f in os.listdir(DATA_DIR + '/flash'):
+    os.remove(DATA_DIR + '/flash/' + f)
+os.rmdir(DATA_DIR + '/flash')
+print(json.dumps([answers, encoded, decoded, damaged]))
+"""
+
+
+def test_protocol_vectors_on_the_vm():
+    """The golden vectors (tools/make_protocol_vectors.py) through the firmware on the VM:
+    every frame, and a whole session of requests with the board's answers."""
+    from tests.conftest import ROOT
+    from tests.unit.test_codec import same_answer
+    vectors = ROOT / "tests" / "vectors" / "protocol"
+    session = json.loads((vectors / "session.json").read_text())
+    frames = json.loads((vectors / "frames.json").read_text())
+    stdout, _ = run_script(_SESSION_SCRIPT, {"session.json": (vectors / "session.json").read_bytes(),
+                                             "frames.json": (vectors / "frames.json").read_bytes()})
+    answers, encoded, decoded, damaged = json.loads(stdout)
+    for step, got in zip(session["session"], answers):
+        want = step["answer"] and bytes.fromhex(step["answer"])
+        assert same_answer(got and bytes.fromhex(got), want), step["note"]
+    assert encoded == [c["wire"] for c in frames["frames"]]
+    assert decoded == [[c["type"], c["seq"], c["payload"]] for c in frames["frames"]]
+    assert damaged == [None] * len(frames["damaged"])

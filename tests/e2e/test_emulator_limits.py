@@ -1,12 +1,10 @@
 """Board profiles and flash persistence: the firmware on both cores sees the profile's limits and
 refuses what does not fit; --flash-dir keeps models across restarts."""
-import struct
-
 import numpy as np
 import pytest
 
 from npu_sdk.errors import BoardError
-from npu_sdk.link import Board, codec
+from npu_sdk.link import Board, PreflightError, codec
 from tests.conformance import tflite_build
 from tests.conftest import Emulator, fc_model
 
@@ -30,8 +28,11 @@ def test_model_larger_than_flash_is_refused(m4):
     _, blob = fc_model(1024, 1100)  # 1.1 MB of weights, the board has 1 MiB of flash
     assert len(blob) > 1 << 20
     with Board(m4.port) as board:
-        with pytest.raises(BoardError) as e:
+        with pytest.raises(PreflightError) as e:  # the host refuses before sending anything
             board.flash(blob, "big")
+        assert e.value.kind == "flash" and "npu rm" in str(e.value)
+        with pytest.raises(BoardError) as e:  # and so does the board
+            board.flash(blob, "big", preflight=False)
         assert e.value.code == 4 and "flash" in str(e.value)
         assert board.list() == []
 
@@ -39,10 +40,13 @@ def test_model_larger_than_flash_is_refused(m4):
 def test_arena_larger_than_ram_is_refused(m4):
     _, blob = fc_model(128, 128, batches=1100)  # arena: 2 x 140 800 bytes, RAM 256 KiB
     with Board(m4.port, timeout=30) as board:
-        board.flash(blob, "wide")  # fits the flash
+        with pytest.raises(PreflightError) as e:
+            board.flash(blob, "wide")
+        assert e.value.kind == "ram" and "arena" in str(e.value)
+        board.flash(blob, "wide", preflight=False)  # fits the flash; the board refuses to run it
         # the board loads the model before it looks at the inputs, so a token input will do
         # (a real one, 140 800 bytes, is more than a request carries); sent raw, unchecked
-        run = struct.pack("<H", 1) + codec.pack_str("wide") + b"\x01" + struct.pack("<I", 4) + bytes(4)
+        run = codec.run_request("wide", [bytes(4)])
         with pytest.raises(BoardError) as e:
             board.request(codec.RUN, run)
         assert e.value.code == 8 and "arena" in str(e.value)

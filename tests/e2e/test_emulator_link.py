@@ -182,9 +182,6 @@ class _NoUart:
     pass
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="link v0: the board answers a retransmitted FLASH_END "
-                   "(its first answer lost on the line) with error 2 although the install "
-                   "succeeded; the server needs to repeat its last answer to a repeated frame")
 def test_a_retransmitted_flash_end_gets_the_same_answer(tmp_path, model):
     from npu_emulator import _kernels
     from npufw.board import Board as FwBoard
@@ -196,11 +193,10 @@ def test_a_retransmitted_flash_end_gets_the_same_answer(tmp_path, model):
     def ask(ftype, seq, payload=b""):
         return codec.decode(server.handle(codec.encode(ftype, seq, payload)[1:-1])[1:-1])
 
-    import struct
-    assert ask(codec.FLASH_BEGIN, 1, struct.pack("<I", len(blob)) + blob[-32:]
-               + codec.pack_str("m"))[0] == codec.FLASH_BEGIN | codec.RESPONSE
+    assert ask(codec.FLASH_BEGIN, 1, codec.flash_begin_request(len(blob), blob[-32:], "m"))[0] \
+        == codec.FLASH_BEGIN | codec.RESPONSE
     for seq, offset in enumerate(range(0, len(blob), 4092), 2):
-        ask(codec.FLASH_DATA, seq, struct.pack("<I", offset) + blob[offset:offset + 4092])
+        ask(codec.FLASH_DATA, seq, codec.flash_data_request(offset, blob[offset:offset + 4092]))
     first = ask(codec.FLASH_END, 9)
     assert first[0] == codec.FLASH_END | codec.RESPONSE
     assert ask(codec.FLASH_END, 9) == first  # the host did not hear the first answer

@@ -1,9 +1,10 @@
 """Power cuts during a model install: whatever write the power fails at, the restarted board
 holds the old model or the new one, whole and verified, and no leftovers.
 
-Installing B over A is a fixed sequence of flash writes (npufw/store.py): create B.part,
-one write per data chunk, rename .part -> .new, rename .new over .npb (on FAT: remove .npb,
-then rename). The e2e test cuts the emulator's power after each write in turn, on both
+Installing B over A is a fixed sequence of flash writes (npufw/store.py): create the
+sidecar m.sid, create m.part, one write per data chunk, rename .part -> .new, rename .new
+over .npb (on FAT: remove .npb, then rename), remove the sidecar. A cut during the data
+leaves m.part with its sidecar: the next flash resumes it (tests/e2e/test_link_resume.py). The e2e test cuts the emulator's power after each write in turn, on both
 cores; the in-process test replays the same on a filesystem that cannot rename over a file.
 """
 import os
@@ -43,7 +44,7 @@ def _flash_a(core, flash_dir, models):
         emu.stop()
 
 
-def _check_holds_a_or_b(core, flash_dir, models):
+def _check_holds_a_or_b(core, flash_dir, models, leftovers=()):
     """Restart on flash_dir; return which model the board holds, after checking it whole."""
     emu = Emulator(core, flash_dir=flash_dir)
     try:
@@ -53,7 +54,7 @@ def _check_holds_a_or_b(core, flash_dir, models):
             assert entry.name == "m" and len(held) == 1, "unknown blob %s" % entry.blob_id.hex()
             y = board.run("m", X)
         np.testing.assert_array_equal(y, models[held[0]][1])
-        assert sorted(os.listdir(flash_dir)) == ["m.npb"]  # no .part or .new left behind
+        assert sorted(os.listdir(flash_dir)) == sorted(["m.npb", *leftovers])  # no .new, no strays
         return held[0]
     finally:
         emu.stop()
@@ -64,7 +65,7 @@ def test_power_cut_at_every_write_of_an_install(core, tmp_path, models):
     pristine = tmp_path / "with-a"
     _flash_a(core, pristine, models)
     chunks = -(-len(models["B"][0]) // 4092)
-    writes = 1 + chunks + 2  # create .part, data, .part -> .new, .new -> .npb
+    writes = 2 + chunks + 3  # create .sid, .part, data, .part -> .new, .new -> .npb, remove .sid
     held = []
     for k in range(1, writes + 2):  # the last one: the install finishes before the cut
         flash_dir = tmp_path / ("cut-%d" % k)
@@ -74,17 +75,19 @@ def test_power_cut_at_every_write_of_an_install(core, tmp_path, models):
             with Board(emu.port, timeout=5) as board:
                 if k <= writes:
                     with pytest.raises(LinkError):
-                        board.flash(models["B"][0], "m")
+                        board.flash(models["B"][0], "m", chunk=4092)
                     assert emu.wait() == CUT_EXIT
                 else:
-                    board.flash(models["B"][0], "m")
+                    board.flash(models["B"][0], "m", chunk=4092)
         finally:
             emu.stop()
-        if 1 <= k <= 1 + chunks:
+        partial = 2 <= k <= 2 + chunks
+        if partial:
             assert "m.part" in os.listdir(flash_dir)  # the cut left a partial transfer
-        held.append(_check_holds_a_or_b(core, flash_dir, models))
+        held.append(_check_holds_a_or_b(core, flash_dir, models,
+                                        ("m.part", "m.sid") if partial else ()))
     # the old model until the verified copy is named .new, the new one from then on
-    assert held == ["A"] * (1 + chunks) + ["B"] * 3
+    assert held == ["A"] * (2 + chunks) + ["B"] * 4
 
 
 class _Cut(Exception):

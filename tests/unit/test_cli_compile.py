@@ -50,3 +50,20 @@ def test_inspect_reports_layers_and_fit(tmp_path, capsys):
     capsys.readouterr()
     assert cli.main(["inspect", str(npb)]) == 0
     assert "2720 MACs" in capsys.readouterr().out
+
+
+def test_inspect_plots_the_arena(tmp_path, capsys):
+    png = tmp_path / "mem.png"
+    assert cli.main(["inspect", str(ZOO / "kws_dscnn" / "int8.tflite"), "--plot", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "816192 MACs" in capsys.readouterr().out  # the model card's figure
+
+
+def test_report_lifetimes_cover_every_arena_tensor():
+    from npu_sdk import compiler, report
+    data = compiler.compile_file(ZOO / "kws_dscnn" / "int8.tflite").blob
+    spans = report.lifetimes(data)
+    body = blob.unpack(data)
+    assert len(spans) == sum(1 for t in body.tensors if t.location == "arena")
+    for _, offset, size, first, last in spans:
+        assert 0 <= first <= last < len(body.ops) and offset + size <= body.header.value.arena_size

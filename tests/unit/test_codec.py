@@ -1,6 +1,9 @@
-"""The link codec: the SDK's and the firmware's framing agree on every vector, both ways."""
+"""The link codec: the SDK's and the firmware's framing agree on every vector, both ways; the
+golden vectors in tests/vectors/protocol/ (tools/make_protocol_vectors.py) pin both."""
+import json
 import random
 import struct
+import tempfile
 
 import pytest
 from hypothesis import given, settings
@@ -8,6 +11,9 @@ from hypothesis import strategies as st
 
 from npu_sdk.link import codec
 from npufw import frame, server
+from tests.conftest import ROOT
+
+VECTORS = ROOT / "tests" / "vectors" / "protocol"
 
 payloads = st.binary(max_size=600)
 
@@ -56,8 +62,9 @@ def test_garbage_is_survived():
 
 
 def test_message_tables_match():
-    for name in ("HELLO", "FLASH_BEGIN", "FLASH_DATA", "FLASH_END", "LIST", "RUN", "RESPONSE", "ERROR",
-                 "PROTOCOL_VERSION"):
+    for name in ("HELLO", "FLASH_BEGIN", "FLASH_DATA", "FLASH_END", "LIST", "RUN", "RM", "CONSOLE",
+                 "REPL", "LOG", "RESPONSE", "NAK", "ERROR", "PROTOCOL_VERSION", "F_DEFLATE", "F_REPL",
+                 "F_PROFILE", "BEGIN_SEND", "BEGIN_INSTALLED", "RUN_PROFILE"):
         assert getattr(codec, name) == getattr(server, name), name
     fw_errors = {v for k, v in vars(server).items() if k.startswith("E_")}
     assert fw_errors == set(codec.ERRORS)
@@ -79,3 +86,128 @@ def test_hello_version_mismatch_names_the_side_to_update():
     ftype, seq, payload = codec.decode(reply[1:-1])
     assert (ftype, seq) == (codec.ERROR, 9)
     assert struct.unpack_from("<H", payload)[0] == 3 and b"update the firmware" in payload
+    reply = srv.handle(codec.encode(codec.HELLO, 9, struct.pack("<H", 0))[1:-1])
+    assert b"update the host SDK" in codec.decode(reply[1:-1])[2]
+
+
+# --- golden vectors -------------------------------------------------------------------
+
+def test_frame_vectors_through_both_codecs():
+    v = json.loads((VECTORS / "frames.json").read_text())
+    for case in v["frames"]:
+        payload, wire = bytes.fromhex(case["payload"]), bytes.fromhex(case["wire"])
+        assert codec.encode(case["type"], case["seq"], payload) == wire
+        assert frame.encode(case["type"], case["seq"], payload) == wire
+        expected = (case["type"], case["seq"], payload)
+        assert codec.decode(wire[1:-1]) == expected and frame.decode(wire[1:-1]) == expected
+    for raw in v["damaged"]:
+        assert codec.decode(bytes.fromhex(raw)) is None and frame.decode(bytes.fromhex(raw)) is None
+
+
+class VectorClock:
+    t = 0
+
+    @classmethod
+    def ticks_us(cls):
+        cls.t += 7
+        return cls.t
+
+    @staticmethod
+    def ticks_diff(a, b):
+        return a - b
+
+
+def same_answer(got, want):
+    """Answers match byte for byte, except the text CPython and MicroPython put in a
+    'malformed request' message (their struct errors are worded differently)."""
+    if got == want or got is None or want is None:
+        return got == want
+    g, w = codec.decode(got[1:-1]), codec.decode(want[1:-1])
+    return g[:2] == w[:2] == (codec.ERROR, w[1]) and g[2][:2] == w[2][:2] and \
+        g[2].startswith(struct.pack("<H", 2) + b"malformed request:") and \
+        w[2].startswith(struct.pack("<H", 2) + b"malformed request:")
+
+
+def test_session_vectors_on_the_firmware_and_the_sdk():
+    from npu_emulator import _kernels
+    from npufw.board import Board
+    from npufw.store import Store
+    v = json.loads((VECTORS / "session.json").read_text())
+    VectorClock.t = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        srv = server.Server(Board(None, Store(tmp + "/flash", v["limits"]["flash"]), VectorClock,
+                                  _kernels, dict(v["limits"]), v["kernels"]))
+        for step in v["session"]:
+            request = bytes.fromhex(step["request"])
+            want = step["answer"] and bytes.fromhex(step["answer"])
+            assert same_answer(srv.handle(request[1:-1]), want), step["note"]
+            check_answer_with_the_sdk(request, want, step["note"])
+
+
+def check_answer_with_the_sdk(request, answer, note):
+    """The SDK decodes every answer of the session with its own message parsers."""
+    req = codec.decode(request[1:-1])
+    if answer is None:
+        assert req is None, note
+        return
+    ftype, seq, p = codec.decode(answer[1:-1])
+    assert seq == req[1], note
+    if ftype == codec.ERROR:
+        code, message = codec.parse_error(p)
+        assert code in codec.ERRORS and message, note
+        return
+    if ftype == codec.NAK:
+        assert codec.parse_verified(p) == 0, note
+        return
+    assert ftype == req[0] | codec.RESPONSE, note
+    parse = {codec.HELLO: codec.parse_hello, codec.FLASH_BEGIN: codec.parse_flash_begin,
+             codec.FLASH_DATA: codec.parse_verified, codec.LIST: codec.parse_list,
+             codec.RUN: codec.parse_run, codec.CONSOLE: codec.parse_console}.get(req[0])
+    if parse is None:
+        assert p == b"", note
+    else:
+        parse(p)  # raises on any mismatch of layout
+
+
+# --- fuzzing: bounded and derandomized -------------------------------------------------
+
+@given(st.binary(max_size=300))
+@settings(max_examples=300, deadline=None, derandomize=True)
+def test_both_decoders_agree_on_any_frame_contents(raw):
+    assert codec.decode(raw) == frame.decode(raw)
+
+
+@given(st.integers(0, 255), st.binary(max_size=200))
+@settings(max_examples=300, deadline=None, derandomize=True)
+def test_the_server_answers_any_request_and_keeps_serving(ftype, payload):
+    class B:
+        limits = {"ram": 1 << 16, "flash": 1 << 16, "board": "fuzz"}
+        npu = npu_name = None
+        clock = VectorClock
+        store = _fuzz_store()
+    srv = server.Server(B())
+    reply = srv.handle(codec.encode(ftype, 3, payload)[1:-1])
+    rtype, seq, body = codec.decode(reply[1:-1])
+    assert seq == 3 and rtype in (ftype | codec.RESPONSE, codec.ERROR, codec.NAK)
+    assert srv.handle(codec.encode(codec.HELLO, 4, codec.hello_request())[1:-1]) is not None
+
+
+_STORE = []
+
+
+def _fuzz_store():
+    if not _STORE:
+        from npufw.store import Store
+        _STORE.append(Store(tempfile.mkdtemp(prefix="npu-fuzz-"), 1 << 16))
+    return _STORE[0]
+
+
+@given(st.binary(max_size=120))
+@settings(max_examples=300, deadline=None, derandomize=True)
+def test_sdk_parsers_refuse_garbage_cleanly(p):
+    for parse in (codec.parse_hello, codec.parse_flash_begin, codec.parse_verified, codec.parse_list,
+                  codec.parse_run, codec.parse_console, codec.parse_error, codec.parse_log):
+        try:
+            parse(p)
+        except (ValueError, struct.error, IndexError, UnicodeDecodeError):
+            pass

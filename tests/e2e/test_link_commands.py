@@ -1,0 +1,96 @@
+"""Link v1 commands end to end: info, ports, rm, run --profile, console, repl, --trace, and
+flashing that skips what the board holds and resumes what a power cut interrupted."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from npu_sdk.link import Board
+from tests.conftest import DIGITS_INT8, ZOO, Emulator, fc_model
+
+NPU = [sys.executable, "-m", "npu_sdk"]
+
+
+def npu(*args, check=True, stdin=None):
+    proc = subprocess.run(NPU + [str(a) for a in args], capture_output=True, text=True, timeout=60,
+                          input=stdin)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def test_info_rm_profile_console_trace(emulator, tmp_path):
+    port = emulator.port
+    info = json.loads(npu("info", "--port", port, "--json").stdout)
+    assert info["protocol"] == 1 and "FULLY_CONNECTED" in info["ops"] and "profile" in info["features"]
+    first = json.loads(npu("flash", DIGITS_INT8, "--name", "d", "--port", port, "--json").stdout)
+    again = json.loads(npu("flash", DIGITS_INT8, "--name", "d", "--port", port, "--json").stdout)
+    assert (first["skipped"], again["skipped"], again["sent"]) == (False, True, 0)
+    x = tmp_path / "x.npy"
+    np.save(x, np.load(ZOO / "digits_mlp" / "samples.npz")["x_int8"][0])
+    report = json.loads(npu("run", "d", "--input", x, "--profile", "--repeat", 2, "--port", port,
+                            "--json").stdout)
+    assert [p["op"] for p in report["profile"]] == ["FULLY_CONNECTED"] * 3 + ["SOFTMAX"]
+    assert all(p["us"] >= 0 for p in report["profile"])
+    lines = [json.loads(line)["text"] for line in
+             npu("console", "--port", port, "--count", 2, "--seconds", 5, "--json").stdout.splitlines()]
+    assert lines == ["flash d: %d bytes" % first["bytes"], "flash d: installed"]
+    r = npu("ls", "--port", port, "--trace")
+    assert "> HELLO" in r.stderr and "< LIST+ACK" in r.stderr
+    ports = json.loads(npu("ports", "--port", port, "--json").stdout)
+    assert [p["npu"] for p in ports if p["port"] == port] == [True]
+    npu("rm", "d", "--port", port)
+    r = npu("rm", "d", "--port", port, check=False)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "no model named 'd'" in r.stderr
+    assert json.loads(npu("ls", "--port", port, "--json").stdout) == []
+
+
+def test_repl_and_back(emulator):
+    r = npu("repl", "--port", emulator.port, "--exit", "--wait", 1.5, stdin="print(6 * 7)\n",
+            check=False)
+    if emulator.proc.args[emulator.proc.args.index("--core") + 1] == "cpython":
+        assert r.returncode == 1 and "cannot hand over a REPL" in r.stderr
+        return
+    assert r.returncode == 0 and "42" in r.stdout, r.stdout + r.stderr
+    with Board(emulator.port, timeout=5) as board:  # Ctrl-D: back in the npu firmware
+        assert board.list() == []
+
+
+def test_preflight_refuses_an_op_the_firmware_lacks(emulator):
+    from npu_sdk.link import PreflightError
+    _, blob = fc_model(8, 4, seed=2)
+    with Board(emulator.port) as board:
+        board.info.ops = tuple(o for o in board.info.ops if o != 1)  # as an older firmware
+        with pytest.raises(PreflightError) as e:
+            board.flash(blob, "m")
+        assert e.value.kind == "op" and "FULLY_CONNECTED" in str(e.value)
+        assert board.list() == []
+
+
+@pytest.mark.parametrize("core", ["cpython", "micropython"])
+def test_a_cut_transfer_resumes_where_the_board_stopped(core, tmp_path):
+    _, blob = fc_model(64, 160, seed=5)  # 12 KB: 24 chunks of 512
+    flash_dir = tmp_path / "flash"
+    flash_dir.mkdir()
+    emu = Emulator(core, flash_dir=flash_dir, power_cut_after_writes=12)  # .sid, .part, 10 chunks
+    try:
+        with Board(emu.port, timeout=5) as board:
+            with pytest.raises(Exception):
+                board.flash(blob, "m")
+        emu.wait()
+    finally:
+        emu.stop()
+    assert sorted(os.listdir(flash_dir)) == ["m.part", "m.sid"]
+    emu = Emulator(core, flash_dir=flash_dir)
+    try:
+        with Board(emu.port) as board:
+            board.flash(blob, "m")
+            r = board.last_flash
+            assert r.resumed == 10 * 512 and r.sent == len(blob) - r.resumed
+            assert [(e.name, e.blob_id) for e in board.list()] == [("m", blob[-32:])]
+    finally:
+        emu.stop()
+    assert sorted(os.listdir(flash_dir)) == ["m.npb"]

@@ -1,0 +1,147 @@
+"""npu_sdk.validate against the emulator on both cores: every zoo int8 model is bit-exact
+with TFLite Micro, and a deliberately broken layer is found by the layer-by-layer search."""
+import json
+
+import numpy as np
+import pytest
+
+from npu_sdk import compiler, tflite, validate
+from npu_sdk.errors import ModelError, NpuError
+from npu_sdk.link import Board
+from tests.conftest import DIGITS_INT8, ZOO, Emulator
+
+# The firmware's deframer drops a frame longer than 2 * 2 * (MAX_PAYLOAD + 6) + 16 bytes
+# (16,424) that has not closed yet, so a RUN request with more input bytes than that is
+# lost and Board.invoke times out (reported to the link owners; vww_mobilenet's float32
+# input is 27,648 bytes). Such models are skipped here until the link sends them.
+RUN_INPUT_LIMIT = 16 * 1024
+
+
+def _zoo_param(path):
+    graph = tflite.load(path)
+    size = sum(graph.tensors[i].nbytes for i in graph.inputs)
+    marks = [pytest.mark.skip(reason="input of %d bytes: a RUN request that long is dropped by "
+                                     "the firmware's deframer (link bug)" % size)
+             ] if size > RUN_INPUT_LIMIT else []
+    return pytest.param(path, marks=marks, id="%s/%s" % (path.parent.name, path.stem))
+
+
+ZOO_INT8 = [_zoo_param(p) for p in sorted(ZOO.glob("*/int8*.tflite"))]
+
+
+@pytest.fixture(scope="module", params=["cpython", "micropython"])
+def board(request, tmp_path_factory):
+    emu = Emulator(request.param, flash_dir=tmp_path_factory.mktemp("flash"))
+    try:
+        with Board(emu.port) as b:
+            yield b
+    finally:
+        emu.stop()
+
+
+def _samples(model):
+    path = model.parent / "samples.npz"
+    return path if path.exists() else None
+
+
+@pytest.mark.parametrize("model", ZOO_INT8)
+def test_zoo_models_are_bit_exact(board, model):
+    rep = validate.validate(model, board, _samples(model))
+    assert rep["bit_exact"], validate.format_text(rep)
+    assert rep["max_lsb_tflm"] == 0 and rep["first_difference"] is None and rep["layers"] == []
+    assert rep["samples"] >= 1 and rep["litert_error"] is None
+    assert all(o["tflm"]["mismatched"] == 0 for o in rep["outputs"])
+    json.dumps(rep)  # what `npu validate --json` prints
+    assert "PASS" in validate.format_text(rep)
+
+
+def test_generated_inputs_are_deterministic_and_bit_exact(board):
+    rep = validate.validate(DIGITS_INT8, board)
+    assert rep["bit_exact"] and rep["samples"] == validate.DEFAULT_SAMPLES
+    assert rep["inputs"].startswith("generated")
+    graph = tflite.load(DIGITS_INT8)
+    a, b = validate.generate_inputs(graph), validate.generate_inputs(graph)
+    assert all(np.array_equal(x[0], y[0]) for x, y in zip(a, b))
+
+
+BROKEN_OP = 2  # digits_mlp: RESHAPE, FULLY_CONNECTED, FULLY_CONNECTED (#2), FULLY_CONNECTED, SOFTMAX
+
+
+def _compile_with_broken_layer(model_bytes, source):
+    """The compiler, except that op #BROKEN_OP's weights are altered (as a kernel-parameter bug
+    would): every model cut at or after that op carries the fault, those cut before do not."""
+    graph = tflite.parse(model_bytes, source=source)
+    for op in graph.ops:
+        if op.index == BROKEN_OP:
+            w = graph.tensors[op.inputs[1]]
+            data = w.data.astype(np.int16)
+            data[:4] = np.clip(-data[:4] + 3, -127, 127)
+            w.data = data.astype(np.int8)
+    return compiler.compile_graph(graph).blob
+
+
+def test_first_differing_layer_is_found(board):
+    rep = validate.validate(DIGITS_INT8, board, ZOO / "digits_mlp" / "samples.npz",
+                            compile_model=_compile_with_broken_layer)
+    text = validate.format_text(rep)
+    assert not rep["bit_exact"] and rep["max_lsb_tflm"] > 0, text
+    first = rep["first_difference"]
+    assert first is not None, text
+    assert (first["index"], first["op"]) == (BROKEN_OP, "FULLY_CONNECTED"), text
+    assert first["mismatched"] > 0 and first["first"]["board"] != first["first"]["expected"]
+    assert [(r["index"], r["bit_exact"]) for r in rep["layers"]] == [(0, True), (1, True), (2, False)]
+    assert "first differing layer: op #2 FULLY_CONNECTED" in text and "FAIL" in text
+    json.dumps(rep)
+
+
+# --- inputs (no board needed) ---------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def digits_graph():
+    return tflite.load(DIGITS_INT8)
+
+
+def test_inputs_from_npz_key_x_single_sample_and_batch(tmp_path, digits_graph):
+    x = np.arange(3 * 64).reshape(3, 1, 8, 8).astype(np.int8)
+    np.savez(tmp_path / "batch.npz", x=x)
+    np.savez(tmp_path / "one.npz", x=x[0, 0])  # (8, 8) for a (1, 8, 8) input
+    batch = validate.load_inputs(tmp_path / "batch.npz", digits_graph)
+    assert len(batch) == 3 and all(s[0].shape == (1, 8, 8) for s in batch)
+    assert np.array_equal(batch[2][0], x[2])
+    one = validate.load_inputs(tmp_path / "one.npz", digits_graph)
+    assert len(one) == 1 and np.array_equal(one[0][0], x[0])
+
+
+def test_float_inputs_are_quantized_for_an_int8_input(digits_graph):
+    t = digits_graph.tensors[digits_graph.inputs[0]]
+    q = np.array([-128, -1, 0, 5, 127] + [0] * 59, np.int8).reshape(1, 8, 8)
+    x = ((q.astype(np.float32) - t.zero_point) * t.scale)
+    got = validate.load_inputs(x, digits_graph)[0][0]
+    assert got.dtype == np.int8 and np.array_equal(got, q)
+
+
+def test_inputs_by_tensor_name_and_bad_files(tmp_path, digits_graph):
+    name = digits_graph.tensors[digits_graph.inputs[0]].name
+    np.savez(tmp_path / "named.npz", **{name: np.zeros((2, 1, 8, 8), np.int8), "y": np.zeros(2)})
+    assert len(validate.load_inputs(tmp_path / "named.npz", digits_graph)) == 2
+    np.savez(tmp_path / "wrong.npz", a=np.zeros((2, 64)), b=np.zeros(2))
+    with pytest.raises(NpuError, match="name the input's samples 'x'"):
+        validate.load_inputs(tmp_path / "wrong.npz", digits_graph)
+    np.savez(tmp_path / "shape.npz", x=np.zeros((2, 7), np.int8))
+    with pytest.raises(NpuError, match="has shape"):
+        validate.load_inputs(tmp_path / "shape.npz", digits_graph)
+    with pytest.raises(NpuError, match="cannot read inputs"):
+        validate.load_inputs(tmp_path / "missing.npz", digits_graph)
+
+
+def test_float_model_is_refused_before_touching_a_board():
+    with pytest.raises(ModelError, match="float model"):
+        validate.validate(ZOO / "digits_mlp" / "float.tflite", board=None)
+
+
+def test_truncate_keeps_the_prefix(digits_graph):
+    model = DIGITS_INT8.read_bytes()
+    op = digits_graph.ops[1]
+    cut = tflite.parse(validate.truncate(model, 1, op.outputs[0]))
+    assert [o.kind for o in cut.ops] == ["RESHAPE", "FULLY_CONNECTED"]
+    assert cut.outputs == [op.outputs[0]] and cut.inputs == digits_graph.inputs

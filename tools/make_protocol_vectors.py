@@ -1,0 +1,116 @@
+"""Write the link protocol's golden vectors to tests/vectors/protocol/ (docs/protocol.md).
+
+frames.json: (type, seq, payload) -> wire bytes, plus damaged wires that must not decode.
+session.json: a scripted session of request frames and the answers a fresh board gives
+(the firmware server on CPython with a fixed board: limits, a clock ticking 7 µs per
+reading, kernel set "k"). tests/unit/test_codec.py replays it through the SDK codec and
+the firmware on CPython; tests/conformance/test_firmware_codecs_on_vm.py on the MicroPython VM.
+
+    python tools/make_protocol_vectors.py        # rewrites the files; commit them
+"""
+import json
+import os
+import random
+import struct
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(ROOT, "tests", "vectors", "protocol")
+LIMITS = {"ram": 1 << 20, "flash": 1 << 18, "board": "vectors"}
+
+
+def frame_vectors(codec):
+    rng = random.Random(5)
+    cases = [(1, 0, b""), (0x7E, 0x7D, b"\x7e\x7d\x7e"), (0xFF, 255, bytes(range(256)))]
+    cases += [(rng.randrange(256), rng.randrange(256),
+               bytes(rng.randrange(256) for _ in range(rng.randrange(600)))) for _ in range(40)]
+    frames = [dict(type=t, seq=q, payload=p.hex(), wire=codec.encode(t, q, p).hex()) for t, q, p in cases]
+    damaged = []
+    for t, q, p in cases[:12]:
+        wire = bytearray(codec.encode(t, q, p))
+        i = rng.randrange(1, len(wire) - 1)
+        wire[i] ^= 1 << rng.randrange(8)
+        damaged.append(bytes(wire[1:-1]).hex())
+    damaged += ["7d", "017d00", "0102030405", (b"\x01\x02\x7d\x7d" + bytes(4)).hex()]
+    return dict(frames=frames, damaged=damaged)
+
+
+def session_requests(codec, blob):
+    """(note, type, seq, payload) of the scripted session; a None type is a raw damaged frame."""
+    half = len(blob) // 2
+    x = bytes(range(8))
+    return [
+        ("hello", codec.HELLO, 1, codec.hello_request()),
+        ("hello from a future host", codec.HELLO, 2, struct.pack("<H", 9)),
+        ("flash begin", codec.FLASH_BEGIN, 3, codec.flash_begin_request(len(blob), blob[-32:], "m")),
+        ("second half first: held, NAK", codec.FLASH_DATA, 4, codec.flash_data_request(half, blob[half:])),
+        ("first half: all verified", codec.FLASH_DATA, 5, codec.flash_data_request(0, blob[:half])),
+        ("duplicate", codec.FLASH_DATA, 6, codec.flash_data_request(0, blob[:half])),
+        ("flash end", codec.FLASH_END, 7, b""),
+        ("flash end again: the same answer", codec.FLASH_END, 7, b""),
+        ("same blob again: installed", codec.FLASH_BEGIN, 8,
+         codec.flash_begin_request(len(blob), blob[-32:], "m")),
+        ("list", codec.LIST, 9, b""),
+        ("run, profiled", codec.RUN, 10, codec.run_request("m", [x], 3, codec.RUN_PROFILE)),
+        ("run, wrong input size", codec.RUN, 11, codec.run_request("m", [x[:3]])),
+        ("console off: recent lines", codec.CONSOLE, 12, b"\x00"),
+        ("rm", codec.RM, 13, codec.pack_str("m")),
+        ("rm again", codec.RM, 14, codec.pack_str("m")),
+        ("bad name", codec.RM, 15, codec.pack_str("a/b")),
+        ("repl: not on this board", codec.REPL, 16, b""),
+        ("unknown request", 0x42, 17, b""),
+        ("malformed run", codec.RUN, 18, b"\x01"),
+        ("data without begin", codec.FLASH_DATA, 19, codec.flash_data_request(0, b"x")),
+        ("no space", codec.FLASH_BEGIN, 20, codec.flash_begin_request(1 << 20, bytes(32), "big")),
+    ]
+
+
+def main():
+    sys.path[:0] = [os.path.join(ROOT, "sdk"), os.path.join(ROOT, "firmware"),
+                    os.path.join(ROOT, "board_emulator"), ROOT]
+    from npu_emulator import _kernels
+    from npu_sdk.link import codec
+    from npufw.board import Board
+    from npufw.server import Server
+    from npufw.store import Store
+    from tests.conftest import fc_model
+
+    class Clock:
+        t = 0
+
+        @classmethod
+        def ticks_us(cls):
+            cls.t += 7
+            return cls.t
+
+        @staticmethod
+        def ticks_diff(a, b):
+            return a - b
+
+    blob = fc_model(8, 4, seed=9)[1]
+    steps = session_requests(codec, blob)
+    with tempfile.TemporaryDirectory() as tmp:
+        server = Server(Board(None, Store(tmp + "/flash", LIMITS["flash"]), Clock, _kernels,
+                              dict(LIMITS), "k"))
+        session = []
+        for note, t, q, p in steps:
+            request = codec.encode(t, q, p)
+            answer = server.handle(request[1:-1])
+            session.append(dict(note=note, request=request.hex(),
+                                answer=None if answer is None else answer.hex()))
+        damaged = bytearray(codec.encode(codec.LIST, 21))
+        damaged[3] ^= 0x10
+        session.append(dict(note="damaged: no answer", request=bytes(damaged).hex(),
+                            answer=server.handle(bytes(damaged[1:-1]))))
+    os.makedirs(OUT, exist_ok=True)
+    with open(os.path.join(OUT, "frames.json"), "w") as f:
+        json.dump(frame_vectors(codec), f, indent=1)
+    with open(os.path.join(OUT, "session.json"), "w") as f:
+        json.dump(dict(limits=LIMITS, kernels="k", clock_step_us=7, session=session), f, indent=1)
+    print("wrote %s/{frames,session}.json (%d frames, %d session steps)"
+          % (OUT, len(frame_vectors(codec)["frames"]), len(session)))
+
+
+if __name__ == "__main__":
+    main()
