@@ -4,8 +4,15 @@
 
 Sections:
   compile  blob size vs the int8 .tflite; arena vs its lower bound and TFLite Micro's planned head
-  latency  board-measured median invoke of both emulator cores vs TFLite Micro, LiteRT builtin
-           kernels and LiteRT with XNNPACK, all single-threaded, on the same inputs
+  latency  board-measured median invoke (`npu run --repeat N`: Board.invoke) of both emulator
+           cores vs TFLite Micro, LiteRT builtin kernels and LiteRT with XNNPACK, all
+           single-threaded, on the same inputs: every zoo model and the MLPerf-Tiny-class
+           models of tools/bench_kernels.py
+  link     flash throughput on the paced virtual UART vs the line rate and vs mpremote
+           (tools/bench_link.py)
+  quant    SDK post-training quantization vs TensorFlow's converter (tools/quant_compare.py)
+--quick (CI smoke test): zoo models only, the CPython core, few repeats, link at 921600 only,
+no mpremote, no quantization section.
 """
 import argparse
 import json
@@ -27,6 +34,28 @@ from tests.conftest import Emulator  # noqa: E402  the same emulator start-up th
 
 def zoo_models():
     return sorted(p for p in (ROOT / "model_zoo").glob("*/int8*.tflite"))
+
+
+def mlperf_models(out_dir):
+    """The MLPerf-Tiny-class models of tools/bench_kernels.py, written as .tflite files."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    import bench_kernels
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name in ("kws", "vww", "resnet8", "ae"):
+        path = out_dir / ("mlperf_%s.tflite" % name)
+        path.write_bytes(bench_kernels.int8_model(getattr(bench_kernels, name)()))
+        paths.append(path)
+    return paths
+
+
+def _tool_json(args, timeout):
+    """Run a tools/ script that prints JSON; its result, or an error note."""
+    proc = subprocess.run([sys.executable] + [str(a) for a in args], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT)
+    if proc.returncode != 0:
+        return dict(error=(proc.stderr.strip().splitlines() or ["exit %d" % proc.returncode])[-1])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def sample_input(model_bytes):
@@ -90,6 +119,8 @@ def host_latencies(model_bytes, x, repeat):
 
 
 def board_latency(core, blob, x, repeat):
+    if core == "micropython":
+        repeat = max(3, min(repeat, 20))  # the VM is ~100x slower; its median settles quickly
     emu = Emulator(core)
     try:
         from npu_sdk.link import Board
@@ -121,7 +152,7 @@ def bench_latency(models, repeat, cores):
 
 
 def _name(path):
-    return "%s/%s" % (path.parent.name, path.stem)
+    return path.stem if path.parent.name == "mlperf" else "%s/%s" % (path.parent.name, path.stem)
 
 
 def _table(rows, columns):
@@ -135,32 +166,99 @@ def _table(rows, columns):
     return "\n".join(lines)
 
 
+def summary(result):
+    """The issue targets, each as measured vs wanted."""
+    comp, lat = result["compile"], result["latency"]
+    out = dict(
+        blob_over_tflite_max=max(r["blob_over_tflite"] for r in comp),
+        blob_over_tflite_median=statistics.median(r["blob_over_tflite"] for r in comp),
+        arena_over_tflm_max=max((r["arena_over_tflm"] for r in comp if r["arena_over_tflm"]), default=None),
+        arena_over_bound_max=max(r["arena_over_bound"] for r in comp))
+    heavy = [r for r in lat if r["tflm_us"] >= 500 and r.get("emu_cpython_us")]
+    if heavy:
+        out["compute_bound_models"] = len(heavy)
+        out["emu_over_litert_builtin_max"] = max(r["emu_over_litert_builtin"] for r in heavy)
+        out["tflm_over_emu_median"] = statistics.median(r["tflm_over_emu"] for r in heavy)
+    per_op = [r["emu_us_per_op"] for r in lat if r.get("emu_us_per_op") and r["tflm_us"] < 500]
+    if per_op:
+        out["emu_us_per_op_small_models_max"] = max(per_op)
+    return out
+
+
+def plot(result, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    lat = result["latency"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    names = [r["model"] for r in lat]
+    axes[0].barh(names, [r.get("emu_over_litert_builtin") or 0 for r in lat])
+    axes[0].axvline(1.0, color="red")
+    axes[0].set_xlabel("emulator (C kernels) / LiteRT builtin latency (< 1: faster)")
+    axes[1].barh([r["model"] for r in result["compile"]],
+                 [r["arena_over_tflm"] or 0 for r in result["compile"]], label="arena / TFLM head")
+    axes[1].barh([r["model"] for r in result["compile"]],
+                 [r["blob_over_tflite"] for r in result["compile"]], alpha=0.5, label="blob / .tflite")
+    axes[1].axvline(1.0, color="red")
+    axes[1].legend(fontsize=7)
+    for ax in axes:
+        ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="few repeats, CPython core only: a CI smoke test")
+    p.add_argument("--quick", action="store_true", help="a smoke test: see above")
     p.add_argument("--repeat", type=int, default=None)
     p.add_argument("--json", default=str(ROOT / "out" / "bench.json"))
-    p.add_argument("--markdown", help="also write the tables as markdown to this file")
+    p.add_argument("--markdown", help="also write the report as markdown to this file (plots beside it)")
     args = p.parse_args()
-    repeat = args.repeat or (5 if args.quick else 200)
+    repeat = args.repeat or (5 if args.quick else 100)
     cores = ["cpython"] if args.quick else ["cpython", "micropython"]
     models = zoo_models()
-    result = dict(compile=bench_compile(models), latency=bench_latency(models, repeat, cores),
-                  repeat=repeat)
+    latency_models = models if args.quick else models + mlperf_models(ROOT / "out" / "mlperf")
+    result = dict(repeat=repeat, compile=bench_compile(latency_models),
+                  latency=bench_latency(latency_models, repeat, cores))
+    link_args = [ROOT / "tools" / "bench_link.py", "--json"]
+    link_args += ["--baud", "921600", "--core", "cpython"] if args.quick else ["--mpremote"]
+    result["link"] = _tool_json(link_args, timeout=1800)
+    if not args.quick:
+        result["quant"] = _tool_json([ROOT / "tools" / "quant_compare.py", "--json"], timeout=1800)
+    result["summary"] = summary(result)
     text = ["## Compile (ratios < 1 are better)", "",
             _table(result["compile"], ["model", "blob_bytes", "tflite_bytes", "blob_over_tflite", "arena_bytes",
                                        "arena_lower_bound", "tflm_head_bytes", "arena_over_tflm",
                                        "arena_over_bound"]),
-            "", "## Latency, median µs of %d, single thread" % repeat, "",
+            "", "## Latency, median µs, single thread (board-measured for the emulator)", "",
             _table(result["latency"], ["model", "ops", "tflm_us", "litert_builtin_us", "litert_xnnpack_us"]
                    + ["emu_%s_us" % c for c in cores]
-                   + ["emu_over_litert_builtin", "emu_over_litert_xnnpack", "tflm_over_emu", "emu_us_per_op"])]
+                   + ["emu_over_litert_builtin", "emu_over_litert_xnnpack", "tflm_over_emu", "emu_us_per_op"]),
+            "", "## Link: flashing a 200 KB incompressible blob on the paced virtual UART", ""]
+    if isinstance(result["link"], list):
+        keys = sorted({k for r in result["link"] for k in r}, key=lambda k: (k not in ("core", "baud"), k))
+        text.append(_table(result["link"], keys))
+    else:
+        text.append("not measured: %s" % result["link"].get("error"))
+    if "quant" in result:
+        text += ["", "## Quantization vs TensorFlow's converter", "", "```",
+                 json.dumps(result["quant"], indent=1)[:4000], "```"]
+    text += ["", "## Targets", "", "```", json.dumps(result["summary"], indent=1), "```"]
     print("\n".join(text))
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(result, indent=2))
+    Path(args.json).write_text(json.dumps(result, indent=2, default=str))
     if args.markdown:
-        Path(args.markdown).write_text("# Benchmarks\n\nWritten by `python tools/bench.py --markdown %s`.\n\n%s\n"
-                                       % (args.markdown, "\n".join(text)))
+        md = Path(args.markdown)
+        png = md.with_suffix(".png")
+        try:
+            plot(result, png)
+            picture = "![ratios](%s)\n\n" % png.name
+        except ImportError:
+            picture = ""
+        md.write_text("# Benchmarks\n\nWritten by `python tools/bench.py --markdown %s` on a shared "
+                      "2-core machine; compare ratios, not absolute times.\n\n%s%s\n"
+                      % (args.markdown, picture, "\n".join(text)))
     return 0
 
 
