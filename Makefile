@@ -4,13 +4,15 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.npu-installed
 
-.PHONY: demo test clean
+.PHONY: install demo test clean
 
 $(STAMP): pyproject.toml setup.py $(wildcard board_emulator/csrc/*.c board_emulator/csrc/*.h)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip "setuptools>=77" wheel
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
+
+install: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) tools/demo.py
