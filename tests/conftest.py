@@ -1,9 +1,9 @@
 """Shared test fixtures: paths to the zoo and the real emulator started as users start it."""
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from npu_sdk.pytest_plugin import Emulator as PluginEmulator
 
 ROOT = Path(__file__).resolve().parent.parent
 ZOO = ROOT / "model_zoo"
@@ -11,43 +11,18 @@ DIGITS_INT8 = ZOO / "digits_mlp" / "int8.tflite"
 DIGITS_FLOAT_IO = ZOO / "digits_mlp" / "int8_float_io.tflite"
 
 
-class Emulator:
-    """`npu emulate` in a subprocess; .port is its pseudo-terminal, .url its --listen URL.
-    Options map to the command's: listen="socket://127.0.0.1:0", baud, faults,
-    power_cut_after_writes."""
+class Emulator(PluginEmulator):
+    """`npu emulate` in a subprocess, started as the pytest plugin starts it; keyword options
+    map to the command's: listen="socket://127.0.0.1:0", baud, faults, power_cut_after_writes."""
 
     def __init__(self, core="cpython", board="host", flash_dir=None, listen=None, baud=None,
                  faults=None, power_cut_after_writes=0):
-        cmd = [sys.executable, "-m", "npu_emulator", "--core", core, "--board", board]
-        if flash_dir:
-            cmd += ["--flash-dir", str(flash_dir)]
+        options = []
         for option, value in (("--listen", listen), ("--baud", baud), ("--faults", faults),
                               ("--power-cut-after-writes", power_cut_after_writes)):
             if value:
-                cmd += [option, str(value)]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-        line = self.proc.stdout.readline()
-        assert line.startswith("port: "), "emulator printed %r" % line
-        self.port = line.split(":", 1)[1].strip()
-        self.url = None
-        if listen:
-            line = self.proc.stdout.readline()
-            assert line.startswith("listen: "), "emulator printed %r" % line
-            self.url = line.split(" ", 1)[1].strip()
-
-    def wait(self, timeout=10):
-        """The exit code once the emulator has stopped on its own (a power cut)."""
-        return self.proc.wait(timeout=timeout)
-
-    def stop(self):
-        if self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+                options += [option, value]
+        super().__init__(core, board, flash_dir, options=options)
 
 
 @pytest.fixture(params=["cpython", "micropython"])

@@ -62,16 +62,22 @@ def pytest_report_header(config):
 
 
 class Emulator:
-    """`python -m npu_emulator` in a subprocess; .port is its pseudo-terminal."""
+    """`python -m npu_emulator` in a subprocess; .port is its pseudo-terminal, .url its
+    `--listen` URL when `options` (extra `npu emulate` arguments) ask for one."""
 
-    def __init__(self, core, board, flash_dir, timeout=_START_TIMEOUT):
+    def __init__(self, core, board, flash_dir=None, timeout=_START_TIMEOUT, options=()):
         self.core, self.board = core, board
-        cmd = [sys.executable, "-m", "npu_emulator", "--core", core, "--board", board,
-               "--flash-dir", str(flash_dir)]
+        cmd = [sys.executable, "-m", "npu_emulator", "--core", core, "--board", board]
+        cmd += ["--flash-dir", str(flash_dir)] if flash_dir else []
+        cmd += [str(o) for o in options]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      preexec_fn=_die_with_parent if sys.platform == "linux" else None)
         try:
-            line = _readline(self.proc.stdout, time.monotonic() + timeout)
+            deadline = time.monotonic() + timeout
+            line = _readline(self.proc.stdout, deadline)
+            self.url = None
+            if line.startswith("port: ") and "--listen" in cmd:
+                self.url = _readline(self.proc.stdout, deadline).split(" ", 1)[-1].strip()
         except BaseException:
             self.stop()
             raise
@@ -84,6 +90,10 @@ class Emulator:
         # keep reading what it prints so a chatty emulator never blocks on a full pipe
         self.drain = threading.Thread(target=_discard, args=(self.proc.stdout,), daemon=True)
         self.drain.start()
+
+    def wait(self, timeout=10):
+        """The exit code once the emulator has stopped on its own (a power cut, a crash)."""
+        return self.proc.wait(timeout=timeout)
 
     def alive(self):
         return self.proc.poll() is None

@@ -11,7 +11,6 @@ import contextlib
 import hashlib
 import signal
 import struct
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
