@@ -27,5 +27,5 @@ import numpy, tflite_runtime
 assert numpy.__version__.startswith("1."), numpy.__version__
 print("tflite-runtime %s with numpy %s" % (tflite_runtime.__version__, numpy.__version__))
 PY
-PYTHONPATH=sdk:firmware exec "$VENV/bin/python" -m pytest -q -p no:cacheprovider \
+PYTHONPATH=sdk:firmware exec "$VENV/bin/python" -m pytest -q -p no:cacheprovider -p no:npu \
     tests/unit/test_reference.py -ra
