@@ -65,10 +65,12 @@ def micropython_executable():
 REPL_EXIT = 4  # firmware/main.py: the host asked for the REPL
 
 
-def _spawn(uart, args, first):
+def _spawn(uart, args, first, firmware=True):
     rx_r, rx_w = os.pipe()
     tx_r, tx_w = os.pipe()
-    os.set_blocking(rx_r, False)  # lets the firmware read whatever has arrived (see npufw/stdio.py)
+    # non-blocking lets the firmware read whatever has arrived (see npufw/stdio.py); the REPL
+    # would take EAGAIN for the end of its input and exit
+    os.set_blocking(rx_r, not firmware)
     proc = subprocess.Popen(args, stdin=rx_r, stdout=tx_w, stderr=None if first else tx_w,
                             cwd=str(FIRMWARE_ROOT))
     os.close(rx_r)
@@ -97,4 +99,4 @@ def start_repl(uart, profile):
     # -i: the interactive REPL even though stdin is a pipe (else the VM runs stdin as a script)
     return _spawn(uart, [micropython_executable(), "-X", "heapsize=%d" % profile["ram"], "-i", "-c",
                          "print('npu emulate: MicroPython REPL; Ctrl-D restarts the npu firmware')"],
-                  False)
+                  False, firmware=False)

@@ -80,21 +80,27 @@ def sha256_ok(data):
     return h.digest() == bytes(mv[n:])
 
 
-def parse(data, check_sha=True):
-    """Parse and validate a whole blob held in `data` (bytes, bytearray or memoryview)."""
+def parse(data, check_sha=True, total=None):
+    """Parse and validate a whole blob held in `data` (bytes, bytearray or memoryview).
+
+    With `total` (the whole blob's length), `data` may hold only the bytes before the
+    constants (npufw/stream.py reads the tables of a stored blob so); the caller then
+    checks the SHA-256 itself."""
     _, _, n_tensors, n_ops, n_in, n_out, arena_size, const_size = check_header(data)
+    if total is None:
+        total = len(data)
     # Counts are trusted (header CRC) but not yet believed: they must fit the blob.
     least = _HEADER_SIZE + 4 + n_tensors * _TENSOR_SIZE + 2 * (n_in + n_out) + 4 * n_ops + const_size + 32
-    if least > len(data):
+    if least > total:
         raise BlobError("header declares %d tensors, %d ops, %d constant bytes: needs %d bytes, "
-                        "blob has %d" % (n_tensors, n_ops, const_size, least, len(data)))
+                        "blob has %d" % (n_tensors, n_ops, const_size, least, total))
     if check_sha and not sha256_ok(data):
         raise BlobError("blob SHA-256 mismatch: damaged or truncated")
     b = Blob()
     b.arena_size = arena_size
     b.const_size = const_size
     pos = _HEADER_SIZE + 4
-    end = len(data) - 32
+    end = min(total - 32, len(data))  # the tables must lie inside what `data` holds
     if pos + n_tensors * _TENSOR_SIZE > end:
         raise BlobError("tensor table runs past the end")
     b.tensors = []
@@ -148,7 +154,7 @@ def parse(data, check_sha=True):
             raise BlobError("op %d writes a constant" % i)
         b.ops.append(op)
     pos += -pos % ALIGN
-    if pos + const_size != end:
+    if pos + const_size != total - 32:
         raise BlobError("constant region size mismatch")
     b.const_start = pos
     return b

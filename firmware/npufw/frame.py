@@ -32,14 +32,34 @@ def decode(raw):
     return body[0], body[1], body[2:-4]
 
 
+def _head(raw):
+    """(type, seq) from the first bytes of an unfinished frame (unescaped), or None."""
+    body = bytes(raw[:8]).replace(b"\x7d\x5e", FLAG).replace(b"\x7d\x5d", _ESC)
+    if len(body) < 2:
+        return None
+    return body[0], body[1]
+
+
 class Deframer:
-    """Feeds received bytes, yields raw frame contents between flags (bounded by max_len)."""
+    """Feeds received bytes, yields raw frame contents between flags.
+
+    A frame whose escaped contents grow past `max_len` is not buffered: its (type, seq),
+    read from its first bytes (no CRC yet), goes to `too_long` so the server can answer it
+    with an error, and the rest of it is skipped up to the next flag."""
 
     def __init__(self, max_len):
         self.max_len = max_len
         self.buf = bytearray()
+        self.skipping = False
+        self.too_long = []  # (type, seq) heads of over-long frames, drained by the server
 
     def feed(self, data):
+        if self.skipping:
+            i = bytes(data).find(FLAG)
+            if i < 0:
+                return []
+            self.skipping = False
+            data = data[i:]
         self.buf.extend(data)
         frames = []
         while True:
@@ -51,12 +71,18 @@ class Deframer:
             if end < 0:
                 if start:
                     self.buf = self.buf[start:]
-                if len(self.buf) > 2 * self.max_len + 16:  # noise without a closing flag
+                if len(self.buf) > self.max_len + 1:  # too long: answer it, skip the rest
+                    head = _head(self.buf[1:])
+                    if head is not None:
+                        self.too_long.append(head)
                     self.buf = bytearray()
+                    self.skipping = True
                 break
-            if end > start + 1:
+            if end - start - 1 > self.max_len:  # a whole frame that is too long
+                head = _head(self.buf[start + 1:end])
+                if head is not None:
+                    self.too_long.append(head)
+            elif end > start + 1:
                 frames.append(bytes(self.buf[start + 1:end]))
-                self.buf = self.buf[end:]  # a closing flag may open the next frame
-            else:
-                self.buf = self.buf[end:]
+            self.buf = self.buf[end:]  # a closing flag may open the next frame
         return frames

@@ -28,16 +28,37 @@ def _check_act(what, amin, amax):
 
 class Model:
     def __init__(self, data, npu, ram_limit=0):
-        b = blobfmt.parse(data)
+        """`data`: the blob's bytes, or a stream.BlobFile (the weights stay in flash and
+        each op's are read into one scratch buffer before it runs: see npufw/stream.py)."""
+        source = data if hasattr(data, "bind") else None
+        b = source.blob if source is not None else blobfmt.parse(data)
         if ram_limit and b.arena_size > ram_limit:
             raise MemoryError("arena needs %d bytes, board has %d" % (b.arena_size, ram_limit))
+        if source is not None and ram_limit and b.arena_size + source.ram > ram_limit:
+            raise MemoryError("arena and weight buffers need %d bytes, board has %d"
+                              % (b.arena_size + source.ram, ram_limit))
         self.blob = b
-        self.arena = bytearray(b.arena_size)
+        self.source = source
+        self.arena = bytearray(b.arena_size) if source is None else source.arena
         arena = memoryview(self.arena)
-        consts = memoryview(data)[b.const_start:b.const_start + b.const_size]
-        self.views = [(arena if t.location == ARENA else consts)[t.offset:t.offset + t.size]
-                      for t in b.tensors]
-        self.calls = [self._prepare(npu, i, op) for i, op in enumerate(b.ops)]
+        if source is None:
+            consts = memoryview(data)[b.const_start:b.const_start + b.const_size]
+            self.views = [(arena if t.location == ARENA else consts)[t.offset:t.offset + t.size]
+                          for t in b.tensors]
+            self.loads = None
+            self.calls = [self._prepare(npu, i, op) for i, op in enumerate(b.ops)]
+            return
+        self.views = source.views(arena)
+        self.loads = []  # per op: [(file offset, scratch view)] read before it runs
+        self.calls = []
+        for i, op in enumerate(b.ops):
+            self.loads.append(source.bind(op, self.views))
+            self.calls.append(self._prepare(npu, i, op))
+
+    def close(self):
+        """Release the blob's file (a streamed model)."""
+        if self.source is not None:
+            self.source.close()
 
     def _tensor(self, i, dtype, size, what):
         if i < 0:
@@ -202,6 +223,9 @@ class Model:
     def invoke(self, clock=None, times=None):
         """Run every op; with `times` (a list, one int per op) add each op's duration in
         microseconds measured with `clock` (ticks_us, ticks_diff)."""
+        if self.loads is not None:
+            self._invoke_streamed(clock, times)
+            return
         if times is None:
             for fn, args in self.calls:
                 fn(*args)
@@ -211,4 +235,20 @@ class Model:
             t0 = clock.ticks_us()
             fn(*args)
             times[i] += clock.ticks_diff(clock.ticks_us(), t0)
+            i += 1
+
+    def _invoke_streamed(self, clock, times):
+        f = self.source.f
+        loads = self.loads
+        i = 0
+        for fn, args in self.calls:
+            if times is not None:
+                t0 = clock.ticks_us()
+            for offset, view in loads[i]:  # this op's weights, from flash
+                f.seek(offset)
+                if f.readinto(view) != len(view):
+                    raise OSError("model file shrank while loaded")
+            fn(*args)
+            if times is not None:
+                times[i] += clock.ticks_diff(clock.ticks_us(), t0)
             i += 1

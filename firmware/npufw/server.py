@@ -8,8 +8,7 @@ offset it has verified so far (NAK with the same offset when a gap precedes the 
 """
 import struct
 
-from . import blobfmt, frame
-from .interp import Model
+from . import blobfmt, frame, stream
 from .store import valid_name
 
 PROTOCOL_VERSION = 1
@@ -27,6 +26,8 @@ RUN = 0x06
 RM = 0x07
 CONSOLE = 0x08
 REPL = 0x09
+INPUT = 0x0A
+OUTPUT = 0x0B
 LOG = 0x40
 RESPONSE = 0x80
 NAK = 0xFE
@@ -35,10 +36,14 @@ ERROR = 0xFF
 F_DEFLATE = 1
 F_REPL = 2
 F_PROFILE = 4
+F_STAGING = 8  # INPUT and OUTPUT requests, RUN_STAGED and RUN_HOLD
 
 BEGIN_SEND = 0
 BEGIN_INSTALLED = 1
 RUN_PROFILE = 1
+RUN_STAGED = 2  # the inputs were uploaded with INPUT
+RUN_HOLD = 4  # outputs too long for one answer stay on the board for OUTPUT
+OUT_HELD = 0x80  # RUN answer: an output's dtype | OUT_HELD: its bytes are read with OUTPUT
 
 # error codes (npu_sdk.link.codec.ERRORS mirrors these)
 E_UNKNOWN = 1
@@ -52,6 +57,7 @@ E_NO_MEMORY = 8
 E_BAD_NAME = 9
 E_INTERNAL = 10
 E_UNAVAILABLE = 11
+E_TOO_LONG = 12
 
 
 # what a short or malformed payload raises: struct.error on CPython, ValueError on MicroPython
@@ -115,7 +121,9 @@ class Server:
         self.handlers = {HELLO: self.hello, FLASH_BEGIN: self.flash_begin,
                          FLASH_DATA: self.flash_data, FLASH_END: self.flash_end,
                          LIST: self.list, RUN: self.run, RM: self.rm, CONSOLE: self.console_on,
-                         REPL: self.repl}
+                         REPL: self.repl, INPUT: self.input, OUTPUT: self.output}
+        self.staging = None  # [Model, [bytes staged per input]]: INPUT writes into the arena
+        self.held = None  # the Model whose outputs a RUN left for OUTPUT
 
     def serve_forever(self):
         """Serve until the host side goes away (returns None) or a REPL request ("repl")."""
@@ -128,9 +136,11 @@ class Server:
                 reply = self.handle(raw)
                 if reply is not None:
                     uart.write(reply)
-                if self.leave:
-                    self.leave = False
-                    return "repl"
+            while self.deframer.too_long:
+                uart.write(self.too_long(*self.deframer.too_long.pop(0)))
+            if self.leave:
+                self.leave = False
+                return "repl"
 
     # --- the log channel ---------------------------------------------------------
 
@@ -170,6 +180,13 @@ class Server:
         self.last = (ftype, seq, key, reply)
         return reply
 
+    def too_long(self, ftype, seq):
+        """The error answer to a frame longer than the board takes (its type and seq as read
+        from its first bytes: the CRC is never seen)."""
+        return self._error(seq, E_TOO_LONG, "request 0x%02x is longer than this board's %d-byte "
+                           "frames: send long RUN inputs with INPUT (update the host SDK)"
+                           % (ftype, MAX_PAYLOAD))
+
     def _answer(self, ftype, seq, payload):
         try:
             handler = self.handlers.get(ftype)
@@ -202,7 +219,7 @@ class Server:
         self.console = False  # a new session: logs only on request
         lim = self.board.limits
         # F_DEFLATE is not announced: FLASH_DATA does not carry deflate streams yet
-        features = F_PROFILE | (F_REPL if lim.get("repl") else 0)
+        features = F_PROFILE | F_STAGING | (F_REPL if lim.get("repl") else 0)
         ops = sorted(blobfmt.OPS)
         return (struct.pack("<HIIIIII", PROTOCOL_VERSION, lim["ram"], lim["flash"],
                             self.board.store.free(True), MAX_PAYLOAD, WINDOW, features)
@@ -293,11 +310,12 @@ class Server:
         store = self.board.store
         try:
             with open(store.path(name, ".part"), "rb") as f:
-                data = f.read()
-            if data[-32:] != blob_id:
+                f.seek(state.size - 32)
+                tail = f.read(32)
+            if tail != blob_id:
                 raise Refused(E_BAD_BLOB, "model rejected, old model kept: blob id mismatch, "
                               "the transfer was damaged")
-            blobfmt.parse(data)
+            stream.verify(store.path(name, ".part"))  # as blobfmt.parse, never whole in RAM
         except blobfmt.BlobError as e:
             store.discard(name)
             self.log("flash %s: rejected: %s" % (name, e))
@@ -305,9 +323,8 @@ class Server:
         except Exception:
             store.discard(name)
             raise
-        data = None
+        self._drop(name)  # before the commit renames its file
         store.commit(name)
-        self.models.pop(name, None)
         self.log("flash %s: installed" % name)
         return b""
 
@@ -328,7 +345,7 @@ class Server:
         name = _name(p, 0)[0]
         if self.flashing is not None and self.flashing.name == name:
             self._abort()
-        self.models.pop(name, None)
+        self._drop(name)
         if not self.board.store.remove(name):
             raise Refused(E_NOT_FOUND, "no model named %r on the board (npu ls lists them)" % name)
         self.log("rm %s" % name)
@@ -350,18 +367,78 @@ class Server:
         self.leave = True
         return b""
 
+    def _drop(self, name):
+        """Unload model `name`, closing its file if it streams from it."""
+        model = self.models.pop(name, None)
+        if model is not None:
+            model.close()
+
     def _model(self, name):
         model = self.models.get(name)
         if model is None:
             if name not in self.board.store.names():
                 raise Refused(E_NOT_FOUND, "no model named %r on the board (npu ls lists them)" % name)
+            for old in self.models.values():
+                old.close()  # a streamed model holds its file open
             self.models.clear()  # one model resident at a time: RAM is small
+            self.staging = self.held = None
+            store = self.board.store
             try:
-                model = Model(self.board.store.read(name), self.board.npu, self.board.limits["ram"])
-            except blobfmt.BlobError as e:
+                model = stream.load(store.path(name), self.board.npu, self.board.limits["ram"])
+            except (blobfmt.BlobError, MemoryError) as e:
+                if store.rollback(name):  # its first load: the previous version comes back
+                    self.log("%s: first load failed, rolled back: %s" % (name, e))
+                    raise Refused(E_NO_MEMORY if isinstance(e, MemoryError) else E_BAD_BLOB,
+                                  "model %r failed its first load (%s): rolled back to the "
+                                  "previous version, which RUN uses from now on" % (name, e))
+                if isinstance(e, MemoryError):
+                    raise
                 raise Refused(E_BAD_BLOB, "stored model %r is damaged: %s" % (name, e))
+            store.confirm(name)  # it loaded: the previous version can go
             self.models[name] = model
         return model
+
+    def input(self, p):
+        """INPUT: name str, index u8, offset u32, data -> staged u32. Writes a piece of a RUN
+        input straight into the model's input tensor; offset 0 starts the input over."""
+        name, pos = _read_str(p, 0)
+        model = self._model(name)
+        index = p[pos]
+        offset = struct.unpack_from("<I", p, pos + 1)[0]
+        data = memoryview(p)[pos + 5:]
+        n = len(model.blob.inputs)
+        if index >= n:
+            raise Refused(E_BAD_INPUT, "model %r takes %d input(s), got input %d" % (name, n, index))
+        view = model.views[model.blob.inputs[index]]
+        staging = self.staging
+        if staging is None or staging[0] is not model:
+            staging = self.staging = [model, [0] * n]
+        self.held = None  # the input may share arena bytes with the last outputs
+        filled = staging[1]
+        if offset == 0:
+            filled[index] = 0
+        end = offset + len(data)
+        if offset > filled[index] or end > len(view):
+            raise Refused(E_BAD_INPUT, "input %d: %d bytes at %d do not fit after the %d staged "
+                          "of %d" % (index, len(data), offset, filled[index], len(view)))
+        view[offset:end] = data
+        if end > filled[index]:
+            filled[index] = end
+        return struct.pack("<I", filled[index])
+
+    def output(self, p):
+        """OUTPUT: name str, index u8, offset u32, count u32 -> up to count bytes of an output
+        the last RUN held (at most MAX_PAYLOAD)."""
+        name, pos = _read_str(p, 0)
+        index = p[pos]
+        offset, count = struct.unpack_from("<II", p, pos + 1)
+        model = self.models.get(name)
+        if model is None or model is not self.held:
+            raise Refused(E_BAD_REQUEST, "no outputs of %r are held: RUN it again" % name)
+        if index >= len(model.blob.outputs):
+            raise Refused(E_BAD_REQUEST, "model %r has %d output(s)" % (name, len(model.blob.outputs)))
+        view = model.output(index)
+        return bytes(view[offset:offset + min(count, MAX_PAYLOAD)])
 
     def run(self, p):
         repeat, flags = struct.unpack_from("<HB", p, 0)
@@ -369,11 +446,23 @@ class Server:
         model = self._model(name)
         n = p[pos]
         pos += 1
+        staging, self.staging, self.held = self.staging, None, None
+        staged = flags & RUN_STAGED
+        if staged:
+            n = len(model.blob.inputs)
+            if p[pos - 1] != 0:
+                raise Refused(E_BAD_REQUEST, "RUN with staged inputs carries none")
+            for i in range(n):
+                size = len(model.views[model.blob.inputs[i]])
+                got = staging[1][i] if staging is not None and staging[0] is model else 0
+                if got != size:
+                    raise Refused(E_BAD_INPUT, "input %d of %r: %d of %d bytes staged: send it "
+                                  "with INPUT first" % (i, name, got, size))
         if n != len(model.blob.inputs):
             raise Refused(E_BAD_INPUT, "model %r takes %d input(s), got %d"
                           % (name, len(model.blob.inputs), n))
         inputs = []
-        for i in range(n):
+        for i in range(0 if staged else n):
             size = struct.unpack_from("<I", p, pos)[0]
             data = memoryview(p)[pos + 4:pos + 4 + size]
             if size != len(model.views[model.blob.inputs[i]]) or len(data) != size:
@@ -384,20 +473,33 @@ class Server:
         clock = self.board.clock
         times = []
         op_times = [0] * len(model.calls) if flags & RUN_PROFILE else None
+        if staged and repeat > 1:  # the planner reuses input bytes: keep a copy for later runs
+            inputs = [bytes(model.views[t]) for t in model.blob.inputs]
+        first = True
         for _ in range(max(1, repeat)):
             # the planner reuses input bytes once read, so every run starts from a fresh copy
-            for i, data in enumerate(inputs):
-                model.set_input(i, data)
+            if not (staged and first):
+                for i, data in enumerate(inputs):
+                    model.set_input(i, data)
+            first = False
             t0 = clock.ticks_us()
             model.invoke(clock, op_times)
             times.append(clock.ticks_diff(clock.ticks_us(), t0))
         times.sort()
         out = struct.pack("<IB", times[len(times) // 2], len(model.blob.outputs))
+        hold = 0
+        if flags & RUN_HOLD:  # outputs that would not fit one answer stay for OUTPUT
+            size = len(out) + (2 + 5 * len(model.calls) if op_times is not None else 0)
+            for t in model.blob.outputs:
+                size += 6 + 4 * len(model.blob.tensors[t].shape) + model.blob.tensors[t].size
+            if size > MAX_PAYLOAD:
+                hold = OUT_HELD
+                self.held = model
         for i, t in enumerate(model.blob.outputs):
             tensor = model.blob.tensors[t]
-            out += struct.pack("<BB", tensor.dtype, len(tensor.shape))
+            out += struct.pack("<BB", tensor.dtype | hold, len(tensor.shape))
             out += struct.pack("<%dI" % len(tensor.shape), *tensor.shape)
-            out += struct.pack("<I", tensor.size) + bytes(model.output(i))
+            out += struct.pack("<I", tensor.size) + (b"" if hold else bytes(model.output(i)))
         if op_times is not None:
             runs = max(1, repeat)
             out += struct.pack("<H", len(op_times))

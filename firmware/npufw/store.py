@@ -10,6 +10,14 @@ the verified copy has its own name. At start-up recover() finishes any NAME.new
 transfer; the old model stays). After any cut the board holds the old model or
 the new one, whole.
 
+Two slots: when NAME.npb already exists, commit() first renames it to NAME.old (the
+previous version) and then NAME.new to NAME.npb. The server calls confirm() once the new
+model has loaded, which drops NAME.old; if its first load fails, rollback() renames
+NAME.old back over NAME.npb. While NAME.old exists, NAME.npb has never loaded; installing
+again then replaces NAME.npb and keeps NAME.old (the last version that loaded).
+recover() finishes an interrupted commit the same way, and an interrupted rollback (FAT:
+NAME.npb removed, NAME.old not yet renamed) by renaming NAME.old to NAME.npb.
+
 Resume: begin(name, meta) first writes NAME.sid, a small sidecar naming the transfer
 (the blob's size and id), then creates NAME.part. recover() keeps a NAME.part whose
 sidecar survived, so resume(name, meta) can reopen it and a host continues from its
@@ -97,6 +105,10 @@ class Store:
         files = os.listdir(self.root)
         for f in files:
             if f.endswith(".new"):
+                self._install(f[:-4])
+        files = os.listdir(self.root)
+        for f in files:
+            if f.endswith(".old") and f[:-4] + ".npb" not in files:
                 self._rename(self.root + "/" + f, self.path(f[:-4]))
         files = os.listdir(self.root)
         for f in files:
@@ -169,14 +181,38 @@ class Store:
             return None
 
     def commit(self, name):
-        """Install the verified NAME.part as NAME.npb (see the module docstring)."""
+        """Install the verified NAME.part as NAME.npb, the previous version kept as NAME.old
+        until confirm() (see the module docstring)."""
         new = self.path(name, ".new")
         if _exists(new):
             self._remove(new)
         self._rename(self.path(name, ".part"), new)
-        self._rename(new, self.path(name))
+        self._install(name)
         if _exists(self.path(name, ".sid")):
             self._remove(self.path(name, ".sid"))
+
+    def _install(self, name):
+        """NAME.new -> NAME.npb; a NAME.npb that has loaded becomes NAME.old first."""
+        if _exists(self.path(name)) and not _exists(self.path(name, ".old")):
+            self._rename(self.path(name), self.path(name, ".old"))
+        self._rename(self.path(name, ".new"), self.path(name))
+
+    def unconfirmed(self, name):
+        """True while NAME.npb has not loaded since it was installed over an older version."""
+        return _exists(self.path(name, ".old"))
+
+    def confirm(self, name):
+        """NAME.npb has loaded: drop the previous version."""
+        if _exists(self.path(name, ".old")):
+            self._remove(self.path(name, ".old"))
+
+    def rollback(self, name):
+        """NAME.npb failed its first load: put the previous version back. False if there is
+        none (the model was new, or already confirmed)."""
+        if not _exists(self.path(name, ".old")):
+            return False
+        self._rename(self.path(name, ".old"), self.path(name))
+        return True
 
     def discard(self, name):
         """Drop an unfinished transfer of `name` (its NAME.part and sidecar)."""
@@ -188,8 +224,9 @@ class Store:
         """Delete model `name` and any unfinished transfer of it; False if there was none."""
         found = _exists(self.path(name)) or _exists(self.path(name, ".part"))
         self.discard(name)
-        if _exists(self.path(name)):
-            self._remove(self.path(name))
+        for ext in (".old", ".npb"):
+            if _exists(self.path(name, ext)):
+                self._remove(self.path(name, ext))
         return found
 
     def partials(self):

@@ -278,7 +278,7 @@ def cmd_repl(args):
         ser = board.serial
         if sys.stdin.isatty():
             return _repl_terminal(ser)
-        time.sleep(0.3)
+        sys.stdout.write(_await_prompt(ser, time.monotonic() + max(args.timeout, 10.0)))
         for line in sys.stdin.read().splitlines():
             ser.write(line.encode() + b"\r\n")
             time.sleep(0.05)
@@ -290,6 +290,19 @@ def cmd_repl(args):
             if data:
                 sys.stdout.write(data.decode("utf-8", "replace"))
                 sys.stdout.flush()
+
+
+def _await_prompt(ser, deadline):
+    """What the board prints until its REPL prompt: typing earlier would be lost while the
+    board is still restarting into the REPL."""
+    import time
+    seen = b""
+    while not seen.endswith(b">>> "):
+        if time.monotonic() > deadline:
+            raise NpuError("the board did not show a MicroPython prompt (>>>) after leaving the npu "
+                           "protocol; reset it and try `npu repl` again")
+        seen += ser.read(ser.in_waiting or 1)
+    return seen.decode("utf-8", "replace")
 
 
 def _repl_terminal(ser):

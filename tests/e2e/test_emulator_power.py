@@ -2,8 +2,9 @@
 holds the old model or the new one, whole and verified, and no leftovers.
 
 Installing B over A is a fixed sequence of flash writes (npufw/store.py): create the
-sidecar m.sid, create m.part, one write per data chunk, rename .part -> .new, rename .new
-over .npb (on FAT: remove .npb, then rename), remove the sidecar. A cut during the data
+sidecar m.sid, create m.part, one write per data chunk, rename .part -> .new, rename .npb
+-> .old (the previous version, kept until the new one has loaded once), rename .new to .npb
+(on FAT: remove, then rename), remove the sidecar. A cut during the data
 leaves m.part with its sidecar: the next flash resumes it (tests/e2e/test_link_resume.py). The e2e test cuts the emulator's power after each write in turn, on both
 cores; the in-process test replays the same on a filesystem that cannot rename over a file.
 """
@@ -54,7 +55,8 @@ def _check_holds_a_or_b(core, flash_dir, models, leftovers=()):
             assert entry.name == "m" and len(held) == 1, "unknown blob %s" % entry.blob_id.hex()
             y = board.run("m", X)
         np.testing.assert_array_equal(y, models[held[0]][1])
-        assert sorted(os.listdir(flash_dir)) == sorted(["m.npb", *leftovers])  # no .new, no strays
+        # no .new, no strays; no .old either: the RUN loaded the model, which confirms it
+        assert sorted(os.listdir(flash_dir)) == sorted(["m.npb", *leftovers])
         return held[0]
     finally:
         emu.stop()
@@ -65,7 +67,8 @@ def test_power_cut_at_every_write_of_an_install(core, tmp_path, models):
     pristine = tmp_path / "with-a"
     _flash_a(core, pristine, models)
     chunks = -(-len(models["B"][0]) // 4092)
-    writes = 2 + chunks + 3  # create .sid, .part, data, .part -> .new, .new -> .npb, remove .sid
+    # create .sid, .part, data, .part -> .new, .npb -> .old, .new -> .npb, remove .sid
+    writes = 2 + chunks + 4
     held = []
     for k in range(1, writes + 2):  # the last one: the install finishes before the cut
         flash_dir = tmp_path / ("cut-%d" % k)
@@ -87,7 +90,7 @@ def test_power_cut_at_every_write_of_an_install(core, tmp_path, models):
         held.append(_check_holds_a_or_b(core, flash_dir, models,
                                         ("m.part", "m.sid") if partial else ()))
     # the old model until the verified copy is named .new, the new one from then on
-    assert held == ["A"] * (2 + chunks) + ["B"] * 4
+    assert held == ["A"] * (2 + chunks) + ["B"] * 5
 
 
 class _Cut(Exception):
@@ -104,7 +107,7 @@ def _no_rename_over(rename):
 
 @pytest.mark.parametrize("k", range(1, 8))
 def test_power_cut_on_a_filesystem_that_cannot_rename_over(k, tmp_path, monkeypatch, models):
-    """FAT: the commit is remove .npb, then rename .new; a cut between them leaves only .new."""
+    """FAT: .npb -> .old, then .new -> .npb; a cut between them leaves .new and .old."""
     monkeypatch.setattr(fw_store.os, "rename", _no_rename_over(os.rename))
     root = str(tmp_path / "flash")
     a, b = models["A"][0], models["B"][0]
@@ -122,7 +125,7 @@ def test_power_cut_on_a_filesystem_that_cannot_rename_over(k, tmp_path, monkeypa
             raise _Cut(what)
 
     s = fw_store.Store(root, 1 << 20, on_write=cut)
-    # create, 2 data writes, .part -> .new, remove .npb, rename .new: 6 writes; k = 7 finishes
+    # create, 2 data writes, .part -> .new, .npb -> .old, .new -> .npb: 6 writes; k = 7 finishes
     try:
         f = s.begin("m")
         f.write(b[:4092])
@@ -132,5 +135,11 @@ def test_power_cut_on_a_filesystem_that_cannot_rename_over(k, tmp_path, monkeypa
     except _Cut:
         pass
     s = fw_store.Store(root, 1 << 20)  # the restart: recover()
-    assert s.names() == ["m"] and sorted(os.listdir(root)) == ["m.npb"]
-    assert s.read("m") == (a if k <= 3 else b)
+    if k <= 3:  # the transfer was cut: A stays, alone
+        assert s.names() == ["m"] and sorted(os.listdir(root)) == ["m.npb"] and s.read("m") == a
+        return
+    # B was verified: it is installed, A kept as m.old until B has loaded once
+    assert s.names() == ["m"] and sorted(os.listdir(root)) == ["m.npb", "m.old"]
+    assert s.read("m") == b and open(s.path("m", ".old"), "rb").read() == a
+    s.confirm("m")
+    assert sorted(os.listdir(root)) == ["m.npb"] and s.read("m") == b

@@ -94,3 +94,30 @@ def test_a_cut_transfer_resumes_where_the_board_stopped(core, tmp_path):
     finally:
         emu.stop()
     assert sorted(os.listdir(flash_dir)) == ["m.npb"]
+
+
+def test_long_inputs_are_staged_and_an_over_long_frame_is_answered(emulator):
+    """A RUN input longer than the board's frames goes up with INPUT; a frame too long for the
+    board (an old host) gets error 12 at once instead of a timeout."""
+    import time
+
+    from npu_sdk.errors import LinkError
+    from npu_sdk.link import codec
+    blob = fc_model(6000, 16, seed=4)[1]
+    x = (np.arange(6000) % 251 - 125).astype(np.int8)
+    with Board(emulator.port, timeout=5) as board:
+        assert board.info.features & codec.F_STAGING and board.info.max_payload < x.size
+        board.flash(blob, name="wide")
+        (y,), _ = board.invoke("wide", [x])
+        (again,), _ = board.invoke("wide", [x], repeat=3)
+        assert y.shape == (1, 16) and np.array_equal(y, again)
+        with pytest.raises(LinkError, match="longer than the board's"):
+            board.request(codec.RUN, codec.run_request("wide", [x.tobytes()]))
+        seq = board._next_seq()
+        t0 = time.monotonic()
+        board._send(codec.RUN, seq, codec.run_request("wide", [x.tobytes()] * 2))
+        answer = next((m for m in board._frames(time.monotonic() + 3) if m[1] == seq), None)
+        assert answer is not None and answer[0] == codec.ERROR, answer
+        code, message = codec.parse_error(answer[2])
+        assert code == 12 and "INPUT" in message and time.monotonic() - t0 < 3
+        assert board.list()[0].name == "wide"  # still serving, in step

@@ -10,20 +10,8 @@ from npu_sdk.errors import ModelError, NpuError
 from npu_sdk.link import Board
 from tests.conftest import DIGITS_INT8, ZOO, Emulator
 
-# The firmware's deframer drops a frame longer than 2 * 2 * (MAX_PAYLOAD + 6) + 16 bytes
-# (16,424) that has not closed yet, so a RUN request with more input bytes than that is
-# lost and Board.invoke times out (reported to the link owners; vww_mobilenet's float32
-# input is 27,648 bytes). Such models are skipped here until the link sends them.
-RUN_INPUT_LIMIT = 16 * 1024
-
-
 def _zoo_param(path):
-    graph = tflite.load(path)
-    size = sum(graph.tensors[i].nbytes for i in graph.inputs)
-    marks = [pytest.mark.skip(reason="input of %d bytes: a RUN request that long is dropped by "
-                                     "the firmware's deframer (link bug)" % size)
-             ] if size > RUN_INPUT_LIMIT else []
-    return pytest.param(path, marks=marks, id="%s/%s" % (path.parent.name, path.stem))
+    return pytest.param(path, id="%s/%s" % (path.parent.name, path.stem))
 
 
 ZOO_INT8 = [_zoo_param(p) for p in sorted(ZOO.glob("*/int8*.tflite"))]

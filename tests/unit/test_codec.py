@@ -63,8 +63,9 @@ def test_garbage_is_survived():
 
 def test_message_tables_match():
     for name in ("HELLO", "FLASH_BEGIN", "FLASH_DATA", "FLASH_END", "LIST", "RUN", "RM", "CONSOLE",
-                 "REPL", "LOG", "RESPONSE", "NAK", "ERROR", "PROTOCOL_VERSION", "F_DEFLATE", "F_REPL",
-                 "F_PROFILE", "BEGIN_SEND", "BEGIN_INSTALLED", "RUN_PROFILE"):
+                 "REPL", "INPUT", "OUTPUT", "LOG", "RESPONSE", "NAK", "ERROR", "PROTOCOL_VERSION",
+                 "F_DEFLATE", "F_REPL", "F_PROFILE", "F_STAGING", "BEGIN_SEND", "BEGIN_INSTALLED",
+                 "RUN_PROFILE", "RUN_STAGED", "RUN_HOLD", "OUT_HELD"):
         assert getattr(codec, name) == getattr(server, name), name
     fw_errors = {v for k, v in vars(server).items() if k.startswith("E_")}
     assert fw_errors == set(codec.ERRORS)
@@ -162,7 +163,8 @@ def check_answer_with_the_sdk(request, answer, note):
     assert ftype == req[0] | codec.RESPONSE, note
     parse = {codec.HELLO: codec.parse_hello, codec.FLASH_BEGIN: codec.parse_flash_begin,
              codec.FLASH_DATA: codec.parse_verified, codec.LIST: codec.parse_list,
-             codec.RUN: codec.parse_run, codec.CONSOLE: codec.parse_console}.get(req[0])
+             codec.RUN: codec.parse_run, codec.CONSOLE: codec.parse_console,
+             codec.INPUT: codec.parse_verified, codec.OUTPUT: bytes}.get(req[0])
     if parse is None:
         assert p == b"", note
     else:

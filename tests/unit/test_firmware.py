@@ -176,7 +176,8 @@ def test_an_interrupted_transfer_resumes_across_a_restart(board):
         (0, struct.pack("<I", len(blob)))
     assert call(srv, codec.FLASH_END) == (0, b"")
     assert board.store.read("m") == blob
-    assert sorted(p.name for p in Path(board.store.root).iterdir()) == ["m.npb"]
+    # the old version stays as m.old until the new one has loaded once (store.py: two slots)
+    assert sorted(p.name for p in Path(board.store.root).iterdir()) == ["m.npb", "m.old"]
     # the same blob again: nothing to send
     assert codec.parse_flash_begin(begin(srv, blob, "m")[1]) == (codec.BEGIN_INSTALLED, len(blob))
 
@@ -217,3 +218,49 @@ def test_hello_announces_limits_ops_and_features(board):
 def blob_ops():
     from npu_sdk import blob
     return blob.OPCODES.values()
+
+
+def test_staged_inputs_and_held_outputs_match_an_inline_run(board, monkeypatch):
+    from tests.conftest import fc_model
+    srv = fw_server.Server(board)
+    blob = fc_model(64, 48, seed=3)[1]
+    assert flash(srv, blob, "m") == (0, b"")
+    x = bytes(range(64))
+    code, inline = call(srv, codec.RUN, codec.run_request("m", [x], 3))
+    assert code == 0
+    _, outs, _ = codec.parse_run(inline)
+    for off in range(0, 64, 20):  # staged in pieces, then RUN carries no input
+        code, body = call(srv, codec.INPUT, codec.input_request("m", 0, off, x[off:off + 20]))
+        assert (code, codec.parse_verified(body)) == (0, min(off + 20, 64))
+    monkeypatch.setattr(fw_server, "MAX_PAYLOAD", 40)  # the 48-byte output no longer fits
+    code, body = call(srv, codec.RUN, codec.run_request("m", [], 3, codec.RUN_STAGED | codec.RUN_HOLD))
+    assert code == 0
+    (dtype, shape, size), = codec.parse_run(body)[1]
+    assert dtype == outs[0][0] | codec.OUT_HELD and shape == outs[0][1] and size == 48
+    got = b""
+    while len(got) < size:
+        code, piece = call(srv, codec.OUTPUT, codec.output_request("m", 0, len(got), 100))
+        assert code == 0 and 0 < len(piece) <= 40
+        got += piece
+    assert got == outs[0][2]
+    # staged inputs are consumed by the RUN; an INPUT drops held outputs
+    code, msg = call(srv, codec.RUN, codec.run_request("m", [], 1, codec.RUN_STAGED))
+    assert code == fw_server.E_BAD_INPUT and "send it with INPUT" in msg
+    call(srv, codec.INPUT, codec.input_request("m", 0, 0, x[:8]))
+    assert call(srv, codec.OUTPUT, codec.output_request("m", 0, 0, 8))[0] == fw_server.E_BAD_REQUEST
+
+
+def test_an_over_long_frame_gets_an_error_not_silence(board):
+    from npufw.frame import Deframer
+    srv = fw_server.Server(board)
+    wire = codec.encode(codec.RUN, 77, bytes(3 * fw_server.MAX_PAYLOAD))
+    out = []
+    for i in range(0, len(wire), 1000):
+        out += srv.deframer.feed(wire[i:i + 1000])
+    assert out == [] and srv.deframer.too_long == [(codec.RUN, 77)]
+    ftype, seq, body = codec.decode(srv.too_long(*srv.deframer.too_long.pop())[1:-1])
+    assert (ftype, seq, struct.unpack_from("<H", body)[0]) == (codec.ERROR, 77, fw_server.E_TOO_LONG)
+    assert b"INPUT" in body
+    # the deframer is back in step: the next frame decodes
+    assert srv.deframer.feed(codec.encode(codec.LIST, 78)) == [codec.encode(codec.LIST, 78)[1:-1]]
+    assert isinstance(Deframer(10).too_long, list)

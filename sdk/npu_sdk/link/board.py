@@ -33,7 +33,8 @@ class BoardInfo:
         d = dict(vars(self))
         d["ops"] = [blob.OPNAMES.get(o, o) for o in self.ops]
         d["features"] = [n for bit, n in ((codec.F_DEFLATE, "deflate"), (codec.F_REPL, "repl"),
-                                          (codec.F_PROFILE, "profile")) if self.features & bit]
+                                          (codec.F_PROFILE, "profile"),
+                                          (codec.F_STAGING, "staging")) if self.features & bit]
         return d
 
 
@@ -54,6 +55,7 @@ class FlashResult:
     resumed: int = 0
     skipped: bool = False
     retransmits: int = 0
+    timeouts: int = 0  # resends after a retransmission timeout (the rest were found by order)
     seconds: float = 0.0
 
 
@@ -148,6 +150,9 @@ class Board:
     def request(self, ftype, payload=b"", timeout=None):
         """Send a request, return the answer's payload. Retransmits on silence with backoff
         (0.25 s, 0.5 s, ... up to `timeout` per wait) within timeout x (retries + 1) in all."""
+        if self.info is not None and len(payload) > self.info.max_payload:
+            raise LinkError("request %s of %d bytes is longer than the board's %d-byte frames"
+                            % (codec.frame_name(ftype), len(payload), self.info.max_payload))
         seq = self._next_seq()
         timeout = self.timeout if timeout is None else timeout
         start = time.monotonic()
@@ -267,10 +272,13 @@ class Board:
         """Send data[start:] as FLASH_DATA: a window of chunks in flight, selective repeat.
 
         The board acknowledges every frame with the offset it has written so far (ACK), or
-        NAKs a frame that arrived after a gap with the same offset. A NAK resends the missing
-        chunk unless it was sent less than a round trip ago; silence longer than the
-        retransmission timeout (2 x smoothed round trip, doubled on each expiry) resends it
-        too. `timeout` x (retries + 1) seconds without progress ends in LinkTimeout.
+        NAKs a frame that arrived after a gap with the same offset. The line is FIFO, so an
+        answer (ACK or NAK, matched by seq) to a frame sent after the latest copy of the chunk
+        at `verified` proves that copy lost: it is resent at once, with an empty FLASH_DATA
+        probe behind it (and behind the last chunk) so that an answer always follows. Only
+        when answers stop (the probe lost too) does the retransmission timeout (2 x smoothed
+        round trip, doubled on each expiry) resend it. `timeout` x (retries + 1) seconds
+        without progress ends in LinkTimeout.
         """
         size = len(data)
         step = max(1, min(chunk, self.info.max_payload - 4))
@@ -278,16 +286,31 @@ class Board:
         acked = nxt = start
         first_sent = {}  # offset -> time of first send (round-trip samples: never resent)
         last_sent = {}
+        sent_order = {}  # offset -> number of its latest send
+        seq_order = {}  # seq -> number of the send that used it
+        count = [0]
         srtt = None
         rto = _INITIAL_RTO
         progress_at = time.monotonic()
         give_up = self.timeout * (self.retries + 1)
 
+        def probe():
+            """An empty FLASH_DATA at `acked`: the board answers with what it has verified. The
+            line is FIFO, so its answer says whether every frame sent before it arrived."""
+            seq = self._next_seq()
+            self._send(codec.FLASH_DATA, seq, codec.flash_data_request(acked, b""))
+            count[0] += 1
+            seq_order[seq] = count[0]
+
         def send(off):
-            self._send(codec.FLASH_DATA, self._next_seq(),
-                       codec.flash_data_request(off, data[off:off + step]))
+            seq = self._next_seq()
+            self._send(codec.FLASH_DATA, seq, codec.flash_data_request(off, data[off:off + step]))
+            count[0] += 1
+            sent_order[off] = seq_order[seq] = count[0]
             result.sent += min(step, size - off)
             now = time.monotonic()
+            if off + step >= size or off in last_sent:
+                probe()  # nothing may follow it: make sure an answer tells if it got through
             if off in last_sent:
                 result.retransmits += 1
                 first_sent.pop(off, None)
@@ -302,7 +325,7 @@ class Board:
             now = time.monotonic()
             oldest = last_sent.get(acked, now)
             deadline = min(oldest + rto, now + 0.05)
-            for rtype, _, p in self._frames(deadline):
+            for rtype, rseq, p in self._frames(deadline):
                 if rtype == codec.ERROR:
                     code, message = codec.parse_error(p)
                     raise BoardError(code, message)
@@ -323,18 +346,23 @@ class Board:
                     for off in [o for o in last_sent if o < verified]:
                         del last_sent[off]
                         first_sent.pop(off, None)
+                        sent_order.pop(off, None)
                     acked = verified
                     progress_at = now
                     if nxt < acked:
                         nxt = acked
-                elif rtype == codec.NAK and verified == acked and acked < size:
-                    if now - last_sent.get(acked, 0) > (srtt or _MIN_RTO):
-                        send(acked)
+                # the line is FIFO: an answer to a frame sent after the latest copy of the
+                # chunk at `verified` that still lacks it means that copy was lost: resend it
+                # now (with a probe behind it), no timer
+                if verified == acked < nxt and acked in sent_order \
+                        and seq_order.get(rseq, 0) > sent_order[acked]:
+                    send(acked)
                 if nxt < size and nxt < acked + in_flight * step:
                     break  # room in the window: send more first
             now = time.monotonic()
             if acked < size and now - max(last_sent.get(acked, now), progress_at) >= rto:
                 send(acked)  # no progress: resend the oldest, back off
+                result.timeouts += 1
                 rto = min(rto * 2, max(self.timeout, _MIN_RTO))
             if now - progress_at > give_up:
                 raise LinkTimeout("flashing stalled at byte %d of %d: no progress on %s for %.1f s; "
@@ -400,14 +428,52 @@ class Board:
         if spec:
             inputs = spec.check_inputs(inputs)
         raw = [np.ascontiguousarray(x).tobytes() for x in inputs]
-        p = self.request(codec.RUN, codec.run_request(name, raw, repeat,
-                                                      codec.RUN_PROFILE if profile else 0))
-        median_us, outs, ops = codec.parse_run(p)
-        outputs = [np.frombuffer(data, dtype=_DTYPES[dtype]).reshape(shape)
-                   for dtype, shape, data in outs]
+        flags = codec.RUN_PROFILE if profile else 0
+        staging = self.info.features & codec.F_STAGING
+        if staging:
+            flags |= codec.RUN_HOLD
+        request = codec.run_request(name, raw, repeat, flags)
+        if len(request) > self.info.max_payload:
+            if not staging:
+                raise LinkError("model %r's inputs (%d bytes) do not fit the board's %d-byte frames "
+                                "and firmware %s cannot stage them: update the firmware"
+                                % (name, sum(map(len, raw)), self.info.max_payload,
+                                   self.info.firmware))
+            self._stage_inputs(name, raw)
+            request = codec.run_request(name, [], repeat, flags | codec.RUN_STAGED)
+        median_us, outs, ops = codec.parse_run(self.request(codec.RUN, request))
+        outputs = []
+        for i, (dtype, shape, data) in enumerate(outs):
+            if dtype & codec.OUT_HELD:
+                dtype &= ~codec.OUT_HELD
+                data = self._read_output(name, i, data)
+            outputs.append(np.frombuffer(data, dtype=_DTYPES[dtype]).reshape(shape))
         if profile:
             return outputs, median_us, [(blob.OPNAMES.get(op, str(op)), us) for op, us in ops or []]
         return outputs, median_us
+
+    def _stage_inputs(self, name, raw):
+        """Upload RUN inputs too long for one frame with INPUT requests, piece by piece."""
+        step = self.info.max_payload - len(codec.input_request(name, 0, 0, b""))
+        for index, data in enumerate(raw):
+            for off in range(0, max(1, len(data)), step):
+                staged = struct.unpack("<I", self.request(
+                    codec.INPUT, codec.input_request(name, index, off, data[off:off + step])))[0]
+                if staged != min(off + step, len(data)):
+                    raise LinkError("board staged %d bytes of input %d, expected %d"
+                                    % (staged, index, min(off + step, len(data))))
+
+    def _read_output(self, name, index, size):
+        """Read an output the board held after RUN (RUN_HOLD) with OUTPUT requests."""
+        out = bytearray()
+        while len(out) < size:
+            piece = self.request(codec.OUTPUT, codec.output_request(
+                name, index, len(out), min(size - len(out), self.info.max_payload)))
+            if not piece:
+                raise LinkError("board returned no bytes of output %d at %d of %d"
+                                % (index, len(out), size))
+            out += piece
+        return bytes(out)
 
 
 def load_model(source, name=None):

@@ -25,6 +25,8 @@ RUN = 0x06
 RM = 0x07
 CONSOLE = 0x08
 REPL = 0x09
+INPUT = 0x0A  # a piece of a RUN input, staged on the board
+OUTPUT = 0x0B  # a piece of an output a RUN held on the board
 LOG = 0x40  # unsolicited, board -> host, seq 0
 RESPONSE = 0x80
 NAK = 0xFE  # FLASH_DATA out of order: payload verified u32, the first byte the board lacks
@@ -34,6 +36,7 @@ ERROR = 0xFF
 F_DEFLATE = 1  # FLASH_DATA may carry raw-deflate data (not used by this host yet)
 F_REPL = 2  # REPL hands the MicroPython REPL back
 F_PROFILE = 4  # RUN can time each op
+F_STAGING = 8  # INPUT and OUTPUT requests, RUN_STAGED and RUN_HOLD
 
 #: FLASH_BEGIN answer states
 BEGIN_SEND = 0  # send data from `verified` on (0: a fresh transfer; more: a resumed one)
@@ -41,17 +44,20 @@ BEGIN_INSTALLED = 1  # the board already holds this blob under this name: nothin
 
 #: RUN flags
 RUN_PROFILE = 1
+RUN_STAGED = 2  # the inputs were uploaded with INPUT; the RUN carries none
+RUN_HOLD = 4  # outputs too long for one answer stay on the board, read with OUTPUT
+OUT_HELD = 0x80  # RUN answer: dtype | OUT_HELD marks an output whose bytes are held
 
 #: Board error codes and what they mean.
 ERRORS = {
     1: "unknown request", 2: "bad request", 3: "protocol version mismatch", 4: "no space",
     5: "bad blob", 6: "not found", 7: "bad input", 8: "out of memory", 9: "bad name",
-    10: "internal error", 11: "not available",
+    10: "internal error", 11: "not available", 12: "frame too long",
 }
 
 NAMES = {HELLO: "HELLO", FLASH_BEGIN: "FLASH_BEGIN", FLASH_DATA: "FLASH_DATA", FLASH_END: "FLASH_END",
-         LIST: "LIST", RUN: "RUN", RM: "RM", CONSOLE: "CONSOLE", REPL: "REPL", LOG: "LOG", NAK: "NAK",
-         ERROR: "ERROR"}
+         LIST: "LIST", RUN: "RUN", RM: "RM", CONSOLE: "CONSOLE", REPL: "REPL", INPUT: "INPUT",
+         OUTPUT: "OUTPUT", LOG: "LOG", NAK: "NAK", ERROR: "ERROR"}
 
 
 def frame_name(ftype):
@@ -187,8 +193,21 @@ def run_request(name, inputs, repeat=1, flags=0):
     return out
 
 
+def input_request(name, index, offset, data):
+    """INPUT: a piece of RUN input `index` of model `name`, written at `offset`."""
+    return pack_str(name) + struct.pack("<BI", index, offset) + bytes(data)
+
+
+def output_request(name, index, offset, count):
+    """OUTPUT: up to `count` bytes of held output `index` from `offset`."""
+    return pack_str(name) + struct.pack("<BII", index, offset, count)
+
+
 def parse_run(p):
-    """-> (median_us, [(dtype, shape, bytes)], [(opcode, us)] or None)"""
+    """-> (median_us, [(dtype, shape, bytes)], [(opcode, us)] or None)
+
+    A held output (RUN_HOLD) comes back as (dtype | OUT_HELD, shape, its length as an int):
+    read its bytes with OUTPUT."""
     median_us, n = struct.unpack_from("<IB", p)
     pos, outputs = 5, []
     for _ in range(n):
@@ -196,6 +215,10 @@ def parse_run(p):
         shape = struct.unpack_from("<%dI" % ndim, p, pos + 2)
         pos += 2 + 4 * ndim
         size = struct.unpack_from("<I", p, pos)[0]
+        if dtype & OUT_HELD:
+            outputs.append((dtype, shape, size))
+            pos += 4
+            continue
         data = p[pos + 4:pos + 4 + size]
         if len(data) != size:
             raise ValueError("RUN answer truncated")

@@ -1,0 +1,172 @@
+"""Streaming weights: a stored blob read through its file, so its weights may exceed the RAM.
+
+BlobFile(path) checks the header, the SHA-256 (4 KB at a time through one buffer) and
+the tables, and keeps in RAM only the constants smaller than `threshold` (biases,
+multipliers, shifts, LUTs), each in a small buffer of its own. The larger ones (weights) stay in
+flash: interp.Model binds each op's large constants to slices of one scratch buffer,
+sized for the op that needs the most, and reads them in (seek, readinto) before the op
+runs. Nothing is allocated per inference. The RAM a streamed model takes is its arena
+plus `ram` (scratch and resident constants); BlobFile allocates the arena too, with the
+scratch, while the heap is in one piece (MicroPython's heap does not compact).
+
+The file stays open while the model is loaded; close() releases it. The SHA-256 is
+checked once, at load: the weights read later are trusted as flash is.
+"""
+import gc
+import hashlib
+import os
+
+from . import blobfmt
+from .blobfmt import ALIGN, CONST, BlobError
+
+THRESHOLD = 1024  # constants of this many bytes or more stay in flash
+_STEP = 4096
+
+
+def wanted(blob_size, ram):
+    """Stream a blob of `blob_size` bytes on a board with `ram` bytes? Yes when loading it
+    whole would take more than half the RAM; in RAM is faster (no flash reads per op)."""
+    return blob_size > ram // 2
+
+
+def _align(n):
+    return n + (-n % ALIGN)
+
+
+def _check(f, size):
+    """Check the header and the SHA-256 of the blob in file `f` (`size` bytes), 4 KB at a
+    time through one buffer; return (arena_size, const_size)."""
+    f.seek(0)
+    arena_size, const_size = blobfmt.check_header(f.read(56))[6:8]
+    if size < 56 + const_size:
+        raise BlobError("header declares %d constant bytes, blob has %d" % (const_size, size))
+    f.seek(0)
+    mv = memoryview(bytearray(_STEP))
+    h = hashlib.sha256()
+    left = size - 32
+    while left:
+        n = f.readinto(mv[:min(_STEP, left)])
+        if not n:
+            raise BlobError("blob truncated")
+        h.update(mv[:n])
+        left -= n
+    if h.digest() != f.read(32):
+        raise BlobError("blob SHA-256 mismatch: damaged or truncated")
+    return arena_size, const_size
+
+
+def verify(path):
+    """Check a blob file whole as blobfmt.parse does, without reading it into RAM; return
+    its tables (a blobfmt.Blob)."""
+    size = os.stat(path)[6]
+    with open(path, "rb") as f:
+        const_size = _check(f, size)[1]
+        f.seek(0)
+        return blobfmt.parse(f.read(size - 32 - const_size), False, size)
+
+
+class BlobFile:
+    def __init__(self, path, threshold=THRESHOLD):
+        self.f = open(path, "rb")
+        try:
+            self._load(os.stat(path)[6], threshold)
+        except BaseException:
+            self.f.close()
+            raise
+
+    def _load(self, size, threshold):
+        f = self.f
+        arena_size, const_size = _check(f, size)
+        self.threshold = threshold
+        self.size = size
+        # Parse once to size the buffers, drop it all, allocate the large buffers while the
+        # heap is in one piece (MicroPython's heap does not compact), then parse for good.
+        resident, most = self._plan(self._parse(size - 32 - const_size))
+        self.blob = self.where = None
+        gc.collect()
+        self.arena = bytearray(arena_size)
+        self.scratch = bytearray(most)
+        self.ram = resident + most
+        b = self._parse(size - 32 - const_size)
+        self._plan(b)
+        for i in self.where:  # small buffers of their own: they fit the heap's holes
+            t = b.tensors[i]
+            self.where[i] = buf = bytearray(t.size)
+            f.seek(b.const_start + t.offset)
+            if f.readinto(buf) != t.size:
+                raise BlobError("blob truncated")
+
+    def _parse(self, const_start):
+        self.f.seek(0)
+        self.blob = blobfmt.parse(self.f.read(const_start), False, self.size)
+        return self.blob
+
+    def _plan(self, b):
+        """Pick the constants kept in RAM; (their bytes, the scratch size)."""
+        self.where = {}  # tensor index -> its bytes in RAM (after _load)
+        total = 0
+        for i, t in enumerate(b.tensors):
+            if t.location == CONST and t.size < self.threshold:
+                self.where[i] = None
+                total += _align(t.size)
+        most = 0
+        for op in b.ops:
+            n = 0
+            for i in self._streamed(op):
+                n += _align(b.tensors[i].size)
+            most = max(most, n)
+        return total, most
+
+    def _streamed(self, op):
+        """The op's constant inputs that stay in flash, each once."""
+        out = []
+        for i in op.inputs:
+            if i >= 0 and i not in out and self.blob.tensors[i].location == CONST \
+                    and i not in self.where:
+                out.append(i)
+        return out
+
+    def views(self, arena):
+        """One view per tensor: arena tensors in `arena`, small constants resident, the
+        streamed ones None until bind()."""
+        out = []
+        for i, t in enumerate(self.blob.tensors):
+            if t.location != CONST:
+                out.append(arena[t.offset:t.offset + t.size])
+            elif i in self.where:
+                out.append(memoryview(self.where[i]))
+            else:
+                out.append(None)
+        return out
+
+    def bind(self, op, views):
+        """Point `views` at scratch slices for the op's streamed constants; return the
+        op's loads: [(file offset, scratch view)], empty when it streams nothing."""
+        sv = memoryview(self.scratch)
+        loads = []
+        at = 0
+        for i in self._streamed(op):
+            t = self.blob.tensors[i]
+            views[i] = sv[at:at + t.size]
+            loads.append((self.blob.const_start + t.offset, views[i]))
+            at += _align(t.size)
+        return loads
+
+    def close(self):
+        self.f.close()
+
+
+def load(path, npu, ram):
+    """The interp.Model of the stored blob at `path`: read whole into RAM when it fits
+    (see wanted()), else streamed through a BlobFile."""
+    from .interp import Model
+    if not wanted(os.stat(path)[6], ram):
+        with open(path, "rb") as f:
+            data = f.read()
+        return Model(data, npu, ram)
+    source = BlobFile(path)
+    try:
+        return Model(source, npu, ram)
+    except BaseException:
+        source.close()
+        raise
