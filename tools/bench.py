@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from npu_sdk import compiler, reference, tflite
+from npu_sdk import compiler, reference, report, tflite
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -55,7 +55,12 @@ def _tool_json(args, timeout):
                           timeout=timeout, cwd=ROOT)
     if proc.returncode != 0:
         return dict(error=(proc.stderr.strip().splitlines() or ["exit %d" % proc.returncode])[-1])
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    for text in (proc.stdout, proc.stdout.strip().splitlines()[-1:] or [""]):  # whole, or its last line
+        try:
+            return json.loads(text if isinstance(text, str) else text[0])
+        except ValueError:
+            continue
+    return dict(error="%s printed no JSON" % Path(str(args[0])).name)
 
 
 def sample_input(model_bytes):
@@ -138,9 +143,11 @@ def bench_latency(models, repeat, cores):
         model_bytes = path.read_bytes()
         x = sample_input(model_bytes)
         c = compiler.compile_file(path)
-        row = dict(model=_name(path), ops=c.n_ops, **host_latencies(model_bytes, x, repeat))
+        macs = report.report(c.blob)["totals"]["macs"]
+        row = dict(model=_name(path), ops=c.n_ops, macs=macs, **host_latencies(model_bytes, x, repeat))
         for core in cores:
             row["emu_%s_us" % core] = board_latency(core, c.blob, x, repeat)
+            row["emu_%s_mmacs_per_s" % core] = macs / row["emu_%s_us" % core] if row["emu_%s_us" % core] else None
         emu = row.get("emu_cpython_us")
         if emu:
             row["emu_over_litert_builtin"] = emu / row["litert_builtin_us"]
@@ -235,6 +242,8 @@ def main():
             _table(result["latency"], ["model", "ops", "tflm_us", "litert_builtin_us", "litert_xnnpack_us"]
                    + ["emu_%s_us" % c for c in cores]
                    + ["emu_over_litert_builtin", "emu_over_litert_xnnpack", "tflm_over_emu", "emu_us_per_op"]),
+            "", "## Throughput of the emulator cores, million MACs per second", "",
+            _table(result["latency"], ["model", "macs"] + ["emu_%s_mmacs_per_s" % c for c in cores]),
             "", "## Link: flashing a 200 KB incompressible blob on the paced virtual UART", ""]
     if isinstance(result["link"], list):
         keys = sorted({k for r in result["link"] for k in r}, key=lambda k: (k not in ("core", "baud"), k))

@@ -15,19 +15,8 @@ from .transport import DEFAULT_BAUD, open_port
 _DTYPES = {0: np.int8, 1: np.int32, 2: np.float32, 3: np.int16, 4: np.uint8}
 
 
-@dataclass
-class BoardInfo:
-    protocol: int
-    ram: int
-    flash: int
-    free_flash: int
-    max_payload: int
-    window: int
-    features: int
-    firmware: str
-    kernels: str
-    board: str
-    ops: tuple  # blob opcodes the firmware runs
+class BoardInfo(codec.Hello):
+    """What the board said in HELLO (fields: codec.Hello), with a JSON-ready view."""
 
     def as_dict(self):
         d = dict(vars(self))
@@ -193,8 +182,7 @@ class Board:
             h = codec.parse_hello(p)
         except (ValueError, struct.error, IndexError) as e:
             raise LinkError("the board's HELLO answer is malformed: %s" % e) from e
-        return BoardInfo(h.protocol, h.ram, h.flash, h.free_flash, h.max_payload, h.window,
-                         h.features, h.firmware, h.kernels, h.board, h.ops)
+        return BoardInfo(**vars(h))
 
     def preflight(self, data, name=None):
         """Refuse, before any write, a blob this board cannot run or hold (PreflightError)."""
