@@ -2,9 +2,10 @@
 
 Usage: plan([(size, first, last), ...]) -> (offsets, arena_size). A buffer is
 alive from op index `first` to op index `last` inclusive; two buffers whose
-lifetimes overlap never share bytes. Greedy by size, largest first, each at the
-lowest aligned offset that fits between buffers already placed (the same
-strategy as TFLite Micro's GreedyMemoryPlanner).
+lifetimes overlap never share bytes. Each buffer goes at the lowest aligned
+offset that fits between buffers already placed, in one of a few orders
+(largest first, as TFLite Micro's GreedyMemoryPlanner; by first use; by
+size x lifetime); the smallest arena wins. Deterministic.
 """
 
 ALIGN = 16
@@ -14,8 +15,25 @@ def _align(n, a=ALIGN):
     return (n + a - 1) // a * a
 
 
+_ORDERS = (
+    lambda b, i: (-b[0], b[1], i),  # largest first
+    lambda b, i: (b[1], -b[0], i),  # first used first
+    lambda b, i: (-b[0] * (b[2] - b[1] + 1), i),  # most bytes x ops first
+    lambda b, i: (-(b[2] - b[1]), -b[0], i),  # longest lived first
+)
+
+
 def plan(buffers, align=ALIGN):
-    order = sorted(range(len(buffers)), key=lambda i: (-buffers[i][0], buffers[i][1], i))
+    best = None
+    for key in _ORDERS:
+        order = sorted(range(len(buffers)), key=lambda i: key(buffers[i], i))
+        result = _place(buffers, order, align)
+        if best is None or result[1] < best[1]:
+            best = result
+    return best
+
+
+def _place(buffers, order, align):
     offsets = [0] * len(buffers)
     placed = []  # (offset, end, first, last)
     arena = 0

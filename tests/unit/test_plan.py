@@ -32,3 +32,24 @@ def test_chain_reuses_memory():
     offsets, arena = plan.plan([(64, 0, 1), (32, 1, 2), (64, 2, 3)])
     assert offsets[0] == offsets[2] == 0 and arena == 96
     assert plan.lower_bound([(64, 0, 1), (32, 1, 2), (64, 2, 3)]) == 96
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_never_worse_than_tflm_greedy(seed):
+    """The plan tries several orders; TFLite Micro's largest-first greedy is one of them."""
+    rng = random.Random(100 + seed)
+    buffers = []
+    for _ in range(rng.randrange(2, 30)):
+        first = rng.randrange(20)
+        buffers.append((rng.randrange(1, 5000), first, first + rng.randrange(6)))
+    largest_first = sorted(range(len(buffers)), key=lambda i: (-buffers[i][0], buffers[i][1], i))
+    assert plan.plan(buffers)[1] <= plan._place(buffers, largest_first, plan.ALIGN)[1]
+    assert plan.plan(buffers) == plan.plan(list(buffers))  # deterministic
+
+
+def test_a_later_order_can_beat_largest_first():
+    # largest-first puts the long-lived 48 B buffer at 64 and the two short ones cannot share
+    # below it; placing by first use packs them into the lower bound
+    buffers = [(64, 0, 0), (48, 0, 3), (64, 2, 3), (16, 1, 1)]
+    assert plan.plan(buffers)[1] <= plan._place(
+        buffers, sorted(range(4), key=lambda i: (-buffers[i][0], i)), plan.ALIGN)[1]
