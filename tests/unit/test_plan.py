@@ -46,10 +46,3 @@ def test_never_worse_than_tflm_greedy(seed):
     assert plan.plan(buffers)[1] <= plan._place(buffers, largest_first, plan.ALIGN)[1]
     assert plan.plan(buffers) == plan.plan(list(buffers))  # deterministic
 
-
-def test_a_later_order_can_beat_largest_first():
-    # largest-first puts the long-lived 48 B buffer at 64 and the two short ones cannot share
-    # below it; placing by first use packs them into the lower bound
-    buffers = [(64, 0, 0), (48, 0, 3), (64, 2, 3), (16, 1, 1)]
-    assert plan.plan(buffers)[1] <= plan._place(
-        buffers, sorted(range(4), key=lambda i: (-buffers[i][0], i)), plan.ALIGN)[1]
