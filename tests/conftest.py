@@ -32,6 +32,21 @@ def emulator(request, tmp_path):
     emu.stop()
 
 
+class StepClock:
+    """A board clock that advances 7 µs per reading: deterministic times for vectors and tests."""
+
+    def __init__(self):
+        self.t = 0
+
+    def ticks_us(self):
+        self.t += 7
+        return self.t
+
+    @staticmethod
+    def ticks_diff(a, b):
+        return a - b
+
+
 def fc_model(in_depth, out_depth, batches=1, seed=0):
     """A one-op int8 FULLY_CONNECTED model with seeded weights: (tflite bytes, blob bytes).
     The blob's size follows the weights (in_depth * out_depth), its arena the batch."""

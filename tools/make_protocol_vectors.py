@@ -81,24 +81,12 @@ def main():
     from npufw.board import Board
     from npufw.server import Server
     from npufw.store import Store
-    from tests.conftest import fc_model
-
-    class Clock:
-        t = 0
-
-        @classmethod
-        def ticks_us(cls):
-            cls.t += 7
-            return cls.t
-
-        @staticmethod
-        def ticks_diff(a, b):
-            return a - b
+    from tests.conftest import StepClock, fc_model
 
     blob = fc_model(8, 4, seed=9)[1]
     steps = session_requests(codec, blob)
     with tempfile.TemporaryDirectory() as tmp:
-        server = Server(Board(None, Store(tmp + "/flash", LIMITS["flash"]), Clock, _kernels,
+        server = Server(Board(None, Store(tmp + "/flash", LIMITS["flash"]), StepClock(), _kernels,
                               dict(LIMITS), "k"))
         session = []
         for note, t, q, p in steps:

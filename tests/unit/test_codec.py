@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from npu_sdk.link import codec
 from npufw import frame, server
-from tests.conftest import ROOT
+from tests.conftest import ROOT, StepClock
 
 VECTORS = ROOT / "tests" / "vectors" / "protocol"
 
@@ -105,19 +105,6 @@ def test_frame_vectors_through_both_codecs():
         assert codec.decode(bytes.fromhex(raw)) is None and frame.decode(bytes.fromhex(raw)) is None
 
 
-class VectorClock:
-    t = 0
-
-    @classmethod
-    def ticks_us(cls):
-        cls.t += 7
-        return cls.t
-
-    @staticmethod
-    def ticks_diff(a, b):
-        return a - b
-
-
 def same_answer(got, want):
     """Answers match byte for byte, except the text CPython and MicroPython put in a
     'malformed request' message (their struct errors are worded differently)."""
@@ -134,9 +121,8 @@ def test_session_vectors_on_the_firmware_and_the_sdk():
     from npufw.board import Board
     from npufw.store import Store
     v = json.loads((VECTORS / "session.json").read_text())
-    VectorClock.t = 0
     with tempfile.TemporaryDirectory() as tmp:
-        srv = server.Server(Board(None, Store(tmp + "/flash", v["limits"]["flash"]), VectorClock,
+        srv = server.Server(Board(None, Store(tmp + "/flash", v["limits"]["flash"]), StepClock(),
                                   _kernels, dict(v["limits"]), v["kernels"]))
         for step in v["session"]:
             request = bytes.fromhex(step["request"])
@@ -185,7 +171,7 @@ def test_the_server_answers_any_request_and_keeps_serving(ftype, payload):
     class B:
         limits = {"ram": 1 << 16, "flash": 1 << 16, "board": "fuzz"}
         npu = npu_name = None
-        clock = VectorClock
+        clock = StepClock()
         store = _fuzz_store()
     srv = server.Server(B())
     reply = srv.handle(codec.encode(ftype, 3, payload)[1:-1])

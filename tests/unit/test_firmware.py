@@ -14,7 +14,7 @@ from npufw import server as fw_server
 from npufw.board import Board
 from npufw.interp import Model
 from npufw.store import Store
-from tests.conftest import DIGITS_INT8, ROOT
+from tests.conftest import DIGITS_INT8, ROOT, StepClock
 
 FIRMWARE = ROOT / "firmware"
 
@@ -33,24 +33,11 @@ def test_every_firmware_file_compiles_with_mpy_cross(tmp_path):
             assert out.stat().st_size > 0
 
 
-class _Clock:
-    t = 0
-
-    @classmethod
-    def ticks_us(cls):
-        cls.t += 7
-        return cls.t
-
-    @staticmethod
-    def ticks_diff(a, b):
-        return a - b
-
-
 @pytest.fixture
 def board(tmp_path):
     from npu_emulator import _kernels
     store = Store(str(tmp_path / "flash"), 64 * 1024)
-    return Board(None, store, _Clock, _kernels, {"ram": 1 << 20, "flash": 64 * 1024, "board": "t"}, "c")
+    return Board(None, store, StepClock(), _kernels, {"ram": 1 << 20, "flash": 64 * 1024, "board": "t"}, "c")
 
 
 def call(srv, ftype, payload=b"", seq=5):
