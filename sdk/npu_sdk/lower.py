@@ -432,9 +432,10 @@ def _q4_input_params(input_scale, what):
     return mult, shift, radius
 
 
-def logistic_lut(input_scale, input_zero_point):
-    """LOGISTIC int8 as TFLM's reference_integer_ops::Logistic (output 1/256, -128)."""
-    mult, shift, radius = _q4_input_params(input_scale, "logistic")
+def _saturating_lut(input_scale, input_zero_point, what, inner):
+    """The LUT of an op that saturates outside TFLM's input radius and applies `inner` to
+    the input rescaled to Q4.27 everywhere else (LOGISTIC, TANH)."""
+    mult, shift, radius = _q4_input_params(input_scale, what)
     out = []
     for q in _INPUTS:
         x = q - input_zero_point
@@ -443,32 +444,33 @@ def logistic_lut(input_scale, input_zero_point):
         elif x >= radius:
             out.append(INT8_MAX)
         else:
-            a = multiply_by_quantized_multiplier(x, mult, shift)
-            if a == 0:
-                r = 1 << 30
-            else:
-                pos = _one_over_one_plus_x(_exp_on_negative_values(-abs(a), 4))
-                r = pos if a > 0 else INT32_MAX - pos
-            out.append(_rdbpot(r, 23) - 128)
+            out.append(inner(multiply_by_quantized_multiplier(x, mult, shift)))
     return _table(out)
+
+
+def _logistic(a):
+    if a == 0:
+        r = 1 << 30
+    else:
+        pos = _one_over_one_plus_x(_exp_on_negative_values(-abs(a), 4))
+        r = pos if a > 0 else INT32_MAX - pos
+    return _rdbpot(r, 23) - 128
+
+
+def _tanh(a):
+    # ExactMulByPot<1>: the same raw value read with 5 integer bits.
+    t = 0 if a == 0 else _one_minus_x_over_one_plus_x(_exp_on_negative_values(-abs(a), 5))
+    return _rdbpot(-t if a < 0 else t, 24)
+
+
+def logistic_lut(input_scale, input_zero_point):
+    """LOGISTIC int8 as TFLM's reference_integer_ops::Logistic (output 1/256, -128)."""
+    return _saturating_lut(input_scale, input_zero_point, "logistic", _logistic)
 
 
 def tanh_lut(input_scale, input_zero_point):
     """TANH int8 as TFLM's reference_integer_ops::Tanh (output 1/128, 0)."""
-    mult, shift, radius = _q4_input_params(input_scale, "tanh")
-    out = []
-    for q in _INPUTS:
-        x = q - input_zero_point
-        if x <= -radius:
-            out.append(INT8_MIN)
-        elif x >= radius:
-            out.append(INT8_MAX)
-        else:
-            a = multiply_by_quantized_multiplier(x, mult, shift)
-            # ExactMulByPot<1>: the same raw value read with 5 integer bits.
-            t = 0 if a == 0 else _one_minus_x_over_one_plus_x(_exp_on_negative_values(-abs(a), 5))
-            out.append(_rdbpot(-t if a < 0 else t, 24))
-    return _table(out)
+    return _saturating_lut(input_scale, input_zero_point, "tanh", _tanh)
 
 
 def requantize_lut(input_scale, input_zero_point, output_scale, output_zero_point):
