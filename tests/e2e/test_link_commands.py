@@ -96,6 +96,22 @@ def test_a_cut_transfer_resumes_where_the_board_stopped(core, tmp_path):
     assert sorted(os.listdir(flash_dir)) == ["m.npb"]
 
 
+def test_the_board_skips_a_blob_it_holds_without_rewriting_it(emulator, tmp_path):
+    """Skip on the board's side too: a host that does not LIST first (skip_if_same=False) gets
+    FLASH_BEGIN's `installed` answer, sends no data and the installed file is left as it was."""
+    _, blob = fc_model(32, 64, seed=9)
+    model = tmp_path / "flash" / "m.npb"
+    with Board(emulator.port) as board:
+        board.flash(blob, "m")
+        before = model.stat()
+        board.flash(blob, "m", skip_if_same=False)
+        r = board.last_flash
+        assert (r.skipped, r.sent, r.resumed) == (True, 0, 0)
+        assert [(e.name, e.blob_id) for e in board.list()] == [("m", blob[-32:])]
+    after = model.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+
+
 def test_long_inputs_are_staged_and_an_over_long_frame_is_answered(emulator):
     """A RUN input longer than the board's frames goes up with INPUT; a frame too long for the
     board (an old host) gets error 12 at once instead of a timeout."""
