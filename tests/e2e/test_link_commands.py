@@ -112,6 +112,33 @@ def test_the_board_skips_a_blob_it_holds_without_rewriting_it(emulator, tmp_path
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
 
 
+@pytest.mark.parametrize("core", ["cpython", "micropython"])
+def test_a_killed_host_resumes_from_what_the_board_verified(core, tmp_path):
+    """`npu flash` killed mid-transfer (SIGKILL: no goodbye); the next `npu flash` continues from
+    the board's own position and sends every byte once."""
+    import time
+    _, blob = fc_model(64, 640, seed=6)  # 45 KB: about 4 s at 115200 baud
+    src = tmp_path / "m.npb"
+    src.write_bytes(blob)
+    part = tmp_path / "flash" / "m.part"
+    emu = Emulator(core, flash_dir=tmp_path / "flash", baud=115200)
+    try:
+        host = subprocess.Popen(NPU + ["flash", str(src), "--port", emu.port])
+        deadline = time.monotonic() + 30
+        while (not part.exists() or part.stat().st_size < 8192) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        host.kill()
+        host.wait()
+        cut = part.stat().st_size
+        assert 8192 <= cut < len(blob)
+        r = json.loads(npu("flash", src, "--port", emu.port, "--json").stdout)
+        assert r["resumed_from"] >= cut and r["sent"] == len(blob) - r["resumed_from"]
+        with Board(emu.port) as board:
+            assert [(e.name, e.blob_id) for e in board.list()] == [("m", blob[-32:])]
+    finally:
+        emu.stop()
+
+
 def test_long_inputs_are_staged_and_an_over_long_frame_is_answered(emulator):
     """A RUN input longer than the board's frames goes up with INPUT; a frame too long for the
     board (an old host) gets error 12 at once instead of a timeout."""
