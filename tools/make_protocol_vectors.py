@@ -3,7 +3,7 @@
 frames.json: (type, seq, payload) -> wire bytes, plus damaged wires that must not decode.
 session.json: a scripted session of request frames and the answers a fresh board gives
 (the firmware server on CPython with a fixed board: limits, a clock ticking 7 µs per
-reading, kernel set "k"). tests/unit/test_codec.py replays it through the SDK codec and
+reading, kernel set "k"), ending with a device key (KEY, signed FLASH_BEGIN, error 13). tests/unit/test_codec.py replays it through the SDK codec and
 the firmware on CPython; tests/conformance/test_firmware_codecs_on_vm.py on the MicroPython VM.
 
     python tools/make_protocol_vectors.py        # rewrites the files; commit them
