@@ -251,8 +251,9 @@ def cmd_keys_provision(args):
             board.provision_key(new, old)
         except LinkError as e:  # the board may have taken the key: keep it
             keys.publish(tmp, args.out)
-            raise NpuError("%s; the key sent is in %s: `npu info` shows whether the board has a "
-                           "key" % (e, args.out)) from e
+            raise NpuError("no answer to the new key (%s): the board may have it, so the key "
+                           "sent is in %s; `npu info` shows whether the board has a key"
+                           % (e, args.out)) from e
         except BaseException:  # refused (BoardError 13): no key file
             os.remove(tmp)
             raise

@@ -185,3 +185,28 @@ def test_cli_refuses_a_file_that_is_not_a_key(emulator, tmp_path):
     bad.write_text("not hex\n")
     r = npu("flash", DIGITS_INT8, "--port", emulator.port, "--key", bad, check=False)
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "not a device key file" in r.stderr
+
+
+def test_cli_keeps_the_key_when_the_board_went_silent_after_taking_it(tmp_path, models):
+    """The power fails right after the board stored the new key (device.key.ok: complete), before
+    it answered: the CLI cannot tell whether the board took the key, so it keeps the key file
+    and says so; after the restart the board has that key."""
+    flash_dir, key_file = tmp_path / "flash", tmp_path / "board.key"
+    flash_dir.mkdir()
+    emu = Emulator("cpython", flash_dir=flash_dir, power_cut_after_writes=2)  # .tmp, .tmp -> .ok
+    try:
+        r = npu("keys", "provision", "--port", emu.port, "--out", key_file, "--timeout", 1,
+                check=False)
+        assert emu.wait() == 3  # the emulator's power-cut exit
+    finally:
+        emu.stop()
+    assert r.returncode == 1 and r.stderr.count("\n") == 1
+    assert "the key sent is in %s" % key_file in r.stderr and "npu info" in r.stderr
+    assert sorted(os.listdir(tmp_path)) == ["board.key", "flash"]
+    emu = Emulator("cpython", flash_dir=flash_dir)
+    try:
+        with Board(emu.port, timeout=5) as board:
+            assert board.info.keyed
+            board.flash(models["A"][0], "m", key=bytes.fromhex(key_file.read_text()))
+    finally:
+        emu.stop()
