@@ -55,6 +55,6 @@ def publish(tmp, path):
     try:
         os.link(tmp, path)
     except OSError as e:
-        raise NpuError("the board has the new key but %s cannot be written (%s): the key is in %s"
+        raise NpuError("cannot create key file %s (%s): the key sent to the board is in %s"
                        % (path, e.strerror or e, tmp)) from e
     os.remove(tmp)
