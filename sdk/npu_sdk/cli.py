@@ -112,8 +112,8 @@ def _write_atomic(path, data):
 
 
 def cmd_validate(args):
-    from . import validate
-    with _board(args) as board:
+    from . import keys, validate
+    with _board(args, key=keys.load(args.key) if args.key else None) as board:
         rep = validate.validate(args.model, board, args.inputs, name=args.name)
     print(json.dumps(rep) if args.json else validate.format_text(rep))
     return 0 if rep["bit_exact"] else 1
@@ -441,6 +441,11 @@ def build_parser():
         sp.add_argument("--trace", action="store_true",
                         help="print every frame both ways, with timestamps, on stderr")
 
+    def key_arg(sp):
+        sp.add_argument("--key", default=os.environ.get("NPU_KEY"), metavar="FILE",
+                        help="sign blobs with this device key file, for a board given one with "
+                             "`npu keys provision` (default: $NPU_KEY)")
+
     def quant_args(sp):
         sp.add_argument("--calib", help="representative inputs (.npy, or .npz with key x or one key per "
                                         "input) to quantize a float model to int8")
@@ -475,6 +480,7 @@ def build_parser():
     sp.add_argument("--inputs", help=".npz (key x, or one key per input) or .npy with a batch of samples "
                                      "(default: a seeded generated set)")
     sp.add_argument("--name", default="validate", help="model name used on the board (default: validate)")
+    key_arg(sp)
     board_args(sp)
     sp.set_defaults(func=cmd_validate)
 
@@ -487,9 +493,7 @@ def build_parser():
                                       "on the board")
     sp.add_argument("model", help="an .npb blob or an int8 .tflite model")
     sp.add_argument("--name", help="model name on the board (default: the file's stem)")
-    sp.add_argument("--key", default=os.environ.get("NPU_KEY"), metavar="FILE",
-                    help="sign the blob with this device key file, for a board given one with "
-                         "`npu keys provision` (default: $NPU_KEY)")
+    key_arg(sp)
     board_args(sp)
     sp.set_defaults(func=cmd_flash)
 

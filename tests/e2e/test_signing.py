@@ -159,6 +159,10 @@ def test_cli_keys_provision_flash_and_clear(emulator, tmp_path):
     assert json.loads(npu("ls", "--port", port, "--json").stdout) == []
     npu("flash", DIGITS_INT8, "--name", "d", "--port", port, "--key", key_file)
     assert [e["name"] for e in json.loads(npu("ls", "--port", port, "--json").stdout)] == ["d"]
+    r = npu("validate", DIGITS_INT8, "--name", "d", "--port", port, check=False)
+    assert r.returncode == 1 and "signed with its device key" in r.stderr
+    assert json.loads(npu("validate", DIGITS_INT8, "--name", "d", "--port", port, "--key", key_file,
+                          "--json").stdout)["bit_exact"]
 
     # an existing key file is never overwritten; a keyed board wants its old key
     r = npu("keys", "provision", "--port", port, "--out", key_file, check=False)

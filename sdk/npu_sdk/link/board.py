@@ -82,8 +82,9 @@ class Board:
     """
 
     def __init__(self, port, baudrate=DEFAULT_BAUD, timeout=10.0, retries=2, trace=None,
-                 on_log=None):
+                 on_log=None, key=None):
         self.port = port
+        self.key = key  # the device key flash() signs with when it is given none
         self.serial = open_port(port, baudrate)
         self.timeout = timeout
         self.retries = retries
@@ -227,15 +228,16 @@ class Board:
         cut (host, cable, board reset) resumes from what the board verified; a blob the board
         already holds under `name` is not sent again (with `skip_if_same`, the default, not
         even FLASH_BEGIN: LIST tells). `preflight=False` skips the host's checks (the board checks anyway).
-        `key` (32 bytes, the board's device key) signs the blob: a keyed board (`info.keyed`)
-        installs nothing unsigned, and checks the signature before any data is sent.
+        `key` (32 bytes, the board's device key; default: the Board's `key`) signs the blob: a
+        keyed board (`info.keyed`) installs nothing unsigned, and checks the signature before
+        any data is sent.
         Returns a ModelSpec; `self.last_flash` is a FlashResult.
         """
         data, spec = load_model(source, name)
         name = spec.name
         t0 = time.monotonic()
         result = FlashResult(name, len(data))
-        mac = self._signature(data, key, preflight)
+        mac = self._signature(data, self.key if key is None else key, preflight)
         # a keyed board checks the key even for a blob it holds: ask it with FLASH_BEGIN
         if skip_if_same and not self.info.keyed and any(e.name == name and e.blob_id == bytes(data[-32:])
                                 for e in self.list()):
