@@ -3,7 +3,7 @@
 frames.json: (type, seq, payload) -> wire bytes, plus damaged wires that must not decode.
 session.json: a scripted session of request frames and the answers a fresh board gives
 (the firmware server on CPython with a fixed board: limits, a clock ticking 7 µs per
-reading, kernel set "k"). tests/unit/test_codec.py replays it through the SDK codec and
+reading, kernel set "k"), ending with a device key (KEY, signed FLASH_BEGIN, error 13). tests/unit/test_codec.py replays it through the SDK codec and
 the firmware on CPython; tests/conformance/test_firmware_codecs_on_vm.py on the MicroPython VM.
 
     python tools/make_protocol_vectors.py        # rewrites the files; commit them
@@ -73,6 +73,32 @@ def session_requests(codec, blob):
     ]
 
 
+def signing_requests(codec, blob):
+    """The session goes on with a device key (KEY, signed FLASH_BEGIN, error 13)."""
+    key, other = bytes(range(32)), bytes(range(100, 132))
+
+    def begin(mac=None):
+        return codec.flash_begin_request(len(blob), blob[-32:], "s", mac)
+    return [
+        ("key: a board without one takes it", codec.KEY, 28, codec.key_request(key)),
+        ("hello: keyed", codec.HELLO, 29, codec.hello_request()),
+        ("flash begin unsigned: refused", codec.FLASH_BEGIN, 30, begin()),
+        ("flash begin signed with another key: refused", codec.FLASH_BEGIN, 31,
+         begin(codec.blob_mac(other, blob[-32:]))),
+        ("flash begin signed", codec.FLASH_BEGIN, 32, begin(codec.blob_mac(key, blob[-32:]))),
+        ("all the data", codec.FLASH_DATA, 33, codec.flash_data_request(0, blob)),
+        ("flash end: installed", codec.FLASH_END, 34, b""),
+        ("signed, already installed", codec.FLASH_BEGIN, 35, begin(codec.blob_mac(key, blob[-32:]))),
+        ("unsigned, already installed: refused", codec.FLASH_BEGIN, 36, begin()),
+        ("new key without proof: refused", codec.KEY, 37, codec.key_request(other)),
+        ("new key, proof from another key: refused", codec.KEY, 38, codec.key_request(other, other)),
+        ("new key with the old one's proof", codec.KEY, 39, codec.key_request(other, key)),
+        ("key cleared", codec.KEY, 40, codec.key_request(bytes(32), other)),
+        ("malformed key", codec.KEY, 41, bytes(10)),
+        ("hello: not keyed", codec.HELLO, 42, codec.hello_request()),
+    ]
+
+
 def main():
     sys.path[:0] = [os.path.join(ROOT, "sdk"), os.path.join(ROOT, "firmware"),
                     os.path.join(ROOT, "board_emulator"), ROOT]
@@ -98,6 +124,10 @@ def main():
         damaged[3] ^= 0x10
         session.append(dict(note="damaged: no answer", request=bytes(damaged).hex(),
                             answer=server.handle(bytes(damaged[1:-1]))))
+        for note, t, q, p in signing_requests(codec, blob):
+            request = codec.encode(t, q, p)
+            answer = server.handle(request[1:-1])
+            session.append(dict(note=note, request=request.hex(), answer=answer.hex()))
     os.makedirs(OUT, exist_ok=True)
     with open(os.path.join(OUT, "frames.json"), "w") as f:
         json.dump(frame_vectors(codec), f, indent=1)

@@ -8,7 +8,7 @@ offset it has verified so far (NAK with the same offset when a gap precedes the 
 """
 import struct
 
-from . import blobfmt, frame, stream
+from . import blobfmt, frame, sign, stream
 from .store import valid_name
 
 PROTOCOL_VERSION = 1
@@ -28,6 +28,7 @@ CONSOLE = 0x08
 REPL = 0x09
 INPUT = 0x0A
 OUTPUT = 0x0B
+KEY = 0x0C
 LOG = 0x40
 RESPONSE = 0x80
 NAK = 0xFE
@@ -37,6 +38,8 @@ F_DEFLATE = 1
 F_REPL = 2
 F_PROFILE = 4
 F_STAGING = 8  # INPUT and OUTPUT requests, RUN_STAGED and RUN_HOLD
+F_SIGNING = 16  # KEY requests and signed FLASH_BEGIN
+F_KEYED = 32  # this board has a device key: it installs only blobs signed with it
 
 BEGIN_SEND = 0
 BEGIN_INSTALLED = 1
@@ -58,6 +61,7 @@ E_BAD_NAME = 9
 E_INTERNAL = 10
 E_UNAVAILABLE = 11
 E_TOO_LONG = 12
+E_SIGNATURE = 13
 
 
 # what a short or malformed payload raises: struct.error on CPython, ValueError on MicroPython
@@ -121,7 +125,8 @@ class Server:
         self.handlers = {HELLO: self.hello, FLASH_BEGIN: self.flash_begin,
                          FLASH_DATA: self.flash_data, FLASH_END: self.flash_end,
                          LIST: self.list, RUN: self.run, RM: self.rm, CONSOLE: self.console_on,
-                         REPL: self.repl, INPUT: self.input, OUTPUT: self.output}
+                         REPL: self.repl, INPUT: self.input, OUTPUT: self.output,
+                         KEY: self.key}
         self.staging = None  # [Model, [bytes staged per input]]: INPUT writes into the arena
         self.held = None  # the Model whose outputs a RUN left for OUTPUT
 
@@ -219,7 +224,9 @@ class Server:
         self.console = False  # a new session: logs only on request
         lim = self.board.limits
         # F_DEFLATE is not announced: FLASH_DATA does not carry deflate streams yet
-        features = F_PROFILE | F_STAGING | (F_REPL if lim.get("repl") else 0)
+        features = F_PROFILE | F_STAGING | F_SIGNING | (F_REPL if lim.get("repl") else 0)
+        if self.board.store.key() is not None:
+            features |= F_KEYED
         ops = sorted(blobfmt.OPS)
         return (struct.pack("<HIIIIII", PROTOCOL_VERSION, lim["ram"], lim["flash"],
                             self.board.store.free(True), MAX_PAYLOAD, WINDOW, features)
@@ -231,7 +238,8 @@ class Server:
         blob_id = bytes(p[4:36])
         if len(blob_id) != 32:
             raise ValueError("short blob id")
-        name = _name(p, 36)[0]
+        name, pos = _name(p, 36)
+        self._check_signature(blob_id, bytes(p[pos:]))
         store = self.board.store
         meta = struct.pack("<I", size) + blob_id
         state = self.flashing
@@ -266,6 +274,21 @@ class Server:
             self.log("flash %s: %d bytes" % (name, size))
         self.flashing = _Flashing(name, size, blob_id, part, written)
         return struct.pack("<BI", BEGIN_SEND, written)
+
+    def _check_signature(self, blob_id, mac):
+        """A keyed board takes only blobs whose FLASH_BEGIN carries mac = HMAC-SHA256(key,
+        "npu-blob" + blob_id); FLASH_END checks the whole blob against blob_id."""
+        if mac and len(mac) != 32:
+            raise ValueError("FLASH_BEGIN signature must be 32 bytes, got %d" % len(mac))
+        key = self.board.store.key()
+        if key is None:
+            return  # not provisioned: any blob, signed or not
+        if not mac:
+            raise Refused(E_SIGNATURE, "board accepts only blobs signed with its device key: flash "
+                          "with --key FILE (the file `npu keys provision` wrote)")
+        if not sign.equal(sign.blob_mac(key, blob_id), mac):
+            raise Refused(E_SIGNATURE, "signature does not match this board's key: flash with the "
+                          "key file `npu keys provision` wrote for this board")
 
     def flash_data(self, p):
         state = self.flashing
@@ -326,6 +349,29 @@ class Server:
         self._drop(name)  # before the commit renames its file
         store.commit(name)
         self.log("flash %s: installed" % name)
+        return b""
+
+    def key(self, p):
+        """KEY: new_key[32], proof[32] -> empty. proof = HMAC-SHA256(old key, new_key) when
+        the board has a key (zeros when not); an all-zero new_key removes the key."""
+        if len(p) != 64:
+            raise ValueError("KEY takes 64 bytes (new key, proof), got %d" % len(p))
+        new, proof = bytes(p[:32]), bytes(p[32:])
+        store = self.board.store
+        old = store.key()
+        if old is not None and not sign.equal(sign.hmac_sha256(old, new), proof):
+            if proof == bytes(32):
+                raise Refused(E_SIGNATURE, "KEY refused: the board already has a key; give the "
+                              "old one with --old-key")
+            raise Refused(E_SIGNATURE, "KEY refused: the proof does not match the board's key; "
+                          "give the key file this board was provisioned with")
+        self._abort()  # an open transfer was accepted under the old key: BEGIN it again
+        if new == bytes(32):
+            store.set_key(None)
+            self.log("key cleared: any blob is accepted")
+        else:
+            store.set_key(new)
+            self.log("key set: only blobs signed with it are accepted")
         return b""
 
     def _abort(self):

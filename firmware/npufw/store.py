@@ -25,12 +25,19 @@ length: every byte in it arrived in a CRC-checked frame, and FLASH_END checks th
 whole blob anyway. A sidecar without its NAME.part, or a NAME.part without a sidecar,
 is deleted at start-up. commit() removes the sidecar last.
 
+The device key (KEY request, docs/protocol.md) lives in KEY_FILE, written the same
+whole-or-nothing way: KEY_FILE.tmp (never trusted), renamed to KEY_FILE.ok (complete), then
+renamed over KEY_FILE; recover() finishes a .ok and deletes a .tmp. After any cut the board
+holds the old key or the new one. None of these names can be a model's (they have no model
+extension).
+
 on_write, when given, is called after every flash write (create, data, rename,
 remove) with what was written: the emulator uses it to cut power at a chosen write.
 """
 import os
 
 _MAX_NAME = 32
+KEY_FILE = "device.key"
 
 
 def valid_name(name):
@@ -110,6 +117,11 @@ class Store:
         for f in files:
             if f.endswith(".old") and f[:-4] + ".npb" not in files:
                 self._rename(self.root + "/" + f, self.path(f[:-4]))
+        files = os.listdir(self.root)
+        if KEY_FILE + ".ok" in files:
+            self._rename(self._key_path(".ok"), self._key_path())
+        if KEY_FILE + ".tmp" in files:
+            self._remove(self._key_path(".tmp"))
         files = os.listdir(self.root)
         for f in files:
             if f.endswith(".part") and f[:-5] + ".sid" not in files:
@@ -231,3 +243,28 @@ class Store:
 
     def partials(self):
         return sorted(f[:-4] for f in os.listdir(self.root) if f.endswith(".sid"))
+
+    # --- the device key ------------------------------------------------------------
+
+    def _key_path(self, ext=""):
+        return self.root + "/" + KEY_FILE + ext
+
+    def key(self):
+        """The device key (bytes), or None when the board has none."""
+        try:
+            with open(self._key_path(), "rb") as f:
+                return f.read()
+        except OSError:
+            return None
+
+    def set_key(self, key):
+        """Store `key` whole-or-nothing (see the module docstring); None removes it."""
+        if key is None:
+            if _exists(self._key_path()):
+                self._remove(self._key_path())
+            return
+        with open(self._key_path(".tmp"), "wb") as f:
+            f.write(key)
+        self._wrote("create " + self._key_path(".tmp"))
+        self._rename(self._key_path(".tmp"), self._key_path(".ok"))
+        self._rename(self._key_path(".ok"), self._key_path())

@@ -112,8 +112,8 @@ def _write_atomic(path, data):
 
 
 def cmd_validate(args):
-    from . import validate
-    with _board(args) as board:
+    from . import keys, validate
+    with _board(args, key=keys.load(args.key) if args.key else None) as board:
         rep = validate.validate(args.model, board, args.inputs, name=args.name)
     print(json.dumps(rep) if args.json else validate.format_text(rep))
     return 0 if rep["bit_exact"] else 1
@@ -125,13 +125,15 @@ def cmd_emulate(args):
 
 
 def cmd_flash(args):
+    from . import keys
     from .link.board import load_model
     data, spec = load_model(args.model, args.name)  # compile or verify before touching the board
     name = spec.name
+    key = keys.load(args.key) if args.key else None
     bar = _progress_bar(args, len(data), name)
     try:
         with _board(args) as board:
-            board.flash(data, name, progress=bar.update if bar else None)
+            board.flash(data, name, progress=bar.update if bar else None, key=key)
             r = board.last_flash
     finally:
         if bar is not None:
@@ -232,6 +234,46 @@ def cmd_info(args):
           % (info["ram"], info["flash"], info["free_flash"], info["max_payload"], info["window"]))
     print("ops: %s" % ", ".join(info["ops"]))
     print("features: %s" % (", ".join(info["features"]) or "-"))
+    if "signing" in info["features"]:
+        print("device key: %s" % ("set: installs only blobs signed with it (npu flash --key FILE)"
+                                  if info["keyed"] else "none: installs any blob"))
+
+
+def cmd_keys_provision(args):
+    """Give the board a new random device key; write it to --out only once the board has it."""
+    from . import keys
+    from .errors import LinkError
+    old = keys.load(args.old_key) if args.old_key else None
+    new = keys.generate()
+    with _board(args) as board:
+        tmp = keys.stage(args.out, new)
+        try:
+            board.provision_key(new, old)
+        except LinkError as e:  # the board may have taken the key: keep it
+            keys.publish(tmp, args.out)
+            raise NpuError("no answer to the new key (%s): the board may have it, so the key "
+                           "sent is in %s; `npu info` shows whether the board has a key"
+                           % (e, args.out)) from e
+        except BaseException:  # refused (BoardError 13): no key file
+            os.remove(tmp)
+            raise
+    keys.publish(tmp, args.out)
+    if args.json:
+        print(json.dumps(dict(port=_port(args), key_file=args.out, keyed=True)))
+    else:
+        print("board on %s has a new device key, kept in %s: flash with --key %s"
+              % (_port(args), args.out, args.out))
+
+
+def cmd_keys_clear(args):
+    from . import keys
+    key = keys.load(args.key)
+    with _board(args) as board:
+        board.clear_key(key)
+    if args.json:
+        print(json.dumps(dict(port=_port(args), keyed=False)))
+    else:
+        print("board on %s has no device key: it installs any blob" % _port(args))
 
 
 def cmd_rm(args):
@@ -399,6 +441,11 @@ def build_parser():
         sp.add_argument("--trace", action="store_true",
                         help="print every frame both ways, with timestamps, on stderr")
 
+    def key_arg(sp):
+        sp.add_argument("--key", default=os.environ.get("NPU_KEY"), metavar="FILE",
+                        help="sign blobs with this device key file, for a board given one with "
+                             "`npu keys provision` (default: $NPU_KEY)")
+
     def quant_args(sp):
         sp.add_argument("--calib", help="representative inputs (.npy, or .npz with key x or one key per "
                                         "input) to quantize a float model to int8")
@@ -433,6 +480,7 @@ def build_parser():
     sp.add_argument("--inputs", help=".npz (key x, or one key per input) or .npy with a batch of samples "
                                      "(default: a seeded generated set)")
     sp.add_argument("--name", default="validate", help="model name used on the board (default: validate)")
+    key_arg(sp)
     board_args(sp)
     sp.set_defaults(func=cmd_validate)
 
@@ -445,6 +493,7 @@ def build_parser():
                                       "on the board")
     sp.add_argument("model", help="an .npb blob or an int8 .tflite model")
     sp.add_argument("--name", help="model name on the board (default: the file's stem)")
+    key_arg(sp)
     board_args(sp)
     sp.set_defaults(func=cmd_flash)
 
@@ -493,6 +542,21 @@ def build_parser():
                     help="without a terminal: seconds to print the board's output")
     board_args(sp)
     sp.set_defaults(func=cmd_repl)
+
+    sp = sub.add_parser("keys", help="the board's device key: once it has one, it installs only "
+                                     "blobs signed with it")
+    keys_sub = sp.add_subparsers(dest="keys_command", required=True, metavar="KEYS_COMMAND")
+    kp = keys_sub.add_parser("provision", help="give the board a new random device key and write "
+                                               "it to a file (mode 0600)")
+    kp.add_argument("--out", default="npu-device.key", metavar="FILE",
+                    help="key file to create (default: npu-device.key; never overwritten)")
+    kp.add_argument("--old-key", metavar="FILE", help="the key file the board has now, to replace it")
+    board_args(kp)
+    kp.set_defaults(func=cmd_keys_provision)
+    kp = keys_sub.add_parser("clear", help="remove the board's device key: it installs any blob again")
+    kp.add_argument("--key", required=True, metavar="FILE", help="the key file the board has now")
+    board_args(kp)
+    kp.set_defaults(func=cmd_keys_clear)
 
     sp = sub.add_parser("zoo", help="the model zoo that ships with npu-sdk")
     zoo_sub = sp.add_subparsers(dest="zoo_command", required=True, metavar="ZOO_COMMAND")

@@ -115,3 +115,26 @@ def test_protocol_vectors_on_the_vm():
     assert encoded == [c["wire"] for c in frames["frames"]]
     assert decoded == [[c["type"], c["seq"], c["payload"]] for c in frames["frames"]]
     assert damaged == [None] * len(frames["damaged"])
+
+
+_HMAC_SCRIPT = """
+import json
+from npufw import sign
+with open(DATA_DIR + '/cases.json') as f:
+    cases = json.load(f)
+print(json.dumps([sign.hmac_sha256(bytes.fromhex(k), bytes.fromhex(m)).hex() for k, m in cases]
+                 + [sign.equal(b'ab', b'ab'), sign.equal(b'ab', b'ac')]))
+"""
+
+
+def test_vm_hmac_is_pythons():
+    """The firmware's hand-made HMAC-SHA256 on the VM (no hmac module there) equals Python's."""
+    import hmac
+    rng = random.Random(3)
+    cases = [(bytes(rng.randrange(256) for _ in range(n)), bytes(rng.randrange(256) for _ in range(m)))
+             for n, m in ((0, 0), (32, 40), (63, 1), (64, 64), (65, 7), (200, 300))]
+    stdout, _ = run_script(_HMAC_SCRIPT, {"cases.json": json.dumps(
+        [[k.hex(), m.hex()] for k, m in cases]).encode()})
+    got = json.loads(stdout)
+    assert got[:-2] == [hmac.new(k, m, "sha256").hexdigest() for k, m in cases]
+    assert got[-2:] == [True, False]

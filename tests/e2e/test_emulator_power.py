@@ -143,3 +143,32 @@ def test_power_cut_on_a_filesystem_that_cannot_rename_over(k, tmp_path, monkeypa
     assert s.read("m") == b and open(s.path("m", ".old"), "rb").read() == a
     s.confirm("m")
     assert sorted(os.listdir(root)) == ["m.npb"] and s.read("m") == b
+
+
+@pytest.mark.parametrize("fat", [False, True])
+@pytest.mark.parametrize("k", range(1, 6))  # the last one: the write finishes before the cut
+def test_power_cut_while_replacing_the_device_key(k, fat, tmp_path, monkeypatch):
+    """KEY writes device.key.tmp, renames it to .ok, then over device.key (on FAT: remove,
+    rename): whatever write the power fails at, the restarted board has the old key or the
+    new one, and no leftovers."""
+    if fat:
+        monkeypatch.setattr(fw_store.os, "rename", _no_rename_over(os.rename))
+    root = str(tmp_path / "flash")
+    old, new = bytes(range(32)), bytes(range(1, 33))
+    fw_store.Store(root, 1 << 20).set_key(old)
+    count = [0]
+
+    def cut(what):
+        count[0] += 1
+        if count[0] == k:
+            raise _Cut(what)
+
+    try:
+        fw_store.Store(root, 1 << 20, on_write=cut).set_key(new)
+    except _Cut:
+        pass
+    s = fw_store.Store(root, 1 << 20)  # the restart: recover()
+    # writes: create .tmp, .tmp -> .ok, (FAT: remove the key,) .ok -> key. The cut comes
+    # after the write: from .ok on, the complete new key wins
+    assert s.key() == (old if k == 1 else new)
+    assert os.listdir(root) == ["device.key"]

@@ -14,9 +14,9 @@ from tests.conftest import DIGITS_INT8, ZOO, Emulator, fc_model
 NPU = [sys.executable, "-m", "npu_sdk"]
 
 
-def npu(*args, check=True, stdin=None):
+def npu(*args, check=True, stdin=None, env=None):
     proc = subprocess.run(NPU + [str(a) for a in args], capture_output=True, text=True, timeout=60,
-                          input=stdin)
+                          input=stdin, env=env)
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc

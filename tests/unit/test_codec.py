@@ -1,5 +1,6 @@
 """The link codec: the SDK's and the firmware's framing agree on every vector, both ways; the
 golden vectors in tests/vectors/protocol/ (tools/make_protocol_vectors.py) pin both."""
+import hmac
 import json
 import random
 import struct
@@ -10,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from npu_sdk.link import codec
-from npufw import frame, server
+from npufw import frame, server, sign
 from tests.conftest import ROOT, StepClock
 
 VECTORS = ROOT / "tests" / "vectors" / "protocol"
@@ -63,12 +64,42 @@ def test_garbage_is_survived():
 
 def test_message_tables_match():
     for name in ("HELLO", "FLASH_BEGIN", "FLASH_DATA", "FLASH_END", "LIST", "RUN", "RM", "CONSOLE",
-                 "REPL", "INPUT", "OUTPUT", "LOG", "RESPONSE", "NAK", "ERROR", "PROTOCOL_VERSION",
-                 "F_DEFLATE", "F_REPL", "F_PROFILE", "F_STAGING", "BEGIN_SEND", "BEGIN_INSTALLED",
+                 "REPL", "INPUT", "OUTPUT", "KEY", "LOG", "RESPONSE", "NAK", "ERROR",
+                 "PROTOCOL_VERSION", "F_DEFLATE", "F_REPL", "F_PROFILE", "F_STAGING", "F_SIGNING",
+                 "F_KEYED", "BEGIN_SEND", "BEGIN_INSTALLED",
                  "RUN_PROFILE", "RUN_STAGED", "RUN_HOLD", "OUT_HELD"):
         assert getattr(codec, name) == getattr(server, name), name
     fw_errors = {v for k, v in vars(server).items() if k.startswith("E_")}
     assert fw_errors == set(codec.ERRORS)
+    assert codec.SIGN_TAG == sign.TAG
+
+
+@given(st.binary(max_size=150), st.binary(max_size=300))
+@settings(max_examples=200, deadline=None, derandomize=True)
+def test_firmware_hmac_is_pythons(key, msg):
+    """Keys shorter and longer than SHA-256's 64-byte block; the board's MAC is the host's."""
+    assert sign.hmac_sha256(key, msg) == hmac.new(key, msg, "sha256").digest()
+    blob_id = msg[:32].ljust(32, b"\0")
+    assert sign.blob_mac(key, blob_id) == codec.blob_mac(key, blob_id)
+
+
+def test_mac_compare():
+    mac = codec.blob_mac(bytes(32), bytes(32))
+    assert sign.equal(mac, bytes(mac))
+    for i in (0, 17, 31):
+        other = bytearray(mac)
+        other[i] ^= 1
+        assert not sign.equal(mac, bytes(other))
+    assert not sign.equal(mac, mac[:31]) and not sign.equal(mac, b"")
+
+
+def test_signing_requests_layout():
+    key, new = bytes(range(32)), bytes(range(1, 33))
+    assert codec.key_request(new) == new + bytes(32)
+    assert codec.key_request(new, key) == new + hmac.new(key, new, "sha256").digest()
+    mac = codec.blob_mac(key, bytes(32))
+    plain = codec.flash_begin_request(9, bytes(32), "m")
+    assert codec.flash_begin_request(9, bytes(32), "m", mac) == plain + mac
 
 
 @pytest.mark.parametrize("s", ["", "digits", "ünïcode"])

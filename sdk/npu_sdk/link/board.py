@@ -23,8 +23,16 @@ class BoardInfo(codec.Hello):
         d["ops"] = [blob.OPNAMES.get(o, o) for o in self.ops]
         d["features"] = [n for bit, n in ((codec.F_DEFLATE, "deflate"), (codec.F_REPL, "repl"),
                                           (codec.F_PROFILE, "profile"),
-                                          (codec.F_STAGING, "staging")) if self.features & bit]
+                                          (codec.F_STAGING, "staging"),
+                                          (codec.F_SIGNING, "signing"),
+                                          (codec.F_KEYED, "keyed")) if self.features & bit]
+        d["keyed"] = self.keyed
         return d
+
+    @property
+    def keyed(self):
+        """The board has a device key: it installs only blobs signed with it."""
+        return bool(self.features & codec.F_KEYED)
 
 
 @dataclass
@@ -49,7 +57,8 @@ class FlashResult:
 
 
 class PreflightError(NpuError):
-    """The host refused to flash before sending anything: `kind` is "flash", "ram" or "op"."""
+    """The host refused to flash before sending anything: `kind` is "flash", "ram", "op" or
+    "signature" (a keyed board and no key)."""
 
     def __init__(self, kind, message):
         super().__init__(message)
@@ -73,8 +82,9 @@ class Board:
     """
 
     def __init__(self, port, baudrate=DEFAULT_BAUD, timeout=10.0, retries=2, trace=None,
-                 on_log=None):
+                 on_log=None, key=None):
         self.port = port
+        self.key = key  # the device key flash() signs with when it is given none
         self.serial = open_port(port, baudrate)
         self.timeout = timeout
         self.retries = retries
@@ -208,7 +218,7 @@ class Board:
                                     (" (on the board: %s)" % ", ".join(e.name for e in entries))
                                     if entries else ""))
 
-    def flash(self, source, name=None, progress=None, *, skip_if_same=True, chunk=CHUNK,
+    def flash(self, source, name=None, progress=None, *, key=None, skip_if_same=True, chunk=CHUNK,
               preflight=True):
         """Install a model as `name`; the board keeps its old model until this one verifies.
 
@@ -218,13 +228,18 @@ class Board:
         cut (host, cable, board reset) resumes from what the board verified; a blob the board
         already holds under `name` is not sent again (with `skip_if_same`, the default, not
         even FLASH_BEGIN: LIST tells). `preflight=False` skips the host's checks (the board checks anyway).
+        `key` (32 bytes, the board's device key; default: the Board's `key`) signs the blob: a
+        keyed board (`info.keyed`) installs nothing unsigned, and checks the signature before
+        any data is sent.
         Returns a ModelSpec; `self.last_flash` is a FlashResult.
         """
         data, spec = load_model(source, name)
         name = spec.name
         t0 = time.monotonic()
         result = FlashResult(name, len(data))
-        if skip_if_same and any(e.name == name and e.blob_id == bytes(data[-32:])
+        mac = self._signature(data, self.key if key is None else key, preflight)
+        # a keyed board checks the key even for a blob it holds: ask it with FLASH_BEGIN
+        if skip_if_same and not self.info.keyed and any(e.name == name and e.blob_id == bytes(data[-32:])
                                 for e in self.list()):
             result.skipped = True  # the board holds this exact blob: nothing to do
             result.seconds = time.monotonic() - t0
@@ -235,7 +250,7 @@ class Board:
             self.preflight(data, name)
         for attempt in (1, 2):
             state, verified = codec.parse_flash_begin(self.request(
-                codec.FLASH_BEGIN, codec.flash_begin_request(len(data), data[-32:], name)))
+                codec.FLASH_BEGIN, codec.flash_begin_request(len(data), data[-32:], name, mac)))
             if state == codec.BEGIN_INSTALLED:
                 result.skipped = True
                 break
@@ -255,6 +270,35 @@ class Board:
         self.last_flash = result
         self.models[name] = spec
         return spec
+
+    def _signature(self, data, key, preflight):
+        """The FLASH_BEGIN signature of blob `data` with `key`, or None where it has no use."""
+        if key is not None and len(key) != codec.KEY_SIZE:
+            raise ValueError("a device key is %d bytes, got %d" % (codec.KEY_SIZE, len(key)))
+        if key is None:
+            if preflight and self.info.keyed:
+                raise PreflightError("signature", "board accepts only blobs signed with its device "
+                                     "key: flash with --key FILE (the file `npu keys provision` "
+                                     "wrote)")
+            return None
+        if not self.info.features & codec.F_SIGNING:
+            return None  # an older firmware: it has no key and takes any blob
+        return codec.blob_mac(key, data[-32:])
+
+    def provision_key(self, new_key, old_key=None):
+        """Give the board device key `new_key` (32 bytes; from then on it installs only blobs
+        signed with it). A board that has a key wants it as `old_key` (BoardError code 13)."""
+        if len(new_key) != codec.KEY_SIZE or (old_key is not None and len(old_key) != codec.KEY_SIZE):
+            raise ValueError("a device key is %d bytes" % codec.KEY_SIZE)
+        if not self.info.features & codec.F_SIGNING:
+            raise NpuError("firmware %s cannot keep a device key: update the firmware"
+                             % self.info.firmware)
+        self.request(codec.KEY, codec.key_request(new_key, old_key))
+        self.info = self.hello()  # F_KEYED as it is now
+
+    def clear_key(self, old_key):
+        """Remove the board's device key (`old_key`, the one it has): it takes any blob again."""
+        self.provision_key(bytes(codec.KEY_SIZE), old_key)
 
     def _stream(self, data, start, chunk, progress, result):
         """Send data[start:] as FLASH_DATA: a window of chunks in flight, selective repeat.

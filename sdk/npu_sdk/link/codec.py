@@ -8,6 +8,8 @@ Frame: 0x7E, escaped(type u8, seq u8, payload, CRC-32 LE over type..payload), 0x
 with 0x7D -> 7D 5D and 0x7E -> 7D 5E inside.
 """
 import binascii
+import hashlib
+import hmac
 import struct
 from dataclasses import dataclass
 
@@ -27,6 +29,7 @@ CONSOLE = 0x08
 REPL = 0x09
 INPUT = 0x0A  # a piece of a RUN input, staged on the board
 OUTPUT = 0x0B  # a piece of an output a RUN held on the board
+KEY = 0x0C  # set, replace or clear the board's device key
 LOG = 0x40  # unsolicited, board -> host, seq 0
 RESPONSE = 0x80
 NAK = 0xFE  # FLASH_DATA out of order: payload verified u32, the first byte the board lacks
@@ -37,6 +40,8 @@ F_DEFLATE = 1  # FLASH_DATA may carry raw-deflate data (not used by this host ye
 F_REPL = 2  # REPL hands the MicroPython REPL back
 F_PROFILE = 4  # RUN can time each op
 F_STAGING = 8  # INPUT and OUTPUT requests, RUN_STAGED and RUN_HOLD
+F_SIGNING = 16  # KEY requests and signed FLASH_BEGIN
+F_KEYED = 32  # the board has a device key: it installs only blobs signed with it
 
 #: FLASH_BEGIN answer states
 BEGIN_SEND = 0  # send data from `verified` on (0: a fresh transfer; more: a resumed one)
@@ -52,12 +57,12 @@ OUT_HELD = 0x80  # RUN answer: dtype | OUT_HELD marks an output whose bytes are 
 ERRORS = {
     1: "unknown request", 2: "bad request", 3: "protocol version mismatch", 4: "no space",
     5: "bad blob", 6: "not found", 7: "bad input", 8: "out of memory", 9: "bad name",
-    10: "internal error", 11: "not available", 12: "frame too long",
+    10: "internal error", 11: "not available", 12: "frame too long", 13: "signature",
 }
 
 NAMES = {HELLO: "HELLO", FLASH_BEGIN: "FLASH_BEGIN", FLASH_DATA: "FLASH_DATA", FLASH_END: "FLASH_END",
          LIST: "LIST", RUN: "RUN", RM: "RM", CONSOLE: "CONSOLE", REPL: "REPL", INPUT: "INPUT",
-         OUTPUT: "OUTPUT", LOG: "LOG", NAK: "NAK", ERROR: "ERROR"}
+         OUTPUT: "OUTPUT", KEY: "KEY", LOG: "LOG", NAK: "NAK", ERROR: "ERROR"}
 
 
 def frame_name(ftype):
@@ -167,8 +172,28 @@ def parse_hello(p):
     return Hello(*fields, fw, kernels, board, ops)
 
 
-def flash_begin_request(size, blob_id, name):
-    return struct.pack("<I", size) + bytes(blob_id) + pack_str(name)
+def flash_begin_request(size, blob_id, name, mac=None):
+    """`mac` (blob_mac), for a keyed board, travels last; older hosts send none."""
+    return struct.pack("<I", size) + bytes(blob_id) + pack_str(name) + bytes(mac or b"")
+
+
+#: what a blob signature covers, before the blob id (npufw/sign.py mirrors it)
+SIGN_TAG = b"npu-blob"
+KEY_SIZE = 32
+
+
+def blob_mac(key, blob_id):
+    """The signature a keyed board wants in FLASH_BEGIN: HMAC-SHA256(key, SIGN_TAG + blob_id).
+    blob_id is the blob's SHA-256, which FLASH_END checks, so this binds the whole blob."""
+    return hmac.new(bytes(key), SIGN_TAG + bytes(blob_id), hashlib.sha256).digest()
+
+
+def key_request(new_key, old_key=None):
+    """KEY: new_key[32] (zeros: remove the key), proof[32] = HMAC-SHA256(old_key, new_key),
+    or zeros for a board without a key."""
+    proof = hmac.new(bytes(old_key), bytes(new_key), hashlib.sha256).digest() if old_key \
+        else bytes(KEY_SIZE)
+    return bytes(new_key) + proof
 
 
 def parse_flash_begin(p):

@@ -1,0 +1,216 @@
+"""Signed flashing end to end over a real pty, on both emulator cores (docs/protocol.md,
+"Signing"): a board given a device key installs only blobs signed with it, refuses unsigned,
+tampered and wrongly signed ones before any data (or at FLASH_END) and keeps its model; the
+key survives a restart and is replaced only by whoever holds it."""
+import hashlib
+import json
+import os
+import random
+
+import numpy as np
+import pytest
+
+from npu_sdk.errors import BoardError
+from npu_sdk.link import Board, FlashResult, PreflightError, codec
+from npu_sdk.link.board import CHUNK
+from tests.conformance import tflite_build
+from tests.conftest import DIGITS_INT8, Emulator, fc_model
+from tests.e2e.test_link_commands import npu
+
+X = np.arange(-4, 4, dtype=np.int8).reshape(1, 8)
+
+
+def _key(seed):
+    return random.Random(seed).randbytes(32)
+
+
+@pytest.fixture(scope="module")
+def models():
+    """A and B: same shape, different weights, so a RUN tells them apart; (blob, TFLM output)."""
+    out = {}
+    for label, seed in (("A", 21), ("B", 22)):
+        model, blob = fc_model(8, 4, seed=seed)
+        out[label] = (blob, tflite_build.run_tflm(model, X))
+    return out
+
+
+def _holds(board, flash_dir, models, label):
+    """The board holds model `label` as "m", runs it as TFLite Micro does, and has no leftovers."""
+    assert [(e.name, e.blob_id) for e in board.list()] == [("m", models[label][0][-32:])]
+    np.testing.assert_array_equal(board.run("m", X), models[label][1])
+    assert sorted(os.listdir(flash_dir)) == ["device.key", "m.npb"]
+
+
+def _send_raw(board, blob, blob_id, mac):
+    """What a host that skips every check sends: FLASH_BEGIN with `blob_id` and `mac`, the
+    bytes of `blob`, FLASH_END."""
+    board.request(codec.FLASH_BEGIN, codec.flash_begin_request(len(blob), blob_id, "m", mac))
+    board._stream(blob, 0, CHUNK, None, FlashResult("m", len(blob)))
+    board.request(codec.FLASH_END)
+
+
+def test_a_keyed_board_installs_only_blobs_signed_for_it(emulator, tmp_path, models):
+    flash_dir = tmp_path / "flash"  # the emulator fixture's
+    a, b = models["A"][0], models["B"][0]
+    key, other = _key(1), _key(2)
+    with Board(emulator.port, timeout=5) as board:
+        assert board.info.features & codec.F_SIGNING and not board.info.keyed
+        board.flash(a, "m")  # no key yet: any blob
+        board.provision_key(key)
+        assert board.info.keyed and board.info.as_dict()["keyed"]
+
+        with pytest.raises(PreflightError) as e:  # the host knows from HELLO: nothing sent
+            board.flash(b, "m")
+        assert e.value.kind == "signature" and "--key FILE" in str(e.value)
+        with pytest.raises(BoardError) as e:  # an old host: the board refuses at FLASH_BEGIN
+            board.flash(b, "m", preflight=False)
+        assert e.value.code == 13 and "signed with its device key" in e.value.board_message
+        with pytest.raises(BoardError) as e:
+            board.flash(b, "m", key=other)
+        assert e.value.code == 13 and "does not match this board's key" in e.value.board_message
+        with pytest.raises(BoardError) as e:  # the check holds for a blob it already has too
+            board.flash(a, "m", key=other)
+        assert e.value.code == 13
+        _holds(board, flash_dir, models, "A")
+
+        # tampered: B's last constant byte altered, its trailer (the blob id) kept, A's
+        # signature replayed -> the whole-blob SHA-256 fails at FLASH_END
+        tampered = bytearray(b)
+        tampered[-33] ^= 0x40
+        with pytest.raises(BoardError) as e:
+            _send_raw(board, bytes(tampered), b[-32:], codec.blob_mac(key, b[-32:]))
+        assert e.value.code == 5 and "old model kept" in e.value.board_message
+        _holds(board, flash_dir, models, "A")
+        # ... with a recomputed trailer it is a valid blob with another id: B's signature fails
+        resealed = bytes(tampered[:-32]) + hashlib.sha256(tampered[:-32]).digest()
+        with pytest.raises(BoardError) as e:
+            _send_raw(board, resealed, resealed[-32:], codec.blob_mac(key, b[-32:]))
+        assert e.value.code == 13
+        _holds(board, flash_dir, models, "A")
+
+        board.flash(b, "m", key=key)
+        assert board.last_flash.sent == len(b)
+        board.flash(b, "m", key=key)  # already there: the board checks the key, sends nothing
+        assert board.last_flash.skipped
+        _holds(board, flash_dir, models, "B")
+
+
+def test_only_the_key_holder_replaces_or_clears_the_key(emulator, tmp_path, models):
+    a = models["A"][0]
+    key, new = _key(3), _key(4)
+    with Board(emulator.port, timeout=5) as board:
+        board.provision_key(key)
+        for old in (None, new):  # no proof, a proof from another key
+            with pytest.raises(BoardError) as e:
+                board.provision_key(new, old)
+            assert e.value.code == 13 and "KEY refused" in e.value.board_message
+        with pytest.raises(BoardError):
+            board.clear_key(new)
+        board.provision_key(new, key)
+        with pytest.raises(BoardError) as e:
+            board.flash(a, "m", key=key)  # the replaced key signs nothing any more
+        assert e.value.code == 13
+        board.flash(a, "m", key=new)
+        board.clear_key(new)
+        assert not board.info.keyed
+        board.flash(models["B"][0], "m")  # no key: any blob again
+        assert [e.blob_id for e in board.list()] == [models["B"][0][-32:]]
+    assert "device.key" not in os.listdir(tmp_path / "flash")
+
+
+@pytest.mark.parametrize("core", ["cpython", "micropython"])
+def test_the_key_survives_a_restart(core, tmp_path, models):
+    flash_dir = tmp_path / "flash"
+    key = _key(5)
+    emu = Emulator(core, flash_dir=flash_dir)
+    try:
+        with Board(emu.port, timeout=5) as board:
+            board.provision_key(key)
+            board.flash(models["A"][0], "m", key=key)
+    finally:
+        emu.stop()
+    emu = Emulator(core, flash_dir=flash_dir)
+    try:
+        with Board(emu.port, timeout=5) as board:
+            assert board.info.keyed
+            with pytest.raises(BoardError) as e:
+                board.flash(models["B"][0], "m", preflight=False)
+            assert e.value.code == 13
+            board.flash(models["B"][0], "m", key=key)
+            _holds(board, flash_dir, models, "B")
+    finally:
+        emu.stop()
+
+
+def test_cli_keys_provision_flash_and_clear(emulator, tmp_path):
+    port, key_file, new_file = emulator.port, tmp_path / "board.key", tmp_path / "new.key"
+    done = json.loads(npu("keys", "provision", "--port", port, "--out", key_file, "--json").stdout)
+    assert done["keyed"] and done["key_file"] == str(key_file)
+    assert os.stat(key_file).st_mode & 0o777 == 0o600
+    assert len(bytes.fromhex(key_file.read_text())) == 32
+    info = npu("info", "--port", port)
+    assert "device key: set" in info.stdout
+    assert json.loads(npu("info", "--port", port, "--json").stdout)["keyed"] is True
+
+    r = npu("flash", DIGITS_INT8, "--name", "d", "--port", port, check=False)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1
+    assert r.stderr.startswith("npu: board accepts only blobs signed with its device key: "
+                               "flash with --key FILE")
+    assert json.loads(npu("ls", "--port", port, "--json").stdout) == []
+    npu("flash", DIGITS_INT8, "--name", "d", "--port", port, "--key", key_file)
+    assert [e["name"] for e in json.loads(npu("ls", "--port", port, "--json").stdout)] == ["d"]
+    r = npu("validate", DIGITS_INT8, "--name", "d", "--port", port, check=False)
+    assert r.returncode == 1 and "signed with its device key" in r.stderr
+    assert json.loads(npu("validate", DIGITS_INT8, "--name", "d", "--port", port, "--key", key_file,
+                          "--json").stdout)["bit_exact"]
+
+    # an existing key file is never overwritten; a keyed board wants its old key
+    r = npu("keys", "provision", "--port", port, "--out", key_file, check=False)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "already exists" in r.stderr
+    r = npu("keys", "provision", "--port", port, "--out", new_file, check=False)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "--old-key" in r.stderr
+    assert sorted(os.listdir(tmp_path)) == ["board.key", "flash"]  # no key file for a refused key
+    npu("keys", "provision", "--port", port, "--out", new_file, "--old-key", key_file)
+    r = npu("flash", DIGITS_INT8, "--name", "e", "--port", port, "--key", key_file, check=False)
+    assert r.returncode == 1 and "does not match this board's key" in r.stderr
+    env_flash = npu("flash", DIGITS_INT8, "--name", "e", "--port", port, "--json",
+                    env=dict(os.environ, NPU_KEY=str(new_file)))
+    assert json.loads(env_flash.stdout)["skipped"] is False
+
+    r = npu("keys", "clear", "--port", port, "--key", key_file, check=False)
+    assert r.returncode == 1 and "KEY refused" in r.stderr
+    npu("keys", "clear", "--port", port, "--key", new_file)
+    assert json.loads(npu("info", "--port", port, "--json").stdout)["keyed"] is False
+    npu("flash", DIGITS_INT8, "--name", "f", "--port", port)
+
+
+def test_cli_refuses_a_file_that_is_not_a_key(emulator, tmp_path):
+    bad = tmp_path / "bad.key"
+    bad.write_text("not hex\n")
+    r = npu("flash", DIGITS_INT8, "--port", emulator.port, "--key", bad, check=False)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "not a device key file" in r.stderr
+
+
+def test_cli_keeps_the_key_when_the_board_went_silent_after_taking_it(tmp_path, models):
+    """The power fails right after the board stored the new key (device.key.ok: complete), before
+    it answered: the CLI cannot tell whether the board took the key, so it keeps the key file
+    and says so; after the restart the board has that key."""
+    flash_dir, key_file = tmp_path / "flash", tmp_path / "board.key"
+    flash_dir.mkdir()
+    emu = Emulator("cpython", flash_dir=flash_dir, power_cut_after_writes=2)  # .tmp, .tmp -> .ok
+    try:
+        r = npu("keys", "provision", "--port", emu.port, "--out", key_file, "--timeout", 1,
+                check=False)
+        assert emu.wait() == 3  # the emulator's power-cut exit
+    finally:
+        emu.stop()
+    assert r.returncode == 1 and r.stderr.count("\n") == 1
+    assert "the key sent is in %s" % key_file in r.stderr and "npu info" in r.stderr
+    assert sorted(os.listdir(tmp_path)) == ["board.key", "flash"]
+    emu = Emulator("cpython", flash_dir=flash_dir)
+    try:
+        with Board(emu.port, timeout=5) as board:
+            assert board.info.keyed
+            board.flash(models["A"][0], "m", key=bytes.fromhex(key_file.read_text()))
+    finally:
+        emu.stop()
