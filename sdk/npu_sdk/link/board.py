@@ -163,13 +163,13 @@ class Board:
             tries += 1
             deadline = min(time.monotonic() + wait, give_up)
             for rtype, rseq, p in self._frames(deadline):
-                if rseq != seq:
-                    continue  # a late answer to an earlier request
-                if rtype == codec.ERROR:
+                if rtype == codec.ERROR and rseq == seq:
                     code, message = codec.parse_error(p)
                     raise BoardError(code, message)
-                if rtype != ftype | codec.RESPONSE:
-                    raise LinkError("board answered request 0x%02x with 0x%02x" % (ftype, rtype))
+                if rtype != ftype | codec.RESPONSE or rseq != seq:
+                    # a late answer to an earlier request, or to a killed host's frames still
+                    # queued on the line: seq alone is 8 bits, so it may match by chance
+                    continue
                 return p
             if time.monotonic() >= give_up:
                 break
