@@ -150,7 +150,8 @@ def compare(model_dir, methods=quantize.METHODS, python=None):
             warnings.simplefilter("ignore", quantize.CalibrationWarning)
             g = quantize.quantize(graph, calib, method=method)
         out = run_tflm(tflite_writer.write(g), x)
-        row = dict(method=method, metric=score(out, x, y), sqnr_db=quantize.sqnr_db(float_out, out),
+        row = dict(method=method, default=method == quantize.DEFAULT_METHOD,
+                   metric=score(out, x, y), sqnr_db=quantize.sqnr_db(float_out, out),
                    bit_exact=bool(np.array_equal(run_emulator(g, x), out)))
         if tf_out is not None:
             row["same_as_tf"] = float(np.mean(np.all(out == tf_out, axis=1)))
@@ -181,7 +182,7 @@ COLUMNS = ("model", "method", "calib n", "held-out n", "metric", "float", "TF PT
 def table_rows(results):
     """One row of strings per (model, SDK method), in COLUMNS order; '-' where not measured."""
     def num(v, fmt):
-        return "-" if v is None else fmt % v
+        return "-" if v is None else fmt % (round(v, 2) + 0.0)  # no "-0.00"
 
     def verdict(v):
         return "-" if v is None else ("PASS" if v else "FAIL")
@@ -192,7 +193,7 @@ def table_rows(results):
         for s in r["sdk"]:
             tf_metric, tf_sqnr = tf.get("metric"), tf.get("sqnr_db")
             rows.append([
-                r["model"], s["method"] + (" *" if s["method"] == quantize.DEFAULT_METHOD else ""),
+                r["model"], s["method"] + (" *" if s.get("default") else ""),
                 str(r["calibration"]), str(r["held_out"]), r["metric"],
                 num(r["float"], "%.2f"), num(tf_metric, "%.2f"), num(s["metric"], "%.2f"),
                 num(None if tf_metric is None else s["metric"] - tf_metric, "%+.2f"),
@@ -205,9 +206,11 @@ def table_rows(results):
 
 
 def notes(results):
-    out = ["metric in points (x100): accuracy = top-1 accuracy; roc_auc = ROC AUC of the reconstruction "
-           "error as anomaly score. SQNR of the output vs float, dB. * = the default method (%s)."
-           % quantize.DEFAULT_METHOD]
+    out = ["Calibration: first half of each model's test.npz, the same samples for TF and the SDK; "
+           "figures on the other half. metric in points (x100): accuracy = top-1 accuracy; roc_auc = "
+           "ROC AUC of the reconstruction error as anomaly score. Float in LiteRT, TF PTQ and SDK int8 "
+           "models in TFLite Micro; SQNR of the output vs float, dB; bit-exact = the emulator's output "
+           "equals TFLite Micro's on every held-out sample. * = the SDK's default method."]
     out += ["%s: TF PTQ %s" % (r["model"], r["tf_note"]) for r in results if r["tf_note"]]
     return out
 
@@ -226,9 +229,10 @@ def format_markdown(results):
     return "\n".join(lines + [""] + notes(results))
 
 
-def summary(results, method=quantize.DEFAULT_METHOD):
-    """The targets for `method` over all models: worst margins and whether all pass."""
-    rows = [(r, s) for r in results for s in r["sdk"] if s["method"] == method]
+def summary(results):
+    """The targets for the default method over all models: worst margins and whether all pass."""
+    rows = [(r, s) for r in results for s in r["sdk"] if s.get("default")]
+    method = rows[0][1]["method"] if rows else None
     measured = [(r, s) for r, s in rows if r["tf"] is not None]
     out = dict(quant_method=method, quant_models=len(rows), quant_models_with_tf=len(measured),
                quant_bit_exact_all=all(s["bit_exact"] for _, s in rows),
@@ -237,7 +241,7 @@ def summary(results, method=quantize.DEFAULT_METHOD):
         out["quant_sdk_minus_tf_pt_min"] = min(s["metric"] - r["tf"]["metric"] for r, s in measured)
         out["quant_sqnr_minus_tf_db_min"] = min(_db(s["sqnr_db"]) - r["tf"]["sqnr_db"] for r, s in measured)
     checks = [s[k] for _, s in rows for k in ("pass_vs_tf", "pass_vs_float", "pass_sqnr")]
-    out["quant_targets_met"] = (None if any(c is None for c in checks)
+    out["quant_targets_met"] = (None if not rows or any(c is None for c in checks)
                                 else all(checks) and out["quant_bit_exact_all"])
     return out
 
