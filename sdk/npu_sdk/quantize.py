@@ -362,7 +362,7 @@ def quantize(graph, calibration, method=DEFAULT_METHOD, per_channel=True, int8_i
     calibration: an iterable of input samples (arrays shaped like the model
     input, with or without its batch-1 axis; a list/tuple or {name: array} per
     sample for multi-input models), or a callable returning one (like TF's
-    representative_dataset). method: "minmax" | "percentile" | "mse" for the
+    representative_dataset). method: "percentile" (default) | "minmax" | "mse" for the
     activation ranges. per_channel: per-output-channel weight scales.
     int8_io: int8 model inputs/outputs instead of float32 ones behind
     QUANTIZE/DEQUANTIZE. overrides: {layer: {"method", "percentile",
