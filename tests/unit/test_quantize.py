@@ -343,3 +343,48 @@ def test_add_mean_logistic_follow_the_spec_and_are_bit_exact(int8_io):
         got_all.append(got.astype(np.float32) if not int8_io else (got.astype(np.float32) + 128) / 256)
     f = np.stack([reference.run_litert(float_model, [x])[0] for x in xs])
     assert quantize.sqnr_db(f, np.stack(got_all)) > 25
+
+
+def one_op_graph(kind):
+    """input (1, 4, 4, 3) -> CONV_2D 1x1 -> `kind` (with a constant operand where it takes one)."""
+    f32, rng = np.float32, np.random.default_rng(2)
+    t = [Tensor("x", (1, 4, 4, 3), f32),
+         Tensor("w", (3, 1, 1, 3), f32, data=rng.normal(0, 1, (3, 1, 1, 3)).astype(f32)),
+         Tensor("b", (3,), f32, data=np.zeros(3, f32)),
+         Tensor("c", (1, 4, 4, 3), f32)]
+    out_shape, extra, options = (1, 4, 4, 3), [], {}
+    if kind == "MUL":
+        t.append(Tensor("k", (1, 1, 1, 3), f32, data=np.array([0.5, -2.0, 1.5], f32).reshape(1, 1, 1, 3)))
+        extra, options = [len(t) - 1], {"activation": "NONE"}
+    elif kind == "PAD":
+        t.append(Tensor("p", (4, 2), np.int32, data=np.array([[0, 0], [1, 1], [1, 1], [0, 0]], np.int32)))
+        extra, out_shape = [len(t) - 1], (1, 6, 6, 3)
+    elif kind == "LEAKY_RELU":
+        options = {"alpha": 0.2}
+    t.append(Tensor("y", out_shape, f32))
+    conv = dict(padding="VALID", stride_w=1, stride_h=1, dilation_w=1, dilation_h=1, activation="NONE")
+    ops = [Op("CONV_2D", [0, 1, 2], [3], conv, 0), Op(kind, [3] + extra, [len(t) - 1], options, 1)]
+    return Graph(t, ops, [0], [len(t) - 1], kind.lower())
+
+
+@pytest.mark.parametrize("kind", ["MUL", "TANH", "RELU", "RELU6", "LEAKY_RELU", "HARD_SWISH", "PAD"])
+def test_pointwise_ops_quantize_and_run_bit_exact(kind):
+    from npu_emulator import _kernels
+    from npufw.interp import Model
+
+    g = one_op_graph(kind)
+    rng = np.random.default_rng(3)
+    q = quantize.quantize(g, rng.uniform(-2, 2, (100, 1, 4, 4, 3)).astype(np.float32))
+    model, float_model = tflite_writer.write(q), tflite_writer.write(g)
+    interpreter = reference.tflm_interpreter(model)
+    board = Model(compiler.compile_graph(q).blob, _kernels)
+    xs = rng.uniform(-2, 2, (10, 1, 4, 4, 3)).astype(np.float32)
+    got = []
+    for x in xs:
+        expected = reference.run_tflm(model, [x], interpreter)[0]
+        board.set_input(0, x.tobytes())
+        board.invoke()
+        got.append(np.frombuffer(bytes(board.output(0)), np.float32).reshape(expected.shape))
+        np.testing.assert_array_equal(got[-1], expected)
+    f = np.stack([reference.run_litert(float_model, [x])[0] for x in xs])
+    assert quantize.sqnr_db(f, np.stack(got)) > 25
