@@ -10,7 +10,9 @@ Sections:
            models of tools/bench_kernels.py
   link     flash throughput on the paced virtual UART vs the line rate and vs mpremote
            (tools/bench_link.py)
-  quant    SDK post-training quantization vs TensorFlow's converter (tools/quant_compare.py)
+  quant    SDK post-training quantization vs TensorFlow's converter on the same calibration
+           data, every float zoo model (tools/quant_compare.py; TensorFlow from $NPU_TF_PYTHON
+           or this interpreter, else "not measured")
 --quick (CI smoke test): zoo models only, the CPython core, few repeats, link at 921600 only,
 no mpremote, no quantization section.
 """
@@ -189,7 +191,17 @@ def summary(result):
     per_op = [r["emu_us_per_op"] for r in lat if r.get("emu_us_per_op") and r["tflm_us"] < 500]
     if per_op:
         out["emu_us_per_op_small_models_max"] = max(per_op)
+    out.update(result.get("quant", {}).get("summary", {}))  # quant targets, from quant_compare
     return out
+
+
+def quant_section(quant):
+    """tools/quant_compare.py's side-by-side table as markdown, or why it is missing."""
+    if "results" not in quant:
+        return "not measured: %s" % quant.get("error")
+    sys.path.insert(0, str(ROOT / "tools"))
+    import quant_compare
+    return quant_compare.format_markdown(quant["results"])
 
 
 def plot(result, path):
@@ -251,8 +263,8 @@ def main():
     else:
         text.append("not measured: %s" % result["link"].get("error"))
     if "quant" in result:
-        text += ["", "## Quantization vs TensorFlow's converter", "", "```",
-                 json.dumps(result["quant"], indent=1)[:4000], "```"]
+        text += ["", "## Quantization vs TensorFlow's converter, same calibration data, held-out data",
+                 "", quant_section(result["quant"])]
     text += ["", "## Targets", "", "```", json.dumps(result["summary"], indent=1), "```"]
     print("\n".join(text))
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)

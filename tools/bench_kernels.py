@@ -160,34 +160,14 @@ MODELS = {"kws": kws, "vww": vww, "resnet8": resnet8, "ae": ae}
 
 
 def int8_model(graph, calib_count=16, seed=0):
-    """Quantize a float graph (int8 input and output) and write it as .tflite bytes.
-
-    npu_sdk.quantize does not calibrate ADD: each ADD is quantized as an identity of its
-    first input (a 1x1 MAX_POOL_2D, so the sum shares that input's scale, clipping a
-    little) and turned back into the ADD afterwards."""
+    """Quantize a float graph (int8 input and output, uniform random calibration) and write
+    it as .tflite bytes."""
     rng = np.random.default_rng(seed)
     shape = graph.tensors[graph.inputs[0]].shape
     calib = rng.uniform(-1, 1, (calib_count,) + tuple(shape)).astype(F32)
-    adds = {}
-    ops = []
-    for op in graph.ops:
-        if op.kind == "ADD":
-            adds[graph.tensors[op.outputs[0]].name] = [graph.tensors[i].name for i in op.inputs]
-            op = Op("MAX_POOL_2D", op.inputs[:1], op.outputs,
-                    dict(padding="VALID", stride_h=1, stride_w=1, filter_h=1, filter_w=1,
-                         activation=op.options["activation"]), op.index)
-        ops.append(op)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", quantize.CalibrationWarning)
-        q = quantize.quantize(Graph(graph.tensors, ops, graph.inputs, graph.outputs, graph.name),
-                              calib, int8_io=True)
-    by_name = {t.name: i for i, t in enumerate(q.tensors)}
-    for op in q.ops:
-        names = adds.get(q.tensors[op.outputs[0]].name)
-        if names is not None:
-            op.kind, op.inputs = "ADD", [by_name[n] for n in names]
-            op.options = dict(activation=op.options["activation"])
-    return tflite_writer.write(q)
+        return tflite_writer.write(quantize.quantize(graph, calib, int8_io=True))
 
 
 def _runners(model_bytes, x):

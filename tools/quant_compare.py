@@ -1,143 +1,279 @@
-"""Compare the SDK's post-training quantization with TensorFlow's, model by model.
+"""The SDK's post-training quantization vs TensorFlow's, like for like, model by model.
+
+    python tools/quant_compare.py [--json] [--tf-python PATH] [--models a,b] [--methods m1,m2]
 
 For every model_zoo/<name>/ with a float.tflite and a test.npz: the first half
-of test.npz calibrates, the second half is held out. Prints held-out top-1
-accuracy and SQNR (dB) of the model output against the float model for
+of test.npz calibrates, the second half is held out. On the held-out half:
 
 - float: float.tflite in LiteRT;
-- TF PTQ (zoo): the committed int8_float_io.tflite, made by TF's converter on
-  200 training samples (always shown);
-- TF PTQ (same calib): TF's converter on the same calibration half, when
-  TensorFlow is importable (the graph is rebuilt as a tf.function from the
-  float .tflite's weights; FULLY_CONNECTED / RESHAPE / SOFTMAX only);
-- SDK <method>: npu_sdk.quantize with each range method.
+- TF PTQ: TensorFlow's converter, full-int8 with float I/O, calibrated on the
+  SAME samples (tools/tf_ptq.py: the float graph rebuilt in TF from its
+  weights and checked against float.tflite first), run in TFLite Micro;
+- SDK <method>: npu_sdk.quantize with each range method (float I/O), run in
+  TFLite Micro, and compiled and run on the emulator's CPython core
+  (npufw.interp + the C kernels): "bit-exact" is emulator == TFLite Micro on
+  every held-out sample.
 
-Accuracy differences are to float, in points; SQNR differences are to the TF
-PTQ (zoo) row; "= TF same" is the share of held-out outputs bit-identical to
-TF PTQ on the same calibration data. Runs in the project venv (TF optional):
-    python tools/quant_compare.py [--json]
+Task metric: top-1 accuracy for classifiers; for an autoencoder (output shaped
+like its input: anomaly_ae) ROC AUC of the anomaly score, the mean squared
+reconstruction error, against test.npz's y (1 = anomaly). Both are in points
+(x100). SQNR is of the model output against the float model's, in dB.
+Targets (issue #7): SDK >= TF - 0.3 pt, SDK >= float - 1 pt, SQNR >= TF's - 1 dB,
+bit-exact.
+
+TensorFlow is optional: tools/tf_ptq.py runs under --tf-python, else $NPU_TF_PYTHON,
+else this interpreter if it has TensorFlow; without one, TF's columns say
+"not measured: TensorFlow not installed".
 """
 import argparse
-import contextlib
-import io
+import importlib.util
 import json
 import os
+import subprocess
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "sdk"))  # also runs from a TF venv without npu-sdk installed
 
-from npu_sdk import quantize, reference, tflite, tflite_writer  # noqa: E402
+from npu_sdk import compiler, quantize, reference, tflite, tflite_writer  # noqa: E402
 
-
-def _outputs(model_bytes, x):
-    return np.stack([reference.run_litert(model_bytes, [xi])[0].astype(np.float32).ravel() for xi in x])
-
-
-def _row(variant, outs, float_outputs, y, tf_outs=None):
-    row = {"variant": variant, "accuracy": float(np.mean(outs.argmax(axis=1) == y)),
-           "sqnr_db": quantize.sqnr_db(float_outputs, outs)}
-    if tf_outs is not None:  # share of held-out outputs bit-identical to TF PTQ on the same data
-        row["same_as_tf"] = float(np.mean(np.all(outs == tf_outs, axis=1)))
-    return row
+TARGET_VS_TF_PT = -0.3
+TARGET_VS_FLOAT_PT = -1.0
+TARGET_SQNR_VS_TF_DB = -1.0
+NO_TF = "not measured: TensorFlow not installed"
 
 
-def _tf_ptq(graph, calib):
-    """TF converter full-int8 PTQ (float I/O) of `graph` calibrated on `calib`; None without TF."""
-    try:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        import tensorflow as tf
-    except ImportError:
-        return None
-    t = graph.tensors
-    supported = {"FULLY_CONNECTED", "RESHAPE", "SOFTMAX"}
-    if any(op.kind not in supported for op in graph.ops) or len(graph.inputs) != 1:
-        return None
-    acts = {"NONE": tf.identity, "RELU": tf.nn.relu, "RELU6": tf.nn.relu6}
-    x_t = t[graph.inputs[0]]
+# --- TensorFlow's PTQ, in whichever interpreter has TensorFlow -------------------------
 
-    @tf.function(input_signature=[tf.TensorSpec(x_t.shape, tf.float32)])
-    def model(x):
-        env = {graph.inputs[0]: x}
-        for op in graph.ops:
-            a = env[op.inputs[0]]
-            if op.kind == "RESHAPE":
-                y = tf.reshape(a, t[op.outputs[0]].shape)
-            elif op.kind == "SOFTMAX":
-                y = tf.nn.softmax(a * op.options.get("beta", 1.0))
-            else:
-                y = tf.matmul(a, tf.constant(t[op.inputs[1]].data.T))
-                if len(op.inputs) > 2 and op.inputs[2] >= 0:
-                    y = y + tf.constant(t[op.inputs[2]].data)
-                y = acts[op.options.get("activation", "NONE")](y)
-            env[op.outputs[0]] = y
-        return env[graph.outputs[0]]
-
-    conv = tf.lite.TFLiteConverter.from_concrete_functions([model.get_concrete_function()], model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = lambda: ([s.reshape(x_t.shape).astype(np.float32)] for s in calib)
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    with contextlib.redirect_stdout(io.StringIO()):
-        return conv.convert()
+def tf_python(option=None):
+    """The interpreter to run tools/tf_ptq.py with, or None when none has TensorFlow."""
+    chosen = option or os.environ.get("NPU_TF_PYTHON")
+    if chosen:
+        return chosen
+    return sys.executable if importlib.util.find_spec("tensorflow") is not None else None
 
 
-def compare(model_dir):
+def tf_ptq(python, float_path, calib, check):
+    """(TF PTQ .tflite bytes, info) or (None, 'not measured: why')."""
+    if python is None:
+        return None, NO_TF
+    with tempfile.TemporaryDirectory() as tmp:
+        c, k, out = (Path(tmp) / n for n in ("calib.npy", "check.npy", "tf_int8.tflite"))
+        np.save(c, calib)
+        np.save(k, check)
+        proc = subprocess.run([python, str(ROOT / "tools" / "tf_ptq.py"), str(float_path), str(c), str(out),
+                               "--check", str(k)], capture_output=True, text=True, timeout=1800)
+        if proc.returncode != 0 or not out.exists():
+            why = (proc.stderr.strip().splitlines() or ["exit %d" % proc.returncode])[-1]
+            return None, "not measured: " + why
+        return out.read_bytes(), json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# --- running and scoring -----------------------------------------------------------------
+
+def run_litert(model_bytes, xs):
+    interpreter = reference.litert_interpreter(model_bytes)
+    return np.stack([reference.run_litert(model_bytes, [x], interpreter=interpreter)[0].ravel() for x in xs])
+
+
+def run_tflm(model_bytes, xs):
+    interpreter = reference.tflm_interpreter(model_bytes)
+    return np.stack([reference.run_tflm(model_bytes, [x], interpreter)[0].ravel() for x in xs])
+
+
+def run_emulator(graph, xs):
+    """The int8 graph compiled and run by the emulator's CPython core (firmware interpreter, C kernels)."""
+    from npu_emulator import _kernels
+    from npufw.interp import Model
+
+    board = Model(compiler.compile_graph(graph).blob, _kernels)
+    x_t, y_t = graph.tensors[graph.inputs[0]], graph.tensors[graph.outputs[0]]
+    outs = []
+    for x in xs:
+        board.set_input(0, np.asarray(x, dtype=x_t.dtype).reshape(x_t.shape).tobytes())
+        board.invoke()
+        outs.append(np.frombuffer(bytes(board.output(0)), dtype=y_t.dtype).copy())
+    return np.stack(outs)
+
+
+def roc_auc(y, score):
+    """ROC AUC = P(score of an anomaly > score of a normal sample), ties counting half
+    (the Mann-Whitney U statistic over average ranks)."""
+    y, score = np.asarray(y).astype(bool), np.asarray(score, np.float64)
+    order = np.argsort(score, kind="mergesort")
+    ranks = np.empty(len(score))
+    ranks[order] = np.arange(1, len(score) + 1)
+    for v in np.unique(score):  # average ranks over ties
+        tie = score == v
+        ranks[tie] = ranks[tie].mean()
+    pos, neg = int(y.sum()), int((~y).sum())
+    return (ranks[y].sum() - pos * (pos + 1) / 2) / (pos * neg)
+
+
+def task(graph):
+    """('roc_auc', scorer) for an autoencoder (output shaped like its input), else ('accuracy', ...)."""
+    x_t, y_t = graph.tensors[graph.inputs[0]], graph.tensors[graph.outputs[0]]
+    if int(np.prod(x_t.shape)) == int(np.prod(y_t.shape)):
+        def auc(outs, x, y):
+            return 100.0 * float(roc_auc(y, np.mean((outs - x.reshape(len(x), -1)) ** 2, axis=1)))
+        return "roc_auc", auc
+    return "accuracy", lambda outs, x, y: 100.0 * float(np.mean(outs.argmax(axis=1) == y))
+
+
+# --- one model ---------------------------------------------------------------------------
+
+def compare(model_dir, methods=quantize.METHODS, python=None):
+    """Float, TF PTQ and SDK figures for one zoo model (see the module doc); plain data."""
+    model_dir = Path(model_dir)
     d = np.load(model_dir / "test.npz")
     half = len(d["x"]) // 2
     calib, x, y = d["x"][:half], d["x"][half:], d["y"][half:]
-    float_bytes = (model_dir / "float.tflite").read_bytes()
-    graph = tflite.parse(float_bytes, source=str(model_dir / "float.tflite"))
-    float_out = np.stack([reference.run_litert(float_bytes, [xi])[0].astype(np.float32).ravel() for xi in x])
-    rows = [{"variant": "float", "accuracy": float(np.mean(float_out.argmax(axis=1) == y)), "sqnr_db": None}]
-    zoo = model_dir / "int8_float_io.tflite"
-    if zoo.exists():
-        rows.append(_row("TF PTQ (zoo, 200 train)", _outputs(zoo.read_bytes(), x), float_out, y))
-    tf_bytes = _tf_ptq(graph, calib)
-    tf_outs = None
-    if tf_bytes is not None:
-        tf_outs = _outputs(tf_bytes, x)
-        rows.append(_row("TF PTQ (same calib)", tf_outs, float_out, y))
-    for method in quantize.METHODS:
+    float_path = model_dir / "float.tflite"
+    graph = tflite.load(float_path)
+    metric, score = task(graph)
+    float_out = run_litert(float_path.read_bytes(), x)
+    result = dict(model=model_dir.name, metric=metric, calibration=len(calib), held_out=len(x),
+                  float=score(float_out, x, y), tf=None, tf_note=None, sdk=[])
+    tf_bytes, info = tf_ptq(python, float_path, calib, x)
+    tf_out = None
+    if tf_bytes is None:
+        result["tf_note"] = info
+    else:
+        tf_out = run_tflm(tf_bytes, x)
+        result["tf"] = dict(metric=score(tf_out, x, y), sqnr_db=quantize.sqnr_db(float_out, tf_out), **info)
+    for method in methods:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", quantize.CalibrationWarning)
             g = quantize.quantize(graph, calib, method=method)
-        rows.append(_row("SDK %s" % method, _outputs(tflite_writer.write(g), x), float_out, y, tf_outs))
-    return {"model": model_dir.name, "calibration": len(calib), "held_out": len(x), "rows": rows}
+        out = run_tflm(tflite_writer.write(g), x)
+        row = dict(method=method, default=method == quantize.DEFAULT_METHOD,
+                   metric=score(out, x, y), sqnr_db=quantize.sqnr_db(float_out, out),
+                   bit_exact=bool(np.array_equal(run_emulator(g, x), out)))
+        if tf_out is not None:
+            row["same_as_tf"] = float(np.mean(np.all(out == tf_out, axis=1)))
+        row.update(targets(result, row))
+        result["sdk"].append(row)
+    return result
 
 
-def print_table(result):
-    rows = result["rows"]
-    f_acc = rows[0]["accuracy"]
-    tf_sqnr = next((r["sqnr_db"] for r in rows if r["variant"].startswith("TF PTQ (zoo")), None)
-    print("\n%s: calibration %d samples, held out %d (test.npz halves)"
-          % (result["model"], result["calibration"], result["held_out"]))
-    print("%-26s %9s %12s %12s %15s %12s" % ("variant", "accuracy", "vs float", "SQNR dB", "vs TF zoo",
-                                             "= TF same"))
-    for r in rows:
-        sq = "" if r["sqnr_db"] is None else "%.2f" % r["sqnr_db"]
-        dsq = ("%+.2f dB" % (r["sqnr_db"] - tf_sqnr)
-               if r["sqnr_db"] is not None and tf_sqnr is not None else "")
-        same = "%.0f%%" % (100 * r["same_as_tf"]) if "same_as_tf" in r else ""
-        print("%-26s %9.4f %+10.2f pt %12s %15s %12s" % (r["variant"], r["accuracy"],
-                                                        100 * (r["accuracy"] - f_acc), sq, dsq, same))
+def targets(result, row):
+    """The issue's targets for one SDK row: {name: True/False, or None when TF was not measured}."""
+    tf = result["tf"]
+    return dict(
+        pass_vs_tf=None if tf is None else bool(row["metric"] - tf["metric"] >= TARGET_VS_TF_PT - 1e-9),
+        pass_vs_float=bool(row["metric"] - result["float"] >= TARGET_VS_FLOAT_PT - 1e-9),
+        pass_sqnr=None if tf is None else bool(_db(row["sqnr_db"]) - _db(tf["sqnr_db"]) >= TARGET_SQNR_VS_TF_DB))
+
+
+def _db(v):
+    return float("inf") if v is None else v  # None: identical to float
+
+
+# --- the table ---------------------------------------------------------------------------
+
+COLUMNS = ("model", "method", "calib n", "held-out n", "metric", "float", "TF PTQ", "SDK", "SDK-TF",
+           "SDK-float", "SQNR TF", "SQNR SDK", "dSQNR", "bit-exact", ">=TF-0.3", ">=float-1", "SQNR>=TF-1")
+
+
+def table_rows(results):
+    """One row of strings per (model, SDK method), in COLUMNS order; '-' where not measured."""
+    def num(v, fmt):
+        return "-" if v is None else fmt % (round(v, 2) + 0.0)  # no "-0.00"
+
+    def verdict(v):
+        return "-" if v is None else ("PASS" if v else "FAIL")
+
+    rows = []
+    for r in results:
+        tf = r["tf"] or {}
+        for s in r["sdk"]:
+            tf_metric, tf_sqnr = tf.get("metric"), tf.get("sqnr_db")
+            rows.append([
+                r["model"], s["method"] + (" *" if s.get("default") else ""),
+                str(r["calibration"]), str(r["held_out"]), r["metric"],
+                num(r["float"], "%.2f"), num(tf_metric, "%.2f"), num(s["metric"], "%.2f"),
+                num(None if tf_metric is None else s["metric"] - tf_metric, "%+.2f"),
+                num(s["metric"] - r["float"], "%+.2f"),
+                num(tf_sqnr, "%.2f"), num(s["sqnr_db"], "%.2f"),
+                num(None if tf_sqnr is None else _db(s["sqnr_db"]) - tf_sqnr, "%+.2f"),
+                "yes" if s["bit_exact"] else "NO",
+                verdict(s["pass_vs_tf"]), verdict(s["pass_vs_float"]), verdict(s["pass_sqnr"])])
+    return rows
+
+
+def notes(results):
+    out = ["Calibration: first half of each model's test.npz, the same samples for TF and the SDK; "
+           "figures on the other half. metric in points (x100): accuracy = top-1 accuracy; roc_auc = "
+           "ROC AUC of the reconstruction error as anomaly score. Float in LiteRT, TF PTQ and SDK int8 "
+           "models in TFLite Micro; SQNR of the output vs float, dB; bit-exact = the emulator's output "
+           "equals TFLite Micro's on every held-out sample. * = the SDK's default method."]
+    out += ["%s: TF PTQ %s" % (r["model"], r["tf_note"]) for r in results if r["tf_note"]]
+    return out
+
+
+def format_text(results):
+    rows = [list(COLUMNS)] + table_rows(results)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+    lines = ["  ".join(c.rjust(w) if k >= 2 else c.ljust(w) for k, (c, w) in enumerate(zip(row, widths)))
+             for row in rows]
+    return "\n".join(lines[:1] + ["-" * len(lines[0])] + lines[1:] + [""] + notes(results))
+
+
+def format_markdown(results):
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(row) + " |" for row in table_rows(results)]
+    return "\n".join(lines + [""] + notes(results))
+
+
+def summary(results):
+    """The targets for the default method over all models: worst margins and whether all pass."""
+    rows = [(r, s) for r in results for s in r["sdk"] if s.get("default")]
+    method = rows[0][1]["method"] if rows else None
+    measured = [(r, s) for r, s in rows if r["tf"] is not None]
+    out = dict(quant_method=method, quant_models=len(rows), quant_models_with_tf=len(measured),
+               quant_bit_exact_all=all(s["bit_exact"] for _, s in rows),
+               quant_sdk_minus_float_pt_min=min((s["metric"] - r["float"] for r, s in rows), default=None))
+    if measured:
+        out["quant_sdk_minus_tf_pt_min"] = min(s["metric"] - r["tf"]["metric"] for r, s in measured)
+        out["quant_sqnr_minus_tf_db_min"] = min(_db(s["sqnr_db"]) - r["tf"]["sqnr_db"] for r, s in measured)
+    checks = [s[k] for _, s in rows for k in ("pass_vs_tf", "pass_vs_float", "pass_sqnr")]
+    out["quant_targets_met"] = (None if not rows or any(c is None for c in checks)
+                                else all(checks) and out["quant_bit_exact_all"])
+    return out
+
+
+def zoo_dirs(zoo, names=None):
+    dirs = sorted(m for m in Path(zoo).iterdir() if (m / "float.tflite").exists() and (m / "test.npz").exists())
+    return [m for m in dirs if not names or m.name in names]
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--zoo", default=str(ROOT / "model_zoo"))
+    p.add_argument("--models", help="comma-separated zoo model names (default: every float model)")
+    p.add_argument("--methods", default=",".join(quantize.METHODS), help="SDK range methods to compare")
+    p.add_argument("--tf-python", help="a Python with TensorFlow for TF's PTQ (default: $NPU_TF_PYTHON, "
+                                       "else this one if it has TensorFlow)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     args = p.parse_args()
-    dirs = sorted(m for m in Path(args.zoo).iterdir() if (m / "float.tflite").exists() and (m / "test.npz").exists())
-    results = [compare(m) for m in dirs]
+    methods = args.methods.split(",")
+    bad = [m for m in methods if m not in quantize.METHODS]
+    if bad:
+        p.error("unknown method %s; choose from %s" % (", ".join(bad), ", ".join(quantize.METHODS)))
+    dirs = zoo_dirs(args.zoo, args.models.split(",") if args.models else None)
+    if not dirs:
+        p.error("no zoo model with float.tflite and test.npz in %s" % args.zoo)
+    python = tf_python(args.tf_python)
+    results = [compare(m, methods, python) for m in dirs]
     if args.json:
-        print(json.dumps(results, indent=2))
+        print(json.dumps(dict(results=results, summary=summary(results)), indent=1))
     else:
-        for r in results:
-            print_table(r)
+        print(format_text(results))
+        print("\n" + json.dumps(summary(results)))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 
-from . import compiler
+from . import compiler, quantize
 from .errors import NpuError
 
 
@@ -40,7 +40,7 @@ def _progress_bar(args, total, name):
 
 def _compile(args):
     """Compile args.model; a float model is quantized first with --calib. Returns (Compiled, report)."""
-    from . import quantize, tflite
+    from . import tflite
     graph = tflite.load(args.model)
     if not quantize.is_float_model(graph):
         if args.calib:
@@ -72,8 +72,7 @@ def cmd_compile(args):
         for w in quant.warnings:
             print("warning: %s" % w, file=sys.stderr)
         if args.report:
-            from .quantize import format_report
-            print(format_report(quant.report, quant.warnings))
+            print(quantize.format_report(quant.report, quant.warnings))
     print("%s: %d bytes, %d ops, arena %d bytes (lower bound %d), constants %d bytes"
           % (out, len(result.blob), result.n_ops, result.arena_size, result.arena_lower_bound,
              result.const_size))
@@ -449,8 +448,10 @@ def build_parser():
     def quant_args(sp):
         sp.add_argument("--calib", help="representative inputs (.npy, or .npz with key x or one key per "
                                         "input) to quantize a float model to int8")
-        sp.add_argument("--method", default="minmax", choices=("minmax", "percentile", "mse"),
-                        help="activation range method (default: minmax, as TFLite's converter)")
+        sp.add_argument("--method", default=quantize.DEFAULT_METHOD, choices=quantize.METHODS,
+                        help="activation range method (default: %s, the %g-th percentiles, measured "
+                             "best on the zoo; minmax reproduces TFLite's converter; "
+                             "docs/quantization.md)" % (quantize.DEFAULT_METHOD, quantize.DEFAULT_PERCENTILE))
         sp.add_argument("--int8-io", action="store_true",
                         help="int8 model inputs/outputs (default: keep the float model's float32 I/O)")
         sp.add_argument("--per-tensor", action="store_true", help="per-tensor weights (default: per-channel)")

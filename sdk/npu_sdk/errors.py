@@ -16,12 +16,13 @@ class UnsupportedOpError(ModelError):
     user sees them all at once instead of fixing one per run.
     """
 
-    def __init__(self, problems, source="model"):
+    def __init__(self, problems, source="model",
+                 hint="Supported ops: see `npu compile --help` or docs/blob-format.md."):
         self.problems = list(problems)
         lines = ["%s: %d unsupported op(s):" % (source, len(self.problems))]
         for index, name, reason in self.problems:
             lines.append("  op #%d %s: %s" % (index, name, reason))
-        lines.append("Supported ops: see `npu compile --help` or docs/blob-format.md.")
+        lines.append(hint)
         super().__init__("\n".join(lines))
 
 

@@ -8,8 +8,11 @@ Follows the TFLite int8 quantization spec (the one TFLite Micro implements):
 - bias: int32, zero point 0, scale = input_scale * weight_scale (per channel);
 - activations: asymmetric per-tensor int8, range from calibration, nudged to
   contain 0 exactly;
-- SOFTMAX output: scale 1/256, zero point -128; RESHAPE and pooling outputs
-  share their input's scale and zero point.
+- ADD, MUL, MEAN, RELU, LEAKY_RELU, HARD_SWISH: the output range from
+  calibration (each input keeps its own producer's quantization; a constant
+  operand gets its own per-tensor parameters);
+- SOFTMAX and LOGISTIC output: scale 1/256, zero point -128; TANH: 1/128, 0;
+  RESHAPE, pooling, RELU6 and PAD outputs share their input's scale and zero point.
 
 The float model's activation ranges come from running it in LiteRT over the
 calibration samples with every intermediate tensor kept. Multipliers, shifts
@@ -30,7 +33,7 @@ from .errors import ModelError, UnsupportedOpError
 from .graph import Graph, Op, Tensor
 
 METHODS = ("minmax", "percentile", "mse")
-DEFAULT_METHOD = "minmax"
+DEFAULT_METHOD = "percentile"  # measured: docs/quantization.md, tools/quant_compare.py
 DEFAULT_PERCENTILE = 99.99
 MIN_CALIBRATION_SAMPLES = 100  # fewer: CalibrationWarning
 UNSTABLE_RANGE = 0.25  # ranges of the two halves differing by more than this fraction of the range: warning
@@ -46,9 +49,13 @@ _WEIGHTED = {
     "CONV_2D": (1, 2, 0),
     "DEPTHWISE_CONV_2D": (1, 2, 3),
 }
-_SAME_AS_INPUT = ("RESHAPE", "MAX_POOL_2D", "AVERAGE_POOL_2D")  # output shares the input's quantization
-_FIXED_OUTPUT = {"SOFTMAX": (1.0 / 256.0, -128)}
-QUANTIZABLE = tuple(sorted(set(_WEIGHTED) | set(_SAME_AS_INPUT) | set(_FIXED_OUTPUT)))
+# Output range from calibration, like a weighted op's; constant float inputs (an ADD of a
+# constant) become per-tensor asymmetric int8 from their own min and max.
+_CALIBRATED = ("ADD", "MUL", "MEAN", "RELU", "LEAKY_RELU", "HARD_SWISH")
+# Output shares the input's quantization (TFLM's int8 RELU6 and PAD only clamp and copy).
+_SAME_AS_INPUT = ("RESHAPE", "MAX_POOL_2D", "AVERAGE_POOL_2D", "RELU6", "PAD")
+_FIXED_OUTPUT = {"SOFTMAX": (1.0 / 256.0, -128), "LOGISTIC": (1.0 / 256.0, -128), "TANH": (1.0 / 128.0, 0)}
+QUANTIZABLE = tuple(sorted(set(_WEIGHTED) | set(_CALIBRATED) | set(_SAME_AS_INPUT) | set(_FIXED_OUTPUT)))
 
 _OVERRIDE_KEYS = ("method", "percentile", "per_tensor", "range")
 
@@ -284,8 +291,8 @@ def check_float(graph):
             problems.append((op.index, op.kind, "cannot quantize this op (quantizable: %s)"
                              % ", ".join(QUANTIZABLE)))
             continue
-        floats = [i for i in list(op.inputs[:1]) + list(op.outputs)
-                  if np.dtype(graph.tensors[i].dtype) != FLOAT32]
+        acts = [i for i in op.inputs if i >= 0 and not graph.tensors[i].is_const]
+        floats = [i for i in acts + list(op.outputs) if np.dtype(graph.tensors[i].dtype) != FLOAT32]
         if floats:
             problems.append((op.index, op.kind, "tensor %r is %s, not float32; is the model already "
                              "quantized?" % (graph.tensors[floats[0]].name, graph.tensors[floats[0]].dtype)))
@@ -302,7 +309,8 @@ def check_float(graph):
             problems.append((-1, "io", "model input/output %r is %s; quantize takes float32 models"
                              % (graph.tensors[i].name, graph.tensors[i].dtype)))
     if problems:
-        raise UnsupportedOpError(problems, graph.name)
+        raise UnsupportedOpError(problems, graph.name, "To go on: quantize it with TensorFlow's converter "
+                                 "(full int8) and compile that .tflite; see docs/quantization.md.")
 
 
 # --- calibration ------------------------------------------------------------------------
@@ -354,7 +362,7 @@ def quantize(graph, calibration, method=DEFAULT_METHOD, per_channel=True, int8_i
     calibration: an iterable of input samples (arrays shaped like the model
     input, with or without its batch-1 axis; a list/tuple or {name: array} per
     sample for multi-input models), or a callable returning one (like TF's
-    representative_dataset). method: "minmax" | "percentile" | "mse" for the
+    representative_dataset). method: "percentile" (default) | "minmax" | "mse" for the
     activation ranges. per_channel: per-output-channel weight scales.
     int8_io: int8 model inputs/outputs instead of float32 ones behind
     QUANTIZE/DEQUANTIZE. overrides: {layer: {"method", "percentile",
@@ -435,6 +443,11 @@ def _quantize(graph, calibration, method, per_channel, int8_io, overrides, perce
             info["layers"][out] = {"method": "fixed by spec", "range": None}
             continue
         calibrated(out, op.kind)
+        if op.kind in _CALIBRATED:
+            for pos, i in enumerate(op.inputs):
+                if i >= 0 and g.tensors[i].is_const and np.dtype(g.tensors[i].dtype) == FLOAT32:
+                    _constant_operand(g, _own(g, op, pos, used))
+            continue
         # weights and bias
         w_pos, b_pos, axis = _WEIGHTED[op.kind]
         pc = per_channel and not settings.get(out, {}).get("per_tensor", False)
@@ -464,6 +477,15 @@ def _own(g, op, pos, used):
         t = op.inputs[pos] = len(g.tensors) - 1
     used.add(t)
     return t
+
+
+def _constant_operand(g, t):
+    """A constant float operand (of ADD, MUL...) as per-tensor asymmetric int8 over its values."""
+    c = g.tensors[t]
+    scale, zp = asymmetric_params(np.min(c.data), np.max(c.data))
+    q = np.clip(_round_half_away(c.data / np.float32(scale)) + zp, -128, 127).astype(np.int8)
+    g.tensors[t] = Tensor(c.name, c.shape, INT8, np.array([scale], np.float32), np.array([zp], np.int64),
+                          0, q)
 
 
 def _float_edges(g):

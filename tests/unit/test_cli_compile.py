@@ -35,6 +35,19 @@ def test_float_model_with_calibration(tmp_path, capsys, calib, flags, in_dtype):
     assert str(body.tensors[body.inputs[0]].dtype) == in_dtype
 
 
+def test_unquantizable_op_is_one_error_naming_it(tmp_path, capsys, calib):
+    from npu_sdk import tflite, tflite_writer
+    g = tflite.load(FLOAT)
+    g.ops[3].kind, g.ops[3].options = "EXP", {}
+    model, out = tmp_path / "exp_float.tflite", tmp_path / "exp.npb"
+    model.write_bytes(tflite_writer.write(g))
+    assert cli.main(["compile", str(model), "-o", str(out), "--calib", str(calib)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("npu:") == 1 and "1 unsupported op(s)" in err  # one error, listing every such op
+    assert "op #3 EXP: cannot quantize" in err and "TensorFlow's converter" in err
+    assert not out.exists()
+
+
 def test_int8_model_refuses_calibration(tmp_path, capsys, calib):
     assert cli.main(["compile", str(DIGITS_INT8), "-o", str(tmp_path / "x.npb"), "--calib", str(calib)]) == 1
     assert "already an int8 model" in capsys.readouterr().err

@@ -156,7 +156,8 @@ def test_override_file_is_respected(float_graph, data, tmp_path, suffix):
                                     "#3": {"method": "percentile", "percentile": 99.0}}))
     else:
         path.write_text('[fc2_1]\nper_tensor = true\n\n["#3"]\nmethod = "percentile"\npercentile = 99.0\n')
-    r = quantize.quantize_with_report(float_graph, data["calib"], overrides=quantize.load_overrides(path))
+    r = quantize.quantize_with_report(float_graph, data["calib"], method="minmax",
+                                      overrides=quantize.load_overrides(path))
     g = r.graph
     assert len(g.tensors[layer(g, "fc2_1").inputs[1]].scales) == 1
     assert len(g.tensors[layer(g, "fc1_1").inputs[1]].scales) == 32
@@ -182,11 +183,11 @@ def test_bad_overrides_are_model_errors(float_graph, data):
 
 def test_unquantizable_op_is_named_with_its_index(float_graph, data):
     g = copy.deepcopy(float_graph)
-    g.ops[2].kind = "TANH"
+    g.ops[2].kind = "EXP"
     with pytest.raises(UnsupportedOpError) as info:
         quantize.quantize(g, data["calib"])
-    assert [(i, name) for i, name, _ in info.value.problems] == [(2, "TANH")]
-    assert "op #2 TANH" in str(info.value) and "cannot quantize" in str(info.value)
+    assert [(i, name) for i, name, _ in info.value.problems] == [(2, "EXP")]
+    assert "op #2 EXP" in str(info.value) and "cannot quantize" in str(info.value)
 
 
 def test_int8_model_is_refused(data):
@@ -269,3 +270,121 @@ def test_conv_and_depthwise_per_channel_axes_and_accuracy_in_tflm():
     f = np.stack([reference.run_litert(float_model, [xi])[0] for xi in x])
     y = np.stack([reference.run_tflm(int8_model, [xi], interpreter)[0] for xi in x])
     assert quantize.sqnr_db(f, y) > 25
+
+
+def residual_graph(rng):
+    """A float CONV_2D -> CONV_2D -> ADD(shortcut, RELU) -> ADD(constant) -> MEAN ->
+    FULLY_CONNECTED -> LOGISTIC graph: the ops whose outputs are calibrated without weights."""
+    f32 = np.float32
+    t = [Tensor("x", (1, 6, 6, 4), f32),
+         Tensor("c1/w", (4, 3, 3, 4), f32, data=rng.normal(0, 0.3, (4, 3, 3, 4)).astype(f32)),
+         Tensor("c1/b", (4,), f32, data=rng.normal(0, 0.1, 4).astype(f32)),
+         Tensor("c1", (1, 6, 6, 4), f32),
+         Tensor("c2/w", (4, 3, 3, 4), f32, data=rng.normal(0, 0.3, (4, 3, 3, 4)).astype(f32)),
+         Tensor("c2/b", (4,), f32, data=rng.normal(0, 0.1, 4).astype(f32)),
+         Tensor("c2", (1, 6, 6, 4), f32),
+         Tensor("sum", (1, 6, 6, 4), f32),
+         Tensor("offset", (1, 1, 1, 4), f32, data=np.array([-0.5, 0.0, 0.25, 1.0], f32).reshape(1, 1, 1, 4)),
+         Tensor("shifted", (1, 6, 6, 4), f32),
+         Tensor("axes", (2,), np.int32, data=np.array([1, 2], np.int32)),
+         Tensor("pooled", (1, 4), f32),
+         Tensor("fc/w", (3, 4), f32, data=rng.normal(0, 0.5, (3, 4)).astype(f32)),
+         Tensor("fc/b", (3,), f32, data=np.zeros(3, f32)),
+         Tensor("logits", (1, 3), f32),
+         Tensor("probs", (1, 3), f32)]
+    conv = dict(padding="SAME", stride_w=1, stride_h=1, dilation_w=1, dilation_h=1, activation="RELU")
+    ops = [Op("CONV_2D", [0, 1, 2], [3], conv, 0),
+           Op("CONV_2D", [3, 4, 5], [6], dict(conv, activation="NONE"), 1),
+           Op("ADD", [6, 0], [7], {"activation": "RELU"}, 2),
+           Op("ADD", [7, 8], [9], {"activation": "NONE"}, 3),
+           Op("MEAN", [9, 10], [11], {"keep_dims": False}, 4),
+           Op("FULLY_CONNECTED", [11, 12, 13], [14], {"activation": "NONE"}, 5),
+           Op("LOGISTIC", [14], [15], {}, 6)]
+    return Graph(t, ops, [0], [15], "residual")
+
+
+@pytest.mark.parametrize("int8_io", [False, True], ids=["float-io", "int8-io"])
+def test_add_mean_logistic_follow_the_spec_and_are_bit_exact(int8_io):
+    from npu_emulator import _kernels
+    from npufw.interp import Model
+
+    rng = np.random.default_rng(1)
+    g = residual_graph(rng)
+    calib = rng.uniform(-1, 1, (120, 1, 6, 6, 4)).astype(np.float32)
+    q = quantize.quantize(g, calib, method="minmax", int8_io=int8_io)
+    by_name = {t.name: t for t in q.tensors}
+    # ADD: each input keeps its producer's quantization, the output range is the calibrated one
+    f_sum = np.concatenate([f[7].ravel() for f in reference.litert_all_tensors(
+        tflite_writer.write(g), [[x] for x in calib], [7])])
+    assert (by_name["sum"].scale, by_name["sum"].zero_point) == quantize.asymmetric_params(0.0, f_sum.max())
+    add = next(op for op in q.ops if op.kind == "ADD")
+    assert q.tensors[add.inputs[1]].dtype == np.int8 and q.tensors[add.inputs[0]] is by_name["c2"]
+    offset = by_name["offset"]  # a constant operand: per-tensor asymmetric over its values
+    assert offset.dtype == np.int8 and (offset.scale, offset.zero_point) == quantize.asymmetric_params(-0.5, 1.0)
+    assert (by_name["probs" if int8_io else "probs_int8"].scale,
+            by_name["probs" if int8_io else "probs_int8"].zero_point) == (1 / 256, -128)
+    # bit-exact: the emulator core (compiled blob, C kernels) against TFLite Micro
+    model = tflite_writer.write(q)
+    interpreter = reference.tflm_interpreter(model)
+    board = Model(compiler.compile_graph(q).blob, _kernels)
+    x_t, y_t = q.tensors[q.inputs[0]], q.tensors[q.outputs[0]]
+    xs = rng.uniform(-1.2, 1.2, (20, 1, 6, 6, 4)).astype(np.float32)
+    float_model, got_all = tflite_writer.write(g), []
+    for x in xs:
+        fed = x
+        if int8_io:
+            fed = np.clip(np.floor(x / x_t.scale + 0.5) + x_t.zero_point, -128, 127)
+        fed = np.asarray(fed, dtype=x_t.dtype).reshape(x_t.shape)
+        expected = reference.run_tflm(model, [fed], interpreter)[0]
+        board.set_input(0, fed.tobytes())
+        board.invoke()
+        got = np.frombuffer(bytes(board.output(0)), dtype=y_t.dtype).reshape(expected.shape)
+        np.testing.assert_array_equal(got, expected)
+        got_all.append(got.astype(np.float32) if not int8_io else (got.astype(np.float32) + 128) / 256)
+    f = np.stack([reference.run_litert(float_model, [x])[0] for x in xs])
+    assert quantize.sqnr_db(f, np.stack(got_all)) > 25
+
+
+def one_op_graph(kind):
+    """input (1, 4, 4, 3) -> CONV_2D 1x1 -> `kind` (with a constant operand where it takes one)."""
+    f32, rng = np.float32, np.random.default_rng(2)
+    t = [Tensor("x", (1, 4, 4, 3), f32),
+         Tensor("w", (3, 1, 1, 3), f32, data=rng.normal(0, 1, (3, 1, 1, 3)).astype(f32)),
+         Tensor("b", (3,), f32, data=np.zeros(3, f32)),
+         Tensor("c", (1, 4, 4, 3), f32)]
+    out_shape, extra, options = (1, 4, 4, 3), [], {}
+    if kind == "MUL":
+        t.append(Tensor("k", (1, 1, 1, 3), f32, data=np.array([0.5, -2.0, 1.5], f32).reshape(1, 1, 1, 3)))
+        extra, options = [len(t) - 1], {"activation": "NONE"}
+    elif kind == "PAD":
+        t.append(Tensor("p", (4, 2), np.int32, data=np.array([[0, 0], [1, 1], [1, 1], [0, 0]], np.int32)))
+        extra, out_shape = [len(t) - 1], (1, 6, 6, 3)
+    elif kind == "LEAKY_RELU":
+        options = {"alpha": 0.2}
+    t.append(Tensor("y", out_shape, f32))
+    conv = dict(padding="VALID", stride_w=1, stride_h=1, dilation_w=1, dilation_h=1, activation="NONE")
+    ops = [Op("CONV_2D", [0, 1, 2], [3], conv, 0), Op(kind, [3] + extra, [len(t) - 1], options, 1)]
+    return Graph(t, ops, [0], [len(t) - 1], kind.lower())
+
+
+@pytest.mark.parametrize("kind", ["MUL", "TANH", "RELU", "RELU6", "LEAKY_RELU", "HARD_SWISH", "PAD"])
+def test_pointwise_ops_quantize_and_run_bit_exact(kind):
+    from npu_emulator import _kernels
+    from npufw.interp import Model
+
+    g = one_op_graph(kind)
+    rng = np.random.default_rng(3)
+    q = quantize.quantize(g, rng.uniform(-2, 2, (100, 1, 4, 4, 3)).astype(np.float32))
+    model, float_model = tflite_writer.write(q), tflite_writer.write(g)
+    interpreter = reference.tflm_interpreter(model)
+    board = Model(compiler.compile_graph(q).blob, _kernels)
+    xs = rng.uniform(-2, 2, (10, 1, 4, 4, 3)).astype(np.float32)
+    got = []
+    for x in xs:
+        expected = reference.run_tflm(model, [x], interpreter)[0]
+        board.set_input(0, x.tobytes())
+        board.invoke()
+        got.append(np.frombuffer(bytes(board.output(0)), np.float32).reshape(expected.shape))
+        np.testing.assert_array_equal(got[-1], expected)
+    f = np.stack([reference.run_litert(float_model, [x])[0] for x in xs])
+    assert quantize.sqnr_db(f, np.stack(got)) > 25
