@@ -31,7 +31,9 @@ FAULTS = "flip=1e-4,drop=1e-4,dup=1e-4,seed=%d"
 
 
 def blob_200k():
-    _, blob = fc_model(256, 780, seed=42)  # random int8 weights: deflate cannot shrink them
+    # uniformly random int8 weights, few output channels: per-channel tables (multipliers,
+    # biases) deflate well, so an FC of 256 x 780 was 3.5 % compressible; this one is 0.25 %
+    _, blob = fc_model(4096, 50, seed=42)
     return blob
 
 

@@ -11,6 +11,23 @@ import struct
 from . import blobfmt, frame, stream
 from .store import valid_name
 
+try:  # MicroPython
+    import deflate
+    import io
+
+    def _raw_inflate(data, limit):
+        return deflate.DeflateIO(io.BytesIO(data), deflate.RAW, ZDATA_WBITS).read(limit + 1)
+except ImportError:
+    try:  # CPython
+        import zlib
+
+        def _raw_inflate(data, limit):
+            z = zlib.decompressobj(-ZDATA_WBITS)
+            out = z.decompress(data, limit + 1)
+            return out if z.eof or len(out) > limit else None  # None: the stream is cut short
+    except ImportError:  # neither: HELLO does not announce F_DEFLATE
+        _raw_inflate = None
+
 PROTOCOL_VERSION = 1
 FIRMWARE_VERSION = "0.2.0"
 MAX_PAYLOAD = 4096
@@ -28,6 +45,7 @@ CONSOLE = 0x08
 REPL = 0x09
 INPUT = 0x0A
 OUTPUT = 0x0B
+FLASH_ZDATA = 0x0D
 LOG = 0x40
 RESPONSE = 0x80
 NAK = 0xFE
@@ -37,6 +55,7 @@ F_DEFLATE = 1
 F_REPL = 2
 F_PROFILE = 4
 F_STAGING = 8  # INPUT and OUTPUT requests, RUN_STAGED and RUN_HOLD
+ZDATA_WBITS = 12  # FLASH_ZDATA's deflate window: 4 KB, more than any chunk
 
 BEGIN_SEND = 0
 BEGIN_INSTALLED = 1
@@ -85,6 +104,20 @@ def _read_str(p, pos):
     return bytes(p[pos + 1:pos + 1 + n]).decode(), pos + 1 + n
 
 
+def _inflate(data, offset):
+    """FLASH_ZDATA's raw deflate stream -> the chunk; Refused when it is damaged or would
+    inflate past the longest FLASH_DATA chunk (a bomb must not exhaust RAM)."""
+    limit = MAX_PAYLOAD - 4
+    try:
+        out = _raw_inflate(data, limit)
+    except Exception:  # zlib.error, OSError, EOFError: the message must not depend on the VM
+        out = None
+    if out is None or len(out) > limit:
+        raise Refused(E_BAD_REQUEST, "FLASH_ZDATA at %d is not a raw deflate stream of at most %d "
+                      "bytes" % (offset, limit))
+    return out
+
+
 def _name(p, pos):
     name, pos = _read_str(p, pos)
     if not valid_name(name):
@@ -119,7 +152,8 @@ class Server:
         self.console = False  # send LOG frames as lines are logged
         self.leave = False  # set by REPL: serve_forever returns after answering
         self.handlers = {HELLO: self.hello, FLASH_BEGIN: self.flash_begin,
-                         FLASH_DATA: self.flash_data, FLASH_END: self.flash_end,
+                         FLASH_DATA: self.flash_data, FLASH_ZDATA: self.flash_zdata,
+                         FLASH_END: self.flash_end,
                          LIST: self.list, RUN: self.run, RM: self.rm, CONSOLE: self.console_on,
                          REPL: self.repl, INPUT: self.input, OUTPUT: self.output}
         self.staging = None  # [Model, [bytes staged per input]]: INPUT writes into the arena
@@ -167,7 +201,7 @@ class Server:
         if msg is None:
             return None
         ftype, seq, payload = msg
-        if ftype == FLASH_DATA:  # idempotent by offset, and too frequent to cache
+        if ftype == FLASH_DATA or ftype == FLASH_ZDATA:  # idempotent by offset, and too frequent to cache
             return self._answer(ftype, seq, payload)
         if ftype == HELLO:  # a new session: nothing before it is a repeat
             self.last = None
@@ -218,8 +252,8 @@ class Server:
                              "firmware" if host_version > PROTOCOL_VERSION else "host SDK (pip install -U npu-sdk)"))
         self.console = False  # a new session: logs only on request
         lim = self.board.limits
-        # F_DEFLATE is not announced: FLASH_DATA does not carry deflate streams yet
-        features = F_PROFILE | F_STAGING | (F_REPL if lim.get("repl") else 0)
+        features = F_PROFILE | F_STAGING | (F_REPL if lim.get("repl") else 0) \
+            | (F_DEFLATE if _raw_inflate else 0)
         ops = sorted(blobfmt.OPS)
         return (struct.pack("<HIIIIII", PROTOCOL_VERSION, lim["ram"], lim["flash"],
                             self.board.store.free(True), MAX_PAYLOAD, WINDOW, features)
@@ -267,12 +301,20 @@ class Server:
         self.flashing = _Flashing(name, size, blob_id, part, written)
         return struct.pack("<BI", BEGIN_SEND, written)
 
-    def flash_data(self, p):
+    def flash_zdata(self, p):
+        """FLASH_ZDATA: FLASH_DATA whose chunk comes deflated; offsets count inflated bytes."""
+        if self.flashing is None:
+            raise Refused(E_BAD_REQUEST, "FLASH_ZDATA without FLASH_BEGIN")
+        offset = struct.unpack_from("<I", p, 0)[0]
+        return self.flash_data(p, offset, _inflate(memoryview(p)[4:], offset))
+
+    def flash_data(self, p, offset=None, chunk=None):
         state = self.flashing
         if state is None:
             raise Refused(E_BAD_REQUEST, "FLASH_DATA without FLASH_BEGIN")
-        offset = struct.unpack_from("<I", p, 0)[0]
-        chunk = memoryview(p)[4:]
+        if chunk is None:
+            offset = struct.unpack_from("<I", p, 0)[0]
+            chunk = memoryview(p)[4:]
         end = offset + len(chunk)
         if end > state.size:
             raise Refused(E_BAD_REQUEST, "data past the announced size %d" % state.size)

@@ -9,6 +9,7 @@ with 0x7D -> 7D 5D and 0x7E -> 7D 5E inside.
 """
 import binascii
 import struct
+import zlib
 from dataclasses import dataclass
 
 PROTOCOL_VERSION = 1
@@ -27,16 +28,21 @@ CONSOLE = 0x08
 REPL = 0x09
 INPUT = 0x0A  # a piece of a RUN input, staged on the board
 OUTPUT = 0x0B  # a piece of an output a RUN held on the board
+FLASH_ZDATA = 0x0D  # FLASH_DATA whose data is a raw deflate stream (F_DEFLATE boards)
 LOG = 0x40  # unsolicited, board -> host, seq 0
 RESPONSE = 0x80
 NAK = 0xFE  # FLASH_DATA out of order: payload verified u32, the first byte the board lacks
 ERROR = 0xFF
 
 #: HELLO feature bits
-F_DEFLATE = 1  # FLASH_DATA may carry raw-deflate data (not used by this host yet)
+F_DEFLATE = 1  # the board takes FLASH_ZDATA
 F_REPL = 2  # REPL hands the MicroPython REPL back
 F_PROFILE = 4  # RUN can time each op
 F_STAGING = 8  # INPUT and OUTPUT requests, RUN_STAGED and RUN_HOLD
+
+#: FLASH_ZDATA: log2 of the deflate window; a chunk is compressed on its own, so no
+#: back-reference reaches past its start and a 4 KB window covers any chunk a board takes
+ZDATA_WBITS = 12
 
 #: FLASH_BEGIN answer states
 BEGIN_SEND = 0  # send data from `verified` on (0: a fresh transfer; more: a resumed one)
@@ -57,7 +63,7 @@ ERRORS = {
 
 NAMES = {HELLO: "HELLO", FLASH_BEGIN: "FLASH_BEGIN", FLASH_DATA: "FLASH_DATA", FLASH_END: "FLASH_END",
          LIST: "LIST", RUN: "RUN", RM: "RM", CONSOLE: "CONSOLE", REPL: "REPL", INPUT: "INPUT",
-         OUTPUT: "OUTPUT", LOG: "LOG", NAK: "NAK", ERROR: "ERROR"}
+         OUTPUT: "OUTPUT", FLASH_ZDATA: "FLASH_ZDATA", LOG: "LOG", NAK: "NAK", ERROR: "ERROR"}
 
 
 def frame_name(ftype):
@@ -178,6 +184,14 @@ def parse_flash_begin(p):
 
 def flash_data_request(offset, data):
     return struct.pack("<I", offset) + bytes(data)
+
+
+def flash_zdata_request(offset, data):
+    """FLASH_ZDATA for the chunk `data` at `offset`, or None when deflate does not shrink it
+    (then send it as FLASH_DATA)."""
+    z = zlib.compressobj(9, zlib.DEFLATED, -ZDATA_WBITS)
+    packed = z.compress(bytes(data)) + z.flush()
+    return struct.pack("<I", offset) + packed if len(packed) < len(data) else None
 
 
 def parse_verified(p):
