@@ -326,17 +326,17 @@ class Server:
         if end > state.written:
             state.part.write(chunk[state.written - offset:])
             state.written = end
-            early = state.early
-            while early:  # what arrived early may follow now
-                for off in list(early):
-                    if off + len(early[off]) <= state.written:
-                        state.early_bytes -= len(early.pop(off))
-                nxt = early.pop(state.written, None)
-                if nxt is None:
-                    break
-                state.early_bytes -= len(nxt)
-                state.part.write(nxt)
-                state.written += len(nxt)
+            more = True
+            while more:  # what arrived early may follow now, whole or (chunked otherwise) its tail
+                more = False
+                for off in list(state.early):
+                    if off <= state.written:
+                        held = state.early.pop(off)
+                        state.early_bytes -= len(held)
+                        if off + len(held) > state.written:
+                            state.part.write(memoryview(held)[state.written - off:])
+                            state.written = off + len(held)
+                            more = True
         return struct.pack("<I", state.written)
 
     def flash_end(self, p):
