@@ -324,7 +324,7 @@ class Server:
                 state.early_bytes += len(chunk)
             return NAK, struct.pack("<I", state.written)
         if end > state.written:
-            state.part.write(chunk[state.written - offset:])
+            out = chunk[state.written - offset:]
             state.written = end
             more = True
             while more:  # what arrived early may follow now, whole or (chunked otherwise) its tail
@@ -334,9 +334,13 @@ class Server:
                         held = state.early.pop(off)
                         state.early_bytes -= len(held)
                         if off + len(held) > state.written:
-                            state.part.write(memoryview(held)[state.written - off:])
+                            if not isinstance(out, bytearray):
+                                out = bytearray(out)
+                            out += memoryview(held)[state.written - off:]
                             state.written = off + len(held)
                             more = True
+            # one flash write for the chunk and all it released: each write is synced
+            state.part.write(out)
         return struct.pack("<I", state.written)
 
     def flash_end(self, p):

@@ -47,12 +47,12 @@ def test_lost_chunks_are_resent_on_the_next_answer_not_a_timer(core, seed, blob,
     assert (tmp_path / "m.npb").read_bytes() == blob
     assert stats.retransmits > 0, "seed %d damaged no frame: pick another" % seed
     assert stats.timeouts <= 1, stats
-    # the chunks shrank after the losses; every resend repeats the range of its first copy
+    # the chunks shrank after the losses; a resend repeats its first copy or splits it up
     sizes = {n for off, n in chunks if off + n < len(blob)}
     assert CHUNK in sizes and CHUNK_MIN in sizes, sorted(sizes)
     first = {}
     for off, n in chunks:
-        assert first.setdefault(off, n) == n, "offset %d resent as %d bytes, first %d" % (off, n, first[off])
+        assert n <= first.setdefault(off, n), "offset %d resent as %d bytes, first %d" % (off, n, first[off])
 
 
 @pytest.mark.parametrize("core", CORES)

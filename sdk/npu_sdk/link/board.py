@@ -273,9 +273,10 @@ class Board:
         without progress ends in LinkTimeout.
 
         Chunks are `chunk` bytes at most, halved on every loss (down to CHUNK_MIN) and doubled
-        after `window` bytes acknowledged without one; a resend covers the same range as the
-        copy it replaces, so every acknowledged offset starts a chunk that was sent. A chunk
-        goes deflated (FLASH_ZDATA) where the board takes it and deflate makes it shorter.
+        after `window` bytes acknowledged without one; a resend covers the range of the copy it
+        replaces (in pieces of the current size), so every acknowledged offset starts a chunk
+        that was sent. A chunk goes deflated (FLASH_ZDATA) where the board takes it and deflate
+        makes it shorter.
         """
         size = len(data)
         top = max(1, min(chunk, self.info.max_payload - 4))
@@ -285,7 +286,7 @@ class Board:
         deflate = self.info.features & codec.F_DEFLATE
         clean = 0  # bytes acknowledged since the last loss
         acked = nxt = start
-        frames = {}  # offset -> (type, payload) of the chunk sent there, until acknowledged
+        frames = {}  # offset -> ((type, payload), data bytes) of the chunk sent there, until acked
         first_sent = {}  # offset -> time of first send (round-trip samples: never resent)
         last_sent = {}
         sent_order = {}  # offset -> number of its latest send
@@ -304,14 +305,15 @@ class Board:
             count[0] += 1
             seq_order[seq] = count[0]
 
-        def send(off):
-            """Send the chunk at `off` (`step` bytes, or the range of its earlier copy); returns
-            its length in data bytes."""
-            if off not in frames:
-                piece = data[off:off + step]
-                payload = deflate and codec.flash_zdata_request(off, piece)
-                frames[off] = ((codec.FLASH_ZDATA, payload) if payload else
-                               (codec.FLASH_DATA, codec.flash_data_request(off, piece)), len(piece))
+        def pack(off, n):
+            """The frame for the n bytes at `off`: deflated where the board takes it and that
+            makes it shorter."""
+            piece = data[off:off + n]
+            payload = deflate and codec.flash_zdata_request(off, piece)
+            frames[off] = ((codec.FLASH_ZDATA, payload) if payload else
+                           (codec.FLASH_DATA, codec.flash_data_request(off, piece)), len(piece))
+
+        def transmit(off):
             (ftype, payload), n = frames[off]
             seq = self._next_seq()
             self._send(ftype, seq, payload)
@@ -319,20 +321,37 @@ class Board:
             sent_order[off] = seq_order[seq] = count[0]
             result.sent += len(payload) - 4
             now = time.monotonic()
-            if off + n >= size or off in last_sent:
-                probe()  # nothing may follow it: make sure an answer tells if it got through
             if off in last_sent:
                 result.retransmits += 1
-                first_sent.pop(off, None)
+                first_sent.pop(off, None)  # its round trip would be ambiguous (Karn)
             else:
                 first_sent[off] = now
             last_sent[off] = now
             return n
 
-        def lost():
+        def send(off):
+            """New data at `off`, `step` bytes; returns its length."""
+            pack(off, min(step, size - off))
+            n = transmit(off)
+            if off + n >= size:
+                probe()  # nothing may follow it: make sure an answer tells if it got through
+            return n
+
+        def resend(off):
+            """The chunk at `off` again, lost: its range, in `step`-byte pieces when the chunks
+            shrank since it was sent (the board holds what follows by offset), then a probe."""
             nonlocal step, clean
-            step = max(floor, step // 2)
-            clean = 0
+            step, clean = max(floor, step // 2), 0
+            if off not in frames:
+                pack(off, min(step, size - off))
+            end = off + frames[off][1]
+            pieces = range(off, end, step)
+            if len(pieces) > 1:
+                for q in pieces:
+                    pack(q, min(step, end - q))
+            for q in pieces:
+                transmit(q)
+            probe()
 
         def room():
             return nxt < size and (nxt == acked or nxt + min(step, size - nxt) <= acked + window)
@@ -382,14 +401,12 @@ class Board:
                 # now (with a probe behind it), no timer
                 if verified == acked < nxt and acked in sent_order \
                         and seq_order.get(rseq, 0) > sent_order[acked]:
-                    lost()
-                    send(acked)
+                    resend(acked)
                 if room():
                     break  # room in the window: send more first
             now = time.monotonic()
             if acked < size and now - max(last_sent.get(acked, now), progress_at) >= rto:
-                lost()
-                send(acked)  # no progress: resend the oldest, back off
+                resend(acked)  # no progress: resend the oldest, back off
                 result.timeouts += 1
                 rto = min(rto * 2, max(self.timeout, _MIN_RTO))
             if now - progress_at > give_up:
