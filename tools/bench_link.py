@@ -209,13 +209,15 @@ def main(argv=None):
             if not args.json:
                 print(" ".join("%s=%s" % kv for kv in r.items()), flush=True)
     faults = fault_run(cores, args.fault_baud, args.faults, args.jobs) if args.faults else None
+    if faults:
+        faults["summary"] = summary_line(faults)
     result = dict(runs=runs, faults=faults, targets=targets(runs, faults))
     if args.json:
         print(json.dumps(result))
         return
     if faults:
-        print(" ".join("%s=%s" % kv for kv in faults.items()))
-        print(summary_line(faults))
+        print(" ".join("%s=%s" % (k, v) for k, v in faults.items() if k != "summary"))
+        print(faults["summary"])
     print("targets: " + " ".join("%s=%s" % kv for kv in result["targets"].items()))
 
 
