@@ -324,23 +324,23 @@ class Server:
                 state.early_bytes += len(chunk)
             return NAK, struct.pack("<I", state.written)
         if end > state.written:
-            out = chunk[state.written - offset:]
-            state.written = end
+            out, written = chunk[state.written - offset:], end
             more = True
             while more:  # what arrived early may follow now, whole or (chunked otherwise) its tail
                 more = False
                 for off in list(state.early):
-                    if off <= state.written:
+                    if off <= written:
                         held = state.early.pop(off)
                         state.early_bytes -= len(held)
-                        if off + len(held) > state.written:
+                        if off + len(held) > written:
                             if not isinstance(out, bytearray):
                                 out = bytearray(out)
-                            out += memoryview(held)[state.written - off:]
-                            state.written = off + len(held)
+                            out += memoryview(held)[written - off:]
+                            written = off + len(held)
                             more = True
             # one flash write for the chunk and all it released: each write is synced
             state.part.write(out)
+            state.written = written
         return struct.pack("<I", state.written)
 
     def flash_end(self, p):
