@@ -37,8 +37,8 @@ class ModelEntry:
 @dataclass
 class FlashResult:
     """What one Board.flash did: `sent` data bytes on the line (retransmissions included,
-    deflated chunks as sent), the offset
-    it `resumed` from, whether the board already held the blob (`skipped`), `seconds`."""
+    deflated chunks as sent), the offset it `resumed` from, whether the board already held
+    the blob (`skipped`), `seconds`."""
     name: str
     size: int
     sent: int = 0
