@@ -40,6 +40,11 @@ def session_requests(codec, blob):
     """(note, type, seq, payload) of the scripted session; a None type is a raw damaged frame."""
     half = len(blob) // 2
     x = bytes(range(8))
+
+    def zdata(offset, data):
+        request = codec.flash_zdata_request(offset, data)
+        assert request is not None, "the vectors need a chunk deflate shrinks"
+        return request
     return [
         ("hello", codec.HELLO, 1, codec.hello_request()),
         ("hello from a future host", codec.HELLO, 2, struct.pack("<H", 9)),
@@ -70,6 +75,15 @@ def session_requests(codec, blob):
         ("malformed run", codec.RUN, 18, b"\x01"),
         ("data without begin", codec.FLASH_DATA, 19, codec.flash_data_request(0, b"x")),
         ("no space", codec.FLASH_BEGIN, 20, codec.flash_begin_request(1 << 20, bytes(32), "big")),
+        ("flash begin, to send deflated", codec.FLASH_BEGIN, 28,
+         codec.flash_begin_request(len(blob), blob[-32:], "z")),
+        ("zdata: not a deflate stream", codec.FLASH_ZDATA, 29, struct.pack("<I", 0) + b"\xff" * 4),
+        ("zdata: cut short", codec.FLASH_ZDATA, 30, zdata(0, blob[:half])[:-3]),
+        ("zdata: inflates past a chunk (a bomb)", codec.FLASH_ZDATA, 31, zdata(0, bytes(1 << 16))),
+        ("zdata: first half deflated", codec.FLASH_ZDATA, 32, zdata(0, blob[:half])),
+        ("zdata: a duplicate", codec.FLASH_ZDATA, 33, zdata(0, blob[:half])),
+        ("second half plain", codec.FLASH_DATA, 34, codec.flash_data_request(half, blob[half:])),
+        ("flash end: installed", codec.FLASH_END, 35, b""),
     ]
 
 

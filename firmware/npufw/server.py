@@ -11,6 +11,23 @@ import struct
 from . import blobfmt, frame, sign, stream
 from .store import valid_name
 
+try:  # MicroPython
+    import deflate
+    import io
+
+    def _raw_inflate(data, limit):
+        return deflate.DeflateIO(io.BytesIO(data), deflate.RAW, ZDATA_WBITS).read(limit + 1)
+except ImportError:
+    try:  # CPython
+        import zlib
+
+        def _raw_inflate(data, limit):
+            z = zlib.decompressobj(-ZDATA_WBITS)
+            out = z.decompress(data, limit + 1)
+            return out if z.eof or len(out) > limit else None  # None: the stream is cut short
+    except ImportError:  # neither: HELLO does not announce F_DEFLATE
+        _raw_inflate = None
+
 PROTOCOL_VERSION = 1
 FIRMWARE_VERSION = "0.2.0"
 MAX_PAYLOAD = 4096
@@ -29,6 +46,7 @@ REPL = 0x09
 INPUT = 0x0A
 OUTPUT = 0x0B
 KEY = 0x0C
+FLASH_ZDATA = 0x0D
 LOG = 0x40
 RESPONSE = 0x80
 NAK = 0xFE
@@ -40,6 +58,7 @@ F_PROFILE = 4
 F_STAGING = 8  # INPUT and OUTPUT requests, RUN_STAGED and RUN_HOLD
 F_SIGNING = 16  # KEY requests and signed FLASH_BEGIN
 F_KEYED = 32  # this board has a device key: it installs only blobs signed with it
+ZDATA_WBITS = 12  # FLASH_ZDATA's deflate window: 4 KB, more than any chunk
 
 BEGIN_SEND = 0
 BEGIN_INSTALLED = 1
@@ -89,6 +108,20 @@ def _read_str(p, pos):
     return bytes(p[pos + 1:pos + 1 + n]).decode(), pos + 1 + n
 
 
+def _inflate(data, offset):
+    """FLASH_ZDATA's raw deflate stream -> the chunk; Refused when it is damaged or would
+    inflate past the longest FLASH_DATA chunk (a bomb must not exhaust RAM)."""
+    limit = MAX_PAYLOAD - 4
+    try:
+        out = _raw_inflate(data, limit)
+    except Exception:  # zlib.error, OSError, EOFError: the message must not depend on the VM
+        out = None
+    if out is None or len(out) > limit:
+        raise Refused(E_BAD_REQUEST, "FLASH_ZDATA at %d is not a raw deflate stream of at most %d "
+                      "bytes" % (offset, limit))
+    return out
+
+
 def _name(p, pos):
     name, pos = _read_str(p, pos)
     if not valid_name(name):
@@ -123,7 +156,8 @@ class Server:
         self.console = False  # send LOG frames as lines are logged
         self.leave = False  # set by REPL: serve_forever returns after answering
         self.handlers = {HELLO: self.hello, FLASH_BEGIN: self.flash_begin,
-                         FLASH_DATA: self.flash_data, FLASH_END: self.flash_end,
+                         FLASH_DATA: self.flash_data, FLASH_ZDATA: self.flash_zdata,
+                         FLASH_END: self.flash_end,
                          LIST: self.list, RUN: self.run, RM: self.rm, CONSOLE: self.console_on,
                          REPL: self.repl, INPUT: self.input, OUTPUT: self.output,
                          KEY: self.key}
@@ -172,7 +206,7 @@ class Server:
         if msg is None:
             return None
         ftype, seq, payload = msg
-        if ftype == FLASH_DATA:  # idempotent by offset, and too frequent to cache
+        if ftype == FLASH_DATA or ftype == FLASH_ZDATA:  # idempotent by offset, and too frequent to cache
             return self._answer(ftype, seq, payload)
         if ftype == HELLO:  # a new session: nothing before it is a repeat
             self.last = None
@@ -223,8 +257,8 @@ class Server:
                              "firmware" if host_version > PROTOCOL_VERSION else "host SDK (pip install -U npu-sdk)"))
         self.console = False  # a new session: logs only on request
         lim = self.board.limits
-        # F_DEFLATE is not announced: FLASH_DATA does not carry deflate streams yet
-        features = F_PROFILE | F_STAGING | F_SIGNING | (F_REPL if lim.get("repl") else 0)
+        features = F_PROFILE | F_STAGING | F_SIGNING | (F_REPL if lim.get("repl") else 0) \
+            | (F_DEFLATE if _raw_inflate else 0)
         if self.board.store.key() is not None:
             features |= F_KEYED
         ops = sorted(blobfmt.OPS)
@@ -290,12 +324,20 @@ class Server:
             raise Refused(E_SIGNATURE, "signature does not match this board's key: flash with the "
                           "key file `npu keys provision` wrote for this board")
 
-    def flash_data(self, p):
+    def flash_zdata(self, p):
+        """FLASH_ZDATA: FLASH_DATA whose chunk comes deflated; offsets count inflated bytes."""
+        if self.flashing is None:
+            raise Refused(E_BAD_REQUEST, "FLASH_ZDATA without FLASH_BEGIN")
+        offset = struct.unpack_from("<I", p, 0)[0]
+        return self.flash_data(p, offset, _inflate(memoryview(p)[4:], offset))
+
+    def flash_data(self, p, offset=None, chunk=None):
         state = self.flashing
         if state is None:
             raise Refused(E_BAD_REQUEST, "FLASH_DATA without FLASH_BEGIN")
-        offset = struct.unpack_from("<I", p, 0)[0]
-        chunk = memoryview(p)[4:]
+        if chunk is None:
+            offset = struct.unpack_from("<I", p, 0)[0]
+            chunk = memoryview(p)[4:]
         end = offset + len(chunk)
         if end > state.size:
             raise Refused(E_BAD_REQUEST, "data past the announced size %d" % state.size)
@@ -305,19 +347,23 @@ class Server:
                 state.early_bytes += len(chunk)
             return NAK, struct.pack("<I", state.written)
         if end > state.written:
-            state.part.write(chunk[state.written - offset:])
-            state.written = end
-            early = state.early
-            while early:  # what arrived early may follow now
-                for off in list(early):
-                    if off + len(early[off]) <= state.written:
-                        state.early_bytes -= len(early.pop(off))
-                nxt = early.pop(state.written, None)
-                if nxt is None:
-                    break
-                state.early_bytes -= len(nxt)
-                state.part.write(nxt)
-                state.written += len(nxt)
+            out, written = chunk[state.written - offset:], end
+            more = True
+            while more:  # what arrived early may follow now, whole or (chunked otherwise) its tail
+                more = False
+                for off in list(state.early):
+                    if off <= written:
+                        held = state.early.pop(off)
+                        state.early_bytes -= len(held)
+                        if off + len(held) > written:
+                            if not isinstance(out, bytearray):
+                                out = bytearray(out)
+                            out += memoryview(held)[written - off:]
+                            written = off + len(held)
+                            more = True
+            # one flash write for the chunk and all it released: each write is synced
+            state.part.write(out)
+            state.written = written
         return struct.pack("<I", state.written)
 
     def flash_end(self, p):

@@ -5,6 +5,7 @@ import json
 import random
 import struct
 import tempfile
+import zlib
 
 import pytest
 from hypothesis import given, settings
@@ -64,9 +65,9 @@ def test_garbage_is_survived():
 
 def test_message_tables_match():
     for name in ("HELLO", "FLASH_BEGIN", "FLASH_DATA", "FLASH_END", "LIST", "RUN", "RM", "CONSOLE",
-                 "REPL", "INPUT", "OUTPUT", "KEY", "LOG", "RESPONSE", "NAK", "ERROR",
-                 "PROTOCOL_VERSION", "F_DEFLATE", "F_REPL", "F_PROFILE", "F_STAGING", "F_SIGNING",
-                 "F_KEYED", "BEGIN_SEND", "BEGIN_INSTALLED",
+                 "REPL", "INPUT", "OUTPUT", "KEY", "FLASH_ZDATA", "ZDATA_WBITS", "LOG", "RESPONSE",
+                 "NAK", "ERROR", "PROTOCOL_VERSION", "F_DEFLATE", "F_REPL", "F_PROFILE", "F_STAGING",
+                 "F_SIGNING", "F_KEYED", "BEGIN_SEND", "BEGIN_INSTALLED",
                  "RUN_PROFILE", "RUN_STAGED", "RUN_HOLD", "OUT_HELD"):
         assert getattr(codec, name) == getattr(server, name), name
     fw_errors = {v for k, v in vars(server).items() if k.startswith("E_")}
@@ -179,13 +180,43 @@ def check_answer_with_the_sdk(request, answer, note):
         return
     assert ftype == req[0] | codec.RESPONSE, note
     parse = {codec.HELLO: codec.parse_hello, codec.FLASH_BEGIN: codec.parse_flash_begin,
-             codec.FLASH_DATA: codec.parse_verified, codec.LIST: codec.parse_list,
+             codec.FLASH_DATA: codec.parse_verified, codec.FLASH_ZDATA: codec.parse_verified,
+             codec.LIST: codec.parse_list,
              codec.RUN: codec.parse_run, codec.CONSOLE: codec.parse_console,
              codec.INPUT: codec.parse_verified, codec.OUTPUT: bytes}.get(req[0])
     if parse is None:
         assert p == b"", note
     else:
         parse(p)  # raises on any mismatch of layout
+
+
+def test_zdata_is_sent_only_when_deflate_shrinks_the_chunk():
+    rng = random.Random(1)
+    noise = bytes(rng.randrange(256) for _ in range(2048))
+    assert codec.flash_zdata_request(0, noise) is None  # incompressible: plain FLASH_DATA
+    text = b"weights " * 256
+    p = codec.flash_zdata_request(4096, text)
+    assert len(p) < len(text) // 10 and struct.unpack_from("<I", p)[0] == 4096
+    assert zlib.decompressobj(-codec.ZDATA_WBITS).decompress(p[4:]) == text
+    assert server._inflate(memoryview(p)[4:], 4096) == text  # the firmware's inflate agrees
+
+
+@pytest.mark.parametrize("stream", [b"", b"\xff\xff", zlib.compress(b"abc")],
+                         ids=["empty", "garbage", "zlib-header"])
+def test_firmware_refuses_a_damaged_deflate_stream(stream):
+    with pytest.raises(server.Refused) as e:
+        server._inflate(stream, 0)
+    assert e.value.code == server.E_BAD_REQUEST
+
+
+def test_firmware_refuses_a_deflate_bomb_without_inflating_it():
+    bomb = codec.flash_zdata_request(0, bytes(1 << 20))[4:]  # 1 MB of zeros in ~1 KB
+    with pytest.raises(server.Refused) as e:
+        server._inflate(bomb, 0)
+    assert e.value.code == server.E_BAD_REQUEST and "at most %d bytes" % (server.MAX_PAYLOAD - 4) \
+        in e.value.message
+    limit = server.MAX_PAYLOAD - 4  # exactly the longest chunk still inflates
+    assert server._inflate(codec.flash_zdata_request(0, bytes(limit))[4:], 0) == bytes(limit)
 
 
 # --- fuzzing: bounded and derandomized -------------------------------------------------

@@ -133,6 +133,35 @@ def test_early_chunks_are_held_and_a_gap_is_nakked(board):
     assert board.store.read("m") == blob
 
 
+def test_a_filled_gap_releases_the_held_chunks_in_one_flash_write(board):
+    writes = []
+    board.store.on_write = writes.append
+    srv = fw_server.Server(board)
+    blob = compiler.compile_file(DIGITS_INT8).blob
+    begin(srv, blob, "m")
+    del writes[:]  # the sidecar and the empty .part
+    for off in (2000, 1000, 500):  # held, out of order, of two sizes
+        call(srv, codec.FLASH_DATA, codec.flash_data_request(off, blob[off:off + (500 if off < 1000 else 1000)]))
+    assert writes == []
+    assert call(srv, codec.FLASH_DATA, codec.flash_data_request(0, blob[:500])) == (0, struct.pack("<I", 3000))
+    assert len(writes) == 1  # each write is synced to the flash: one, not four
+    with open(board.store.path("m", ".part"), "rb") as f:
+        assert f.read() == blob[:3000]
+
+
+def test_deflated_and_plain_chunks_mix(board):
+    srv = fw_server.Server(board)
+    blob = compiler.compile_file(DIGITS_INT8).blob
+    begin(srv, blob, "m")
+    assert codec.flash_zdata_request(0, blob[:2000]) is not None  # the blob's head deflates
+    assert call(srv, codec.FLASH_DATA, codec.flash_data_request(2000, blob[2000:])) == \
+        ("nak", struct.pack("<I", 0))  # plain, early: held
+    assert call(srv, codec.FLASH_ZDATA, codec.flash_zdata_request(0, blob[:2000])) == \
+        (0, struct.pack("<I", len(blob)))
+    assert call(srv, codec.FLASH_END) == (0, b"")
+    assert board.store.read("m") == blob
+
+
 def test_a_repeated_request_gets_the_first_answer_without_running_twice(board):
     srv = fw_server.Server(board)
     blob = compiler.compile_file(DIGITS_INT8).blob

@@ -44,8 +44,9 @@ class ModelEntry:
 
 @dataclass
 class FlashResult:
-    """What one Board.flash did: `sent` payload bytes (retransmissions included), the offset
-    it `resumed` from, whether the board already held the blob (`skipped`), `seconds`."""
+    """What one Board.flash did: `sent` data bytes on the line (retransmissions included,
+    deflated chunks as sent), the offset it `resumed` from, whether the board already held
+    the blob (`skipped`), `seconds`."""
     name: str
     size: int
     sent: int = 0
@@ -65,9 +66,12 @@ class PreflightError(NpuError):
         self.kind = kind
 
 
-#: payload bytes per FLASH_DATA frame: small enough that a noisy line loses little per bad
-#: frame, large enough that the 12 bytes of framing cost < 3 %
-CHUNK = 512
+#: FLASH_DATA payload bytes per frame: the sender starts at CHUNK (framing then costs 0.6 %)
+#: and halves its chunks on every loss down to CHUNK_MIN (a frame of L bytes is lost with
+#: probability ~ 1 - (1 - p)^L on a line that damages a byte with probability p), doubling
+#: them again after a window's worth of bytes acknowledged without a loss
+CHUNK = 2048
+CHUNK_MIN = 256
 _INITIAL_RTO = 1.0
 _MIN_RTO = 0.2
 
@@ -311,11 +315,22 @@ class Board:
         when answers stop (the probe lost too) does the retransmission timeout (2 x smoothed
         round trip, doubled on each expiry) resend it. `timeout` x (retries + 1) seconds
         without progress ends in LinkTimeout.
+
+        Chunks are `chunk` bytes at most, halved on every loss (down to CHUNK_MIN) and doubled
+        after `window` bytes acknowledged without one; a resend covers the range of the copy it
+        replaces (in pieces of the current size), so every acknowledged offset starts a chunk
+        that was sent. A chunk goes deflated (FLASH_ZDATA) where the board takes it and deflate
+        makes it shorter.
         """
         size = len(data)
-        step = max(1, min(chunk, self.info.max_payload - 4))
-        in_flight = max(1, self.info.window // step)
+        top = max(1, min(chunk, self.info.max_payload - 4))
+        floor = min(CHUNK_MIN, top)
+        step = top
+        window = max(self.info.window, top)
+        deflate = self.info.features & codec.F_DEFLATE
+        clean = 0  # bytes acknowledged since the last loss
         acked = nxt = start
+        frames = {}  # offset -> ((type, payload), data bytes) of the chunk sent there, until acked
         first_sent = {}  # offset -> time of first send (round-trip samples: never resent)
         last_sent = {}
         sent_order = {}  # offset -> number of its latest send
@@ -334,26 +349,60 @@ class Board:
             count[0] += 1
             seq_order[seq] = count[0]
 
-        def send(off):
+        def pack(off, n):
+            """The frame for the n bytes at `off`: deflated where the board takes it and that
+            makes it shorter."""
+            piece = data[off:off + n]
+            payload = deflate and codec.flash_zdata_request(off, piece)
+            frames[off] = ((codec.FLASH_ZDATA, payload) if payload else
+                           (codec.FLASH_DATA, codec.flash_data_request(off, piece)), len(piece))
+
+        def transmit(off):
+            (ftype, payload), n = frames[off]
             seq = self._next_seq()
-            self._send(codec.FLASH_DATA, seq, codec.flash_data_request(off, data[off:off + step]))
+            self._send(ftype, seq, payload)
             count[0] += 1
             sent_order[off] = seq_order[seq] = count[0]
-            result.sent += min(step, size - off)
+            result.sent += len(payload) - 4
             now = time.monotonic()
-            if off + step >= size or off in last_sent:
-                probe()  # nothing may follow it: make sure an answer tells if it got through
             if off in last_sent:
                 result.retransmits += 1
-                first_sent.pop(off, None)
+                first_sent.pop(off, None)  # its round trip would be ambiguous (Karn)
             else:
                 first_sent[off] = now
             last_sent[off] = now
+            return n
+
+        def send(off):
+            """New data at `off`, `step` bytes; returns its length."""
+            pack(off, min(step, size - off))
+            n = transmit(off)
+            if off + n >= size:
+                probe()  # nothing may follow it: make sure an answer tells if it got through
+            return n
+
+        def resend(off):
+            """The chunk at `off` again, lost: its range, in `step`-byte pieces when the chunks
+            shrank since it was sent (the board holds what follows by offset), then a probe."""
+            nonlocal step, clean
+            step, clean = max(floor, step // 2), 0
+            if off not in frames:
+                pack(off, min(step, size - off))
+            end = off + frames[off][1]
+            pieces = range(off, end, step)
+            if len(pieces) > 1:
+                for q in pieces:
+                    pack(q, min(step, end - q))
+            for q in pieces:
+                transmit(q)
+            probe()
+
+        def room():
+            return nxt < size and (nxt == acked or nxt + min(step, size - nxt) <= acked + window)
 
         while acked < size:
-            while nxt < size and nxt < acked + in_flight * step:
-                send(nxt)
-                nxt += step
+            while room():
+                nxt += send(nxt)
             now = time.monotonic()
             oldest = last_sent.get(acked, now)
             deadline = min(oldest + rto, now + 0.05)
@@ -361,39 +410,47 @@ class Board:
                 if rtype == codec.ERROR:
                     code, message = codec.parse_error(p)
                     raise BoardError(code, message)
-                if rtype not in (codec.FLASH_DATA | codec.RESPONSE, codec.NAK) or len(p) != 4:
+                if rtype not in (codec.FLASH_DATA | codec.RESPONSE, codec.FLASH_ZDATA | codec.RESPONSE,
+                                 codec.NAK) or len(p) != 4:
                     continue
                 verified = codec.parse_verified(p)
                 now = time.monotonic()
                 if verified > acked:
                     # a round-trip sample only from a chunk acknowledged on its own arrival:
                     # one released from the board's hold waited for a resend (Karn)
-                    sample = first_sent.get(acked) if verified - acked <= step else None
+                    sample = (first_sent.get(acked) if verified - acked <= frames.get(acked, (0, size))[1]
+                              else None)
                     if sample is not None:
                         r = now - sample
                         srtt = r if srtt is None else 0.875 * srtt + 0.125 * r
                     rto = max(_MIN_RTO, 2 * srtt) if srtt is not None else rto
                     if progress:
                         progress(verified - acked)
+                    clean += verified - acked
+                    if clean >= window and step < top:
+                        step, clean = min(top, 2 * step), 0
                     for off in [o for o in last_sent if o < verified]:
                         del last_sent[off]
                         first_sent.pop(off, None)
                         sent_order.pop(off, None)
+                        frames.pop(off, None)
                     acked = verified
                     progress_at = now
                     if nxt < acked:
                         nxt = acked
+                    if acked >= size:
+                        break
                 # the line is FIFO: an answer to a frame sent after the latest copy of the
                 # chunk at `verified` that still lacks it means that copy was lost: resend it
                 # now (with a probe behind it), no timer
                 if verified == acked < nxt and acked in sent_order \
                         and seq_order.get(rseq, 0) > sent_order[acked]:
-                    send(acked)
-                if nxt < size and nxt < acked + in_flight * step:
+                    resend(acked)
+                if room():
                     break  # room in the window: send more first
             now = time.monotonic()
             if acked < size and now - max(last_sent.get(acked, now), progress_at) >= rto:
-                send(acked)  # no progress: resend the oldest, back off
+                resend(acked)  # no progress: resend the oldest, back off
                 result.timeouts += 1
                 rto = min(rto * 2, max(self.timeout, _MIN_RTO))
             if now - progress_at > give_up:

@@ -11,6 +11,7 @@ import binascii
 import hashlib
 import hmac
 import struct
+import zlib
 from dataclasses import dataclass
 
 PROTOCOL_VERSION = 1
@@ -30,18 +31,23 @@ REPL = 0x09
 INPUT = 0x0A  # a piece of a RUN input, staged on the board
 OUTPUT = 0x0B  # a piece of an output a RUN held on the board
 KEY = 0x0C  # set, replace or clear the board's device key
+FLASH_ZDATA = 0x0D  # FLASH_DATA whose data is a raw deflate stream (F_DEFLATE boards)
 LOG = 0x40  # unsolicited, board -> host, seq 0
 RESPONSE = 0x80
 NAK = 0xFE  # FLASH_DATA out of order: payload verified u32, the first byte the board lacks
 ERROR = 0xFF
 
 #: HELLO feature bits
-F_DEFLATE = 1  # FLASH_DATA may carry raw-deflate data (not used by this host yet)
+F_DEFLATE = 1  # the board takes FLASH_ZDATA
 F_REPL = 2  # REPL hands the MicroPython REPL back
 F_PROFILE = 4  # RUN can time each op
 F_STAGING = 8  # INPUT and OUTPUT requests, RUN_STAGED and RUN_HOLD
 F_SIGNING = 16  # KEY requests and signed FLASH_BEGIN
 F_KEYED = 32  # the board has a device key: it installs only blobs signed with it
+
+#: FLASH_ZDATA: log2 of the deflate window; a chunk is compressed on its own, so no
+#: back-reference reaches past its start and a 4 KB window covers any chunk a board takes
+ZDATA_WBITS = 12
 
 #: FLASH_BEGIN answer states
 BEGIN_SEND = 0  # send data from `verified` on (0: a fresh transfer; more: a resumed one)
@@ -62,7 +68,7 @@ ERRORS = {
 
 NAMES = {HELLO: "HELLO", FLASH_BEGIN: "FLASH_BEGIN", FLASH_DATA: "FLASH_DATA", FLASH_END: "FLASH_END",
          LIST: "LIST", RUN: "RUN", RM: "RM", CONSOLE: "CONSOLE", REPL: "REPL", INPUT: "INPUT",
-         OUTPUT: "OUTPUT", KEY: "KEY", LOG: "LOG", NAK: "NAK", ERROR: "ERROR"}
+         OUTPUT: "OUTPUT", KEY: "KEY", FLASH_ZDATA: "FLASH_ZDATA", LOG: "LOG", NAK: "NAK", ERROR: "ERROR"}
 
 
 def frame_name(ftype):
@@ -203,6 +209,14 @@ def parse_flash_begin(p):
 
 def flash_data_request(offset, data):
     return struct.pack("<I", offset) + bytes(data)
+
+
+def flash_zdata_request(offset, data):
+    """FLASH_ZDATA for the chunk `data` at `offset`, or None when deflate does not shrink it
+    (then send it as FLASH_DATA)."""
+    z = zlib.compressobj(9, zlib.DEFLATED, -ZDATA_WBITS)
+    packed = z.compress(bytes(data)) + z.flush()
+    return struct.pack("<I", offset) + packed if len(packed) < len(data) else None
 
 
 def parse_verified(p):
