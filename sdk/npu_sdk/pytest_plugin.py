@@ -45,6 +45,9 @@ def pytest_addoption(parser):
                     help="emulator board profile for npu_board (default: host)")
     group.addoption("--npu-timeout", default=30.0, type=float, metavar="SECONDS",
                     help="seconds to wait for each board answer (default: 30)")
+    group.addoption("--npu-key", default=os.environ.get("NPU_KEY"), metavar="FILE",
+                    help="sign flashes with this device key file, for a board given a key by "
+                         "`npu keys provision` (default: $NPU_KEY)")
 
 
 def pytest_configure(config):
@@ -207,9 +210,12 @@ def npu_port(request):
 @pytest.fixture
 def npu_board(request, npu_port):
     """A connected npu_sdk.link.Board (a real board is shared by xdist workers in turn)."""
+    from . import keys
     from .link import Board
     with _board_lock(npu_port if request.config.getoption("--npu-port") else None):
-        with Board(npu_port, timeout=request.config.getoption("--npu-timeout")) as board:
+        key_file = request.config.getoption("--npu-key")
+        key = keys.load(key_file) if key_file else None
+        with Board(npu_port, timeout=request.config.getoption("--npu-timeout"), key=key) as board:
             yield board
 
 

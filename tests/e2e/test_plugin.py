@@ -104,6 +104,28 @@ def test_user_tests_on_a_given_port(user_dir, tmp_path):
 
 
 @needs_proc
+def test_user_tests_on_a_keyed_board_sign_with_npu_key(user_dir, tmp_path):
+    """A desk board given a key by `npu keys provision`: --npu-key signs the fixtures' flashes;
+    without it the board refuses them and the tests say what to do."""
+    from npu_sdk import keys
+    from npu_sdk.link import Board
+    from tests.conftest import Emulator
+    key = keys.generate()
+    key_file = tmp_path / "board.key"
+    key_file.write_text(key.hex())
+    board = Emulator("cpython", flash_dir=tmp_path / "board-flash")
+    try:
+        with Board(board.port) as b:
+            b.provision_key(key)
+        rc, counts, out = run_pytest(user_dir, "--npu-port", board.port)
+        assert rc != 0 and "--key" in out, out
+        rc, counts, out = run_pytest(user_dir, "--npu-port", board.port, "--npu-key", key_file)
+    finally:
+        board.stop()
+    assert rc == 0 and counts == {"passed": 5}, out
+
+
+@needs_proc
 def test_emulators_stop_when_tests_fail(tmp_path):
     d = tmp_path / "user"
     d.mkdir()
