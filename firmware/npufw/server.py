@@ -324,20 +324,21 @@ class Server:
             raise Refused(E_SIGNATURE, "signature does not match this board's key: flash with the "
                           "key file `npu keys provision` wrote for this board")
 
+    def flash_data(self, p):
+        return self._write_chunk(p, "FLASH_DATA", False)
+
     def flash_zdata(self, p):
         """FLASH_ZDATA: FLASH_DATA whose chunk comes deflated; offsets count inflated bytes."""
-        if self.flashing is None:
-            raise Refused(E_BAD_REQUEST, "FLASH_ZDATA without FLASH_BEGIN")
-        offset = struct.unpack_from("<I", p, 0)[0]
-        return self.flash_data(p, offset, _inflate(memoryview(p)[4:], offset))
+        return self._write_chunk(p, "FLASH_ZDATA", True)
 
-    def flash_data(self, p, offset=None, chunk=None):
+    def _write_chunk(self, p, request, deflated):
         state = self.flashing
         if state is None:
-            raise Refused(E_BAD_REQUEST, "FLASH_DATA without FLASH_BEGIN")
-        if chunk is None:
-            offset = struct.unpack_from("<I", p, 0)[0]
-            chunk = memoryview(p)[4:]
+            raise Refused(E_BAD_REQUEST, "%s without FLASH_BEGIN" % request)
+        offset = struct.unpack_from("<I", p, 0)[0]
+        chunk = memoryview(p)[4:]
+        if deflated:
+            chunk = _inflate(chunk, offset)
         end = offset + len(chunk)
         if end > state.size:
             raise Refused(E_BAD_REQUEST, "data past the announced size %d" % state.size)
