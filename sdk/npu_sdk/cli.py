@@ -112,7 +112,7 @@ def _write_atomic(path, data):
 
 def cmd_validate(args):
     from . import keys, validate
-    with _board(args, key=keys.load(args.key) if args.key else None) as board:
+    with _board(args, key=keys.load(args.key)) as board:
         rep = validate.validate(args.model, board, args.inputs, name=args.name)
     print(json.dumps(rep) if args.json else validate.format_text(rep))
     return 0 if rep["bit_exact"] else 1
@@ -128,11 +128,11 @@ def cmd_flash(args):
     from .link.board import load_model
     data, spec = load_model(args.model, args.name)  # compile or verify before touching the board
     name = spec.name
-    key = keys.load(args.key) if args.key else None
+    key = keys.load(args.key)  # a bad key file fails before the port is opened
     bar = _progress_bar(args, len(data), name)
     try:
-        with _board(args) as board:
-            board.flash(data, name, progress=bar.update if bar else None, key=key)
+        with _board(args, key=key) as board:
+            board.flash(data, name, progress=bar.update if bar else None)
             r = board.last_flash
     finally:
         if bar is not None:
@@ -242,7 +242,7 @@ def cmd_keys_provision(args):
     """Give the board a new random device key; write it to --out only once the board has it."""
     from . import keys
     from .errors import LinkError
-    old = keys.load(args.old_key) if args.old_key else None
+    old = keys.load(args.old_key)
     new = keys.generate()
     with _board(args) as board:
         tmp = keys.stage(args.out, new)

@@ -14,7 +14,10 @@ def generate():
 
 
 def load(path):
-    """The key in file `path` (NpuError naming the file when it is not a key file)."""
+    """The key in file `path`, None when no file is given (NpuError naming the file when it
+    is not a key file)."""
+    if not path:
+        return None
     try:
         with open(path, "rb") as f:
             text = f.read(4 * KEY_SIZE)

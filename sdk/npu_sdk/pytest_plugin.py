@@ -213,8 +213,7 @@ def npu_board(request, npu_port):
     from . import keys
     from .link import Board
     with _board_lock(npu_port if request.config.getoption("--npu-port") else None):
-        key_file = request.config.getoption("--npu-key")
-        key = keys.load(key_file) if key_file else None
+        key = keys.load(request.config.getoption("--npu-key"))
         with Board(npu_port, timeout=request.config.getoption("--npu-timeout"), key=key) as board:
             yield board
 
