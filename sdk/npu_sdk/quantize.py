@@ -118,9 +118,16 @@ def _round_half_away(x):
     return np.sign(x) * np.floor(np.abs(x) + 0.5)
 
 
+def quantize_values(values, scale, zero_point):
+    """Float `values` as int8 with (scale, zero_point): round half away from zero in float32,
+    as TFLite's QUANTIZE and converter do, then saturate."""
+    q = _round_half_away(np.asarray(values, np.float32) / np.float32(scale)) + zero_point
+    return np.clip(q, -128, 127).astype(np.int8)
+
+
 def fake_quantize(values, scale, zero_point):
     """Quantize then dequantize `values` with int8 (scale, zero_point)."""
-    q = np.clip(_round_half_away(np.asarray(values, np.float32) / np.float32(scale)) + zero_point, -128, 127)
+    q = quantize_values(values, scale, zero_point).astype(np.float32)
     return ((q - zero_point) * np.float32(scale)).astype(np.float32)
 
 
@@ -483,9 +490,8 @@ def _constant_operand(g, t):
     """A constant float operand (of ADD, MUL...) as per-tensor asymmetric int8 over its values."""
     c = g.tensors[t]
     scale, zp = asymmetric_params(np.min(c.data), np.max(c.data))
-    q = np.clip(_round_half_away(c.data / np.float32(scale)) + zp, -128, 127).astype(np.int8)
     g.tensors[t] = Tensor(c.name, c.shape, INT8, np.array([scale], np.float32), np.array([zp], np.int64),
-                          0, q)
+                          0, quantize_values(c.data, scale, zp))
 
 
 def _float_edges(g):
@@ -577,8 +583,7 @@ def _int8_inputs(graph, samples):
         for i, x in zip(graph.inputs, arrays):
             t = graph.tensors[i]
             if np.dtype(t.dtype) == np.int8:
-                q = _round_half_away(np.asarray(x, np.float32) / np.float32(t.scale)) + t.zero_point
-                x = np.clip(q, -128, 127).astype(np.int8)
+                x = quantize_values(x, t.scale, t.zero_point)
             fed.append(x)
         out.append(fed)
     return out
