@@ -94,27 +94,39 @@ def test_weights_match_the_tflite_converter_bit_for_bit(float_graph, data):
     np.testing.assert_array_equal(bias.data, tf[bias.name].data)
 
 
-@pytest.mark.parametrize("int8_io", [False, True], ids=["float-io", "int8-io"])
-def test_tflm_and_emulator_core_bit_exact(float_graph, data, int8_io):
+def emulator_outputs_bit_exact_with_tflm(q, fed):
+    """Run int8 graph `q` on each input of `fed` (shaped and typed as its input) on the emulator
+    core (compiled blob, C kernels) and in TFLite Micro; assert both agree bit for bit and
+    return the outputs, stacked."""
     from npu_emulator import _kernels
     from npufw.interp import Model
 
-    g = quantize.quantize(float_graph, data["calib"], int8_io=int8_io)
-    model = tflite_writer.write(g)
+    model = tflite_writer.write(q)
     interpreter = reference.tflm_interpreter(model)
-    board = Model(compiler.compile_graph(g).blob, _kernels)
-    x_t, y_t = g.tensors[g.inputs[0]], g.tensors[g.outputs[0]]
-    rng = np.random.default_rng(0)
-    inputs = list(data["x"][:40]) + [rng.uniform(-0.5, 1.5, (8, 8)).astype(np.float32) for _ in range(10)]
-    for x in inputs:
-        if int8_io:
-            x = np.clip(np.floor(x / x_t.scale + 0.5) + x_t.zero_point, -128, 127).astype(np.int8)
-        x = np.asarray(x, dtype=x_t.dtype).reshape(x_t.shape)
+    board = Model(compiler.compile_graph(q).blob, _kernels)
+    y_t = q.tensors[q.outputs[0]]
+    got = []
+    for x in fed:
         expected = reference.run_tflm(model, [x], interpreter)[0]
         board.set_input(0, x.tobytes())
         board.invoke()
-        got = np.frombuffer(bytes(board.output(0)), dtype=y_t.dtype).reshape(expected.shape)
-        np.testing.assert_array_equal(got, expected)
+        got.append(np.frombuffer(bytes(board.output(0)), dtype=y_t.dtype).reshape(expected.shape))
+        np.testing.assert_array_equal(got[-1], expected)
+    return np.stack(got)
+
+
+@pytest.mark.parametrize("int8_io", [False, True], ids=["float-io", "int8-io"])
+def test_tflm_and_emulator_core_bit_exact(float_graph, data, int8_io):
+    g = quantize.quantize(float_graph, data["calib"], int8_io=int8_io)
+    x_t = g.tensors[g.inputs[0]]
+    rng = np.random.default_rng(0)
+    inputs = list(data["x"][:40]) + [rng.uniform(-0.5, 1.5, (8, 8)).astype(np.float32) for _ in range(10)]
+    fed = []
+    for x in inputs:
+        if int8_io:
+            x = np.clip(np.floor(x / x_t.scale + 0.5) + x_t.zero_point, -128, 127).astype(np.int8)
+        fed.append(np.asarray(x, dtype=x_t.dtype).reshape(x_t.shape))
+    emulator_outputs_bit_exact_with_tflm(g, fed)
 
 
 def test_report_is_worst_first_data(float_graph, data):
@@ -305,9 +317,6 @@ def residual_graph(rng):
 
 @pytest.mark.parametrize("int8_io", [False, True], ids=["float-io", "int8-io"])
 def test_add_mean_logistic_follow_the_spec_and_are_bit_exact(int8_io):
-    from npu_emulator import _kernels
-    from npufw.interp import Model
-
     rng = np.random.default_rng(1)
     g = residual_graph(rng)
     calib = rng.uniform(-1, 1, (120, 1, 6, 6, 4)).astype(np.float32)
@@ -324,25 +333,15 @@ def test_add_mean_logistic_follow_the_spec_and_are_bit_exact(int8_io):
     assert (by_name["probs" if int8_io else "probs_int8"].scale,
             by_name["probs" if int8_io else "probs_int8"].zero_point) == (1 / 256, -128)
     # bit-exact: the emulator core (compiled blob, C kernels) against TFLite Micro
-    model = tflite_writer.write(q)
-    interpreter = reference.tflm_interpreter(model)
-    board = Model(compiler.compile_graph(q).blob, _kernels)
-    x_t, y_t = q.tensors[q.inputs[0]], q.tensors[q.outputs[0]]
+    x_t = q.tensors[q.inputs[0]]
     xs = rng.uniform(-1.2, 1.2, (20, 1, 6, 6, 4)).astype(np.float32)
-    float_model, got_all = tflite_writer.write(g), []
-    for x in xs:
-        fed = x
-        if int8_io:
-            fed = np.clip(np.floor(x / x_t.scale + 0.5) + x_t.zero_point, -128, 127)
-        fed = np.asarray(fed, dtype=x_t.dtype).reshape(x_t.shape)
-        expected = reference.run_tflm(model, [fed], interpreter)[0]
-        board.set_input(0, fed.tobytes())
-        board.invoke()
-        got = np.frombuffer(bytes(board.output(0)), dtype=y_t.dtype).reshape(expected.shape)
-        np.testing.assert_array_equal(got, expected)
-        got_all.append(got.astype(np.float32) if not int8_io else (got.astype(np.float32) + 128) / 256)
-    f = np.stack([reference.run_litert(float_model, [x])[0] for x in xs])
-    assert quantize.sqnr_db(f, np.stack(got_all)) > 25
+    fed = [np.asarray(np.clip(np.floor(x / x_t.scale + 0.5) + x_t.zero_point, -128, 127) if int8_io else x,
+                      dtype=x_t.dtype).reshape(x_t.shape) for x in xs]
+    got = emulator_outputs_bit_exact_with_tflm(q, fed).astype(np.float32)
+    if int8_io:
+        got = (got + 128) / 256
+    f = np.stack([reference.run_litert(tflite_writer.write(g), [x])[0] for x in xs])
+    assert quantize.sqnr_db(f, got) > 25
 
 
 def one_op_graph(kind):
@@ -369,22 +368,11 @@ def one_op_graph(kind):
 
 @pytest.mark.parametrize("kind", ["MUL", "TANH", "RELU", "RELU6", "LEAKY_RELU", "HARD_SWISH", "PAD"])
 def test_pointwise_ops_quantize_and_run_bit_exact(kind):
-    from npu_emulator import _kernels
-    from npufw.interp import Model
-
     g = one_op_graph(kind)
     rng = np.random.default_rng(3)
     q = quantize.quantize(g, rng.uniform(-2, 2, (100, 1, 4, 4, 3)).astype(np.float32))
-    model, float_model = tflite_writer.write(q), tflite_writer.write(g)
-    interpreter = reference.tflm_interpreter(model)
-    board = Model(compiler.compile_graph(q).blob, _kernels)
     xs = rng.uniform(-2, 2, (10, 1, 4, 4, 3)).astype(np.float32)
-    got = []
-    for x in xs:
-        expected = reference.run_tflm(model, [x], interpreter)[0]
-        board.set_input(0, x.tobytes())
-        board.invoke()
-        got.append(np.frombuffer(bytes(board.output(0)), np.float32).reshape(expected.shape))
-        np.testing.assert_array_equal(got[-1], expected)
-    f = np.stack([reference.run_litert(float_model, [x])[0] for x in xs])
-    assert quantize.sqnr_db(f, np.stack(got)) > 25
+    got = emulator_outputs_bit_exact_with_tflm(q, xs)
+    assert got.dtype == np.float32  # float I/O kept
+    f = np.stack([reference.run_litert(tflite_writer.write(g), [x])[0] for x in xs])
+    assert quantize.sqnr_db(f, got) > 25
