@@ -454,6 +454,35 @@ def convert_b1(tf, build, model, *, int8: bool, int8_io: bool = False, rep_data=
         return conv.convert()
 
 
+def fit_classifier(tf, name, build, x_tr, y_tr, x_te, y_te, *, epochs: int):
+    """``_fit`` a softmax classifier; refuse to publish below 0.85 Keras test accuracy.
+    Returns (model, Keras test accuracy)."""
+    model = _fit(tf, build, x_tr, y_tr, epochs=epochs, lr=3e-3,
+                 loss=tf.keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
+    _, keras_acc = model.evaluate(x_te, y_te, verbose=0)
+    print(f"[{name}] keras test accuracy: {keras_acc:.4f}")
+    if keras_acc < 0.85:
+        sys.exit(f"[{name}] keras test accuracy {keras_acc:.4f} < 0.85; refusing to publish")
+    return model, keras_acc
+
+
+def publish_tflite(tf, name, mdir: Path, build, model, rep) -> tuple[dict, dict, list]:
+    """Convert a trained ``build`` model three ways (float; full int8; int8 with float I/O, both
+    calibrated on ``rep``), check their ops and write them to ``mdir``.
+    Returns (blobs by file name, ops by file name, layer rows of the batch-1 model)."""
+    blobs = {
+        "float.tflite": convert_b1(tf, build, model, int8=False),
+        "int8.tflite": convert_b1(tf, build, model, int8=True, int8_io=True, rep_data=rep),
+        "int8_float_io.tflite": convert_b1(tf, build, model, int8=True, rep_data=rep),
+    }
+    ops = check_ops(name, blobs)
+    for fname, blob in blobs.items():
+        (mdir / fname).write_bytes(blob)
+    fixed = build(tf, 1)
+    fixed.set_weights(model.get_weights())
+    return blobs, ops, layer_rows(tf, fixed)
+
+
 def run_tflite(model_bytes: bytes, x: np.ndarray) -> tuple[np.ndarray, str]:
     """Outputs (dequantized to float) for every sample of ``x``, one at a time."""
     interp, runtime = _make_interpreter(model_bytes)
@@ -753,29 +782,12 @@ def build_kws_dscnn(tf, out_dir: Path) -> dict:
     mdir.mkdir(parents=True, exist_ok=True)
     x_tr, y_tr, x_te, y_te, mean, std = kws_data()
     print(f"[{name}] data: train {len(x_tr)}, test {len(x_te)}")
-    model = _fit(tf, build_kws_model, x_tr, y_tr, epochs=KWS_EPOCHS, lr=3e-3,
-                 loss=tf.keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
-    _, keras_acc = model.evaluate(x_te, y_te, verbose=0)
-    print(f"[{name}] keras test accuracy: {keras_acc:.4f}")
-    if keras_acc < 0.85:
-        sys.exit(f"[{name}] keras test accuracy {keras_acc:.4f} < 0.85; refusing to publish")
-
-    rep = x_tr[:N_REP]
-    blobs = {
-        "float.tflite": convert_b1(tf, build_kws_model, model, int8=False),
-        "int8.tflite": convert_b1(tf, build_kws_model, model, int8=True, int8_io=True, rep_data=rep),
-        "int8_float_io.tflite": convert_b1(tf, build_kws_model, model, int8=True, rep_data=rep),
-    }
-    ops = check_ops(name, blobs)
-    for fname, blob in blobs.items():
-        (mdir / fname).write_bytes(blob)
+    model, keras_acc = fit_classifier(tf, name, build_kws_model, x_tr, y_tr, x_te, y_te, epochs=KWS_EPOCHS)
+    blobs, ops, rows = publish_tflite(tf, name, mdir, build_kws_model, model, x_tr[:N_REP])
     in_q, out_q = save_samples(mdir, blobs["int8.tflite"], x_te, y=y_te[:N_SAMPLES])
     np.savez_compressed(mdir / "test.npz", x=x_te, y=y_te)
     metric, _ = _classification_metric(name, x_te, y_te, blobs, "utterances")
 
-    fixed = build_kws_model(tf, 1)
-    fixed.set_weights(model.get_weights())
-    rows = layer_rows(tf, fixed)
     per_class = len(x_te) // len(KWS_WORDS)
     words = ", ".join(f"{i} `{w}`" for i, w in enumerate(KWS_WORDS))
     write_card(
@@ -932,15 +944,7 @@ def build_anomaly_ae(tf, out_dir: Path) -> dict:
     if keras_auc < 0.85:
         sys.exit(f"[{name}] keras test AUC {keras_auc:.4f} < 0.85; refusing to publish")
 
-    rep = x_tr[:N_REP]
-    blobs = {
-        "float.tflite": convert_b1(tf, build_ae_model, model, int8=False),
-        "int8.tflite": convert_b1(tf, build_ae_model, model, int8=True, int8_io=True, rep_data=rep),
-        "int8_float_io.tflite": convert_b1(tf, build_ae_model, model, int8=True, rep_data=rep),
-    }
-    ops = check_ops(name, blobs)
-    for fname, blob in blobs.items():
-        (mdir / fname).write_bytes(blob)
+    blobs, ops, rows = publish_tflite(tf, name, mdir, build_ae_model, model, x_tr[:N_REP])
     in_q, out_q = save_samples(mdir, blobs["int8.tflite"], x_te, y=y_te[:N_SAMPLES], kind=kind[:N_SAMPLES])
     np.savez_compressed(mdir / "test.npz", x=x_te, y=y_te, kind=kind)
 
@@ -975,9 +979,6 @@ all normal windows, and the median score of each group; measured with
 A deployment picks a threshold on the score from normal data (for example a
 high percentile of the training windows' scores)."""
 
-    fixed = build_ae_model(tf, 1)
-    fixed.set_weights(model.get_weights())
-    rows = layer_rows(tf, fixed)
     write_card(
         mdir,
         title=name,
@@ -1143,29 +1144,12 @@ def build_vww_mobilenet(tf, out_dir: Path) -> dict:
     x_tr, y_tr = vww_generate(VWW_N_TRAIN, rng)
     x_te, y_te = vww_generate(VWW_N_TEST, rng)
     print(f"[{name}] data: train {len(x_tr)}, test {len(x_te)}")
-    model = _fit(tf, build_vww_model, x_tr, y_tr, epochs=VWW_EPOCHS, lr=3e-3,
-                 loss=tf.keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
-    _, keras_acc = model.evaluate(x_te, y_te, verbose=0)
-    print(f"[{name}] keras test accuracy: {keras_acc:.4f}")
-    if keras_acc < 0.85:
-        sys.exit(f"[{name}] keras test accuracy {keras_acc:.4f} < 0.85; refusing to publish")
-
-    rep = x_tr[:N_REP]
-    blobs = {
-        "float.tflite": convert_b1(tf, build_vww_model, model, int8=False),
-        "int8.tflite": convert_b1(tf, build_vww_model, model, int8=True, int8_io=True, rep_data=rep),
-        "int8_float_io.tflite": convert_b1(tf, build_vww_model, model, int8=True, rep_data=rep),
-    }
-    ops = check_ops(name, blobs)
-    for fname, blob in blobs.items():
-        (mdir / fname).write_bytes(blob)
+    model, keras_acc = fit_classifier(tf, name, build_vww_model, x_tr, y_tr, x_te, y_te, epochs=VWW_EPOCHS)
+    blobs, ops, rows = publish_tflite(tf, name, mdir, build_vww_model, model, x_tr[:N_REP])
     in_q, out_q = save_samples(mdir, blobs["int8.tflite"], x_te, y=y_te[:N_SAMPLES])
     np.savez_compressed(mdir / "test.npz", x=x_te, y=y_te)
     metric, _ = _classification_metric(name, x_te, y_te, blobs, "images")
 
-    fixed = build_vww_model(tf, 1)
-    fixed.set_weights(model.get_weights())
-    rows = layer_rows(tf, fixed)
     blocks = " →\n".join(
         f"[DepthwiseConv2D 3x3, stride {s} → Conv2D 1x1, {c} filters]" for c, s in zip(VWW_CH[1:], VWW_STRIDES)
     )
