@@ -224,6 +224,10 @@ def link_text(link):
         for r in runs if r.get("speedup_over_mpremote")]
     text.append("Target 2, speed-up of `npu flash` over `mpremote fs cp`, whole commands "
                 "(micropython core) >= 3x: " + (", ".join(speedups) or "not measured"))
+    zoo = link.get("zoo_runs")
+    if zoo:
+        text += ["", "Not a target, what a user sees: the zoo's %s int8 model, whole commands:" % zoo[0]["model"],
+                 "", _table(zoo, list(zoo[0])), ""]
     f = link.get("faults")
     text.append("Target 3, " + (f["summary"] if f else "faults not measured")
                 + ("; split across %s" % ", ".join(sorted({r["core"] for r in runs})) if f else ""))

@@ -197,6 +197,20 @@ def versus_mpremote(baud, blob, line_s):
                 transfer_speedup_over_mpremote=round(mp[1] / npu[1], 2))
 
 
+#: what a user flashes: the zoo's largest int8 model (deflates to ~0.8 of its bytes)
+ZOO_MODEL = "vww_mobilenet"
+
+
+def zoo_versus_mpremote(bauds):
+    """Not a target (the issue's blob is incompressible): the same comparison on a real model,
+    so a user sees what to expect; whole commands, micropython core."""
+    from npu_sdk import zoo
+    from npu_sdk.link.board import load_model
+    blob, _ = load_model(os.path.join(zoo.path(ZOO_MODEL), "int8.tflite"), ZOO_MODEL)
+    return [dict(model=ZOO_MODEL, baud=baud, bytes=len(blob),
+                 **versus_mpremote(baud, blob, len(blob) * 10.0 / baud)) for baud in bauds]
+
+
 def targets(runs, faults):
     """Each issue target: measured (the worst case) against wanted."""
     out = dict(ratio_of_line_rate_min=min(r["ratio_of_line_rate"] for r in runs))
@@ -253,10 +267,14 @@ def main(argv=None):
             runs.append(r)
             if not args.json:
                 print(" ".join("%s=%s" % kv for kv in r.items()), flush=True)
+    zoo_runs = zoo_versus_mpremote(bauds) if args.mpremote and "micropython" in cores else []
+    if not args.json:
+        for r in zoo_runs:
+            print(" ".join("%s=%s" % kv for kv in r.items()), flush=True)
     faults = fault_run(cores, args.fault_baud, args.faults, args.jobs) if args.faults else None
     if faults:
         faults["summary"] = summary_line(faults)
-    result = dict(runs=runs, faults=faults, targets=targets(runs, faults))
+    result = dict(runs=runs, zoo_runs=zoo_runs, faults=faults, targets=targets(runs, faults))
     if args.json:
         print(json.dumps(result))
         return
