@@ -3,8 +3,10 @@
 frames.json: (type, seq, payload) -> wire bytes, plus damaged wires that must not decode.
 session.json: a scripted session of request frames and the answers a fresh board gives
 (the firmware server on CPython with a fixed board: limits, a clock ticking 7 µs per
-reading, kernel set "k"), ending with a device key (KEY, signed FLASH_BEGIN, error 13). tests/unit/test_codec.py replays it through the SDK codec and
-the firmware on CPython; tests/conformance/test_firmware_codecs_on_vm.py on the MicroPython VM.
+reading, kernel set "k"), ending with a device key (KEY, signed FLASH_BEGIN, error 13 for
+an unsigned blob, another key or another name). tests/unit/test_codec.py replays it through
+the SDK codec and the firmware on CPython; tests/conformance/test_firmware_codecs_on_vm.py
+on the MicroPython VM.
 
     python tools/make_protocol_vectors.py        # rewrites the files; commit them
 """
@@ -98,11 +100,15 @@ def signing_requests(codec, blob):
         ("hello: keyed", codec.HELLO, 29, codec.hello_request()),
         ("flash begin unsigned: refused", codec.FLASH_BEGIN, 30, begin()),
         ("flash begin signed with another key: refused", codec.FLASH_BEGIN, 31,
-         begin(codec.blob_mac(other, blob[-32:]))),
-        ("flash begin signed", codec.FLASH_BEGIN, 32, begin(codec.blob_mac(key, blob[-32:]))),
+         begin(codec.blob_mac(other, blob[-32:], "s"))),
+        # the FLASH_BEGIN signed for "z" replayed as "s": the name is signed too
+        ("flash begin signed for another name: refused", codec.FLASH_BEGIN, 43,
+         begin(codec.blob_mac(key, blob[-32:], "z"))),
+        ("flash begin signed", codec.FLASH_BEGIN, 32, begin(codec.blob_mac(key, blob[-32:], "s"))),
         ("all the data", codec.FLASH_DATA, 33, codec.flash_data_request(0, blob)),
         ("flash end: installed", codec.FLASH_END, 34, b""),
-        ("signed, already installed", codec.FLASH_BEGIN, 35, begin(codec.blob_mac(key, blob[-32:]))),
+        ("signed, already installed", codec.FLASH_BEGIN, 35,
+         begin(codec.blob_mac(key, blob[-32:], "s"))),
         ("unsigned, already installed: refused", codec.FLASH_BEGIN, 36, begin()),
         ("new key without proof: refused", codec.KEY, 37, codec.key_request(other)),
         ("new key, proof from another key: refused", codec.KEY, 38, codec.key_request(other, other)),

@@ -1,4 +1,4 @@
-"""The board's request server, link protocol v1 (docs/protocol.md).
+"""The board's request server, link protocol v2 (docs/protocol.md).
 
 Frames in, one answer frame out per request. A repeated request (same type, seq and CRC:
 the host did not hear the answer) gets the same answer again without running twice.
@@ -28,7 +28,7 @@ except ImportError:
     except ImportError:  # neither: HELLO does not announce F_DEFLATE
         _raw_inflate = None
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: the FLASH_BEGIN signature covers the name
 FIRMWARE_VERSION = "0.2.0"
 MAX_PAYLOAD = 4096
 WINDOW = 16384  # bytes of early FLASH_DATA the board holds while a gap is resent
@@ -273,7 +273,7 @@ class Server:
         if len(blob_id) != 32:
             raise ValueError("short blob id")
         name, pos = _name(p, 36)
-        self._check_signature(blob_id, bytes(p[pos:]))
+        self._check_signature(blob_id, name, bytes(p[pos:]))
         store = self.board.store
         meta = struct.pack("<I", size) + blob_id
         state = self.flashing
@@ -309,9 +309,10 @@ class Server:
         self.flashing = _Flashing(name, size, blob_id, part, written)
         return struct.pack("<BI", BEGIN_SEND, written)
 
-    def _check_signature(self, blob_id, mac):
+    def _check_signature(self, blob_id, name, mac):
         """A keyed board takes only blobs whose FLASH_BEGIN carries mac = HMAC-SHA256(key,
-        "npu-blob" + blob_id); FLASH_END checks the whole blob against blob_id."""
+        "npu-blob" + blob_id + name): a blob signed for one name installs under no other.
+        FLASH_END checks the whole blob against blob_id."""
         if mac and len(mac) != 32:
             raise ValueError("FLASH_BEGIN signature must be 32 bytes, got %d" % len(mac))
         key = self.board.store.key()
@@ -320,9 +321,10 @@ class Server:
         if not mac:
             raise Refused(E_SIGNATURE, "board accepts only blobs signed with its device key: flash "
                           "with --key FILE (the file `npu keys provision` wrote)")
-        if not sign.equal(sign.blob_mac(key, blob_id), mac):
-            raise Refused(E_SIGNATURE, "signature does not match this board's key: flash with the "
-                          "key file `npu keys provision` wrote for this board")
+        if not sign.equal(sign.blob_mac(key, blob_id, name), mac):
+            raise Refused(E_SIGNATURE, "signature does not match this board's key (or was made "
+                          "for another model name): flash with the key file `npu keys provision` "
+                          "wrote for this board")
 
     def flash_data(self, p):
         return self._write_chunk(p, "FLASH_DATA", False)

@@ -1,7 +1,7 @@
 """Blob signatures: HMAC-SHA256 by hand, as MicroPython has hashlib but no hmac module.
 
 A keyed board installs a blob only when FLASH_BEGIN carries
-mac = HMAC-SHA256(device key, TAG + blob_id) (docs/protocol.md, "Signing").
+mac = HMAC-SHA256(device key, TAG + blob_id + name) (docs/protocol.md, "Signing").
 """
 import hashlib
 
@@ -21,8 +21,10 @@ def hmac_sha256(key, msg):
     return outer.digest()
 
 
-def blob_mac(key, blob_id):
-    return hmac_sha256(key, TAG + bytes(blob_id))
+def blob_mac(key, blob_id, name):
+    """The FLASH_BEGIN signature of blob `blob_id` installed as `name` (a str)."""
+    # blob_id is always 32 bytes and the name comes last: the concatenation is unambiguous
+    return hmac_sha256(key, TAG + bytes(blob_id) + name.encode("utf-8"))
 
 
 def equal(a, b):

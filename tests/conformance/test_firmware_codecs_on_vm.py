@@ -121,20 +121,24 @@ _HMAC_SCRIPT = """
 import json
 from npufw import sign
 with open(DATA_DIR + '/cases.json') as f:
-    cases = json.load(f)
+    cases, names = json.load(f)
 print(json.dumps([sign.hmac_sha256(bytes.fromhex(k), bytes.fromhex(m)).hex() for k, m in cases]
+                 + [sign.blob_mac(bytes(range(32)), bytes(32), n).hex() for n in names]
                  + [sign.equal(b'ab', b'ab'), sign.equal(b'ab', b'ac')]))
 """
 
 
 def test_vm_hmac_is_pythons():
-    """The firmware's hand-made HMAC-SHA256 on the VM (no hmac module there) equals Python's."""
+    """The firmware's hand-made HMAC-SHA256 on the VM (no hmac module there) equals Python's,
+    and its blob MAC the host's, non-ASCII names included (both sign the name as UTF-8)."""
     import hmac
     rng = random.Random(3)
     cases = [(bytes(rng.randrange(256) for _ in range(n)), bytes(rng.randrange(256) for _ in range(m)))
              for n, m in ((0, 0), (32, 40), (63, 1), (64, 64), (65, 7), (200, 300))]
+    names = ["m", "modèle_ü", "模型.npb"]
     stdout, _ = run_script(_HMAC_SCRIPT, {"cases.json": json.dumps(
-        [[k.hex(), m.hex()] for k, m in cases]).encode()})
+        [[[k.hex(), m.hex()] for k, m in cases], names]).encode()})
     got = json.loads(stdout)
-    assert got[:-2] == [hmac.new(k, m, "sha256").hexdigest() for k, m in cases]
+    assert got[:len(cases)] == [hmac.new(k, m, "sha256").hexdigest() for k, m in cases]
+    assert got[len(cases):-2] == [codec.blob_mac(bytes(range(32)), bytes(32), n).hex() for n in names]
     assert got[-2:] == [True, False]

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from npu_sdk.link import Board
+from npu_sdk.link import Board, codec
 from tests.conftest import DIGITS_INT8, ZOO, Emulator, fc_model
 
 NPU = [sys.executable, "-m", "npu_sdk"]
@@ -25,7 +25,8 @@ def npu(*args, check=True, stdin=None, env=None):
 def test_info_rm_profile_console_trace(emulator, tmp_path):
     port = emulator.port
     info = json.loads(npu("info", "--port", port, "--json").stdout)
-    assert info["protocol"] == 1 and "FULLY_CONNECTED" in info["ops"] and "profile" in info["features"]
+    assert info["protocol"] == codec.PROTOCOL_VERSION and "FULLY_CONNECTED" in info["ops"] \
+        and "profile" in info["features"]
     first = json.loads(npu("flash", DIGITS_INT8, "--name", "d", "--port", port, "--json").stdout)
     again = json.loads(npu("flash", DIGITS_INT8, "--name", "d", "--port", port, "--json").stdout)
     assert (first["skipped"], again["skipped"], again["sent"]) == (False, True, 0)
@@ -147,7 +148,6 @@ def test_long_inputs_are_staged_and_an_over_long_frame_is_answered(emulator):
     import time
 
     from npu_sdk.errors import LinkError
-    from npu_sdk.link import codec
     blob = fc_model(6000, 16, seed=4)[1]
     x = (np.arange(6000) % 251 - 125).astype(np.int8)
     with Board(emulator.port, timeout=5) as board:

@@ -1,7 +1,8 @@
 """Signed flashing end to end over a real pty, on both emulator cores (docs/protocol.md,
-"Signing"): a board given a device key installs only blobs signed with it, refuses unsigned,
-tampered and wrongly signed ones before any data (or at FLASH_END) and keeps its model; the
-key survives a restart and is replaced only by whoever holds it."""
+"Signing"): a board given a device key installs only blobs signed with it for the name they
+are sent with, refuses unsigned, tampered and wrongly signed ones (another key, another name)
+before any data (or at FLASH_END) and keeps its model; the key survives a restart and is
+replaced only by whoever holds it."""
 import hashlib
 import json
 import os
@@ -41,11 +42,11 @@ def _holds(board, flash_dir, models, label):
     assert sorted(os.listdir(flash_dir)) == ["device.key", "m.npb"]
 
 
-def _send_raw(board, blob, blob_id, mac):
-    """What a host that skips every check sends: FLASH_BEGIN with `blob_id` and `mac`, the
-    bytes of `blob`, FLASH_END."""
-    board.request(codec.FLASH_BEGIN, codec.flash_begin_request(len(blob), blob_id, "m", mac))
-    board._stream(blob, 0, CHUNK, None, FlashResult("m", len(blob)))
+def _send_raw(board, blob, blob_id, mac, name="m"):
+    """What a host that skips every check sends: FLASH_BEGIN with `blob_id`, `name` and `mac`,
+    the bytes of `blob`, FLASH_END."""
+    board.request(codec.FLASH_BEGIN, codec.flash_begin_request(len(blob), blob_id, name, mac))
+    board._stream(blob, 0, CHUNK, None, FlashResult(name, len(blob)))
     board.request(codec.FLASH_END)
 
 
@@ -78,13 +79,13 @@ def test_a_keyed_board_installs_only_blobs_signed_for_it(emulator, tmp_path, mod
         tampered = bytearray(b)
         tampered[-33] ^= 0x40
         with pytest.raises(BoardError) as e:
-            _send_raw(board, bytes(tampered), b[-32:], codec.blob_mac(key, b[-32:]))
+            _send_raw(board, bytes(tampered), b[-32:], codec.blob_mac(key, b[-32:], "m"))
         assert e.value.code == 5 and "old model kept" in e.value.board_message
         _holds(board, flash_dir, models, "A")
         # ... with a recomputed trailer it is a valid blob with another id: B's signature fails
         resealed = bytes(tampered[:-32]) + hashlib.sha256(tampered[:-32]).digest()
         with pytest.raises(BoardError) as e:
-            _send_raw(board, resealed, resealed[-32:], codec.blob_mac(key, b[-32:]))
+            _send_raw(board, resealed, resealed[-32:], codec.blob_mac(key, b[-32:], "m"))
         assert e.value.code == 13
         _holds(board, flash_dir, models, "A")
 
@@ -93,6 +94,33 @@ def test_a_keyed_board_installs_only_blobs_signed_for_it(emulator, tmp_path, mod
         board.flash(b, "m", key=key)  # already there: the board checks the key, sends nothing
         assert board.last_flash.skipped
         _holds(board, flash_dir, models, "B")
+
+
+def test_a_signature_is_for_one_name_only(emulator, tmp_path, models):
+    """A FLASH_BEGIN signed for "kws" and captured on the wire cannot install that blob under
+    another name: the board refuses it before any data, and "fire" keeps its model."""
+    flash_dir = tmp_path / "flash"  # the emulator fixture's
+    fire, kws = models["A"][0], models["B"][0]
+    key = _key(6)
+    with Board(emulator.port, timeout=5) as board:
+        board.provision_key(key)
+        board.flash(fire, "fire", key=key)
+        captured = codec.blob_mac(key, kws[-32:], "kws")
+        for name in ("fire", "other"):  # over an installed model, or as a new one
+            with pytest.raises(BoardError) as e:
+                _send_raw(board, kws, kws[-32:], captured, name)
+            assert e.value.code == 13 and "another model name" in e.value.board_message
+            assert [(m.name, m.blob_id) for m in board.list()] == [("fire", fire[-32:])]
+            assert sorted(os.listdir(flash_dir)) == ["device.key", "fire.npb"]  # no .part, no .sid
+            np.testing.assert_array_equal(board.run("fire", X), models["A"][1])
+        _send_raw(board, kws, kws[-32:], captured, "kws")  # under its own name it installs
+        assert [(m.name, m.blob_id) for m in board.list()] == [("fire", fire[-32:]),
+                                                               ("kws", kws[-32:])]
+        # a host of protocol 1 (its signature left the name out) is told at HELLO to update,
+        # not refused later with a puzzling signature error
+        with pytest.raises(BoardError) as e:
+            board.request(codec.HELLO, codec.hello_request(codec.PROTOCOL_VERSION - 1))
+        assert e.value.code == 3 and "update the host SDK" in e.value.board_message
 
 
 def test_only_the_key_holder_replaces_or_clears_the_key(emulator, tmp_path, models):

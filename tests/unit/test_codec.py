@@ -75,17 +75,26 @@ def test_message_tables_match():
     assert codec.SIGN_TAG == sign.TAG
 
 
-@given(st.binary(max_size=150), st.binary(max_size=300))
+@given(st.binary(max_size=150), st.binary(max_size=300), st.text(max_size=40))
 @settings(max_examples=200, deadline=None, derandomize=True)
-def test_firmware_hmac_is_pythons(key, msg):
+def test_firmware_hmac_is_pythons(key, msg, name):
     """Keys shorter and longer than SHA-256's 64-byte block; the board's MAC is the host's."""
     assert sign.hmac_sha256(key, msg) == hmac.new(key, msg, "sha256").digest()
     blob_id = msg[:32].ljust(32, b"\0")
-    assert sign.blob_mac(key, blob_id) == codec.blob_mac(key, blob_id)
+    assert sign.blob_mac(key, blob_id, name) == codec.blob_mac(key, blob_id, name)
+
+
+@pytest.mark.parametrize("name", ["m", "modèle_ü", "模型.npb"])
+def test_blob_mac_signs_blob_id_and_utf8_name(name):
+    """Both sides' blob MAC is Python's HMAC over tag + blob id + the name's UTF-8 bytes."""
+    key, blob_id = bytes(range(32)), bytes(range(200, 232))
+    want = hmac.new(key, b"npu-blob" + blob_id + name.encode("utf-8"), "sha256").digest()
+    assert sign.blob_mac(key, blob_id, name) == codec.blob_mac(key, blob_id, name) == want
+    assert codec.blob_mac(key, blob_id, name + "x") != want  # another name, another MAC
 
 
 def test_mac_compare():
-    mac = codec.blob_mac(bytes(32), bytes(32))
+    mac = codec.blob_mac(bytes(32), bytes(32), "m")
     assert sign.equal(mac, bytes(mac))
     for i in (0, 17, 31):
         other = bytearray(mac)
@@ -98,7 +107,7 @@ def test_signing_requests_layout():
     key, new = bytes(range(32)), bytes(range(1, 33))
     assert codec.key_request(new) == new + bytes(32)
     assert codec.key_request(new, key) == new + hmac.new(key, new, "sha256").digest()
-    mac = codec.blob_mac(key, bytes(32))
+    mac = codec.blob_mac(key, bytes(32), "m")
     plain = codec.flash_begin_request(9, bytes(32), "m")
     assert codec.flash_begin_request(9, bytes(32), "m", mac) == plain + mac
 
@@ -119,8 +128,9 @@ def test_hello_version_mismatch_names_the_side_to_update():
     ftype, seq, payload = codec.decode(reply[1:-1])
     assert (ftype, seq) == (codec.ERROR, 9)
     assert struct.unpack_from("<H", payload)[0] == 3 and b"update the firmware" in payload
-    reply = srv.handle(codec.encode(codec.HELLO, 9, struct.pack("<H", 0))[1:-1])
-    assert b"update the host SDK" in codec.decode(reply[1:-1])[2]
+    for old in (0, codec.PROTOCOL_VERSION - 1):  # the previous protocol signed no model name
+        reply = srv.handle(codec.encode(codec.HELLO, 9, codec.hello_request(old))[1:-1])
+        assert b"update the host SDK" in codec.decode(reply[1:-1])[2]
 
 
 # --- golden vectors -------------------------------------------------------------------

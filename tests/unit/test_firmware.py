@@ -227,7 +227,8 @@ def test_hello_announces_limits_ops_and_features(board):
     srv = fw_server.Server(board)
     code, body = call(srv, codec.HELLO, codec.hello_request())
     h = codec.parse_hello(body)
-    assert (h.protocol, h.ram, h.flash, h.max_payload, h.kernels) == (1, 1 << 20, 64 * 1024, 4096, "c")
+    assert (h.protocol, h.ram, h.flash, h.max_payload, h.kernels) \
+        == (codec.PROTOCOL_VERSION, 1 << 20, 64 * 1024, 4096, "c")
     assert set(h.ops) == set(blob_ops()) and h.features & codec.F_PROFILE
 
 

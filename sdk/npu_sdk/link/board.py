@@ -241,7 +241,7 @@ class Board:
         name = spec.name
         t0 = time.monotonic()
         result = FlashResult(name, len(data))
-        mac = self._signature(data, self.key if key is None else key, preflight)
+        mac = self._signature(data, name, self.key if key is None else key, preflight)
         # a keyed board checks the key even for a blob it holds: ask it with FLASH_BEGIN
         if skip_if_same and not self.info.keyed and any(e.name == name and e.blob_id == bytes(data[-32:])
                                 for e in self.list()):
@@ -275,8 +275,9 @@ class Board:
         self.models[name] = spec
         return spec
 
-    def _signature(self, data, key, preflight):
-        """The FLASH_BEGIN signature of blob `data` with `key`, or None where it has no use."""
+    def _signature(self, data, name, key, preflight):
+        """The FLASH_BEGIN signature of blob `data` installed as `name` with `key`, or None
+        where it has no use."""
         if key is not None and len(key) != codec.KEY_SIZE:
             raise ValueError("a device key is %d bytes, got %d" % (codec.KEY_SIZE, len(key)))
         if key is None:
@@ -287,7 +288,7 @@ class Board:
             return None
         if not self.info.features & codec.F_SIGNING:
             return None  # an older firmware: it has no key and takes any blob
-        return codec.blob_mac(key, data[-32:])
+        return codec.blob_mac(key, data[-32:], name)
 
     def provision_key(self, new_key, old_key=None):
         """Give the board device key `new_key` (32 bytes; from then on it installs only blobs

@@ -1,4 +1,4 @@
-"""The host's codec for the link protocol, version 1 (docs/protocol.md is the spec).
+"""The host's codec for the link protocol, version 2 (docs/protocol.md is the spec).
 
 firmware/npufw/frame.py and npufw/server.py are the board's twins; the golden vectors in
 tests/vectors/protocol/ (tools/make_protocol_vectors.py) and the fuzz tests in
@@ -14,7 +14,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: the FLASH_BEGIN signature covers the name
 
 FLAG = 0x7E
 ESC = 0x7D
@@ -161,7 +161,7 @@ def hello_request(version=PROTOCOL_VERSION):
 
 
 def parse_hello(p):
-    """HELLO answer payload -> Hello; ValueError when it is not a v1 answer."""
+    """HELLO answer payload -> Hello; ValueError when it is not an answer in PROTOCOL_VERSION."""
     if len(p) < 2:
         raise ValueError("HELLO answer too short")
     proto = struct.unpack_from("<H", p)[0]
@@ -179,19 +179,23 @@ def parse_hello(p):
 
 
 def flash_begin_request(size, blob_id, name, mac=None):
-    """`mac` (blob_mac), for a keyed board, travels last; older hosts send none."""
+    """`mac` (blob_mac of this blob_id and name), for a keyed board, travels last; a host
+    without a key sends none."""
     return struct.pack("<I", size) + bytes(blob_id) + pack_str(name) + bytes(mac or b"")
 
 
-#: what a blob signature covers, before the blob id (npufw/sign.py mirrors it)
+#: what a blob signature covers, before the blob id and name (npufw/sign.py mirrors it)
 SIGN_TAG = b"npu-blob"
 KEY_SIZE = 32
 
 
-def blob_mac(key, blob_id):
-    """The signature a keyed board wants in FLASH_BEGIN: HMAC-SHA256(key, SIGN_TAG + blob_id).
-    blob_id is the blob's SHA-256, which FLASH_END checks, so this binds the whole blob."""
-    return hmac.new(bytes(key), SIGN_TAG + bytes(blob_id), hashlib.sha256).digest()
+def blob_mac(key, blob_id, name):
+    """The signature a keyed board wants in FLASH_BEGIN to install blob `blob_id` as `name`:
+    HMAC-SHA256(key, SIGN_TAG + blob_id + name as UTF-8). blob_id is the blob's SHA-256,
+    which FLASH_END checks, so this binds the whole blob, and the name it may be installed as."""
+    # blob_id is always 32 bytes and the name comes last: the concatenation is unambiguous
+    msg = SIGN_TAG + bytes(blob_id) + name.encode("utf-8")
+    return hmac.new(bytes(key), msg, hashlib.sha256).digest()
 
 
 def key_request(new_key, old_key=None):
