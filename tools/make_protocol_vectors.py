@@ -72,6 +72,7 @@ def session_requests(codec, blob):
         ("rm", codec.RM, 13, codec.pack_str("m")),
         ("rm again", codec.RM, 14, codec.pack_str("m")),
         ("bad name", codec.RM, 15, codec.pack_str("a/b")),
+        ("bad name: not ASCII (the same on every core)", codec.RM, 44, codec.pack_str("caf\u00e9")),
         ("repl: not on this board", codec.REPL, 16, b""),
         ("unknown request", 0x42, 17, b""),
         ("malformed run", codec.RUN, 18, b"\x01"),

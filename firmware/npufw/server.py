@@ -29,7 +29,7 @@ except ImportError:
         _raw_inflate = None
 
 PROTOCOL_VERSION = 2  # 2: the FLASH_BEGIN signature covers the name
-FIRMWARE_VERSION = "0.2.0"
+FIRMWARE_VERSION = "0.3.0"  # 0.3: link protocol 2 (signatures bind the name)
 MAX_PAYLOAD = 4096
 WINDOW = 16384  # bytes of early FLASH_DATA the board holds while a gap is resent
 _LOG_LINES = 32
@@ -125,7 +125,7 @@ def _inflate(data, offset):
 def _name(p, pos):
     name, pos = _read_str(p, pos)
     if not valid_name(name):
-        raise Refused(E_BAD_NAME, "model name %r: use 1-32 letters, digits, '_', '-', '.'" % name)
+        raise Refused(E_BAD_NAME, "model name '%s': use 1-32 ASCII letters, digits, '_', '-', '.'" % name)
     return name, pos
 
 

@@ -37,6 +37,9 @@ remove) with what was written: the emulator uses it to cut power at a chosen wri
 import os
 
 _MAX_NAME = 32
+# spelled out, not str.isalpha(): CPython's takes "é", MicroPython's does not, and a name must
+# mean the same on every core (and be a plain file name on any board's filesystem)
+_NAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-."
 KEY_FILE = "device.key"
 
 
@@ -44,7 +47,7 @@ def valid_name(name):
     if not 0 < len(name) <= _MAX_NAME:
         return False
     for c in name:
-        if not (c.isalpha() or c.isdigit() or c in "_-."):
+        if c not in _NAME_CHARS:
             return False
     return name[0] != "."
 

@@ -1,6 +1,7 @@
 """The `npu` CLI against `npu emulate` over a real pty, on both cores, checked against TFLite Micro."""
 import json
 import os
+import struct
 import subprocess
 import sys
 
@@ -79,6 +80,37 @@ def test_silent_board_times_out():
         os.close(master)
         os.close(slave)
     assert r.returncode == 1 and "no answer from the board" in r.stderr
+
+
+def test_board_of_a_newer_protocol_says_update_the_host():
+    """A board that answers HELLO with a protocol this SDK does not speak (a future firmware:
+    scripted here, as none exists yet) stops every command with which side to update."""
+    import threading
+    from npu_sdk.link import codec
+    master, slave = os.openpty()
+    answered = []
+
+    def board():
+        deframer = codec.Deframer()
+        while not answered:
+            for raw in deframer.feed(os.read(master, 4096)):
+                ftype, seq, _ = codec.decode(raw)
+                if ftype == codec.HELLO:
+                    answered.append(seq)
+                    os.write(master, codec.encode(codec.HELLO | codec.RESPONSE, seq,
+                                                  struct.pack("<H", codec.PROTOCOL_VERSION + 1)))
+    thread = threading.Thread(target=board, daemon=True)
+    thread.start()
+    try:
+        r = npu("ls", "--port", os.ttyname(slave), "--timeout", "2", check=False)
+    finally:
+        thread.join(5)
+        os.close(master)
+        os.close(slave)
+    assert answered and r.returncode == 1
+    assert r.stderr.strip().endswith("speaks link protocol %d, this host SDK %d: update the host SDK "
+                                     "(pip install -U npu-sdk)" % (codec.PROTOCOL_VERSION + 1,
+                                                                  codec.PROTOCOL_VERSION))
 
 
 def test_compile_bad_input_leaves_nothing(tmp_path):
