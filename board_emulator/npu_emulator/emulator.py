@@ -6,9 +6,7 @@ import sys
 import tempfile
 import threading
 
-from . import cores, faults, power, profiles
-from .repl import ReplBoard
-from .uart import VirtualUart
+from . import faults, power, profiles
 
 
 def add_arguments(p):
@@ -68,6 +66,10 @@ def _baud(text, profile):
 
 
 def serve(args):
+    # the board's parts load here, not with add_arguments: `npu`'s parser is built for every command
+    from . import cores
+    from .repl import ReplBoard
+    from .uart import VirtualUart
     profile = profiles.get(args.board)
     baud = _baud(args.baud, profile)
     spec = None

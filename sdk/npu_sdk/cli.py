@@ -1,12 +1,14 @@
-"""`npu`: the command line, thin over the API. Errors print once as `npu: ...` and exit 1."""
+"""`npu`: the command line, thin over the API. Errors print once as `npu: ...` and exit 1.
+
+Each command imports what it needs when it runs: the board commands (flash, ls, info, ...)
+start without numpy, the compiler or the quantizer, as fast as mpremote.
+"""
 import argparse
 import json
 import os
 import sys
 
-import numpy as np
-
-from . import compiler, quantize
+from . import quant_methods
 from .errors import NpuError
 
 
@@ -40,7 +42,7 @@ def _progress_bar(args, total, name):
 
 def _compile(args):
     """Compile args.model; a float model is quantized first with --calib. Returns (Compiled, report)."""
-    from . import tflite
+    from . import compiler, quantize, tflite
     graph = tflite.load(args.model)
     if not quantize.is_float_model(graph):
         if args.calib:
@@ -72,7 +74,8 @@ def cmd_compile(args):
         for w in quant.warnings:
             print("warning: %s" % w, file=sys.stderr)
         if args.report:
-            print(quantize.format_report(quant.report, quant.warnings))
+            from .quantize import format_report
+            print(format_report(quant.report, quant.warnings))
     print("%s: %d bytes, %d ops, arena %d bytes (lower bound %d), constants %d bytes"
           % (out, len(result.blob), result.n_ops, result.arena_size, result.arena_lower_bound,
              result.const_size))
@@ -162,6 +165,7 @@ def cmd_ls(args):
 
 
 def cmd_run(args):
+    import numpy as np
     try:
         x = np.load(args.input, allow_pickle=False)
     except (OSError, ValueError) as e:
@@ -448,10 +452,12 @@ def build_parser():
     def quant_args(sp):
         sp.add_argument("--calib", help="representative inputs (.npy, or .npz with key x or one key per "
                                         "input) to quantize a float model to int8")
-        sp.add_argument("--method", default=quantize.DEFAULT_METHOD, choices=quantize.METHODS,
+        sp.add_argument("--method", default=quant_methods.DEFAULT_METHOD,
+                        choices=quant_methods.METHODS,
                         help="activation range method (default: %s, the %g-th percentiles, measured "
                              "best on the zoo; minmax reproduces TFLite's converter; "
-                             "docs/quantization.md)" % (quantize.DEFAULT_METHOD, quantize.DEFAULT_PERCENTILE))
+                             "docs/quantization.md)"
+                             % (quant_methods.DEFAULT_METHOD, quant_methods.DEFAULT_PERCENTILE))
         sp.add_argument("--int8-io", action="store_true",
                         help="int8 model inputs/outputs (default: keep the float model's float32 I/O)")
         sp.add_argument("--per-tensor", action="store_true", help="per-tensor weights (default: per-channel)")

@@ -31,10 +31,8 @@ import numpy as np
 from . import reference, tflite_writer
 from .errors import ModelError, UnsupportedOpError
 from .graph import Graph, Op, Tensor
+from .quant_methods import DEFAULT_METHOD, DEFAULT_PERCENTILE, METHODS
 
-METHODS = ("minmax", "percentile", "mse")
-DEFAULT_METHOD = "percentile"  # measured: docs/quantization.md, tools/quant_compare.py
-DEFAULT_PERCENTILE = 99.99
 MIN_CALIBRATION_SAMPLES = 100  # fewer: CalibrationWarning
 UNSTABLE_RANGE = 0.25  # ranges of the two halves differing by more than this fraction of the range: warning
 MAX_VALUES_PER_SAMPLE = 4096  # per tensor; larger activations are subsampled for percentile/mse

@@ -1,18 +1,20 @@
-"""Board: the host client every tool uses (CLI, pytest plugin, demo)."""
+"""Board: the host client every tool uses (CLI, pytest plugin, demo).
+
+numpy is imported by the methods that handle tensors (run, invoke, input checks), so that
+flashing, listing and the other board commands start without it.
+"""
 import os
 import random
 import struct
 import time
 from dataclasses import dataclass
 
-import numpy as np
-
 from .. import blob
 from ..errors import BoardError, LinkError, LinkTimeout, ModelError, NpuError
 from . import codec
 from .transport import DEFAULT_BAUD, open_port
 
-_DTYPES = {0: np.int8, 1: np.int32, 2: np.float32, 3: np.int16, 4: np.uint8}
+_DTYPES = {0: "int8", 1: "int32", 2: "float32", 3: "int16", 4: "uint8"}
 
 
 class BoardInfo(codec.Hello):
@@ -512,6 +514,7 @@ class Board:
         Inputs are checked against the model's spec when this process knows it; the board
         checks them anyway.
         """
+        import numpy as np
         if not 1 <= repeat <= 0xFFFF:
             raise ValueError("repeat must be 1..65535, got %r" % (repeat,))
         spec = self.models.get(name)
@@ -600,10 +603,15 @@ def load_model(source, name=None):
 @dataclass(frozen=True)
 class TensorSpec:
     shape: tuple
-    dtype: np.dtype
+    dtype_name: str  # "int8", "float32"...: read from a blob without numpy
+
+    @property
+    def dtype(self):
+        import numpy as np
+        return np.dtype(self.dtype_name)
 
     def __str__(self):
-        return "%s %s" % (self.dtype, self.shape)
+        return "%s %s" % (self.dtype_name, self.shape)
 
 
 @dataclass(frozen=True)
@@ -622,7 +630,7 @@ class ModelSpec:
 
         def tensor(i):
             t = body.tensors[i]
-            return TensorSpec(tuple(t.shape[:t.ndim]), np.dtype(str(t.dtype)))
+            return TensorSpec(tuple(t.shape[:t.ndim]), str(t.dtype))
 
         spec = cls(name, len(data), bytes(data[-32:]), tuple(tensor(i) for i in body.inputs),
                    tuple(tensor(i) for i in body.outputs))
@@ -640,6 +648,7 @@ class ModelSpec:
         return [self._check(i, x, t) for i, (x, t) in enumerate(zip(inputs, self.inputs))]
 
     def _check(self, i, x, want):
+        import numpy as np
         a = np.asarray(x)
         if not isinstance(x, np.ndarray) and a.dtype != want.dtype:  # a list or scalar
             cast = a.astype(want.dtype)
