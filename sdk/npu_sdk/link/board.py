@@ -14,7 +14,7 @@ from ..errors import BoardError, LinkError, LinkTimeout, ModelError, NpuError
 from . import codec
 from .transport import DEFAULT_BAUD, open_port
 
-_DTYPES = {0: "int8", 1: "int32", 2: "float32", 3: "int16", 4: "uint8"}
+_DTYPES = {code: str(name) for code, name in blob.DType.decmapping.items()}  # the blob's codes
 
 
 class BoardInfo(codec.Hello):
