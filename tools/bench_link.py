@@ -10,7 +10,7 @@ random weights) and report payload bytes / line time as a ratio of the line rate
 VM's own REPL (`npu emulate --core micropython --repl`) on the same paced line, against the
 whole `npu flash` command on the firmware: the speed-up (target >= 3x) is command over
 command, each a fresh process; the transfer phases (less process start and connection) are
-compared too.
+compared too. Each tool runs RUNS times; the run of median command time is kept.
 
 --faults N: N transfers per core at --fault-baud (921600) on a line with
 flip=1e-4,drop=1e-4,dup=1e-4 and seeds 1..N, `--jobs` at a time, each in its own process
@@ -185,10 +185,24 @@ def mpremote_seconds(baud, blob):
         return (took, took - connect) if ok else None
 
 
+#: runs of each tool per comparison, the median kept: mpremote's pace at 921600 baud also
+#: depends on the VM's CPU (it compiles each chunk's bytes literal), so on a shared machine
+#: single runs scatter by ~10 %
+RUNS = 3
+
+
+def _median_run(measure, baud, blob):
+    runs = [measure(baud, blob) for _ in range(RUNS)]
+    if not all(runs):
+        return None
+    runs.sort()
+    return runs[len(runs) // 2]
+
+
 def versus_mpremote(baud, blob, line_s):
     """Both tools' whole commands and transfer phases on the same paced line (micropython
     core): the speed-up (the target) is command over command, as a user waits for them."""
-    mp, npu = mpremote_seconds(baud, blob), command_seconds(baud, blob)
+    mp, npu = _median_run(mpremote_seconds, baud, blob), _median_run(command_seconds, baud, blob)
     if not (mp and npu):
         return dict(speedup_over_mpremote=None)
     return dict(mpremote_seconds=round(mp[0], 3), mpremote_ratio_of_line_rate=round(line_s / mp[1], 3),
