@@ -289,7 +289,7 @@ class Board:
                                      "wrote)")
             return None
         if not self.info.features & codec.F_SIGNING:
-            return None  # an older firmware: it has no key and takes any blob
+            return None  # a board without F_SIGNING has no key and takes any blob
         return codec.blob_mac(key, data[-32:], name)
 
     def provision_key(self, new_key, old_key=None):
