@@ -496,7 +496,7 @@ class Server:
     def input(self, p):
         """INPUT: name str, index u8, offset u32, data -> staged u32. Writes a piece of a RUN
         input straight into the model's input tensor; offset 0 starts the input over."""
-        name, pos = _read_str(p, 0)
+        name, pos = _name(p, 0)
         model = self._model(name)
         index = p[pos]
         offset = struct.unpack_from("<I", p, pos + 1)[0]
@@ -524,7 +524,7 @@ class Server:
     def output(self, p):
         """OUTPUT: name str, index u8, offset u32, count u32 -> up to count bytes of an output
         the last RUN held (at most MAX_PAYLOAD)."""
-        name, pos = _read_str(p, 0)
+        name, pos = _name(p, 0)
         index = p[pos]
         offset, count = struct.unpack_from("<II", p, pos + 1)
         model = self.models.get(name)
@@ -537,7 +537,7 @@ class Server:
 
     def run(self, p):
         repeat, flags = struct.unpack_from("<HB", p, 0)
-        name, pos = _read_str(p, 3)
+        name, pos = _name(p, 3)
         model = self._model(name)
         n = p[pos]
         pos += 1

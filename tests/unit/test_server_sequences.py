@@ -25,7 +25,7 @@ from npufw.store import Store
 from tests.conftest import StepClock, fc_model
 
 EXAMPLES = int(os.environ.get("NPU_FUZZ_EXAMPLES", "150"))
-NAMES = ("a", "b")
+NAMES = ("a", "b", "a", "b", "\u00e9t\u00e9")  # two models, and now and then a name a board refuses
 _BLOBS = []
 
 
@@ -68,50 +68,75 @@ STEP = st.one_of(
 )
 
 
-def request(step):
-    """(type, payload) for a step; None for a restart or a repeat."""
+def _frames(step):
+    """[(type, payload)] a host sends for one step."""
     kind = step[0]
     if kind == "begin":
         _, name, which, size_error = step
         blob = blobs()[which]
-        return codec.FLASH_BEGIN, codec.flash_begin_request(len(blob) + size_error, blob[-32:], name)
+        return [(codec.FLASH_BEGIN, codec.flash_begin_request(len(blob) + size_error, blob[-32:], name))]
     if kind == "data":
         _, which, where, length, source, deflate = step
         offset = int(where * len(blobs()[which]))
-        return _data_request(offset, _chunk(offset, length, source, which), deflate)
-    if kind == "end":
-        return codec.FLASH_END, b""
+        return [_data_request(offset, _chunk(offset, length, source, which), deflate)]
+    if kind == "flash":  # a whole transfer from 0, one chunk at `where` damaged or foreign
+        _, name, which, chunk, source, where = step
+        blob = blobs()[which]
+        bad = int(where * len(blob)) // chunk * chunk
+        return ([(codec.FLASH_BEGIN, codec.flash_begin_request(len(blob), blob[-32:], name))]
+                + [(codec.FLASH_DATA, struct.pack("<I", off)
+                    + _chunk(off, chunk, source if off == bad else "blob", which))
+                   for off in range(0, len(blob), chunk)]
+                + [(codec.FLASH_END, b"")])
     if kind == "rm":
-        return codec.RM, codec.pack_str(step[1])
+        return [(codec.RM, codec.pack_str(step[1]))]
     if kind == "run":
-        return codec.RUN, codec.run_request(step[1], [bytes(16)])
-    if kind == "list":
-        return codec.LIST, b""
-    if kind == "hello":
-        return codec.HELLO, codec.hello_request()
-    return None
+        return [(codec.RUN, codec.run_request(step[1], [bytes(16)]))]
+    return [{"end": (codec.FLASH_END, b""), "list": (codec.LIST, b""),
+             "hello": (codec.HELLO, codec.hello_request())}[kind]]
 
 
-def flash(srv, seq, name, which, chunk, source="blob", where=0.0):
-    """What a host does: FLASH_BEGIN, the data in order from where the board is, FLASH_END;
-    with `source` "flipped" or "other blob" the chunk at `where` is damaged or foreign (all
-    else in order, so only the board's checks stand between it and an install).
-    Returns the last seq used and the FLASH_END (or refused FLASH_BEGIN) answer."""
+def session(steps):
+    """What the host sends for `steps`, in order: (type, seq, payload) requests, and
+    "restart" where the board restarts. "again" sends the last request again, same seq
+    (the host did not hear the answer)."""
+    out, seq, last = [], 0, None
+    for step in steps:
+        if step[0] == "restart":
+            out.append("restart")
+        elif step[0] == "again":
+            if last is not None:
+                out.append(last)
+        else:
+            for ftype, payload in _frames(step):
+                seq += 1
+                last = (ftype, seq, payload)
+                out.append(last)
+    return out
+
+
+def install(srv, seq, name, which):
+    """What a correct host does (as Board.flash): FLASH_BEGIN, the data from where the board
+    is, FLASH_END; when a resumed transfer fails the SHA-256 (the partial file held bytes a bad
+    host sent: the board dropped it), once more from 0. -> (last seq, the last answer)."""
     blob = blobs()[which]
-    bad = int(where * len(blob)) // chunk * chunk
-    seq += 1
-    got = answer(srv, codec.FLASH_BEGIN, seq, codec.flash_begin_request(len(blob), blob[-32:], name))
-    if got[0] != codec.FLASH_BEGIN | codec.RESPONSE:
-        return seq, got
-    state, offset = codec.parse_flash_begin(got[2])
-    if state == codec.BEGIN_INSTALLED:
-        return seq, got
-    for off in range(offset, len(blob), chunk):
+    for _ in range(2):
         seq += 1
-        data = _chunk(off, chunk, source if off == bad else "blob", which)
-        answer(srv, codec.FLASH_DATA, seq, struct.pack("<I", off) + data)
-    seq += 1
-    return seq, answer(srv, codec.FLASH_END, seq, b"")
+        got = answer(srv, codec.FLASH_BEGIN, seq, codec.flash_begin_request(len(blob), blob[-32:], name))
+        if got[0] != codec.FLASH_BEGIN | codec.RESPONSE:
+            return seq, got
+        state, offset = codec.parse_flash_begin(got[2])
+        if state == codec.BEGIN_INSTALLED:
+            return seq, got
+        for off in range(offset, len(blob), 1000):
+            seq += 1
+            answer(srv, codec.FLASH_DATA, seq, struct.pack("<I", off) + blob[off:off + 1000])
+        seq += 1
+        got = answer(srv, codec.FLASH_END, seq, b"")
+        if not (offset and got[0] == codec.ERROR
+                and struct.unpack_from("<H", got[2])[0] == fw_server.E_BAD_BLOB):
+            return seq, got
+    return seq, got
 
 
 def new_server(root):
@@ -143,31 +168,18 @@ def assert_only_whole_blobs(root):
 def test_any_request_sequence_installs_only_whole_blobs(tmp_path_factory, steps):
     root = str(tmp_path_factory.mktemp("flash"))
     srv = new_server(root)
-    seq, last = 0, None
-    for step in steps:
-        if step[0] == "restart":
+    requests = session(steps)
+    for item in requests:
+        if item == "restart":
             srv = new_server(root)
-        elif step[0] == "again":  # the host did not hear the answer and sends the same frame
-            if last is not None:
-                answer(srv, *last)
-        elif step[0] == "flash":
-            seq, _ = flash(srv, seq, *step[1:])
-            last = None
         else:
-            seq += 1
-            ftype, payload = request(step)
-            last = ftype, seq, payload
-            answer(srv, *last)
+            answer(srv, *item)
         assert_only_whole_blobs(root)
     # after any of that a correct host still installs a model and runs it, and LIST's ids
     # are those of the files the board holds
-    seq += 1
+    seq = max([item[1] for item in requests if item != "restart"], default=0) + 1
     assert answer(srv, codec.HELLO, seq, codec.hello_request())[0] == codec.HELLO | codec.RESPONSE
-    seq, got = flash(srv, seq, "a", 1, 1000)
-    if got[0] == codec.ERROR and struct.unpack_from("<H", got[2])[0] == fw_server.E_BAD_BLOB:
-        # it resumed on a partial file holding bytes a bad host sent: the board dropped it
-        # at FLASH_END, and a host starts over once (docs/protocol.md, as Board.flash does)
-        seq, got = flash(srv, seq, "a", 1, 1000)
+    seq, got = install(srv, seq, "a", 1)
     assert got[0] in (codec.FLASH_BEGIN | codec.RESPONSE, codec.FLASH_END | codec.RESPONSE), got
     seq += 1
     ftype, _, body = answer(srv, codec.RUN, seq, codec.run_request("a", [bytes(16)]))
