@@ -22,6 +22,21 @@ FIRMWARE_DIR = os.path.join(REPO, "firmware")
 DEFAULT_HEAPSIZE = "8m"
 
 
+#: VM-side source of tests.conftest.StepClock (7 µs per reading), for scripts that run the
+#: firmware's server: its answers (RUN times) then match the firmware's on CPython
+VM_STEP_CLOCK = """
+class Clock:
+    t = 0
+    @classmethod
+    def ticks_us(cls):
+        cls.t += 7
+        return cls.t
+    @staticmethod
+    def ticks_diff(a, b):
+        return a - b
+"""
+
+
 class MicroPythonError(RuntimeError):
     """The VM exited non-zero; the message carries its output."""
 

@@ -6,7 +6,7 @@ from npu_sdk import blob, compiler
 from npu_sdk.link import codec
 from tests.conftest import DIGITS_FLOAT_IO, DIGITS_INT8
 
-from .mp_harness import run_script
+from .mp_harness import VM_STEP_CLOCK, run_script
 
 _SCRIPT = """
 import json
@@ -61,7 +61,7 @@ def test_vm_decodes_what_the_sdk_encodes():
     assert "SHA-256" in blobs[2]
 
 
-_SESSION_SCRIPT = """
+_SESSION_SCRIPT = VM_STEP_CLOCK + """
 import json
 from npufw import frame, kernels
 from npufw.board import Board
@@ -71,15 +71,6 @@ with open(DATA_DIR + '/session.json') as f:
     v = json.load(f)
 with open(DATA_DIR + '/frames.json') as f:
     fv = json.load(f)
-class Clock:
-    t = 0
-    @classmethod
-    def ticks_us(cls):
-        cls.t += 7
-        return cls.t
-    @staticmethod
-    def ticks_diff(a, b):
-        return a - b
 srv = Server(Board(None, Store(DATA_DIR + '/flash', v['limits']['flash']), Clock, kernels,
                    dict(v['limits']), v['kernels']))
 answers = []

@@ -19,26 +19,17 @@ from hypothesis import strategies as st
 from tests.unit.test_codec import same_answer
 from tests.unit.test_server_sequences import STEP, new_server, session
 
-from .mp_harness import run_script
+from .mp_harness import VM_STEP_CLOCK, run_script
 
 EXAMPLES = max(1, int(os.environ.get("NPU_FUZZ_EXAMPLES", "150")) // 10)
 
-_SCRIPT = """
+_SCRIPT = VM_STEP_CLOCK + """
 import json, os, hashlib
 from npufw import kernels
 from npufw.board import Board
 from npufw.server import Server
 from npufw.store import Store
 from npufw.frame import encode
-class Clock:
-    t = 0
-    @classmethod
-    def ticks_us(cls):
-        cls.t += 7
-        return cls.t
-    @staticmethod
-    def ticks_diff(a, b):
-        return a - b
 root = DATA_DIR + '/flash'
 def server():
     limits = {'ram': 1 << 20, 'flash': 64 * 1024, 'board': 'fuzz'}
