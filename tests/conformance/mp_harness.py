@@ -9,6 +9,7 @@ through printed text, and many cases go through one VM start:
 `run_script` is the lower-level form: any script, with DATA_DIR set and
 firmware/ on sys.path; it returns stdout and the files the script wrote.
 """
+import inspect
 import numbers
 import os
 import shutil
@@ -17,24 +18,16 @@ import subprocess
 import sys
 import tempfile
 
+from tests.conftest import StepClock
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FIRMWARE_DIR = os.path.join(REPO, "firmware")
 DEFAULT_HEAPSIZE = "8m"
 
 
-#: VM-side source of tests.conftest.StepClock (7 µs per reading), for scripts that run the
+#: tests.conftest.StepClock's own source, run on the VM as `Clock`, for scripts that run the
 #: firmware's server: its answers (RUN times) then match the firmware's on CPython
-VM_STEP_CLOCK = """
-class Clock:
-    t = 0
-    @classmethod
-    def ticks_us(cls):
-        cls.t += 7
-        return cls.t
-    @staticmethod
-    def ticks_diff(a, b):
-        return a - b
-"""
+VM_STEP_CLOCK = inspect.getsource(StepClock) + "Clock = StepClock()\n"
 
 
 class MicroPythonError(RuntimeError):
