@@ -31,7 +31,8 @@ import numpy as np
 from npu_sdk import compiler, reference, report, tflite
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "tools")]
+from bench_link import TARGETS as LINK_TARGETS  # noqa: E402  the issue's link targets, one place
 from tests.conftest import Emulator  # noqa: E402  the same emulator start-up the tests use
 
 
@@ -41,7 +42,6 @@ def zoo_models():
 
 def mlperf_models(out_dir):
     """The MLPerf-Tiny-class models of tools/bench_kernels.py, written as .tflite files."""
-    sys.path.insert(0, str(ROOT / "tools"))
     import bench_kernels
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -58,9 +58,10 @@ def _tool_json(args, timeout):
                           timeout=timeout, cwd=ROOT)
     if proc.returncode != 0:
         return dict(error=(proc.stderr.strip().splitlines() or ["exit %d" % proc.returncode])[-1])
-    for text in (proc.stdout, proc.stdout.strip().splitlines()[-1:] or [""]):  # whole, or its last line
+    lines = proc.stdout.strip().splitlines()
+    for text in (proc.stdout, lines[-1] if lines else ""):  # all of it, or its last line
         try:
-            return json.loads(text if isinstance(text, str) else text[0])
+            return json.loads(text)
         except ValueError:
             continue
     return dict(error="%s printed no JSON" % Path(str(args[0])).name)
@@ -149,8 +150,8 @@ def bench_latency(models, repeat, cores):
         macs = report.report(c.blob)["totals"]["macs"]
         row = dict(model=_name(path), ops=c.n_ops, macs=macs, **host_latencies(model_bytes, x, repeat))
         for core in cores:
-            row["emu_%s_us" % core] = board_latency(core, c.blob, x, repeat)
-            row["emu_%s_mmacs_per_s" % core] = macs / row["emu_%s_us" % core] if row["emu_%s_us" % core] else None
+            us = row["emu_%s_us" % core] = board_latency(core, c.blob, x, repeat)
+            row["emu_%s_mmacs_per_s" % core] = macs / us if us else None  # MACs per µs
         emu = row.get("emu_cpython_us")
         if emu:
             row["emu_over_litert_builtin"] = emu / row["litert_builtin_us"]
@@ -200,7 +201,6 @@ def quant_section(quant):
     """tools/quant_compare.py's side-by-side table as markdown, or why it is missing."""
     if "results" not in quant:
         return "not measured: %s" % quant.get("error")
-    sys.path.insert(0, str(ROOT / "tools"))
     import quant_compare
     return quant_compare.format_markdown(quant["results"])
 
@@ -217,13 +217,14 @@ def link_text(link):
     keys = sorted({k for r in runs for k in r}, key=lambda k: (k not in ("core", "baud"), k))
     text = [_table(runs, keys), ""]
     t = link["targets"]
-    text.append("Target 1, payload / line rate >= 0.90: " + ", ".join(
+    text.append("Target 1, payload / line rate >= %.2f: " % LINK_TARGETS["ratio_of_line_rate"] + ", ".join(
         "%s@%d %.3f" % (r["core"], r["baud"], r["ratio_of_line_rate"]) for r in runs))
     speedups = ["%d baud %sx (transfer phases %sx)" % (
         r["baud"], r["speedup_over_mpremote"], r["transfer_speedup_over_mpremote"])
         for r in runs if r.get("speedup_over_mpremote")]
     text.append("Target 2, speed-up of `npu flash` over `mpremote fs cp`, whole commands "
-                "(micropython core) >= 3x: " + (", ".join(speedups) or "not measured"))
+                "(micropython core) >= %gx: " % LINK_TARGETS["speedup_over_mpremote"]
+                + (", ".join(speedups) or "not measured"))
     zoo = link.get("zoo_runs")
     if zoo:
         text += ["", "Not a target, what a user sees: the zoo's %s int8 model, whole commands:" % zoo[0]["model"],

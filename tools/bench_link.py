@@ -138,7 +138,8 @@ def _tool(name):
 def command_seconds(baud, blob):
     """Like-for-like with mpremote: the whole `npu flash` command (process start, HELLO,
     transfer, install) on a fresh micropython-core board at `baud`; (command, transfer
-    seconds) or None. The transfer is the command's own `seconds` (from FLASH_BEGIN on)."""
+    seconds) or None. The transfer is the command's own `seconds`: Board.flash from its
+    start (skip check, pre-flight, FLASH_BEGIN, data, FLASH_END), after the connect."""
     with tempfile.TemporaryDirectory() as d:
         src = os.path.join(d, "bench.npb")
         with open(src, "wb") as f:
