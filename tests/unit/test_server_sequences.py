@@ -36,14 +36,12 @@ def blobs():
     return _BLOBS
 
 
-def _chunk(draw_offset, length, source, which):
-    blob = blobs()[which]
-    data = bytearray(blob[draw_offset:draw_offset + length])
+def _chunk(offset, length, source, which):
+    """Blob `which`'s bytes at `offset`: as they are ("blob"), with a bit flipped ("flipped"),
+    or the other blob's bytes there ("other blob")."""
+    data = bytearray(blobs()[1 - which if source == "other blob" else which][offset:offset + length])
     if source == "flipped" and data:
         data[len(data) // 2] ^= 0x40
-    elif source == "other blob":
-        other = blobs()[1 - which]
-        data = bytearray(other[draw_offset:draw_offset + length])
     return bytes(data)
 
 
@@ -164,7 +162,7 @@ def assert_only_whole_blobs(root):
 
 @given(st.lists(STEP, max_size=40))
 @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+          suppress_health_check=[HealthCheck.too_slow])
 def test_any_request_sequence_installs_only_whole_blobs(tmp_path_factory, steps):
     root = str(tmp_path_factory.mktemp("flash"))
     srv = new_server(root)
