@@ -1,5 +1,6 @@
-"""The two cores a virtual board can run: the firmware package on CPython with the C
-kernels, or the real MicroPython VM on the firmware files with the viper kernels."""
+"""The cores a virtual board can run: the firmware package on CPython with the C kernels,
+the real MicroPython VM on the firmware files with the viper kernels, or a real MicroPython
+firmware image for an Arm Cortex-M board under qemu-system-arm (npu_sdk.firmware_image)."""
 import os
 import shutil
 import socket
@@ -65,14 +66,14 @@ def micropython_executable():
 REPL_EXIT = 4  # firmware/main.py: the host asked for the REPL
 
 
-def _spawn(uart, args, first, firmware=True):
+def _spawn(uart, args, first, firmware=True, cwd=FIRMWARE_ROOT):
     rx_r, rx_w = os.pipe()
     tx_r, tx_w = os.pipe()
     # non-blocking lets the firmware read whatever has arrived (see npufw/stdio.py); the REPL
     # would take EAGAIN for the end of its input and exit
     os.set_blocking(rx_r, not firmware)
     proc = subprocess.Popen(args, stdin=rx_r, stdout=tx_w, stderr=None if first else tx_w,
-                            cwd=str(FIRMWARE_ROOT))
+                            cwd=str(cwd))
     os.close(rx_r)
     os.close(tx_w)
     if first:
@@ -100,3 +101,15 @@ def start_repl(uart, profile):
     return _spawn(uart, [micropython_executable(), "-X", "heapsize=%d" % profile["ram"], "-i", "-c",
                          "print('npu emulate: MicroPython REPL; Ctrl-D restarts the npu firmware')"],
                   False, firmware=False)
+
+
+def start_qemu(uart, profile, flash_dir, power_cut_after=0, icount=False, micropython=None):
+    """The profile's qemu target (default mps3-an547) with a heap of the profile's RAM, built
+    or taken from the cache; the board's flash is FLASH_DIR/qemu-TARGET.flash."""
+    from npu_sdk import firmware_image
+    target = profile.get("qemu", firmware_image.DEFAULT_TARGET)
+    elf = firmware_image.image(target, profile["ram"], micropython)
+    flash = Path(flash_dir) / ("qemu-%s.flash" % target)
+    firmware_image.write_config(flash, target, profile["flash"], profile["name"], power_cut_after)
+    return _spawn(uart, firmware_image.qemu_command(target, elf, flash, icount), True,
+                  cwd=flash_dir)

@@ -6,14 +6,25 @@ import sys
 import tempfile
 import threading
 
+from npu_sdk.errors import NpuError
+
 from . import faults, power, profiles
 
 
 def add_arguments(p):
-    p.add_argument("--core", choices=("cpython", "micropython"), default="cpython",
+    p.add_argument("--core", choices=("cpython", "micropython", "qemu"), default="cpython",
                    help="cpython: firmware package + C kernels (fast); micropython: the real "
-                        "MicroPython VM running firmware/ with viper kernels")
-    p.add_argument("--board", default="host", help="board profile: %s" % ", ".join(profiles.PROFILES))
+                        "MicroPython VM running firmware/ with viper kernels; qemu: a MicroPython "
+                        "firmware image for an Arm Cortex-M board under qemu-system-arm "
+                        "(built on first use from $MICROPY_DIR, then cached)")
+    p.add_argument("--board", help="board profile: %s (default: host; mps3-an547 with --core "
+                                   "qemu)" % ", ".join(profiles.PROFILES))
+    p.add_argument("--icount", action="store_true",
+                   help="with --core qemu: one instruction per nanosecond of board time "
+                        "(QEMU's -icount shift=0), so board timings count instructions")
+    p.add_argument("--micropython", metavar="DIR",
+                   help="with --core qemu: the MicroPython source to build the image from "
+                        "(default: $MICROPY_DIR)")
     p.add_argument("--flash-dir", help="directory that holds the board's flash (persists across "
                                        "restarts); default: a fresh temporary one")
     p.add_argument("--listen", metavar="socket://127.0.0.1:PORT",
@@ -70,7 +81,7 @@ def serve(args):
     from . import cores
     from .repl import ReplBoard
     from .uart import VirtualUart
-    profile = profiles.get(args.board)
+    profile = profiles.get(args.board or profiles.DEFAULT[args.core])
     baud = _baud(args.baud, profile)
     spec = None
     if args.faults:
@@ -83,6 +94,16 @@ def serve(args):
     if args.repl and (args.core != "micropython" or args.power_cut_after_writes):
         _fail("--repl runs the MicroPython VM's REPL: use it with --core micropython and "
               "without --power-cut-after-writes")
+    if args.core == "qemu":
+        if args.repl:
+            _fail("--repl: the qemu board reaches its MicroPython REPL as a real board does "
+                  "(`npu repl`); leave --repl out")
+        if profile["ram"] > 1 << 20:
+            _fail("board profile %s has %d bytes of RAM, more than a qemu board's SRAM holds; "
+                  "use --board mps3-an547, mps2-an386, cortex-m4-256k or esp32-s3-512k"
+                  % (profile["name"], profile["ram"]))
+    elif args.icount or args.micropython:
+        _fail("--icount and --micropython are for --core qemu")
     address = _listen_address(args.listen) if args.listen else None
     tmp = None
     flash_dir = args.flash_dir
@@ -106,6 +127,12 @@ def serve(args):
         proc = ReplBoard(uart, profile, flash_dir)
     elif args.core == "micropython":
         proc = cores.start_micropython(uart, profile, flash_dir, args.power_cut_after_writes)
+    elif args.core == "qemu":
+        try:
+            proc = cores.start_qemu(uart, profile, flash_dir, args.power_cut_after_writes,
+                                    args.icount, args.micropython)
+        except NpuError as e:
+            _fail(str(e))
     else:
         cores.start_cpython(uart, profile, flash_dir, args.power_cut_after_writes)
     print("port: %s" % uart.port, flush=True)
@@ -130,7 +157,7 @@ def serve(args):
                     print(power.message("flash write %d" % args.power_cut_after_writes),
                           file=sys.stderr)
                     return power.EXIT_CODE
-                print("npu emulate: the MicroPython core exited with code %d" % proc.returncode,
+                print("npu emulate: the %s core exited with code %d" % (args.core, proc.returncode),
                       file=sys.stderr)
                 return 1
     finally:

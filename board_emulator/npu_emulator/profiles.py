@@ -12,7 +12,14 @@ PROFILES = {
     # ESP32-S3 at 240 MHz, ESP-NN with the PIE vector unit: about 2 MACs per cycle sustained
     "esp32-s3-512k": {"ram": 512 << 10, "flash": 8 << 20, "baud": 921600,
                       "macs_per_s": 480e6},
+    # the qemu core's boards (`qemu`: the image's target): Arm MPS3-AN547, Cortex-M55, and
+    # MPS2-AN386, Cortex-M4F at 120 MHz like MLPerf Tiny's STM32L4R5 reference board
+    "mps3-an547": {"ram": 256 << 10, "flash": 1 << 20, "baud": 115200, "macs_per_s": 168e6,
+                   "qemu": "mps3-an547"},
+    "mps2-an386": {"ram": 256 << 10, "flash": 1 << 20, "baud": 115200, "macs_per_s": 120e6,
+                   "qemu": "mps2-an386"},
 }
+DEFAULT = {"cpython": "host", "micropython": "host", "qemu": "mps3-an547"}
 
 
 def get(name):

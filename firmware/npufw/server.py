@@ -304,7 +304,7 @@ class Server:
             if size > free:
                 raise Refused(E_NO_SPACE, "model needs %d bytes of flash, %d free: remove a model "
                               "(npu rm NAME)" % (size, free))
-            part, written = store.begin(name, meta), 0
+            part, written = store.begin(name, meta, size), 0
             self.log("flash %s: %d bytes" % (name, size))
         self.flashing = _Flashing(name, size, blob_id, part, written)
         return struct.pack("<BI", BEGIN_SEND, written)
@@ -381,13 +381,10 @@ class Server:
         self.flashing = None
         store = self.board.store
         try:
-            with open(store.path(name, ".part"), "rb") as f:
-                f.seek(state.size - 32)
-                tail = f.read(32)
-            if tail != blob_id:
+            if store.tail(name, 32, ".part") != blob_id:
                 raise Refused(E_BAD_BLOB, "model rejected, old model kept: blob id mismatch, "
                               "the transfer was damaged")
-            stream.verify(store.path(name, ".part"))  # as blobfmt.parse, never whole in RAM
+            stream.verify(store, name)  # as blobfmt.parse, never whole in RAM
         except blobfmt.BlobError as e:
             store.discard(name)
             self.log("flash %s: rejected: %s" % (name, e))
@@ -479,7 +476,7 @@ class Server:
             self.staging = self.held = None
             store = self.board.store
             try:
-                model = stream.load(store.path(name), self.board.npu, self.board.limits["ram"])
+                model = stream.load(store, name, self.board.npu, self.board.limits["ram"])
             except (blobfmt.BlobError, MemoryError) as e:
                 if store.rollback(name):  # its first load: the previous version comes back
                     self.log("%s: first load failed, rolled back: %s" % (name, e))

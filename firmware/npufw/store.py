@@ -157,14 +157,15 @@ class Store:
         with open(self.path(name), "rb") as f:
             return f.read()
 
-    def tail(self, name, n):
-        with open(self.path(name), "rb") as f:
-            f.seek(self.size(name) - n)
+    def tail(self, name, n, ext=".npb"):
+        path = self.path(name, ext)
+        with open(path, "rb") as f:
+            f.seek(os.stat(path)[6] - n)
             return f.read(n)
 
-    def begin(self, name, meta=None):
-        """Open NAME.part for a new install, dropping any earlier partial one. `meta`
-        (bytes), when given, is kept in the sidecar NAME.sid for resume()."""
+    def begin(self, name, meta=None, size=0):
+        """Open NAME.part for a new install of `size` bytes, dropping any earlier partial one.
+        `meta` (bytes), when given, is kept in the sidecar NAME.sid for resume()."""
         self.discard(name)
         part = self.path(name, ".part")
         if meta is not None:

@@ -55,9 +55,15 @@ def _check(f, size):
     return arena_size, const_size
 
 
-def verify(path):
-    """Check a blob file whole as blobfmt.parse does, without reading it into RAM; return
-    its tables (a blobfmt.Blob)."""
+def verify(store, name):
+    """Check the finished transfer `name` in `store` whole as blobfmt.parse does, without
+    reading it into RAM; return its tables (a blobfmt.Blob)."""
+    if hasattr(store, "mapped"):  # memory-mapped flash: parse it where it lies
+        return blobfmt.parse(store.mapped(name, ".part"))
+    return verify_file(store.path(name, ".part"))
+
+
+def verify_file(path):
     size = os.stat(path)[6]
     with open(path, "rb") as f:
         const_size = _check(f, size)[1]
@@ -156,10 +162,14 @@ class BlobFile:
         self.f.close()
 
 
-def load(path, npu, ram):
-    """The interp.Model of the stored blob at `path`: read whole into RAM when it fits
-    (see wanted()), else streamed through a BlobFile."""
+def load(store, name, npu, ram):
+    """The interp.Model of stored model `name`: on memory-mapped flash its constants are
+    used where they lie; from a file, read whole into RAM when it fits (see wanted()), else
+    streamed through a BlobFile."""
     from .interp import Model
+    if hasattr(store, "mapped"):
+        return Model(store.mapped(name), npu, ram)
+    path = store.path(name)
     if not wanted(os.stat(path)[6], ram):
         with open(path, "rb") as f:
             data = f.read()

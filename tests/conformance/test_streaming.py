@@ -116,7 +116,7 @@ def test_damaged_files_are_blob_errors_as_in_ram(vww, tmp_path, damage):
     with pytest.raises(blobfmt.BlobError):
         blobfmt.parse(bytes(blob))
     with pytest.raises(blobfmt.BlobError):
-        stream.verify(str(path))
+        stream.verify_file(str(path))
     with pytest.raises(blobfmt.BlobError):
         stream.BlobFile(str(path))
 
