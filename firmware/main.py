@@ -37,6 +37,12 @@ def _power_cut_after(writes):
     return on_write
 
 
+def _heap_used():
+    import gc
+    gc.collect()
+    return gc.mem_alloc()
+
+
 def _qemu_board():
     """The qemu board (npu_sdk.firmware_image): flash is a memory region the emulator keeps in
     a file, described by a config block it loads at every reset: magic, flash size, power cut
@@ -61,7 +67,7 @@ def _qemu_board():
     gc.collect()
     limits = {"ram": gc.mem_free() + gc.mem_alloc(), "flash": store.capacity,
               "board": profile, "repl": True}
-    return Board(StdioUart(1), store, time, kernels, limits, "viper")
+    return Board(StdioUart(1), store, time, kernels, limits, "viper", _heap_used)
 
 
 def build(argv):
@@ -83,7 +89,7 @@ def build(argv):
         root, ram, flash, name = "/models", gc.mem_free(), fs[0] * fs[3], sys.platform
         uart = StdioUart(1)
     limits = {"ram": ram, "flash": flash, "board": name, "repl": True}
-    return Board(uart, Store(root, flash, on_write), time, kernels, limits, "viper")
+    return Board(uart, Store(root, flash, on_write), time, kernels, limits, "viper", _heap_used)
 
 
 def main(argv):

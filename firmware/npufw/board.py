@@ -3,12 +3,15 @@
 
 class Board:
     """uart: read() -> bytes (None at end), write(bytes); store: npufw.store.Store;
-    clock: ticks_us(), ticks_diff(a, b); npu: the kernel set; limits: {"ram", "flash", "board"}."""
+    clock: ticks_us(), ticks_diff(a, b); npu: the kernel set; limits: {"ram", "flash", "board"};
+    heap: None, or heap() -> bytes of the heap in use after a collection (MicroPython's
+    gc.mem_alloc(): the boards whose RAM is the VM's heap)."""
 
-    def __init__(self, uart, store, clock, npu, limits, npu_name):
+    def __init__(self, uart, store, clock, npu, limits, npu_name, heap=None):
         self.uart = uart
         self.store = store
         self.clock = clock
         self.npu = npu
         self.limits = limits
         self.npu_name = npu_name
+        self.heap = heap

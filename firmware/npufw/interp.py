@@ -47,13 +47,25 @@ class Model:
                           for t in b.tensors]
             self.loads = None
             self.calls = [self._prepare(npu, i, op) for i, op in enumerate(b.ops)]
-            return
-        self.views = source.views(arena)
-        self.loads = []  # per op: [(file offset, scratch view)] read before it runs
-        self.calls = []
-        for i, op in enumerate(b.ops):
-            self.loads.append(source.bind(op, self.views))
-            self.calls.append(self._prepare(npu, i, op))
+        else:
+            self.views = source.views(arena)
+            self.loads = []  # per op: [(file offset, scratch view)] read before it runs
+            self.calls = []
+            for i, op in enumerate(b.ops):
+                self.loads.append(source.bind(op, self.views))
+                self.calls.append(self._prepare(npu, i, op))
+        self._trim()
+
+    def _trim(self):
+        """Keep only what RUN needs: the calls hold every view and parameter they use, so
+        the parsed tables go but for the inputs' and outputs' tensors and the opcodes
+        (a model's RAM on a board is its arena and little more, as with TFLite Micro)."""
+        b = self.blob
+        keep = b.inputs + b.outputs
+        self.opcodes = bytes([op.opcode for op in b.ops])
+        b.ops = None
+        b.tensors = [t if i in keep else None for i, t in enumerate(b.tensors)]
+        self.views = [v if i in keep else None for i, v in enumerate(self.views)]
 
     def close(self):
         """Release the blob's file (a streamed model)."""

@@ -33,6 +33,12 @@ _nobias = bytearray(4)
 _f32 = array.array("f", [0.0])
 
 
+def release():
+    """Give back the scratch the last model grew (the server calls it between models)."""
+    global _xs, _acc, _acc2
+    _xs, _acc, _acc2 = bytearray(4), bytearray(4), bytearray(4)
+
+
 def _scratch(in_depth, out_depth):
     global _xs, _acc
     if len(_xs) < 4 * in_depth:

@@ -47,6 +47,7 @@ INPUT = 0x0A
 OUTPUT = 0x0B
 KEY = 0x0C
 FLASH_ZDATA = 0x0D
+MEM = 0x0E
 LOG = 0x40
 RESPONSE = 0x80
 NAK = 0xFE
@@ -160,9 +161,13 @@ class Server:
                          FLASH_END: self.flash_end,
                          LIST: self.list, RUN: self.run, RM: self.rm, CONSOLE: self.console_on,
                          REPL: self.repl, INPUT: self.input, OUTPUT: self.output,
-                         KEY: self.key}
+                         KEY: self.key, MEM: self.memory}
         self.staging = None  # [Model, [bytes staged per input]]: INPUT writes into the arena
         self.held = None  # the Model whose outputs a RUN left for OUTPUT
+        # the heap in use (bytes; -1 where the board cannot tell): at boot, and for the loaded
+        # model: before its load (no model loaded), after its load, after its first invoke
+        self.idle = self._heap()
+        self.mem = ["", -1, -1, -1]
 
     def serve_forever(self):
         """Serve until the host side goes away (returns None) or a REPL request ("repl")."""
@@ -459,6 +464,24 @@ class Server:
         self.leave = True
         return b""
 
+    def _heap(self):
+        heap = self.board.heap
+        return -1 if heap is None else heap()
+
+    def memory(self, p):
+        """MEM -> heap i32, idle i32, now i32, model str, before load i32, after load i32,
+        after invoke i32."""
+        total = self.board.limits["ram"] if self.board.heap is not None else -1
+        m = self.mem
+        return (struct.pack("<iii", total, self.idle, self._heap()) + _str(m[0])
+                + struct.pack("<iii", m[1], m[2], m[3]))
+
+    def _unload(self):
+        """Close every loaded model (a streamed one holds its file open); no local keeps
+        one alive, so the next load has their memory back."""
+        for model in self.models.values():
+            model.close()
+
     def _drop(self, name):
         """Unload model `name`, closing its file if it streams from it."""
         model = self.models.pop(name, None)
@@ -470,10 +493,14 @@ class Server:
         if model is None:
             if name not in self.board.store.names():
                 raise Refused(E_NOT_FOUND, "no model named %r on the board (npu ls lists them)" % name)
-            for old in self.models.values():
-                old.close()  # a streamed model holds its file open
+            self._unload()
             self.models.clear()  # one model resident at a time: RAM is small
             self.staging = self.held = None
+            release = getattr(self.board.npu, "release", None)
+            if release is not None:
+                release()  # the kernels' scratch grew for the last model: give it back
+            before = self._heap()  # a collection first: the arena wants one piece of the heap
+            self.mem = ["", -1, -1, -1]
             store = self.board.store
             try:
                 model = stream.load(store, name, self.board.npu, self.board.limits["ram"])
@@ -488,6 +515,7 @@ class Server:
                 raise Refused(E_BAD_BLOB, "stored model %r is damaged: %s" % (name, e))
             store.confirm(name)  # it loaded: the previous version can go
             self.models[name] = model
+            self.mem = [name, before, self._heap(), -1]
         return model
 
     def input(self, p):
@@ -577,6 +605,8 @@ class Server:
             t0 = clock.ticks_us()
             model.invoke(clock, op_times)
             times.append(clock.ticks_diff(clock.ticks_us(), t0))
+        if self.mem[0] == name and self.mem[3] < 0:
+            self.mem[3] = self._heap()  # the kernels' scratch is allocated by now
         times.sort()
         out = struct.pack("<IB", times[len(times) // 2], len(model.blob.outputs))
         hold = 0
@@ -595,6 +625,6 @@ class Server:
         if op_times is not None:
             runs = max(1, repeat)
             out += struct.pack("<H", len(op_times))
-            for op, total in zip(model.blob.ops, op_times):
-                out += struct.pack("<BI", op.opcode, (total + runs // 2) // runs)
+            for opcode, total in zip(model.opcodes, op_times):
+                out += struct.pack("<BI", opcode, (total + runs // 2) // runs)
         return out

@@ -176,6 +176,7 @@ def cmd_run(args):
             outputs, median_us, ops = board.invoke(args.name, [x], repeat=args.repeat, profile=True)
         else:
             outputs, median_us = board.invoke(args.name, [x], repeat=args.repeat)
+        heap = board.memory()
     y = outputs[0]
     if args.output:
         np.save(args.output, y)
@@ -185,10 +186,14 @@ def cmd_run(args):
                                for o in outputs])
         if ops is not None:
             report["profile"] = [dict(index=i, op=op, us=us) for i, (op, us) in enumerate(ops)]
+        if heap is not None and heap["heap"] is not None:
+            report["heap"] = heap
         print(json.dumps(report))
     else:
         print(np.array2string(y, max_line_width=120))
         print("invoke: %.3f ms median of %d" % (median_us / 1000.0, args.repeat))
+        if heap is not None and heap["heap"] is not None and heap["after_invoke"] is not None:
+            print(_heap_line(heap))
         if ops is not None:
             total = sum(us for _, us in ops) or 1
             for i, (op, us) in enumerate(ops):
@@ -224,10 +229,23 @@ def cmd_ports(args):
         print("no serial ports found (an emulator's pty is not listed: pass --port)")
 
 
+def _heap_line(m):
+    """One line on the board's heap (codec.parse_memory's dict)."""
+    line = "heap: %d bytes, %d in use idle (the firmware), %d now" % (m["heap"], m["idle"], m["now"])
+    if m["model"]:
+        line += "; model %r takes %d (%d before its load, %d after, %s after its first run)" % (
+            m["model"], m["model_ram"], m["before_load"], m["after_load"],
+            m["after_invoke"] if m["after_invoke"] is not None else "not run yet")
+    return line
+
+
 def cmd_info(args):
     with _board(args) as board:
         info = board.info.as_dict()
+        heap = board.memory()
     info["port"] = _port(args)
+    if heap is not None and heap["heap"] is not None:
+        info["heap"] = heap
     if args.json:
         print(json.dumps(info))
         return
@@ -240,6 +258,8 @@ def cmd_info(args):
     if "signing" in info["features"]:
         print("device key: %s" % ("set: installs only blobs signed with it (npu flash --key FILE)"
                                   if info["keyed"] else "none: installs any blob"))
+    if "heap" in info:
+        print(_heap_line(heap))
 
 
 def cmd_keys_provision(args):

@@ -482,6 +482,15 @@ class Board:
     def list(self):
         return [ModelEntry(*e) for e in codec.parse_list(self.request(codec.LIST))]
 
+    def memory(self):
+        """The board's heap (codec.parse_memory), or None from firmware older than MEM."""
+        try:
+            return codec.parse_memory(self.request(codec.MEM))
+        except BoardError as e:
+            if e.code == 1:  # unknown request
+                return None
+            raise
+
     def spec(self, name):
         """The ModelSpec of model `name` if this process has seen its blob, else None."""
         if name not in self.models:

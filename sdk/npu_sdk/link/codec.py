@@ -32,6 +32,7 @@ INPUT = 0x0A  # a piece of a RUN input, staged on the board
 OUTPUT = 0x0B  # a piece of an output a RUN held on the board
 KEY = 0x0C  # set, replace or clear the board's device key
 FLASH_ZDATA = 0x0D  # FLASH_DATA whose data is a raw deflate stream (F_DEFLATE boards)
+MEM = 0x0E  # the board's heap in use: idle, now, and for the loaded model
 LOG = 0x40  # unsolicited, board -> host, seq 0
 RESPONSE = 0x80
 NAK = 0xFE  # FLASH_DATA out of order: payload verified u32, the first byte the board lacks
@@ -68,7 +69,7 @@ ERRORS = {
 
 NAMES = {HELLO: "HELLO", FLASH_BEGIN: "FLASH_BEGIN", FLASH_DATA: "FLASH_DATA", FLASH_END: "FLASH_END",
          LIST: "LIST", RUN: "RUN", RM: "RM", CONSOLE: "CONSOLE", REPL: "REPL", INPUT: "INPUT",
-         OUTPUT: "OUTPUT", KEY: "KEY", FLASH_ZDATA: "FLASH_ZDATA", LOG: "LOG", NAK: "NAK", ERROR: "ERROR"}
+         OUTPUT: "OUTPUT", KEY: "KEY", FLASH_ZDATA: "FLASH_ZDATA", MEM: "MEM", LOG: "LOG", NAK: "NAK", ERROR: "ERROR"}
 
 
 def frame_name(ftype):
@@ -288,6 +289,22 @@ def parse_list(p):
         entries.append((name, size, bytes(p[pos + 4:pos + 36])))
         pos += 36
     return entries
+
+
+def parse_memory(p):
+    """MEM answer -> dict(heap, idle, now, model, before_load, after_load, after_invoke,
+    model_ram): bytes of the board's heap (idle: at boot), None for what the board cannot
+    measure (-1 on the wire). model_ram: the loaded model's peak over its before_load."""
+    heap, idle, now = struct.unpack_from("<iii", p)
+    model, pos = unpack_str(p, 12)
+    out = {k: (None if v < 0 else v) for k, v in zip(
+        ("heap", "idle", "now", "before_load", "after_load", "after_invoke"),
+        (heap, idle, now) + struct.unpack_from("<iii", p, pos))}
+    out["model"] = model or None
+    peaks = [v for v in (out["after_load"], out["after_invoke"]) if v is not None]
+    out["model_ram"] = max(peaks) - out["before_load"] if peaks and out["before_load"] is not None \
+        else None
+    return out
 
 
 def parse_console(p):
