@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.npu-installed
+# MicroPython's source for the qemu core's firmware image: $MICROPY_DIR, else a checkout
+# beside this one (CI's ../shared/micropython) when there is one
+MICROPY_DIR ?= $(wildcard $(abspath ../shared/micropython))
+export MICROPY_DIR
 
 .PHONY: install demo test clean
 

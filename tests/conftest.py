@@ -1,8 +1,10 @@
 """Shared test fixtures: paths to the zoo and the real emulator started as users start it."""
+import os
 from pathlib import Path
 
 import pytest
 
+from npu_emulator.profiles import DEFAULT as DEFAULT_BOARD
 from npu_sdk.pytest_plugin import Emulator as PluginEmulator
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -15,17 +17,79 @@ class Emulator(PluginEmulator):
     """`npu emulate` in a subprocess, started as the pytest plugin starts it; keyword options
     map to the command's: listen="socket://127.0.0.1:0", baud, faults, power_cut_after_writes."""
 
-    def __init__(self, core="cpython", board="host", flash_dir=None, listen=None, baud=None,
+    def __init__(self, core="cpython", board=None, flash_dir=None, listen=None, baud=None,
                  faults=None, power_cut_after_writes=0):
         options = []
         for option, value in (("--listen", listen), ("--baud", baud), ("--faults", faults),
                               ("--power-cut-after-writes", power_cut_after_writes)):
             if value:
                 options += [option, value]
-        super().__init__(core, board, flash_dir, options=options)
+        if core == "qemu":
+            require_qemu()
+        super().__init__(core, board or DEFAULT_BOARD[core], flash_dir, options=options)
 
 
-@pytest.fixture(params=["cpython", "micropython"])
+def require_qemu():
+    """Skip a qemu-core test where the toolchain or MicroPython's source is missing, saying
+    what to install; in CI (CI=true) fail instead: .ci/run installs them."""
+    from npu_sdk import firmware_image
+    from npu_sdk.errors import NpuError
+    missing = firmware_image.missing_tools()
+    why = "apt-get install %s" % missing if missing else None
+    if why is None:
+        try:
+            firmware_image.micropython_dir()
+        except NpuError as e:
+            why = str(e)
+    if why is None:
+        return
+    if os.environ.get("CI"):
+        pytest.fail("the qemu core cannot run in CI: %s" % why, pytrace=False)
+    pytest.skip("qemu core: %s" % why)
+
+
+CORES = ["cpython", "micropython", "qemu"]
+
+
+def _flash_image(flash_dir):
+    """The qemu board's FlashStore read from its flash file in flash_dir, or None."""
+    import mmap
+
+    from npufw.flash import FlashStore
+    images = sorted(Path(flash_dir).glob("qemu-*.flash"))
+    if not images:
+        return None
+    with open(images[0], "rb") as f:
+        region = mmap.mmap(f.fileno(), 16 << 20, access=mmap.ACCESS_READ)
+    return FlashStore(region)
+
+
+def flash_files(flash_dir):
+    """What a board's flash holds, as the file store names it, for every core: the qemu
+    board's directory entries appear as NAME.npb, NAME.old, NAME.part + NAME.sid, device.key."""
+    from npufw import flash
+    store = _flash_image(flash_dir)
+    if store is None:
+        return sorted(os.listdir(flash_dir))
+    names = {flash.NPB: [".npb"], flash.OLD: [".old"], flash.PART: [".part", ".sid"]}
+    out = []
+    for name, kind in store.entries:
+        out += ["device.key"] if kind == flash.KEY else [name + ext for ext in names[kind]]
+    return sorted(out)
+
+
+def flash_fingerprint(flash_dir, name):
+    """Changes whenever stored model `name` is written again: its file's inode and mtime, or
+    on the qemu board the directory's sequence number and the model's extent."""
+    store = _flash_image(flash_dir)
+    if store is None:
+        st = (Path(flash_dir) / (name + ".npb")).stat()
+        return st.st_ino, st.st_mtime_ns
+    from npufw import flash
+    return store.seq, store.entries[(name, flash.NPB)][1]
+
+
+@pytest.fixture(params=CORES)
 def emulator(request, tmp_path):
     emu = Emulator(request.param, flash_dir=tmp_path / "flash")
     yield emu

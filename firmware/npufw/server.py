@@ -465,13 +465,13 @@ class Server:
         return b""
 
     def _heap(self):
-        heap = self.board.heap
+        heap = getattr(self.board, "heap", None)  # an optional part of the board
         return -1 if heap is None else heap()
 
     def memory(self, p):
         """MEM -> heap i32, idle i32, now i32, model str, before load i32, after load i32,
         after invoke i32."""
-        total = self.board.limits["ram"] if self.board.heap is not None else -1
+        total = self.board.limits["ram"] if getattr(self.board, "heap", None) else -1
         m = self.mem
         return (struct.pack("<iii", total, self.idle, self._heap()) + _str(m[0])
                 + struct.pack("<iii", m[1], m[2], m[3]))

@@ -29,8 +29,8 @@ import time
 
 import pytest
 
-CORES = ("cpython", "micropython")
-_START_TIMEOUT = 60.0
+CORES = ("cpython", "micropython", "qemu")
+_START_TIMEOUT = 180.0  # the qemu core builds its firmware image on first use
 
 
 def pytest_addoption(parser):
@@ -40,9 +40,11 @@ def pytest_addoption(parser):
                     help="run npu_board tests on the board at this serial port or pyserial URL "
                          "instead of an emulator")
     group.addoption("--npu-core", default="cpython", choices=CORES,
-                    help="emulator core for npu_board (default: cpython)")
-    group.addoption("--npu-board", default="host", choices=sorted(PROFILES),
-                    help="emulator board profile for npu_board (default: host)")
+                    help="emulator core for npu_board (default: cpython; qemu: a MicroPython "
+                         "firmware image under qemu-system-arm, needs $MICROPY_DIR)")
+    group.addoption("--npu-board", default=None, choices=sorted(PROFILES),
+                    help="emulator board profile for npu_board (default: host; mps3-an547 on "
+                         "the qemu core)")
     group.addoption("--npu-timeout", default=30.0, type=float, metavar="SECONDS",
                     help="seconds to wait for each board answer (default: 30)")
     group.addoption("--npu-key", default=os.environ.get("NPU_KEY"), metavar="FILE",
@@ -60,8 +62,10 @@ def pytest_report_header(config):
     port = config.getoption("--npu-port")
     if port:
         return "npu: board at %s" % port
+    from npu_emulator.profiles import DEFAULT
+    core = config.getoption("--npu-core")
     return "npu: emulator core=%s board=%s (started per session, per worker)" % (
-        config.getoption("--npu-core"), config.getoption("--npu-board"))
+        core, config.getoption("--npu-board") or DEFAULT[core])
 
 
 class Emulator:
@@ -188,7 +192,8 @@ def _target(request):
             raise pytest.UsageError("@pytest.mark.npu takes only core= and board= (got %s)"
                                     % ", ".join(list(map(repr, marker.args)) + sorted(unknown)))
         core, board = marker.kwargs.get("core", core), marker.kwargs.get("board", board)
-    from npu_emulator.profiles import PROFILES
+    from npu_emulator.profiles import DEFAULT, PROFILES
+    board = board or DEFAULT.get(core)
     if core not in CORES:
         raise pytest.UsageError("npu core %r: choose one of %s" % (core, ", ".join(CORES)))
     if board not in PROFILES:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from npu_sdk.link import Board, codec
-from tests.conftest import DIGITS_INT8, ZOO, Emulator, fc_model
+from tests.conftest import DIGITS_INT8, ZOO, Emulator, fc_model, flash_files, flash_fingerprint
 
 NPU = [sys.executable, "-m", "npu_sdk"]
 
@@ -84,7 +84,7 @@ def test_a_cut_transfer_resumes_where_the_board_stopped(core, tmp_path):
         emu.wait()
     finally:
         emu.stop()
-    assert sorted(os.listdir(flash_dir)) == ["m.part", "m.sid"]
+    assert flash_files(flash_dir) == ["m.part", "m.sid"]
     emu = Emulator(core, flash_dir=flash_dir)
     try:
         with Board(emu.port) as board:
@@ -95,23 +95,21 @@ def test_a_cut_transfer_resumes_where_the_board_stopped(core, tmp_path):
             assert [(e.name, e.blob_id) for e in board.list()] == [("m", blob[-32:])]
     finally:
         emu.stop()
-    assert sorted(os.listdir(flash_dir)) == ["m.npb"]
+    assert flash_files(flash_dir) == ["m.npb"]
 
 
 def test_the_board_skips_a_blob_it_holds_without_rewriting_it(emulator, tmp_path):
     """Skip on the board's side too: a host that does not LIST first (skip_if_same=False) gets
     FLASH_BEGIN's `installed` answer, sends no data and the installed file is left as it was."""
     _, blob = fc_model(32, 64, seed=9)
-    model = tmp_path / "flash" / "m.npb"
     with Board(emulator.port) as board:
         board.flash(blob, "m")
-        before = model.stat()
+        before = flash_fingerprint(tmp_path / "flash", "m")
         board.flash(blob, "m", skip_if_same=False)
         r = board.last_flash
         assert (r.skipped, r.sent, r.resumed) == (True, 0, 0)
         assert [(e.name, e.blob_id) for e in board.list()] == [("m", blob[-32:])]
-    after = model.stat()
-    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert flash_fingerprint(tmp_path / "flash", "m") == before
 
 
 @pytest.mark.parametrize("core", ["cpython", "micropython"])

@@ -15,7 +15,7 @@ from npu_sdk.errors import BoardError
 from npu_sdk.link import Board, FlashResult, PreflightError, codec
 from npu_sdk.link.board import CHUNK
 from tests.conformance import tflite_build
-from tests.conftest import DIGITS_INT8, Emulator, fc_model
+from tests.conftest import DIGITS_INT8, Emulator, fc_model, flash_files
 from tests.e2e.test_link_commands import npu
 
 X = np.arange(-4, 4, dtype=np.int8).reshape(1, 8)
@@ -39,7 +39,7 @@ def _holds(board, flash_dir, models, label):
     """The board holds model `label` as "m", runs it as TFLite Micro does, and has no leftovers."""
     assert [(e.name, e.blob_id) for e in board.list()] == [("m", models[label][0][-32:])]
     np.testing.assert_array_equal(board.run("m", X), models[label][1])
-    assert sorted(os.listdir(flash_dir)) == ["device.key", "m.npb"]
+    assert flash_files(flash_dir) == ["device.key", "m.npb"]
 
 
 def _send_raw(board, blob, blob_id, mac, name="m"):
@@ -111,7 +111,7 @@ def test_a_signature_is_for_one_name_only(emulator, tmp_path, models):
                 _send_raw(board, kws, kws[-32:], captured, name)
             assert e.value.code == 13 and "another model name" in e.value.board_message
             assert [(m.name, m.blob_id) for m in board.list()] == [("fire", fire[-32:])]
-            assert sorted(os.listdir(flash_dir)) == ["device.key", "fire.npb"]  # no .part, no .sid
+            assert flash_files(flash_dir) == ["device.key", "fire.npb"]  # no .part, no .sid
             np.testing.assert_array_equal(board.run("fire", X), models["A"][1])
         _send_raw(board, kws, kws[-32:], captured, "kws")  # under its own name it installs
         assert [(m.name, m.blob_id) for m in board.list()] == [("fire", fire[-32:]),
@@ -143,7 +143,7 @@ def test_only_the_key_holder_replaces_or_clears_the_key(emulator, tmp_path, mode
         assert not board.info.keyed
         board.flash(models["B"][0], "m")  # no key: any blob again
         assert [e.blob_id for e in board.list()] == [models["B"][0][-32:]]
-    assert "device.key" not in os.listdir(tmp_path / "flash")
+    assert "device.key" not in flash_files(tmp_path / "flash")
 
 
 @pytest.mark.parametrize("core", ["cpython", "micropython"])

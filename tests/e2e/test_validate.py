@@ -8,7 +8,7 @@ import pytest
 from npu_sdk import compiler, tflite, validate
 from npu_sdk.errors import ModelError, NpuError
 from npu_sdk.link import Board
-from tests.conftest import DIGITS_INT8, ZOO, Emulator
+from tests.conftest import CORES, DIGITS_INT8, ZOO, Emulator
 
 def _zoo_param(path):
     return pytest.param(path, id="%s/%s" % (path.parent.name, path.stem))
@@ -17,7 +17,7 @@ def _zoo_param(path):
 ZOO_INT8 = [_zoo_param(p) for p in sorted(ZOO.glob("*/int8*.tflite"))]
 
 
-@pytest.fixture(scope="module", params=["cpython", "micropython"])
+@pytest.fixture(scope="module", params=CORES)
 def board(request, tmp_path_factory):
     emu = Emulator(request.param, flash_dir=tmp_path_factory.mktemp("flash"))
     try:
