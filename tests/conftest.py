@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from npu_emulator.profiles import DEFAULT as DEFAULT_BOARD
+from npu_sdk.profiles import DEFAULT as DEFAULT_BOARD
 from npu_sdk.pytest_plugin import Emulator as PluginEmulator
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,6 +49,25 @@ def require_qemu():
 
 
 CORES = ["cpython", "micropython", "qemu"]
+
+
+@pytest.fixture(scope="module")
+def qemu_board(tmp_path_factory):
+    """A Board connected to a qemu-core emulator (its default profile), for a module."""
+    from npu_sdk.link import Board
+    emu = Emulator("qemu", flash_dir=tmp_path_factory.mktemp("qemu-flash"))
+    try:
+        with Board(emu.port, timeout=60) as board:
+            yield board
+    finally:
+        emu.stop()
+
+
+def run_on_board(board, blob, inputs):
+    """Flash `blob` as 'case' and run it once: its first output's bytes."""
+    board.flash(bytes(blob), "case")
+    outputs, _ = board.invoke("case", inputs)
+    return outputs[0].tobytes()
 
 
 def _flash_image(flash_dir):

@@ -6,9 +6,10 @@ import sys
 import tempfile
 import threading
 
+from npu_sdk import profiles
 from npu_sdk.errors import NpuError
 
-from . import faults, power, profiles
+from . import faults, power
 
 
 def add_arguments(p):
@@ -81,7 +82,10 @@ def serve(args):
     from . import cores
     from .repl import ReplBoard
     from .uart import VirtualUart
-    profile = profiles.get(args.board or profiles.DEFAULT[args.core])
+    try:
+        profile = profiles.get(args.board or profiles.DEFAULT[args.core])
+    except NpuError as e:
+        _fail(str(e))
     baud = _baud(args.baud, profile)
     spec = None
     if args.faults:

@@ -90,7 +90,7 @@ def cmd_inspect(args):
         data = _compile(args)[0].blob
     profile = None
     if args.board:
-        from npu_emulator import profiles
+        from . import profiles
         profile = profiles.get(args.board)
     rep = report.report(data, profile)
     if args.plot:

@@ -34,7 +34,7 @@ _START_TIMEOUT = 180.0  # the qemu core builds its firmware image on first use
 
 
 def pytest_addoption(parser):
-    from npu_emulator.profiles import PROFILES
+    from .profiles import PROFILES
     group = parser.getgroup("npu", "npu-sdk boards")
     group.addoption("--npu-port", default=None, metavar="PORT",
                     help="run npu_board tests on the board at this serial port or pyserial URL "
@@ -62,7 +62,7 @@ def pytest_report_header(config):
     port = config.getoption("--npu-port")
     if port:
         return "npu: board at %s" % port
-    from npu_emulator.profiles import DEFAULT
+    from .profiles import DEFAULT
     core = config.getoption("--npu-core")
     return "npu: emulator core=%s board=%s (started per session, per worker)" % (
         core, config.getoption("--npu-board") or DEFAULT[core])
@@ -192,7 +192,7 @@ def _target(request):
             raise pytest.UsageError("@pytest.mark.npu takes only core= and board= (got %s)"
                                     % ", ".join(list(map(repr, marker.args)) + sorted(unknown)))
         core, board = marker.kwargs.get("core", core), marker.kwargs.get("board", board)
-    from npu_emulator.profiles import DEFAULT, PROFILES
+    from .profiles import DEFAULT, PROFILES
     board = board or DEFAULT.get(core)
     if core not in CORES:
         raise pytest.UsageError("npu core %r: choose one of %s" % (core, ", ".join(CORES)))

@@ -12,6 +12,7 @@ import pytest
 from npu_sdk import compiler, tflite
 from npufw import interp
 from tests.conformance import mp_harness, op_cases
+from tests.conftest import qemu_board, run_on_board  # noqa: F401  (a fixture)
 
 _kernels = pytest.importorskip("npu_emulator._kernels")
 
@@ -71,3 +72,10 @@ def test_viper_kernels_match_tflm(cases):
     _, out = mp_harness.run_script(script, files)
     for k, (case, _) in enumerate(cases):
         _check(case, out["y%d.bin" % k])
+
+
+def test_qemu_board_matches_tflm(cases, qemu_board):
+    """Every case on the qemu board (a MicroPython firmware image for Cortex-M, viper kernels),
+    flashed and run over its UART as a user would."""
+    for case, blob in cases:
+        _check(case, run_on_board(qemu_board, blob, case.inputs))

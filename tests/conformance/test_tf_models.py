@@ -16,6 +16,7 @@ from npu_sdk import compiler, reference, tflite
 from npu_sdk.errors import UnsupportedOpError
 from npufw import interp
 from tests.conformance import mp_harness
+from tests.conftest import qemu_board, run_on_board  # noqa: F401  (a fixture)
 
 _kernels = pytest.importorskip("npu_emulator._kernels")
 
@@ -132,3 +133,9 @@ def test_viper_kernels_match_tflm(models):
     for k, m in enumerate(models):
         for s in range(len(m.samples)):
             _check(m, s, out["y%d_%d.bin" % (k, s)])
+
+
+def test_qemu_board_matches_tflm(models, qemu_board):
+    for m in models:
+        for s, sample in enumerate(m.samples):
+            _check(m, s, run_on_board(qemu_board, m.blob, list(sample)))

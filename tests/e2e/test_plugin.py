@@ -15,6 +15,7 @@ import pytest
 from npu_sdk import reference
 from npu_sdk.errors import BlobFormatError, BoardError, ModelError
 from npu_sdk.link import Board
+from tests.conftest import DEFAULT_BOARD, require_qemu
 from tests.conftest import DIGITS_FLOAT_IO, DIGITS_INT8, ZOO
 
 DOCS = Path(__file__).resolve().parent.parent.parent / "docs" / "testing.md"
@@ -71,20 +72,24 @@ needs_proc = pytest.mark.skipif(not os.path.isdir("/proc"), reason="counts proce
 
 
 @needs_proc
-@pytest.mark.parametrize("args", [(), ("-n", "2"), ("--npu-core", "micropython")],
-                         ids=["plain", "xdist", "micropython-option"])
+@pytest.mark.parametrize("args", [(), ("-n", "2"), ("--npu-core", "micropython"),
+                                  ("--npu-core", "qemu")],
+                         ids=["plain", "xdist", "micropython-option", "qemu-option"])
 def test_user_tests_pass(user_dir, args):
+    if "qemu" in args:
+        require_qemu()
     rc, counts, out = run_pytest(user_dir, *args)
     assert rc == 0 and counts == {"passed": 5}, out
     assert emulators_under(user_dir) == []
     # which emulators ran: the flash directories they left, per xdist worker
     basetemp = user_dir / "basetemp"
     flashed = {(p.parent.parent.name, p.parent.name.rsplit("-", 1)[0])
-               for p in basetemp.glob("**/npu-flash-*/*.npb")}
+               for p in basetemp.glob("**/npu-flash-*/*") if p.suffix in (".npb", ".flash")}
     if "-n" in args:  # one emulator per worker, each with its own flash directory
         assert {worker for worker, _ in flashed} == {"popen-gw0", "popen-gw1"}, out
     else:
-        default = "npu-flash-%s-host" % ("micropython" if "micropython" in args else "cpython")
+        core = args[1] if args else "cpython"
+        default = "npu-flash-%s-%s" % (core, DEFAULT_BOARD[core])
         assert {emu for _, emu in flashed} == {default, "npu-flash-micropython-cortex-m4-256k"}
 
 

@@ -1,5 +1,7 @@
 """Board profiles: the RAM and flash the firmware is told about, the board's UART rate and
-its int8 MAC throughput for latency estimates (docs/boards.md)."""
+its int8 MAC throughput for latency estimates (docs/boards.md). The SDK (`npu inspect
+--board`), the emulator and the pytest plugin all read them here."""
+from .errors import NpuError
 
 PROFILES = {
     # ram: bytes the firmware may use (the MicroPython heap on that core); flash: bytes for
@@ -26,8 +28,8 @@ def get(name):
     try:
         return dict(PROFILES[name], name=name)
     except KeyError:
-        raise SystemExit("npu emulate: unknown board profile %r; choose one of: %s"
-                         % (name, ", ".join(sorted(PROFILES)))) from None
+        raise NpuError("unknown board profile %r; choose one of: %s"
+                       % (name, ", ".join(sorted(PROFILES)))) from None
 
 
 def estimate_s(profile, macs=0, uart_bytes=0):
