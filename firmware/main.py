@@ -14,7 +14,9 @@ a bare MicroPython REPL on the same UART; leaving it (Ctrl-D) restarts the firmw
 import sys
 import time
 
-from npufw import kernels
+# everything the server loads lazily too (interp: at the first model load), so that the
+# firmware's code sits at the bottom of the heap at boot and never between two models' arenas
+from npufw import interp, kernels  # noqa: F401
 from npufw.board import Board
 from npufw.server import Server
 from npufw.stdio import StdioUart
@@ -92,8 +94,37 @@ def build(argv):
     return Board(uart, Store(root, flash, on_write), time, kernels, limits, "viper", _heap_used)
 
 
+def _largest_block():
+    """Bytes in the heap's largest free block (MicroPython does not say: ask it)."""
+    import gc
+    lo, hi = 0, gc.mem_free()
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        try:
+            block = bytearray(mid)
+            del block
+            lo = mid
+        except MemoryError:
+            hi = mid - 1
+        gc.collect()
+    return lo
+
+
+def with_pool(board):
+    """Give the board its model pool (npufw/pool.py), taken at boot while the heap is in one
+    piece. Its free part does not count as heap in use."""
+    import gc
+
+    from npufw import pool as pools
+    gc.collect()
+    pool = pools.Pool(pools.size(board.limits["ram"], _largest_block()))
+    board.pool = pool
+    board.heap = lambda: _heap_used() - pool.free()
+    return board
+
+
 def main(argv):
-    if Server(build(argv)).serve_forever() != "repl":
+    if Server(with_pool(build(argv))).serve_forever() != "repl":
         return
     if sys.platform == "linux":
         sys.exit(_REPL_EXIT)

@@ -19,7 +19,6 @@ quantization section.
 """
 import argparse
 import json
-import re
 import statistics
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from npu_sdk import compiler, reference, report, tflite
+from npu_sdk.errors import NpuError
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tools")]
@@ -78,13 +78,11 @@ def sample_input(model_bytes):
 
 
 def tflm_head_bytes(path):
-    """TFLite Micro's planned arena head for a model, read from its recording allocator."""
-    code = ("from npu_sdk import reference; import sys; "
-            "reference.tflm_interpreter(open(sys.argv[1], 'rb').read()).print_allocations()")
-    proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True)
-    out = proc.stdout + proc.stderr  # the allocator prints from C++, on either stream
-    match = re.search(r"Arena allocation head (\d+) bytes", out)
-    return int(match.group(1)) if match else None
+    """TFLite Micro's planned arena head for a model (its activations), or None."""
+    try:
+        return reference.tflm_arena(Path(path).read_bytes())["head"]
+    except NpuError:
+        return None
 
 
 def bench_compile(models):

@@ -86,13 +86,19 @@ def _spawn(uart, args, first, firmware=True, cwd=FIRMWARE_ROOT):
 
 
 def start_micropython(uart, profile, flash_dir, power_cut_after=0, first=True):
-    main = FIRMWARE_ROOT / "main.py"
-    if not main.exists():
-        raise SystemExit("npu emulate: %s not found; install npu-sdk from a source checkout "
-                         "(pip install -e .) so the firmware files are on disk" % main)
-    return _spawn(uart, [micropython_executable(), "-X", "heapsize=%d" % profile["ram"], str(main),
-                         str(flash_dir), str(profile["ram"]), str(profile["flash"]), profile["name"],
-                         str(power_cut_after)], first)
+    """The firmware on the MicroPython VM, compiled to .mpy as a board holds it (cached)."""
+    from npu_sdk import firmware_build
+    from npu_sdk.errors import NpuError
+    try:
+        root = firmware_build.for_host_vm()
+    except NpuError as e:
+        raise SystemExit("npu emulate: %s" % e) from None
+    # The VM is 64-bit: its objects take twice a Cortex-M's bytes, so it gets twice the
+    # profile's RAM; the firmware sizes its model pool from the profile's (npufw/pool.py).
+    return _spawn(uart, [micropython_executable(), "-X", "heapsize=%d" % (2 * profile["ram"]),
+                         str(root / "main.py"), str(flash_dir), str(profile["ram"]),
+                         str(profile["flash"]), profile["name"], str(power_cut_after)],
+                  first, cwd=root)
 
 
 def start_repl(uart, profile):

@@ -1,6 +1,7 @@
 """The interpreter loop: a parsed blob, one preallocated arena, kernels from the board's npu."""
 from . import blobfmt
 from .blobfmt import ARENA, BlobError
+from .pool import buffer
 
 _INT8 = 0
 _INT32 = 1
@@ -27,9 +28,10 @@ def _check_act(what, amin, amax):
 
 
 class Model:
-    def __init__(self, data, npu, ram_limit=0):
+    def __init__(self, data, npu, ram_limit=0, pool=None):
         """`data`: the blob's bytes, or a stream.BlobFile (the weights stay in flash and
-        each op's are read into one scratch buffer before it runs: see npufw/stream.py)."""
+        each op's are read into one scratch buffer before it runs: see npufw/stream.py).
+        `pool`: the board's model pool (npufw/pool.py) for the arena, else the heap."""
         source = data if hasattr(data, "bind") else None
         b = source.blob if source is not None else blobfmt.parse(data)
         if ram_limit and b.arena_size > ram_limit:
@@ -39,7 +41,7 @@ class Model:
                               % (b.arena_size + source.ram, ram_limit))
         self.blob = b
         self.source = source
-        self.arena = bytearray(b.arena_size) if source is None else source.arena
+        self.arena = buffer(pool, b.arena_size, "the arena") if source is None else source.arena
         arena = memoryview(self.arena)
         if source is None:
             consts = memoryview(data)[b.const_start:b.const_start + b.const_size]

@@ -115,6 +115,8 @@ def _inflate(data, offset):
     limit = MAX_PAYLOAD - 4
     try:
         out = _raw_inflate(data, limit)
+    except MemoryError:
+        raise  # the board's, not the stream's: the client hears "out of memory"
     except Exception:  # zlib.error, OSError, EOFError: the message must not depend on the VM
         out = None
     if out is None or len(out) > limit:
@@ -245,7 +247,7 @@ class Server:
         except _MALFORMED as e:
             return self._error(seq, E_BAD_REQUEST, "malformed request: %s" % e)
         except MemoryError as e:
-            return self._error(seq, E_NO_MEMORY, "out of memory: %s" % e)
+            return self._error(seq, E_NO_MEMORY, "out of memory: %s%s" % (e, self._free()))
         except Exception as e:  # keep serving whatever happens
             return self._error(seq, E_INTERNAL, "%s: %s" % (type(e).__name__, e))
 
@@ -464,6 +466,15 @@ class Server:
         self.leave = True
         return b""
 
+    def _free(self):
+        """', N bytes of heap free outside the model pool' where the VM can say."""
+        try:
+            import gc
+            gc.collect()
+            return ", %d bytes of heap free outside the model pool" % gc.mem_free()
+        except (ImportError, AttributeError):  # CPython's gc has no mem_free
+            return ""
+
     def _heap(self):
         heap = getattr(self.board, "heap", None)  # an optional part of the board
         return -1 if heap is None else heap()
@@ -499,11 +510,16 @@ class Server:
             release = getattr(self.board.npu, "release", None)
             if release is not None:
                 release()  # the kernels' scratch grew for the last model: give it back
+            pool = getattr(self.board, "pool", None)
+            ram = self.board.limits["ram"]
+            if pool is not None:
+                pool.reset()  # nothing uses it now: the models that did are unloaded
+                ram = len(pool)
             before = self._heap()  # a collection first: the arena wants one piece of the heap
             self.mem = ["", -1, -1, -1]
             store = self.board.store
             try:
-                model = stream.load(store, name, self.board.npu, self.board.limits["ram"])
+                model = stream.load(store, name, self.board.npu, ram, pool)
             except (blobfmt.BlobError, MemoryError) as e:
                 if store.rollback(name):  # its first load: the previous version comes back
                     self.log("%s: first load failed, rolled back: %s" % (name, e))

@@ -18,6 +18,7 @@ import os
 
 from . import blobfmt
 from .blobfmt import ALIGN, CONST, BlobError
+from .pool import buffer
 
 THRESHOLD = 1024  # constants of this many bytes or more stay in flash
 _STEP = 4096
@@ -72,15 +73,15 @@ def verify_file(path):
 
 
 class BlobFile:
-    def __init__(self, path, threshold=THRESHOLD):
+    def __init__(self, path, threshold=THRESHOLD, pool=None):
         self.f = open(path, "rb")
         try:
-            self._load(os.stat(path)[6], threshold)
+            self._load(os.stat(path)[6], threshold, pool)
         except BaseException:
             self.f.close()
             raise
 
-    def _load(self, size, threshold):
+    def _load(self, size, threshold, pool):
         f = self.f
         arena_size, const_size = _check(f, size)
         self.threshold = threshold
@@ -90,14 +91,14 @@ class BlobFile:
         resident, most = self._plan(self._parse(size - 32 - const_size))
         self.blob = self.where = None
         gc.collect()
-        self.arena = bytearray(arena_size)
-        self.scratch = bytearray(most)
+        self.arena = buffer(pool, arena_size, "the arena")
+        self.scratch = buffer(pool, most, "the weight buffer")
         self.ram = resident + most
         b = self._parse(size - 32 - const_size)
         self._plan(b)
         for i in self.where:  # small buffers of their own: they fit the heap's holes
             t = b.tensors[i]
-            self.where[i] = buf = bytearray(t.size)
+            self.where[i] = buf = buffer(pool, t.size, "a resident constant")
             f.seek(b.const_start + t.offset)
             if f.readinto(buf) != t.size:
                 raise BlobError("blob truncated")
@@ -162,21 +163,24 @@ class BlobFile:
         self.f.close()
 
 
-def load(store, name, npu, ram):
+def load(store, name, npu, ram, pool=None):
     """The interp.Model of stored model `name`: on memory-mapped flash its constants are
     used where they lie; from a file, read whole into RAM when it fits (see wanted()), else
-    streamed through a BlobFile."""
+    streamed through a BlobFile. Its buffers come from `pool` (npufw/pool.py) if given."""
     from .interp import Model
     if hasattr(store, "mapped"):
-        return Model(store.mapped(name), npu, ram)
+        return Model(store.mapped(name), npu, ram, pool)
     path = store.path(name)
-    if not wanted(os.stat(path)[6], ram):
+    size = os.stat(path)[6]
+    if not wanted(size, ram):
+        data = buffer(pool, size, "the blob")
         with open(path, "rb") as f:
-            data = f.read()
-        return Model(data, npu, ram)
-    source = BlobFile(path)
+            if f.readinto(data) != size:
+                raise BlobError("blob truncated")
+        return Model(data, npu, ram, pool)
+    source = BlobFile(path, pool=pool)
     try:
-        return Model(source, npu, ram)
+        return Model(source, npu, ram, pool)
     except BaseException:
         source.close()
         raise

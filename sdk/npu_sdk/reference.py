@@ -3,6 +3,8 @@
 LiteRT is `ai_edge_litert`'s Interpreter; where that cannot be imported (not installed,
 or built for another numpy) `tflite_runtime`'s is used: the same API.
 """
+import re
+import subprocess
 import sys
 
 import numpy as np
@@ -57,6 +59,22 @@ def tflm_interpreter(model_bytes, arena_size=None):
         raise NpuError("TFLite Micro is not installed: pip install tflite-micro "
                        "(it is in npu-sdk[test])") from e
     return runtime.Interpreter.from_bytes(bytes(model_bytes), arena_size=arena_size)
+
+
+def tflm_arena(model_bytes):
+    """TFLite Micro's arena for a model, as its recording allocator reports it:
+    dict(total=arena_used_bytes(), head=the planned activations, tail=persistent data).
+    The allocator prints from C++, so it runs in a child process whose output is read."""
+    code = ("import sys; from npu_sdk import reference; "
+            "reference.tflm_interpreter(sys.stdin.buffer.read()).print_allocations()")
+    proc = subprocess.run([sys.executable, "-c", code], input=bytes(model_bytes),
+                          capture_output=True)
+    out = (proc.stdout + proc.stderr).decode(errors="replace")
+    found = dict(re.findall(r"Arena allocation (total|head|tail) (\d+) bytes", out))
+    if proc.returncode != 0 or len(found) != 3:
+        raise NpuError("TFLite Micro could not plan the model: %s"
+                       % ((out.strip().splitlines() or ["exit %d" % proc.returncode])[-1]))
+    return {k: int(v) for k, v in found.items()}
 
 
 def run_tflm(model_bytes, inputs, interpreter=None):
