@@ -49,8 +49,6 @@ def _qemu_board():
     """The qemu board (npu_sdk.firmware_image): flash is a memory region the emulator keeps in
     a file, described by a config block it loads at every reset: magic, flash size, power cut
     after N writes (0: never), the profile's name (length, bytes)."""
-    import gc
-
     import machine
     import micropython
     import uctypes
@@ -66,8 +64,7 @@ def _qemu_board():
     profile = bytes(uctypes.bytearray_at(cfg + 16, min(n, 32))).decode()
     store = FlashStore(uctypes.bytearray_at(npuboard.FLASH_BASE, flash),
                        _power_cut_after(cut) if cut else None)
-    gc.collect()
-    limits = {"ram": gc.mem_free() + gc.mem_alloc(), "flash": store.capacity,
+    limits = {"ram": npuboard.HEAP, "flash": store.capacity,
               "board": profile, "repl": True}
     return Board(StdioUart(1), store, time, kernels, limits, "viper", _heap_used)
 

@@ -72,6 +72,38 @@ def verify_file(path):
         return blobfmt.parse(f.read(size - 32 - const_size), False, size)
 
 
+def plan(b, threshold=THRESHOLD):
+    """How a streamed blob (its tables `b`) uses RAM: (the constants kept resident, their
+    bytes, the weight buffer's bytes: the most any one op streams)."""
+    resident = [i for i, t in enumerate(b.tensors) if t.location == CONST and t.size < threshold]
+    total = sum(_align(b.tensors[i].size) for i in resident)
+    most = 0
+    for op in b.ops:
+        most = max(most, sum(_align(b.tensors[i].size) for i in streamed(b, op, resident)))
+    return resident, total, most
+
+
+def streamed(b, op, resident):
+    """The op's constant inputs that stay in flash, each once."""
+    out = []
+    for i in op.inputs:
+        if i >= 0 and i not in out and b.tensors[i].location == CONST and i not in resident:
+            out.append(i)
+    return out
+
+
+def pool_need(b, size, pool, mapped=False):
+    """Bytes of a `pool`-byte model pool (npufw/pool.py) that a blob of `size` bytes (its
+    tables `b`) takes when loaded as load() does: its arena; on memory-mapped flash nothing
+    more, else the whole blob when it is read into RAM, or its resident constants and weight
+    buffer when it streams. The SDK's fit check (npu inspect --board) asks this too."""
+    if mapped:
+        return b.arena_size
+    if not wanted(size, pool):
+        return _align(size) + b.arena_size
+    return b.arena_size + sum(plan(b)[1:])
+
+
 class BlobFile:
     def __init__(self, path, threshold=THRESHOLD, pool=None):
         self.f = open(path, "rb")
@@ -110,28 +142,12 @@ class BlobFile:
 
     def _plan(self, b):
         """Pick the constants kept in RAM; (their bytes, the scratch size)."""
-        self.where = {}  # tensor index -> its bytes in RAM (after _load)
-        total = 0
-        for i, t in enumerate(b.tensors):
-            if t.location == CONST and t.size < self.threshold:
-                self.where[i] = None
-                total += _align(t.size)
-        most = 0
-        for op in b.ops:
-            n = 0
-            for i in self._streamed(op):
-                n += _align(b.tensors[i].size)
-            most = max(most, n)
+        resident, total, most = plan(b, self.threshold)
+        self.where = {i: None for i in resident}  # tensor index -> its bytes in RAM (after _load)
         return total, most
 
     def _streamed(self, op):
-        """The op's constant inputs that stay in flash, each once."""
-        out = []
-        for i in op.inputs:
-            if i >= 0 and i not in out and self.blob.tensors[i].location == CONST \
-                    and i not in self.where:
-                out.append(i)
-        return out
+        return streamed(self.blob, op, self.where)
 
     def views(self, arena):
         """One view per tensor: arena tensors in `arena`, small constants resident, the

@@ -425,6 +425,8 @@ def _repeat(text):
 
 
 def cmd_firmware_build(args):
+    if args.target:
+        return _firmware_image(args)
     from . import firmware_build
     manifest = firmware_build.build(args.output, args.arch)
     if args.json:
@@ -433,6 +435,23 @@ def cmd_firmware_build(args):
         print("%s: %d files for %s (.mpy %d.%d), manifest %s" % (
             args.output, len(manifest["files"]), manifest["arch"], manifest["mpy"][0],
             manifest["mpy"][1], os.path.join(args.output, firmware_build.MANIFEST)))
+
+
+def _firmware_image(args):
+    """`npu firmware build --target T`: a MicroPython image with the firmware frozen in."""
+    from . import firmware_image, profiles
+    if args.arch:
+        raise NpuError("--arch is for .mpy builds; a --target image's architecture is the target's")
+    board = args.board or next(n for n, p in sorted(profiles.PROFILES.items())
+                               if p.get("qemu") == args.target)
+    heap = profiles.get(board)["ram"]
+    out = firmware_image.build(args.target, heap, args.output, args.micropython)
+    files = [str(out / n) for n in ("firmware.elf", "firmware.bin")]
+    if args.json:
+        print(json.dumps(dict(target=args.target, board=board, heap=heap, files=files)))
+    else:
+        print("%s: firmware.elf, firmware.bin for %s, heap %d bytes (profile %s)"
+              % (args.output, args.target, heap, board))
 
 
 def cmd_firmware_install(args):
@@ -604,6 +623,16 @@ def build_parser():
     fp.add_argument("--arch", choices=ARCHS, metavar="ARCH",
                     help="native code target, one of: %s (ESP32-S3: xtensawin, RP2040: armv6m; "
                          "default: the host MicroPython VM's)" % ", ".join(ARCHS))
+    from .firmware_image import TARGETS
+    fp.add_argument("--target", choices=sorted(TARGETS), metavar="TARGET",
+                    help="build a whole MicroPython image instead (firmware.elf, firmware.bin) "
+                         "with the firmware frozen in, for one of: %s; needs MicroPython's "
+                         "source and arm-none-eabi-gcc (docs/boards.md)" % ", ".join(sorted(TARGETS)))
+    fp.add_argument("--board", metavar="PROFILE",
+                    help="with --target: the board profile whose RAM sizes the heap "
+                         "(default: the target's own)")
+    fp.add_argument("--micropython", metavar="DIR",
+                    help="with --target: MicroPython's source tree (default: $MICROPY_DIR)")
     fp.add_argument("--json", action="store_true", help="print JSON")
     fp.set_defaults(func=cmd_firmware_build)
     fp = fw_sub.add_parser("install", help="copy the firmware to a board through its raw REPL "

@@ -40,11 +40,23 @@ def report(data, profile=None):
                   ops=len(rows))
     out = dict(layers=rows, totals=totals)
     if profile is not None:
+        pool, need = board_ram(data, profile)
         out["board"] = dict(name=profile["name"], ram=profile["ram"], flash=profile["flash"],
-                            ram_margin=profile["ram"] - totals["ram_bytes"],
+                            model_pool=pool, model_ram=need, ram_margin=pool - need,
                             flash_margin=profile["flash"] - totals["flash_bytes"])
         out["board"]["fits"] = out["board"]["ram_margin"] >= 0 and out["board"]["flash_margin"] >= 0
     return out
+
+
+def board_ram(data, profile):
+    """(the board's model pool, what the blob takes of it), as the firmware counts them
+    (npufw/pool.py, npufw/stream.py): the arena, plus the blob or its weight buffers where
+    the board's flash is not memory-mapped (the qemu boards' is)."""
+    from npufw import blobfmt as fw_blobfmt
+    from npufw import pool, stream
+    size = pool.size(profile["ram"], profile["ram"])
+    b = fw_blobfmt.parse(bytes(data), check_sha=False)
+    return size, stream.pool_need(b, len(data), size, mapped="qemu" in profile)
 
 
 def format_text(rep):
@@ -60,9 +72,11 @@ def format_text(rep):
                  % (t["ops"], t["macs"], t["flash_bytes"], t["weight_bytes"], t["ram_bytes"]))
     if "board" in rep:
         bd = rep["board"]
-        lines.append("%s %s: RAM %+d bytes spare of %d, flash %+d bytes spare of %d"
-                     % ("fits" if bd["fits"] else "DOES NOT FIT", bd["name"], bd["ram_margin"], bd["ram"],
-                        bd["flash_margin"], bd["flash"]))
+        lines.append("%s %s: RAM %d bytes of its %d-byte model pool (%+d spare; the pool is 5/8 "
+                     "of its %d-byte heap), flash %+d bytes spare of %d"
+                     % ("fits" if bd["fits"] else "DOES NOT FIT", bd["name"], bd["model_ram"],
+                        bd["model_pool"], bd["ram_margin"], bd["ram"], bd["flash_margin"],
+                        bd["flash"]))
     return "\n".join(lines)
 
 

@@ -12,7 +12,7 @@ import pytest
 from npu_sdk import compiler, tflite
 from npufw import interp
 from tests.conformance import mp_harness, op_cases
-from tests.conftest import qemu_board, run_on_board  # noqa: F401  (a fixture)
+from tests.conftest import run_on_board
 
 _kernels = pytest.importorskip("npu_emulator._kernels")
 

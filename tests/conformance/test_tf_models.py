@@ -16,7 +16,7 @@ from npu_sdk import compiler, reference, tflite
 from npu_sdk.errors import UnsupportedOpError
 from npufw import interp
 from tests.conformance import mp_harness
-from tests.conftest import qemu_board, run_on_board  # noqa: F401  (a fixture)
+from tests.conftest import run_on_board
 
 _kernels = pytest.importorskip("npu_emulator._kernels")
 

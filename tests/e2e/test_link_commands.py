@@ -1,7 +1,6 @@
 """Link v1 commands end to end: info, ports, rm, run --profile, console, repl, --trace, and
 flashing that skips what the board holds and resumes what a power cut interrupted."""
 import json
-import os
 import subprocess
 import sys
 

@@ -2,12 +2,15 @@
 
 Every zoo model and every MLPerf-Tiny-class graph the benchmarks build is installed on one
 board, then run in turn, round after round. Each run must be bit-exact with TFLite Micro and
-never run out of memory; the heap each load starts from must be the same in every round
-after the first (what a model allocated is given back). On the qemu board, whose flash is
+never run out of memory; the heap each load starts from must not grow after the first round
+by more than SLACK bytes (what a model allocated is given back; the VM's own small objects,
+interned names and dict resizes, move it by a few bytes). On the qemu board, whose flash is
 memory-mapped as on a Cortex-M, the model's RAM (peak sampled heap over its before-load
 heap) must also stay within TFLite Micro's whole arena for the same model; the micropython
 core keeps models in files, as a board with a filesystem does, and reads a small blob into
-RAM whole (stream.wanted), so there only "no out of memory" holds. NPU_SWITCH_ROUNDS sets the rounds (default 20, as the issue asks).
+RAM whole (stream.wanted), so there only "no out of memory" holds.
+
+NPU_SWITCH_ROUNDS sets the rounds: 20 as the issue asks by default, fewer in CI for time.
 """
 import os
 import sys
@@ -23,6 +26,8 @@ sys.path.insert(0, str(ROOT / "tools"))
 import bench_kernels  # noqa: E402  the benchmarks' MLPerf-Tiny-class graphs
 
 ROUNDS = int(os.environ.get("NPU_SWITCH_ROUNDS", "20"))
+SLACK = 256  # bytes a load's starting heap may move between rounds; a leak of a model's
+# buffers is kilobytes per round
 BOARDS = {"micropython": "cortex-m4-256k", "qemu": "mps3-an547"}
 
 
@@ -71,7 +76,8 @@ def test_switching_models_gives_memory_back(core, cases, tmp_path):
                         "%s needs %d bytes of heap on the board, TFLite Micro's arena %d"
                         % (case.name, mem["model_ram"], case.tflm_arena))
             for r in range(2, ROUNDS):
-                assert starts[r] == starts[1], "round %d: loads started from %s, round 1 from %s" % (
+                grown = max(a - b for a, b in zip(starts[r], starts[1]))
+                assert grown <= SLACK, "round %d: loads started from %s, round 1 from %s" % (
                     r, starts[r], starts[1])
     finally:
         emu.stop()
