@@ -8,6 +8,9 @@ Sections:
            cores vs TFLite Micro, LiteRT builtin kernels and LiteRT with XNNPACK, all
            single-threaded, on the same inputs: every zoo model and the MLPerf-Tiny-class
            models of tools/bench_kernels.py
+  memory   on the qemu board (mps3-an547, a 256 KB heap): each model's RAM on the board (its
+           peak sampled heap over the heap before its load) vs TFLite Micro's whole arena
+           (arena_used_bytes) for the same model, bit-exactness, and the firmware's idle heap
   link     flash throughput on the paced virtual UART vs the line rate and vs mpremote
            (tools/bench_link.py)
   quant    SDK post-training quantization vs TensorFlow's converter on the same calibration
@@ -15,7 +18,7 @@ Sections:
            or this interpreter, else "not measured")
 --quick (CI smoke test): zoo models only, the CPython core, few repeats, link at 921600 only,
 no mpremote, 2 faulty transfers (the full run: 1,000 at 921600, half on each core), no
-quantization section.
+memory or quantization section. --memory: the memory section alone.
 """
 import argparse
 import json
@@ -160,6 +163,36 @@ def bench_latency(models, repeat, cores):
     return rows
 
 
+IDLE_HEAP_TARGET = 24 << 10  # issue 13: the firmware's idle heap with its code frozen
+
+
+def bench_memory(models, board="mps3-an547"):
+    """Every model installed on one qemu board and run in turn: (rows, the idle heap)."""
+    cases = []
+    for path in models:
+        model_bytes = path.read_bytes()
+        x = sample_input(model_bytes)
+        cases.append((_name(path), model_bytes, compiler.compile_file(path).blob, x))
+    emu = Emulator("qemu", board=board)
+    rows = []
+    try:
+        from npu_sdk.link import Board
+        with Board(emu.port, timeout=120) as b:
+            for name, _, blob, _ in cases:
+                b.flash(blob, name=name.replace("/", "_"))
+            idle = b.memory()["idle"]
+            for name, model_bytes, _, x in cases:
+                (y,), _ = b.invoke(name.replace("/", "_"), [x])
+                mem = b.memory()
+                tflm = reference.tflm_arena(model_bytes)["total"]
+                rows.append(dict(model=name, board_model_ram=mem["model_ram"], tflm_arena_used=tflm,
+                                 ram_over_tflm=mem["model_ram"] / tflm,
+                                 bit_exact=bool(np.array_equal(y, reference.run_tflm(model_bytes, [x])[0]))))
+    finally:
+        emu.stop()
+    return rows, idle
+
+
 def _name(path):
     return path.stem if path.parent.name == "mlperf" else "%s/%s" % (path.parent.name, path.stem)
 
@@ -191,8 +224,21 @@ def summary(result):
     per_op = [r["emu_us_per_op"] for r in lat if r.get("emu_us_per_op") and r["tflm_us"] < 500]
     if per_op:
         out["emu_us_per_op_small_models_max"] = max(per_op)
+    mem = result.get("memory")
+    if mem:
+        out["board_ram_over_tflm_arena_max"] = max(r["ram_over_tflm"] for r in mem["models"])
+        out["board_bit_exact"] = all(r["bit_exact"] for r in mem["models"])
+        out["board_idle_heap_bytes"] = mem["idle_heap"]
+        out["board_idle_heap_target"] = IDLE_HEAP_TARGET
     out.update(result.get("quant", {}).get("summary", {}))  # quant targets, from quant_compare
     return out
+
+
+def memory_text(rows, idle):
+    return "\n".join([
+        "## Memory on the qemu board (mps3-an547, 256 KB heap): model RAM vs TFLite Micro's arena",
+        "", _table(rows, ["model", "board_model_ram", "tflm_arena_used", "ram_over_tflm", "bit_exact"]),
+        "", "idle heap at boot: %d bytes (target <= %d)" % (idle, IDLE_HEAP_TARGET)])
 
 
 def quant_section(quant):
@@ -262,12 +308,17 @@ def main():
     p.add_argument("--quick", action="store_true", help="a smoke test: see above")
     p.add_argument("--repeat", type=int, default=None)
     p.add_argument("--json", default=str(ROOT / "out" / "bench.json"))
+    p.add_argument("--memory", action="store_true", help="only the memory section (the qemu board)")
     p.add_argument("--markdown", help="also write the report as markdown to this file (plots beside it)")
     args = p.parse_args()
     repeat = args.repeat or (5 if args.quick else 100)
     cores = ["cpython"] if args.quick else ["cpython", "micropython"]
     models = zoo_models()
     latency_models = models if args.quick else models + mlperf_models(ROOT / "out" / "mlperf")
+    if args.memory:
+        rows, idle = bench_memory(models + mlperf_models(ROOT / "out" / "mlperf"))
+        print(memory_text(rows, idle))
+        return 0 if max(r["ram_over_tflm"] for r in rows) <= 1 and idle <= IDLE_HEAP_TARGET else 1
     result = dict(repeat=repeat, compile=bench_compile(latency_models),
                   latency=bench_latency(latency_models, repeat, cores))
     link_args = [ROOT / "tools" / "bench_link.py", "--json", "--jobs", "2", "--fault-baud", "921600"]
@@ -275,6 +326,8 @@ def main():
                   ["--mpremote", "--faults", str(LINK_FAULTS // 2)])  # split across both cores
     result["link"] = _tool_json(link_args, timeout=1800 if args.quick else 4 * 3600)
     if not args.quick:
+        rows, idle = bench_memory(latency_models)
+        result["memory"] = dict(models=rows, idle_heap=idle)
         result["quant"] = _tool_json([ROOT / "tools" / "quant_compare.py", "--json"], timeout=1800)
     result["summary"] = summary(result)
     text = ["## Compile (ratios < 1 are better)", "",
@@ -289,6 +342,8 @@ def main():
             _table(result["latency"], ["model", "macs"] + ["emu_%s_mmacs_per_s" % c for c in cores]),
             "", "## Link: flashing a 200 KB incompressible blob on the paced virtual UART", ""]
     text += link_text(result["link"])
+    if "memory" in result:
+        text += ["", memory_text(result["memory"]["models"], result["memory"]["idle_heap"])]
     if "quant" in result:
         text += ["", "## Quantization vs TensorFlow's converter, same calibration data, held-out data",
                  "", quant_section(result["quant"])]

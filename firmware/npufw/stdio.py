@@ -9,22 +9,31 @@ class StdioUart:
         self.rx = sys.stdin.buffer
         self.tx = sys.stdout.buffer
         self.chunk = chunk
+        # what read() returns is a view on this one buffer, not a new object per chunk: the
+        # server feeds it to its deframer (which copies what it keeps) before reading again,
+        # and the heap does not move with how the line's bytes fell into chunks
+        self.buf = bytearray(max(chunk, 512))
+        self.view = memoryview(self.buf)
         self.poller = select.poll()
         self.poller.register(self.rx, select.POLLIN)
 
     def read(self):
         while True:
             self.poller.poll()
-            data = self.rx.read(self.chunk)
-            if data is None:  # woke without data
-                continue
+            if self.chunk > 1:
+                n = self.rx.readinto(self.buf)
+                if n is None:  # woke without data
+                    continue
+                return self.view[:n] if n else None
+            data = self.rx.read(1)
             if not data:
                 return None
-            if self.chunk == 1:
-                data = bytearray(data)
-                while self.poller.poll(0) and len(data) < 512:
-                    data.extend(self.rx.read(1))
-            return data
+            self.buf[0] = data[0]
+            n = 1
+            while n < 512 and self.poller.poll(0):
+                self.buf[n] = self.rx.read(1)[0]
+                n += 1
+            return self.view[:n]
 
     def write(self, data):
         self.tx.write(data)

@@ -359,14 +359,24 @@ def cmd_repl(args):
 
 def _await_prompt(ser, deadline):
     """What the board prints until its REPL prompt: typing earlier would be lost while the
-    board is still restarting into the REPL."""
+    board is still restarting into the REPL. A request the host repeated while the board was
+    leaving lands on the REPL's input line; after a second of quiet without a prompt, Ctrl-C
+    clears that line and the REPL prompts afresh."""
     import time
     seen = b""
+    quiet_since = time.monotonic()
     while not seen.endswith(b">>> "):
-        if time.monotonic() > deadline:
+        now = time.monotonic()
+        if now > deadline:
             raise NpuError("the board did not show a MicroPython prompt (>>>) after leaving the npu "
                            "protocol; reset it and try `npu repl` again")
-        seen += ser.read(ser.in_waiting or 1)
+        if now - quiet_since > 1.0:
+            ser.write(b"\x03")
+            quiet_since = now
+        data = ser.read(ser.in_waiting or 1)
+        if data:
+            seen += data
+            quiet_since = time.monotonic()
     return seen.decode("utf-8", "replace")
 
 

@@ -10,7 +10,9 @@ heap) must also stay within TFLite Micro's whole arena for the same model; the m
 core keeps models in files, as a board with a filesystem does, and reads a small blob into
 RAM whole (stream.wanted), so there only "no out of memory" holds.
 
-NPU_SWITCH_ROUNDS sets the rounds: 20 as the issue asks by default, fewer in CI for time.
+NPU_SWITCH_ROUNDS sets the rounds: 20 as the issue asks by default. NPU_SWITCH_ROUNDS_QEMU
+overrides it for the qemu board, whose emulated Cortex-M takes about 25 s a round (CI runs
+5 there to stay within its time; tools/switch_rounds.sh runs the full 20).
 """
 import os
 import sys
@@ -25,9 +27,11 @@ from tests.conftest import ROOT, ZOO, Emulator
 sys.path.insert(0, str(ROOT / "tools"))
 import bench_kernels  # noqa: E402  the benchmarks' MLPerf-Tiny-class graphs
 
-ROUNDS = int(os.environ.get("NPU_SWITCH_ROUNDS", "20"))
-SLACK = 256  # bytes a load's starting heap may move between rounds; a leak of a model's
-# buffers is kilobytes per round
+ROUNDS = {"micropython": int(os.environ.get("NPU_SWITCH_ROUNDS", "20"))}
+ROUNDS["qemu"] = int(os.environ.get("NPU_SWITCH_ROUNDS_QEMU", ROUNDS["micropython"]))
+SLACK = 1024  # bytes a load's starting heap may move between rounds: the deframer's buffer
+# follows how the line's bytes fell into chunks; a leak of a model's buffers is kilobytes a
+# round, and 20 rounds show a leak of 60 bytes a round
 BOARDS = {"micropython": "cortex-m4-256k", "qemu": "mps3-an547"}
 
 
@@ -62,7 +66,7 @@ def test_switching_models_gives_memory_back(core, cases, tmp_path):
             for case in cases:
                 board.flash(bytes(case.blob), case.name)
             starts = []  # per round: the heap each model's load started from
-            for r in range(ROUNDS):
+            for r in range(ROUNDS[core]):
                 starts.append([])
                 for case in cases:
                     outputs, _ = board.invoke(case.name, case.inputs)
@@ -75,8 +79,8 @@ def test_switching_models_gives_memory_back(core, cases, tmp_path):
                     assert core != "qemu" or mem["model_ram"] <= case.tflm_arena, (
                         "%s needs %d bytes of heap on the board, TFLite Micro's arena %d"
                         % (case.name, mem["model_ram"], case.tflm_arena))
-            for r in range(2, ROUNDS):
-                grown = max(a - b for a, b in zip(starts[r], starts[1]))
+            for r in range(2, ROUNDS[core]):
+                grown = max(a - b for a, b in zip(starts[r], starts[1]))  # any model's load
                 assert grown <= SLACK, "round %d: loads started from %s, round 1 from %s" % (
                     r, starts[r], starts[1])
     finally:
