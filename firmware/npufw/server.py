@@ -247,7 +247,9 @@ class Server:
         except _MALFORMED as e:
             return self._error(seq, E_BAD_REQUEST, "malformed request: %s" % e)
         except MemoryError as e:
-            return self._error(seq, E_NO_MEMORY, "out of memory: %s%s" % (e, self._free()))
+            return self._error(seq, E_NO_MEMORY, "out of memory: %s%s; `npu inspect MODEL --board "
+                               "PROFILE` shows what a model needs: try a smaller model or a board "
+                               "with more RAM" % (e, self._free()))
         except Exception as e:  # keep serving whatever happens
             return self._error(seq, E_INTERNAL, "%s: %s" % (type(e).__name__, e))
 

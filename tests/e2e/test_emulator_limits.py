@@ -50,6 +50,7 @@ def test_arena_larger_than_ram_is_refused(m4):
         with pytest.raises(BoardError) as e:
             board.request(codec.RUN, run)
         assert e.value.code == 8 and "arena" in str(e.value)
+        assert "npu inspect MODEL --board" in str(e.value)  # what to try
         # and it keeps serving: a model that fits still runs
         model, small = fc_model(16, 8, seed=1)
         board.flash(small, "small")
