@@ -11,7 +11,7 @@ core keeps models in files, as a board with a filesystem does, and reads a small
 RAM whole (stream.wanted), so there only "no out of memory" holds.
 
 NPU_SWITCH_ROUNDS sets the rounds: 20 as the issue asks by default. NPU_SWITCH_ROUNDS_QEMU
-overrides it for the qemu board, whose emulated Cortex-M takes about 25 s a round (CI runs
+overrides it for the qemu board, whose emulated Cortex-M takes about 10 s a round (CI runs
 5 there to stay within its time; tools/switch_rounds.sh runs the full 20).
 """
 import os
