@@ -130,11 +130,14 @@ class Coordinator:
 
 class Lease:
     """A place held for one connection: `url` is its serial port; release() gives the place
-    back if this lease acquired it."""
+    back if this lease acquired it. Without a `coordinator`, the lease opens its own session
+    and closes it on release (grpc shares one connection per process, and labgrid's
+    coordinator takes one session per connection at a time: leases held together share one)."""
 
-    def __init__(self, address, name):
+    def __init__(self, name, coordinator=None, address=None):
         self.name = name
-        self.coordinator = Coordinator(address)
+        self.own = coordinator is None
+        self.coordinator = Coordinator(address) if self.own else coordinator
         self.acquired = False
         try:
             if not self.coordinator.held_by_me(name):
@@ -155,10 +158,11 @@ class Lease:
             if self.acquired:
                 self.coordinator.release(self.name)
         finally:
-            self.coordinator.close()
+            if self.own:
+                self.coordinator.close()
             self.coordinator = None
 
 
 def lease(url):
     address, name = parse_url(url)
-    return Lease(address, name)
+    return Lease(name, address=address)
