@@ -10,12 +10,14 @@ Sections:
            models of tools/bench_kernels.py
   link     flash throughput on the paced virtual UART vs the line rate and vs mpremote
            (tools/bench_link.py)
+  farm     flashing through labgrid and ser2net's RFC 2217 vs the line rate; the zoo's plugin
+           test suite across 3 boards of a local labgrid farm vs 1 (tools/bench_farm.py)
   quant    SDK post-training quantization vs TensorFlow's converter on the same calibration
            data, every float zoo model (tools/quant_compare.py; TensorFlow from $NPU_TF_PYTHON
            or this interpreter, else "not measured")
 --quick (CI smoke test): zoo models only, the CPython core, few repeats, link at 921600 only,
 no mpremote, 2 faulty transfers (the full run: 1,000 at 921600, half on each core), no
-quantization section.
+quantization section, the farm's flash only.
 """
 import argparse
 import json
@@ -192,6 +194,8 @@ def summary(result):
     if per_op:
         out["emu_us_per_op_small_models_max"] = max(per_op)
     out.update(result.get("quant", {}).get("summary", {}))  # quant targets, from quant_compare
+    farm = result.get("farm", {}).get("targets", {})
+    out.update({"farm_" + k: v for k, v in farm.items() if k != "wanted"})
     return out
 
 
@@ -231,6 +235,22 @@ def link_text(link):
     text.append("Target 3, " + (f["summary"] if f else "faults not measured")
                 + ("; split across %s" % ", ".join(sorted({r["core"] for r in runs})) if f else ""))
     text += ["", "```", json.dumps(t), "```"]
+    return text
+
+
+def farm_text(farm):
+    """The farm section: the flash rows, the suite rows, the two issue targets."""
+    if "error" in farm:
+        return ["not measured: %s" % farm["error"]]
+    from bench_farm import TARGETS as FARM_TARGETS
+    text = [_table(farm["flash"], list(farm["flash"][0])), ""]
+    if farm["suite"]:
+        text += [_table(farm["suite"], list(farm["suite"][0])), ""]
+    t = farm["targets"]
+    text.append("Target 1, RFC 2217 flash / line rate >= %.2f: %s" % (
+        FARM_TARGETS["rfc2217_ratio_of_line_rate"], t["rfc2217_ratio_of_line_rate"]))
+    text.append("Target 2, zoo suite on 3 boards vs 1 at 115200 >= %gx: %s" % (
+        FARM_TARGETS["three_boards_speedup"], t.get("three_boards_speedup", "not measured")))
     return text
 
 
@@ -274,6 +294,8 @@ def main():
     link_args += (["--baud", "921600", "--core", "cpython", "--faults", "2"] if args.quick else
                   ["--mpremote", "--faults", str(LINK_FAULTS // 2)])  # split across both cores
     result["link"] = _tool_json(link_args, timeout=1800 if args.quick else 4 * 3600)
+    farm_args = [ROOT / "tools" / "bench_farm.py", "--json"] + (["--quick"] if args.quick else [])
+    result["farm"] = _tool_json(farm_args, timeout=600 if args.quick else 3600)
     if not args.quick:
         result["quant"] = _tool_json([ROOT / "tools" / "quant_compare.py", "--json"], timeout=1800)
     result["summary"] = summary(result)
@@ -289,6 +311,8 @@ def main():
             _table(result["latency"], ["model", "macs"] + ["emu_%s_mmacs_per_s" % c for c in cores]),
             "", "## Link: flashing a 200 KB incompressible blob on the paced virtual UART", ""]
     text += link_text(result["link"])
+    text += ["", "## Farm: boards through labgrid and ser2net's RFC 2217 on loopback", ""]
+    text += farm_text(result["farm"])
     if "quant" in result:
         text += ["", "## Quantization vs TensorFlow's converter, same calibration data, held-out data",
                  "", quant_section(result["quant"])]
