@@ -122,13 +122,16 @@ import numpy as np
 import pytest
 
 from npu_sdk import zoo
+from npu_sdk.places import Coordinator
 
 DIGITS = zoo.path("digits_mlp")
 
 
 @pytest.mark.parametrize("i", range(9))
-def test_digit(npu_board, npu_model, record_property, i):
+def test_digit(npu_board, npu_model, npu_place, record_property, i):
     record_property("worker", os.environ["PYTEST_XDIST_WORKER"])
+    with Coordinator(npu_place.address) as c:  # the coordinator's word, not the plugin's
+        record_property("held_by", c.place(npu_place.name).acquired)
     x = np.load(DIGITS / "samples.npz")["x_int8"][i]
     assert npu_board.run(npu_model(DIGITS / "int8.tflite"), x).shape == (1, 10)
 '''
@@ -152,6 +155,7 @@ def test_pytest_n3_gives_each_worker_its_own_place(farm, tmp_path):
         props = {p.get("name"): p.get("value") for p in case.iter("property")}
         assert props["npu_firmware"] and int(props["npu_latency_us"]) >= 0
         assert re.fullmatch(r"int8:[0-9a-f]{64}", props["npu_model_hash"])
+        assert props["held_by"] not in (None, "None", ""), props
         place_of.setdefault(props["worker"], set()).add(props["npu_place"])
     assert all(len(p) == 1 for p in place_of.values()), place_of  # a worker keeps its place
     places = [p.pop() for p in place_of.values()]
