@@ -748,6 +748,9 @@ def build_parser():
 
 
 def main(argv=None):
+    import logging
+    # labgrid's client logs to the root logger: the error we raise says it once, in one line
+    logging.getLogger().addHandler(logging.NullHandler())
     args = build_parser().parse_args(argv)
     try:
         return args.func(args) or 0
