@@ -282,10 +282,20 @@ def main():
     p.add_argument("--quick", action="store_true", help="a smoke test: see above")
     p.add_argument("--repeat", type=int, default=None)
     p.add_argument("--json", default=str(ROOT / "out" / "bench.json"))
+    p.add_argument("--only", choices=["farm"], help="run one section alone")
     p.add_argument("--markdown", help="also write the report as markdown to this file (plots beside it)")
     args = p.parse_args()
     repeat = args.repeat or (5 if args.quick else 100)
     cores = ["cpython"] if args.quick else ["cpython", "micropython"]
+    farm_args = [ROOT / "tools" / "bench_farm.py", "--json"] + (["--quick"] if args.quick else [])
+    if args.only == "farm":
+        result = dict(farm=_tool_json(farm_args, timeout=600 if args.quick else 3600))
+        result["summary"] = {"farm_" + k: v for k, v in result["farm"].get("targets", {}).items()}
+        print("\n".join(["## Farm: boards through labgrid and ser2net's RFC 2217 on loopback", ""]
+                        + farm_text(result["farm"])))
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=2, default=str))
+        return 0
     models = zoo_models()
     latency_models = models if args.quick else models + mlperf_models(ROOT / "out" / "mlperf")
     result = dict(repeat=repeat, compile=bench_compile(latency_models),
@@ -294,7 +304,6 @@ def main():
     link_args += (["--baud", "921600", "--core", "cpython", "--faults", "2"] if args.quick else
                   ["--mpremote", "--faults", str(LINK_FAULTS // 2)])  # split across both cores
     result["link"] = _tool_json(link_args, timeout=1800 if args.quick else 4 * 3600)
-    farm_args = [ROOT / "tools" / "bench_farm.py", "--json"] + (["--quick"] if args.quick else [])
     result["farm"] = _tool_json(farm_args, timeout=600 if args.quick else 3600)
     if not args.quick:
         result["quant"] = _tool_json([ROOT / "tools" / "quant_compare.py", "--json"], timeout=1800)
