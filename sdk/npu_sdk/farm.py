@@ -107,9 +107,12 @@ class Farm:
             raise
 
     def _spawn(self, cmd, log):
+        from .pytest_plugin import _die_with_parent
         out = open(os.path.join(self.workdir, log), "wb")
+        # its own session (a Ctrl-C reaches us, and we stop it), dying with us on Linux
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                cwd=self.workdir, start_new_session=True)
+                                cwd=self.workdir, start_new_session=True,
+                                preexec_fn=_die_with_parent if sys.platform == "linux" else None)
         out.close()
         self.procs.append(proc)
         return proc

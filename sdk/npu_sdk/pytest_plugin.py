@@ -224,7 +224,7 @@ class Place:
         from .places import Coordinator
         worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
         index = int(worker[2:]) if worker[2:].isdigit() else 0
-        self.name = self.url = self.board = None
+        self.name = self.url = self.board = self.dead = None
         # a session per step: an idle grpc stream is not kept alive between them
         with Coordinator(address) as c:
             self.address = c.address
@@ -303,6 +303,8 @@ def npu_board(request, npu_port, npu_place):
     with _board_lock(shared):
         key = keys.load(request.config.getoption("--npu-key"))
         board = npu_place.board if npu_place is not None else None
+        if npu_place is not None and npu_place.dead:  # fail fast, do not wait on it per test
+            pytest.fail(npu_place.dead, pytrace=False)
         try:
             if board is not None:
                 try:
@@ -314,7 +316,10 @@ def npu_board(request, npu_port, npu_place):
                 board = Board(npu_port, timeout=request.config.getoption("--npu-timeout"), key=key)
         except NpuError as e:
             where = getattr(request.node, "_npu_where", npu_port)
-            pytest.fail("npu: the board at %s does not answer: %s" % (where, e), pytrace=False)
+            message = "npu: the board at %s does not answer: %s" % (where, e)
+            if npu_place is not None:
+                npu_place.dead = message
+            pytest.fail(message, pytrace=False)
         board.last_invoke_us = None
         props.append(("npu_firmware", board.info.firmware))
         try:

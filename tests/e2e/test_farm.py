@@ -10,14 +10,14 @@ import select
 import signal
 import subprocess
 import sys
-import time
 import xml.etree.ElementTree as ET
 
 import pytest
 
-from npu_sdk.farm import _free_port, ser2net_binary
 from npu_sdk.errors import NpuError
+from npu_sdk.farm import _free_port, ser2net_binary
 from npu_sdk.places import Coordinator
+from npu_sdk.pytest_plugin import _die_with_parent
 from tests.conftest import fc_model
 
 NPU = [sys.executable, "-m", "npu_sdk"]
@@ -47,7 +47,8 @@ def farm(tmp_path_factory):
     log = tmp_path_factory.mktemp("farm") / "farm-up.log"
     with open(log, "wb") as err:
         proc = subprocess.Popen(NPU + ["farm", "up", "3", "--coordinator", address, "--baud", "921600",
-                                       "--json"], stdout=subprocess.PIPE, stderr=err)
+                                       "--json"], stdout=subprocess.PIPE, stderr=err,
+                                preexec_fn=_die_with_parent)
     try:
         ready = select.select([proc.stdout], [], [], START_TIMEOUT)[0]
         line = proc.stdout.readline() if ready else b""
