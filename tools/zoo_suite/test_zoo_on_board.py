@@ -8,6 +8,8 @@ A class per model file, so with --dist loadscope a worker flashes a model once; 
 models, whose samples take most of the line, are split in two. Big classes come first:
 xdist hands them out in order to whichever worker is free.
 """
+import functools
+
 import numpy as np
 
 from npu_sdk import reference, zoo
@@ -17,14 +19,23 @@ def pytest_generate_tests(metafunc):
     metafunc.parametrize("i", metafunc.cls.samples)
 
 
+@functools.lru_cache(maxsize=None)
+def expected(model, io):
+    """(model path, samples, TFLite Micro's outputs), computed once per model file."""
+    path = zoo.path(model) / ("int8.tflite" if io == "int8" else "int8_float_io.tflite")
+    xs = np.load(zoo.path(model) / "samples.npz")["x_" + io]
+    model_bytes = path.read_bytes()
+    interpreter = reference.tflm_interpreter(model_bytes)
+    return path, xs, [reference.run_tflm(model_bytes, [x], interpreter)[0] for x in xs]
+
+
 class ZooModel:
     model, io, samples = None, "int8", range(16)
 
     def test_matches_tflite_micro(self, npu_board, npu_model, i):
-        path = zoo.path(self.model) / ("int8.tflite" if self.io == "int8" else "int8_float_io.tflite")
-        x = np.load(zoo.path(self.model) / "samples.npz")["x_" + self.io][i]
-        y = npu_board.run(npu_model(path, name="%s_%s" % (self.model, self.io)), x)
-        np.testing.assert_array_equal(y, reference.run_tflm(path.read_bytes(), [x])[0])
+        path, xs, ys = expected(self.model, self.io)
+        y = npu_board.run(npu_model(path, name="%s_%s" % (self.model, self.io)), xs[i])
+        np.testing.assert_array_equal(y, ys[i])
 
 
 class TestVwwFloatFirstHalf(ZooModel):
