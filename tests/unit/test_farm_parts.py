@@ -7,7 +7,7 @@ import pytest
 from npu_sdk import farm, places
 from npu_sdk.errors import LinkError
 from npu_sdk.flash_many import Progress
-from npu_sdk.link.transport import _rfc2217
+from npu_sdk.link.transport import rfc2217_url
 
 
 @pytest.mark.parametrize("url, want", [
@@ -36,8 +36,8 @@ def test_coordinator_address_defaults_to_lg_coordinator(monkeypatch):
     ("rfc2217://h:7?timeout=2", "rfc2217://h:7?timeout=2&ign_set_control"),
     ("rfc2217://h:7?ign_set_control", "rfc2217://h:7?ign_set_control"),
 ])
-def test_rfc2217_urls_do_not_wait_for_set_control_answers(url, want):
-    assert _rfc2217(url) == want
+def testrfc2217_url_urls_do_not_wait_for_set_control_answers(url, want):
+    assert rfc2217_url(url) == want
 
 
 def test_ser2net_serves_each_pty_on_loopback_only():

@@ -31,7 +31,7 @@ def open_port(port, baudrate=DEFAULT_BAUD):
         # pyserial's RFC 2217 backend refuses a write timeout (NotImplementedError); its writes
         # go to a TCP socket that does not stall like a UART's buffer, so it needs none
         write_timeout = None
-        url = _rfc2217(url)
+        url = rfc2217_url(url)
     try:
         s = serial.serial_for_url(url, baudrate=baudrate, timeout=0.05,
                                   write_timeout=write_timeout, exclusive=None)
@@ -42,11 +42,11 @@ def open_port(port, baudrate=DEFAULT_BAUD):
         raise LinkError("cannot open serial port %s: %s; check the board is connected "
                         "(or that `npu emulate` is running) and the port name" % (where, e)) from e
     if lease is not None:
-        s.close = _releasing(s.close, lease)
+        s.close = releasing(s.close, lease)
     return s
 
 
-def _rfc2217(url):
+def rfc2217_url(url):
     """ser2net answers no SET_CONTROL for a port without modem lines (a pty, many USB bridges):
     do not wait for it, as labgrid's own serial driver does not."""
     if "ign_set_control" in url:
@@ -54,7 +54,7 @@ def _rfc2217(url):
     return url + ("&" if "?" in url else "?") + "ign_set_control"
 
 
-def _releasing(close, lease):
+def releasing(close, lease):
     """The port's close(), then the place's release: the place is held while the port is open."""
     def close_and_release():
         try:
