@@ -4,8 +4,8 @@
 
 flash   the 200 KB incompressible blob of tools/bench_link.py at 921600 baud on one board of
         a local farm (`npu farm up`: emulator, ser2net, labgrid's exporter), straight to its
-        pty and through labgrid://PLACE (ser2net's RFC 2217 on loopback): payload / line time
-        as a ratio of the line rate (target >= 0.90)
+        pty and through labgrid://PLACE (ser2net's RFC 2217 on loopback), the fastest of 3
+        each: payload / line time as a ratio of the line rate (target >= 0.90)
 suite   the zoo's plugin test suite (tools/zoo_suite) with `pytest -n N --npu-places 'npu-*'`
         on a fresh farm of N boards at 115200 baud, N = 1 and 3: the speed-up of 3 boards
         over 1, whole pytest commands (target >= 2x). Not in --quick (CI): minutes of line time.
@@ -33,20 +33,25 @@ def _farm(n, baud):
     return Farm(n, coordinator="127.0.0.1:%d" % _free_port(), baud=baud)
 
 
-def bench_flash():
+def bench_flash(runs=3):
+    """The fastest of `runs` flashes each way, taken in turns: on a shared machine the noise
+    only ever adds time."""
     blob = blob_200k()
     line_s = len(blob) * 10.0 / FLASH_BAUD
-    rows = []
     with _farm(1, FLASH_BAUD) as farm:
         place, _, pty, _ = farm.boards[0]
-        for path, port in (("pty", pty), ("labgrid rfc2217", "labgrid://%s/%s" % (farm.address, place))):
-            with Board(port, timeout=5.0) as board:
-                t0 = time.monotonic()
-                board.flash(blob, path.replace(" ", "_"))
-                took = time.monotonic() - t0
-            rows.append(dict(path=path, baud=FLASH_BAUD, bytes=len(blob), seconds=round(took, 3),
-                             ratio_of_line_rate=round(line_s / took, 3)))
-    return rows
+        paths = (("pty", pty), ("labgrid rfc2217", "labgrid://%s/%s" % (farm.address, place)))
+        best = {}
+        for run in range(runs):
+            for path, port in paths:
+                with Board(port, timeout=5.0) as board:
+                    t0 = time.monotonic()
+                    board.flash(blob, "%s_%d" % (path.replace(" ", "_"), run))
+                    took = time.monotonic() - t0
+                best[path] = min(best.get(path, took), took)
+    return [dict(path=path, baud=FLASH_BAUD, bytes=len(blob), runs=runs,
+                 seconds=round(best[path], 3), ratio_of_line_rate=round(line_s / best[path], 3))
+            for path, _ in paths]
 
 
 def bench_suite(n):
