@@ -57,7 +57,8 @@ def bench_flash(runs=3):
 def bench_suite(n):
     with _farm(n, SUITE_BAUD) as farm:
         cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tools/zoo_suite",
-               "-n", str(n), "--dist", "loadscope", "--npu-places", "npu-*",
+               "-n", str(n), "--dist", "loadscope", "--no-loadscope-reorder",
+               "--npu-places", "npu-*",
                "--npu-coordinator", farm.address, "-W", "ignore::DeprecationWarning"]
         env = dict(os.environ)
         env.pop("PYTEST_ADDOPTS", None)

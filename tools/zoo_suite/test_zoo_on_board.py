@@ -3,11 +3,12 @@ float-input runs keep the emulated board busy ~10 s a sample against 2.4 s of li
 CPU, not line), on the board under test, each sample's output bit-exact with TFLite Micro. A user's suite in miniature; tools/bench.py
 runs it across 1 and 3 boards of a farm (docs/farm.md):
 
-    pytest tools/zoo_suite -n 3 --dist loadscope --npu-places 'npu-*'
+    pytest tools/zoo_suite -n 3 --dist loadscope --no-loadscope-reorder --npu-places 'npu-*'
 
 A class per model file, so with --dist loadscope a worker flashes a model once; vww, whose
-samples take most of the line, is split in two. Big classes come first:
-xdist hands them out in order to whichever worker is free.
+samples take most of the line, is split in two. The classes that take longest come first,
+and --no-loadscope-reorder keeps that order (xdist would put the classes with most tests
+first), so xdist hands them out longest first to whichever worker is free.
 """
 import functools
 
