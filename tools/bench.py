@@ -13,12 +13,15 @@ Sections:
            (arena_used_bytes) for the same model, bit-exactness, and the firmware's idle heap
   link     flash throughput on the paced virtual UART vs the line rate and vs mpremote
            (tools/bench_link.py)
+  farm     flashing through labgrid and ser2net's RFC 2217 vs the line rate; the zoo's plugin
+           test suite across 3 boards of a local labgrid farm vs 1 (tools/bench_farm.py)
   quant    SDK post-training quantization vs TensorFlow's converter on the same calibration
            data, every float zoo model (tools/quant_compare.py; TensorFlow from $NPU_TF_PYTHON
            or this interpreter, else "not measured")
 --quick (CI smoke test): zoo models only, the CPython core, few repeats, link at 921600 only,
 no mpremote, 2 faulty transfers (the full run: 1,000 at 921600, half on each core), no
-memory or quantization section. --memory: the memory section alone.
+memory or quantization section, the farm's flash only. --only SECTION: one section alone
+(farm, memory).
 """
 import argparse
 import json
@@ -231,6 +234,8 @@ def summary(result):
         out["board_idle_heap_bytes"] = mem["idle_heap"]
         out["board_idle_heap_target"] = IDLE_HEAP_TARGET
     out.update(result.get("quant", {}).get("summary", {}))  # quant targets, from quant_compare
+    farm = result.get("farm", {}).get("targets", {})
+    out.update({"farm_" + k: v for k, v in farm.items() if k != "wanted"})
     return out
 
 
@@ -280,6 +285,22 @@ def link_text(link):
     return text
 
 
+def farm_text(farm):
+    """The farm section: the flash rows, the suite rows, the two issue targets."""
+    if "error" in farm:
+        return ["not measured: %s" % farm["error"]]
+    from bench_farm import TARGETS as FARM_TARGETS
+    text = [_table(farm["flash"], list(farm["flash"][0])), ""]
+    if farm["suite"]:
+        text += [_table(farm["suite"], list(farm["suite"][0])), ""]
+    t = farm["targets"]
+    text.append("Target 1, RFC 2217 flash / line rate >= %.2f: %s" % (
+        FARM_TARGETS["rfc2217_ratio_of_line_rate"], t["rfc2217_ratio_of_line_rate"]))
+    text.append("Target 2, zoo suite on 3 boards vs 1 at 115200 >= %gx: %s" % (
+        FARM_TARGETS["three_boards_speedup"], t.get("three_boards_speedup", "not measured")))
+    return text
+
+
 def plot(result, path):
     import matplotlib
     matplotlib.use("Agg")
@@ -308,14 +329,23 @@ def main():
     p.add_argument("--quick", action="store_true", help="a smoke test: see above")
     p.add_argument("--repeat", type=int, default=None)
     p.add_argument("--json", default=str(ROOT / "out" / "bench.json"))
-    p.add_argument("--memory", action="store_true", help="only the memory section (the qemu board)")
+    p.add_argument("--only", choices=["farm", "memory"], help="run one section alone")
     p.add_argument("--markdown", help="also write the report as markdown to this file (plots beside it)")
     args = p.parse_args()
     repeat = args.repeat or (5 if args.quick else 100)
     cores = ["cpython"] if args.quick else ["cpython", "micropython"]
+    farm_args = [ROOT / "tools" / "bench_farm.py", "--json"] + (["--quick"] if args.quick else [])
+    if args.only == "farm":
+        result = dict(farm=_tool_json(farm_args, timeout=600 if args.quick else 3600))
+        result["summary"] = {"farm_" + k: v for k, v in result["farm"].get("targets", {}).items()}
+        print("\n".join(["## Farm: boards through labgrid and ser2net's RFC 2217 on loopback", ""]
+                        + farm_text(result["farm"])))
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=2, default=str))
+        return 0
     models = zoo_models()
     latency_models = models if args.quick else models + mlperf_models(ROOT / "out" / "mlperf")
-    if args.memory:
+    if args.only == "memory":
         rows, idle = bench_memory(models + mlperf_models(ROOT / "out" / "mlperf"))
         print(memory_text(rows, idle))
         return 0 if max(r["ram_over_tflm"] for r in rows) <= 1 and idle <= IDLE_HEAP_TARGET else 1
@@ -325,6 +355,7 @@ def main():
     link_args += (["--baud", "921600", "--core", "cpython", "--faults", "2"] if args.quick else
                   ["--mpremote", "--faults", str(LINK_FAULTS // 2)])  # split across both cores
     result["link"] = _tool_json(link_args, timeout=1800 if args.quick else 4 * 3600)
+    result["farm"] = _tool_json(farm_args, timeout=600 if args.quick else 3600)
     if not args.quick:
         rows, idle = bench_memory(latency_models)
         result["memory"] = dict(models=rows, idle_heap=idle)
@@ -344,6 +375,8 @@ def main():
     text += link_text(result["link"])
     if "memory" in result:
         text += ["", memory_text(result["memory"]["models"], result["memory"]["idle_heap"])]
+    text += ["", "## Farm: boards through labgrid and ser2net's RFC 2217 on loopback", ""]
+    text += farm_text(result["farm"])
     if "quant" in result:
         text += ["", "## Quantization vs TensorFlow's converter, same calibration data, held-out data",
                  "", quant_section(result["quant"])]

@@ -13,7 +13,8 @@ from .errors import NpuError
 
 
 def _port(args):
-    return args.port or os.environ.get("NPU_PORT")
+    port = args.port[0] if isinstance(args.port, list) else args.port  # flash takes several
+    return port or os.environ.get("NPU_PORT")
 
 
 def _board(args, **kw):
@@ -132,6 +133,9 @@ def cmd_flash(args):
     data, spec = load_model(args.model, args.name)  # compile or verify before touching the board
     name = spec.name
     key = keys.load(args.key)  # a bad key file fails before the port is opened
+    targets = _flash_targets(args)
+    if len(targets) > 1 or args.places:
+        return _flash_many(args, targets, data, name, key)
     bar = _progress_bar(args, len(data), name)
     try:
         with _board(args, key=key) as board:
@@ -150,6 +154,44 @@ def cmd_flash(args):
         print("flashed %s as %r (%d bytes%s, %.1f s)" % (
             args.model, name, len(data),
             ", resumed at byte %d" % r.resumed if r.resumed else "", r.seconds))
+
+
+def _flash_targets(args):
+    """[(label, port)]: every --port (a labgrid://PLACE is labelled by its place), then the
+    places matching --places on the coordinator."""
+    ports = args.port or ([_port(args)] if _port(args) else [])
+    targets = [(p.rsplit("/", 1)[-1] if p.startswith("labgrid://") else p, p) for p in ports]
+    if args.places:
+        from .places import Coordinator
+        with Coordinator(args.coordinator) as c:
+            names = c.names(args.places)
+            address = c.address
+        if not names:
+            raise NpuError("no place matches %r on labgrid's coordinator at %s; "
+                           "`labgrid-client places` lists them" % (args.places, address))
+        targets += [(n, "labgrid://%s/%s" % (address, n)) for n in names]
+    if not targets:
+        raise NpuError("no board given: pass --port PORT (again for more boards), --places "
+                       "PATTERN, or set NPU_PORT")
+    return targets
+
+
+def _flash_many(args, targets, data, name, key):
+    """Flash every target in parallel, one progress line each; exit 1 if any board failed."""
+    from .flash_many import Progress, flash_all
+    progress = None if args.json else Progress([t[0] for t in targets], len(data))
+    outcomes = flash_all(targets, data, name, progress, timeout=args.timeout, key=key)
+    failed = [o for o in outcomes if o.error]
+    if args.json:
+        print(json.dumps([dict(board=o.board, port=o.port, ok=o.error is None, error=o.error,
+                               bytes=len(data), skipped=o.result.skipped if o.result else None,
+                               seconds=round(o.result.seconds, 3) if o.result else None)
+                          for o in outcomes]))
+    else:
+        print("flashed %s as %r on %d of %d boards%s" % (
+            args.model, name, len(outcomes) - len(failed), len(outcomes),
+            "".join("\n  %s failed: %s" % (o.board, o.error) for o in failed)))
+    return 1 if failed else 0
 
 
 def cmd_ls(args):
@@ -481,13 +523,41 @@ def cmd_firmware_install(args):
             result.cwd, "" if args.no_reset else "; soft reset: the board runs main.py"))
 
 
+def cmd_farm_up(args):
+    """Start N emulated boards exported through labgrid; print them; serve until stopped."""
+    import signal
+    import threading
+    from .farm import Farm
+    if args.n < 1:
+        raise NpuError("npu farm up %d: give the number of boards, 1 or more" % args.n)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    with Farm(args.n, args.coordinator, prefix=args.prefix, baud=args.baud, core=args.core,
+              board=args.board) as farm:
+        if args.json:
+            print(json.dumps(dict(coordinator=farm.address, boards=[
+                dict(place=p, url=u, pty=pty, pid=emu.proc.pid) for p, u, pty, emu in farm.boards])),
+                flush=True)
+        else:
+            print("coordinator %s%s" % (farm.address, " (started here)" if farm.started_coordinator
+                                        else ""))
+            for place, url, pty, emu in farm.boards:
+                print("%-10s %-28s %-12s pid %d" % (place, url, pty, emu.proc.pid))
+            print("farm up: %d board(s); try `npu ls --port labgrid://%s`; Ctrl-C stops them"
+                  % (len(farm.boards), farm.boards[0][0]), flush=True)
+        stop.wait()
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="npu", description="Compile TFLite models for NPU boards, "
                                 "flash them over a serial link and run them.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def board_args(sp):
-        sp.add_argument("--port", help="serial port or pyserial URL (default: $NPU_PORT)")
+    def board_args(sp, port=True):
+        if port:
+            sp.add_argument("--port", help="serial port, pyserial URL or labgrid://PLACE "
+                                           "(default: $NPU_PORT)")
         sp.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the board")
         sp.add_argument("--json", action="store_true", help="print JSON")
         sp.add_argument("--trace", action="store_true",
@@ -497,6 +567,10 @@ def build_parser():
         sp.add_argument("--key", default=os.environ.get("NPU_KEY"), metavar="FILE",
                         help="sign blobs with this device key file, for a board given one with "
                              "`npu keys provision` (default: $NPU_KEY)")
+
+    def coordinator_arg(sp):
+        sp.add_argument("--coordinator", metavar="HOST:PORT",
+                        help="labgrid coordinator (default: $LG_COORDINATOR or 127.0.0.1:20408)")
 
     def quant_args(sp):
         sp.add_argument("--calib", help="representative inputs (.npy, or .npz with key x or one key per "
@@ -550,7 +624,14 @@ def build_parser():
     sp.add_argument("model", help="an .npb blob or an int8 .tflite model")
     sp.add_argument("--name", help="model name on the board (default: the file's stem)")
     key_arg(sp)
-    board_args(sp)
+    board_args(sp, port=False)
+    sp.add_argument("--port", action="append",
+                    help="serial port, pyserial URL or labgrid://PLACE (default: $NPU_PORT); "
+                         "repeat it to flash several boards in parallel")
+    sp.add_argument("--places", metavar="PATTERN",
+                    help="also flash every labgrid place matching PATTERN (npu-*) in parallel, "
+                         "each acquired for the flash (docs/farm.md)")
+    coordinator_arg(sp)
     sp.set_defaults(func=cmd_flash)
 
     sp = sub.add_parser("ls", help="list the models on the board")
@@ -623,6 +704,24 @@ def build_parser():
     zp.add_argument("name")
     zp.add_argument("--json", action="store_true", help="print JSON")
     zp.set_defaults(func=cmd_zoo_path)
+    sp = sub.add_parser("farm", help="a local board farm: emulated boards exported through "
+                                     "labgrid (docs/farm.md)")
+    farm_sub = sp.add_subparsers(dest="farm_command", required=True, metavar="FARM_COMMAND")
+    fp = farm_sub.add_parser("up", help="start N emulated boards, publish them with ser2net "
+                                        "(RFC 2217) and labgrid's exporter as places "
+                                        "PREFIX-1..N; serve until Ctrl-C")
+    fp.add_argument("n", type=int, metavar="N", help="number of boards")
+    coordinator_arg(fp)
+    fp.add_argument("--prefix", default="npu", help="place names: PREFIX-1..N (default: npu)")
+    fp.add_argument("--baud", metavar="N|board",
+                    help="pace each board's UART at N baud, or the profile's with 'board' "
+                         "(default: unpaced)")
+    fp.add_argument("--core", choices=("cpython", "micropython", "qemu"), default="cpython",
+                    help="emulator core (default: cpython)")
+    fp.add_argument("--board", help="board profile (default: the core's)")
+    fp.add_argument("--json", action="store_true", help="print the farm as one JSON line")
+    fp.set_defaults(func=cmd_farm_up)
+
     sp = sub.add_parser("firmware", help="build the board firmware (.mpy) and install it on a "
                                          "MicroPython board over its REPL")
     fw_sub = sp.add_subparsers(dest="firmware_command", required=True, metavar="FIRMWARE_COMMAND")
@@ -659,6 +758,9 @@ def build_parser():
 
 
 def main(argv=None):
+    import logging
+    # labgrid's client logs to the root logger: the error we raise says it once, in one line
+    logging.getLogger().addHandler(logging.NullHandler())
     args = build_parser().parse_args(argv)
     try:
         return args.func(args) or 0

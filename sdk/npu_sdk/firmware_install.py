@@ -74,10 +74,23 @@ def _open(port, baudrate, timeout):
         from mpremote.transport_serial import SerialTransport
     except ImportError as e:
         raise NpuError("npu firmware install needs mpremote: pip install mpremote") from e
+    from .link.transport import releasing, rfc2217_url
+    url, lease = port, None
+    if port.startswith("labgrid://"):  # a farm's board: held while the transport is open
+        from . import places
+        lease = places.lease(port)
+        url = lease.url
+    if url.startswith("rfc2217://"):
+        url = rfc2217_url(url)
     try:
-        return SerialTransport(port, baudrate=baudrate, timeout=timeout)
+        transport = SerialTransport(url, baudrate=baudrate, timeout=timeout)
     except Exception as e:  # mpremote raises TransportError, pyserial SerialException
+        if lease is not None:
+            lease.release()
         raise LinkError("cannot open %s: %s; check the port (--port or $NPU_PORT)" % (port, e)) from e
+    if lease is not None:
+        transport.close = releasing(transport.close, lease)
+    return transport
 
 
 class _Repl:

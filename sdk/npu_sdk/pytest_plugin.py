@@ -18,6 +18,11 @@ or per test `@pytest.mark.npu(core="micropython", board="cortex-m4-256k")`); wit
 board are ignored. Under pytest-xdist each worker starts its own emulators (own pty, own
 flash directory) and workers take turns on a `--npu-port` board. Every emulator is stopped
 at the end of the session, whatever happened; on Linux it also dies with its pytest process.
+
+A board farm: `pytest -n 4 --npu-places 'npu-*'` gives each worker its own labgrid place
+matching the pattern, acquired from the coordinator (`--npu-coordinator`, default
+$LG_COORDINATOR) for the session and released at its end (docs/farm.md). Each test's JUnit
+record carries npu_place, npu_firmware, npu_model_hash and npu_latency_us properties.
 """
 import atexit
 import os
@@ -45,6 +50,13 @@ def pytest_addoption(parser):
     group.addoption("--npu-board", default=None, choices=sorted(PROFILES),
                     help="emulator board profile for npu_board (default: host; mps3-an547 on "
                          "the qemu core)")
+    group.addoption("--npu-places", default=None, metavar="PATTERN",
+                    help="run npu_board tests on boards of a labgrid farm: each session (each "
+                         "xdist worker) acquires its own place matching PATTERN (npu-*) and "
+                         "releases it at the end")
+    group.addoption("--npu-coordinator", default=None, metavar="HOST:PORT",
+                    help="labgrid coordinator for --npu-places (default: $LG_COORDINATOR or "
+                         "127.0.0.1:20408)")
     group.addoption("--npu-timeout", default=30.0, type=float, metavar="SECONDS",
                     help="seconds to wait for each board answer (default: 30)")
     group.addoption("--npu-key", default=os.environ.get("NPU_KEY"), metavar="FILE",
@@ -59,6 +71,8 @@ def pytest_configure(config):
 
 
 def pytest_report_header(config):
+    if config.getoption("--npu-places"):
+        return "npu: a labgrid place matching %r per worker" % config.getoption("--npu-places")
     port = config.getoption("--npu-port")
     if port:
         return "npu: board at %s" % port
@@ -202,10 +216,72 @@ def _target(request):
     return core, board
 
 
+class Place:
+    """This session's labgrid place: the first free one matching the pattern (starting at the
+    xdist worker's index, so workers rarely race for one), held until release()."""
+
+    def __init__(self, pattern, address):
+        from .places import Coordinator
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+        index = int(worker[2:]) if worker[2:].isdigit() else 0
+        self.name = self.url = self.board = self.dead = None
+        # a session per step: an idle grpc stream is not kept alive between them
+        with Coordinator(address) as c:
+            self.address = c.address
+            names = c.names(pattern)
+            if not names:
+                raise pytest.UsageError("--npu-places %r matches no place on labgrid's "
+                                        "coordinator at %s" % (pattern, c.address))
+            for name in names[index % len(names):] + names[:index % len(names)]:
+                if c.acquire(name):
+                    self.name = name
+                    break
+            if self.name is None:
+                raise pytest.UsageError("every place matching %r is held (%d places); run fewer "
+                                        "workers or free a place" % (pattern, len(names)))
+            try:
+                self.url = c.serial_url(self.name)
+            except BaseException:
+                c.release(self.name)
+                raise
+        atexit.register(self.release)  # a backstop if the session never finishes
+
+    def release(self):
+        if self.board is not None:
+            self.board.close()
+            self.board = None
+        if self.name is None:
+            return
+        from .places import Coordinator
+        from .errors import NpuError
+        name, self.name = self.name, None
+        try:
+            with Coordinator(self.address) as c:
+                c.release(name)
+        except NpuError:
+            pass  # the coordinator is gone: so is the lock
+
+
+@pytest.fixture(scope="session")
+def npu_place(request):
+    """This worker's labgrid place (with --npu-places), else None."""
+    pattern = request.config.getoption("--npu-places")
+    if not pattern:
+        yield None
+        return
+    place = Place(pattern, request.config.getoption("--npu-coordinator"))
+    try:
+        yield place
+    finally:
+        place.release()
+
+
 @pytest.fixture
-def npu_port(request):
-    """The port of the board under test: --npu-port, or this session's emulator for the
-    test's core and board."""
+def npu_port(request, npu_place):
+    """The port of the board under test: this worker's place, --npu-port, or this session's
+    emulator for the test's core and board."""
+    if npu_place is not None:
+        return npu_place.url
     port = request.config.getoption("--npu-port")
     if port:
         return port
@@ -213,14 +289,58 @@ def npu_port(request):
 
 
 @pytest.fixture
-def npu_board(request, npu_port):
-    """A connected npu_sdk.link.Board (a real board is shared by xdist workers in turn)."""
+def npu_board(request, npu_port, npu_place):
+    """A connected npu_sdk.link.Board (a real board is shared by xdist workers in turn; a
+    farm's board stays connected for the worker's session: RFC 2217 takes ~1 s to connect)."""
     from . import keys
+    from .errors import NpuError
     from .link import Board
-    with _board_lock(npu_port if request.config.getoption("--npu-port") else None):
+    props = request.node.user_properties
+    if npu_place is not None:
+        props.append(("npu_place", npu_place.name))
+        request.node._npu_where = "place %s (%s)" % (npu_place.name, npu_port)
+    shared = request.config.getoption("--npu-port") if npu_place is None else None
+    with _board_lock(shared):
         key = keys.load(request.config.getoption("--npu-key"))
-        with Board(npu_port, timeout=request.config.getoption("--npu-timeout"), key=key) as board:
+        board = npu_place.board if npu_place is not None else None
+        if npu_place is not None and npu_place.dead:  # fail fast, do not wait on it per test
+            pytest.fail(npu_place.dead, pytrace=False)
+        try:
+            if board is not None:
+                try:
+                    board.info = board.hello()  # still there? (and a fresh view of it)
+                except NpuError:
+                    board.close()
+                    board = npu_place.board = None
+            if board is None:
+                board = Board(npu_port, timeout=request.config.getoption("--npu-timeout"), key=key)
+        except NpuError as e:
+            where = getattr(request.node, "_npu_where", npu_port)
+            message = "npu: the board at %s does not answer: %s" % (where, e)
+            if npu_place is not None:
+                npu_place.dead = message
+            pytest.fail(message, pytrace=False)
+        board.last_invoke_us = None
+        props.append(("npu_firmware", board.info.firmware))
+        try:
             yield board
+        finally:
+            if board.last_invoke_us is not None:
+                props.append(("npu_latency_us", board.last_invoke_us))
+            if npu_place is not None:
+                npu_place.board = board  # kept for the next test; closed with the place
+            else:
+                board.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test on a farm's board names the place, so the failure leads to the board."""
+    outcome = yield
+    report = outcome.get_result()
+    where = getattr(item, "_npu_where", None)
+    if report.failed and where:
+        report.sections.append(("npu board", "this test ran on the board at %s" % where))
 
 
 class _board_lock:
@@ -253,7 +373,7 @@ def _npu_blobs():
 
 
 @pytest.fixture
-def npu_model(npu_board, _npu_blobs):
+def npu_model(request, npu_board, _npu_blobs):
     """npu_model(source, name=None) -> the model's name on npu_board.
 
     `source` is a .tflite (compiled once per session), an .npb, or blob bytes with a name;
@@ -274,6 +394,8 @@ def npu_model(npu_board, _npu_blobs):
             data, name = _npu_blobs[key], name or os.path.splitext(os.path.basename(path))[0]
         else:
             data = source
-        return npu_board.flash(data, name, skip_if_same=True).name
+        name = npu_board.flash(data, name, skip_if_same=True).name
+        request.node.user_properties.append(("npu_model_hash", "%s:%s" % (name, bytes(data[-32:]).hex())))
+        return name
 
     return flash

@@ -100,6 +100,7 @@ class Board:
         self.seq = random.randrange(256)  # a new session does not reuse the last one's seqs
         self.info = None
         self.last_flash = None
+        self.last_invoke_us = None  # the board's median of the last invoke/run, in µs
         self.models = {}  # name -> ModelSpec (None: unknown) of what this connection flashed or looked up
         try:
             self.info = self.hello()
@@ -544,6 +545,7 @@ class Board:
             self._stage_inputs(name, raw)
             request = codec.run_request(name, [], repeat, flags | codec.RUN_STAGED)
         median_us, outs, ops = codec.parse_run(self.request(codec.RUN, request))
+        self.last_invoke_us = median_us
         outputs = []
         for i, (dtype, shape, data) in enumerate(outs):
             if dtype & codec.OUT_HELD:

@@ -1,4 +1,5 @@
-"""Byte transport: any pyserial URL (a pty path, /dev/ttyACM0, socket://, rfc2217://, loop://)."""
+"""Byte transport: any pyserial URL (a pty path, /dev/ttyACM0, socket://, rfc2217://, loop://),
+and labgrid://PLACE for a board of a labgrid farm (npu_sdk.places)."""
 import os
 
 import serial
@@ -6,6 +7,8 @@ import serial
 from ..errors import LinkError
 
 DEFAULT_BAUD = 115200
+#: seconds a write may block on a stalled line (a board that stopped reading)
+WRITE_TIMEOUT = 5
 
 
 def default_port():
@@ -16,10 +19,46 @@ def open_port(port, baudrate=DEFAULT_BAUD):
     if not port:
         raise LinkError("no serial port given: pass --port PORT or set NPU_PORT "
                         "(`npu emulate` prints the port of a virtual board)")
+    lease = None
+    if port.startswith("labgrid://"):
+        from .. import places
+        lease = places.lease(port)  # acquires the place (unless this user holds it already)
+        url = lease.url
+    else:
+        url = port
+    write_timeout = WRITE_TIMEOUT
+    if url.startswith("rfc2217://"):
+        # pyserial's RFC 2217 backend refuses a write timeout (NotImplementedError); its writes
+        # go to a TCP socket that does not stall like a UART's buffer, so it needs none
+        write_timeout = None
+        url = rfc2217_url(url)
     try:
-        s = serial.serial_for_url(port, baudrate=baudrate, timeout=0.05, write_timeout=5,
-                                  exclusive=None)
+        s = serial.serial_for_url(url, baudrate=baudrate, timeout=0.05,
+                                  write_timeout=write_timeout, exclusive=None)
     except (serial.SerialException, ValueError, OSError) as e:
+        if lease is not None:
+            lease.release()
+        where = port if url == port else "%s (%s)" % (port, url)
         raise LinkError("cannot open serial port %s: %s; check the board is connected "
-                        "(or that `npu emulate` is running) and the port name" % (port, e)) from e
+                        "(or that `npu emulate` is running) and the port name" % (where, e)) from e
+    if lease is not None:
+        s.close = releasing(s.close, lease)
     return s
+
+
+def rfc2217_url(url):
+    """ser2net answers no SET_CONTROL for a port without modem lines (a pty, many USB bridges):
+    do not wait for it, as labgrid's own serial driver does not."""
+    if "ign_set_control" in url:
+        return url
+    return url + ("&" if "?" in url else "?") + "ign_set_control"
+
+
+def releasing(close, lease):
+    """The port's close(), then the place's release: the place is held while the port is open."""
+    def close_and_release():
+        try:
+            close()
+        finally:
+            lease.release()
+    return close_and_release
