@@ -118,6 +118,7 @@ def start_qemu(uart, profile, flash_dir, power_cut_after=0, icount=False, microp
     target = profile.get("qemu", firmware_image.DEFAULT_TARGET)
     elf = firmware_image.image(target, profile["ram"], micropython)
     Path(flash_dir).mkdir(parents=True, exist_ok=True)
-    flash = Path(flash_dir) / ("qemu-%s.flash" % target)
+    # absolute: QEMU runs in flash_dir, where a relative --flash-dir would not be found again
+    flash = Path(flash_dir).resolve() / ("qemu-%s.flash" % target)
     firmware_image.write_config(flash, target, profile["flash"], profile["name"], power_cut_after)
     return _spawn(uart, firmware_image.qemu_command(target, elf, flash, icount), True, flash_dir)

