@@ -15,6 +15,7 @@ cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 PY=$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")
 WORK=$(mktemp -d /tmp/npu-wheel.XXXXXX)
+export WORK
 EMU_PID=
 cleanup() {
     if [ -n "$EMU_PID" ]; then kill "$EMU_PID" 2>/dev/null; wait "$EMU_PID" 2>/dev/null || true; fi
@@ -117,9 +118,9 @@ m = json.load(open("fw/manifest.json"))
 assert "main.py" in m["files"] and "npufw/server.mpy" in m["files"], sorted(m["files"])
 PY
 
-emulate() {  # CORE: npu emulate in the background; sets PORT
+emulate() {  # CORE [OPTIONS]: npu emulate in the background; sets PORT
     EMU_LOG=$WORK/emu-$1
-    "$NPU" emulate --core "$1" --flash-dir "flash-$1" >"$EMU_LOG.out" 2>"$EMU_LOG.err" &
+    "$NPU" emulate --core "$@" --flash-dir "flash-$1" >"$EMU_LOG.out" 2>"$EMU_LOG.err" &
     EMU_PID=$!
     PORT=
     for _ in $(seq 1200); do  # the qemu core may build its image first
@@ -130,6 +131,25 @@ emulate() {  # CORE: npu emulate in the background; sets PORT
     done
     fail "npu emulate --core $1 printed no port in 120 s"
 }
+stop_emulator() {  # CORE
+    kill "$EMU_PID"
+    wait "$EMU_PID" 2>/dev/null || true
+    EMU_PID=
+    EMU_LOG=
+    no_warnings "$WORK/emu-$1.err" "npu emulate --core $1"
+}
+
+step "npu firmware install on npu emulate --core micropython --repl (the VM's raw REPL)"
+emulate micropython --repl
+run firmware install --port "$PORT" --json
+stop_emulator micropython
+"$VPY" - <<'PY'
+import json, os
+copied = json.load(open(os.environ["WORK"] + "/out"))["copied"]
+assert "main.py" in copied and "npufw/server.mpy" in copied, copied
+assert all(os.path.isfile(os.path.join("flash-micropython", f)) for f in copied), copied
+PY
+rm -r flash-micropython
 for core in cpython micropython qemu; do
     if [ "$core" = qemu ] && [ -z "${MICROPY_DIR:-}" ]; then
         [ -n "${CI:-}" ] && fail "MICROPY_DIR is not set: the qemu core needs MicroPython's source (make check-wheel sets it)"
@@ -141,11 +161,7 @@ for core in cpython micropython qemu; do
     run flash digits.npb --name digits --port "$PORT" --timeout 60
     run run digits --input x.npy --output "y-$core.npy" --port "$PORT" --timeout 60
     run info --port "$PORT"
-    kill "$EMU_PID"
-    wait "$EMU_PID" 2>/dev/null || true
-    EMU_PID=
-    EMU_LOG=
-    no_warnings "$WORK/emu-$core.err" "npu emulate --core $core"
+    stop_emulator "$core"
 done
 # every core runs the same firmware on the same blob: the same outputs
 "$VPY" - <<'PY'
