@@ -4,11 +4,13 @@
 # outside the checkout and, from a folder outside the checkout:
 #   without extras: npu zoo list, npu compile of a zoo model, npu firmware build --arch, and
 #     the micropython core refusing with the extra to install;
-#   with npu-sdk[emulator]: npu firmware build for the VM, then flash + run of the model on
-#     npu emulate --core cpython, micropython and qemu (MICROPY_DIR: MicroPython's source).
-# Fails on any error, and on any warning from the build or from npu. Firmware builds are
-# cached in npu_sdk.firmware_build.cache_root() (~/.cache/npu-sdk): the qemu image the test
-# suite built is reused, as its key is the firmware's content, not where it is installed.
+#   with npu-sdk[emulator]: npu firmware build for the VM, npu firmware install onto the VM's
+#     raw REPL (npu emulate --repl), then flash + run of the model on npu emulate --core
+#     cpython, micropython and qemu (MICROPY_DIR: MicroPython's source), the same outputs.
+# Fails on any error, and on any warning from the build, pip or npu. Firmware builds are
+# cached in npu_sdk.firmware_build.cache_root() (~/.cache/npu-sdk) by their content, not by
+# where npu-sdk is installed: the tests and this check share the qemu image (about 40 s with
+# it cached; its first build adds a minute or so).
 # Run by .ci/run through `make check-wheel` (which sets MICROPY_DIR as for the tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -123,13 +125,13 @@ emulate() {  # CORE [OPTIONS]: npu emulate in the background; sets PORT
     "$NPU" emulate --core "$@" --flash-dir "flash-$1" >"$EMU_LOG.out" 2>"$EMU_LOG.err" &
     EMU_PID=$!
     PORT=
-    for _ in $(seq 1200); do  # the qemu core may build its image first
+    for _ in $(seq 3000); do  # the qemu core may build its image first
         PORT=$(sed -n 's/^port: //p' "$WORK/emu-$1.out")
         [ -n "$PORT" ] && return
         kill -0 "$EMU_PID" 2>/dev/null || fail "npu emulate --core $1 exited"
         sleep 0.1
     done
-    fail "npu emulate --core $1 printed no port in 120 s"
+    fail "npu emulate --core $1 printed no port in 300 s"
 }
 stop_emulator() {  # CORE
     kill "$EMU_PID"
