@@ -8,7 +8,7 @@ STAMP := $(VENV)/.npu-installed
 MICROPY_DIR ?= $(wildcard $(abspath ../shared/micropython))
 export MICROPY_DIR
 
-.PHONY: install demo test clean
+.PHONY: install demo test check-wheel clean
 
 $(STAMP): pyproject.toml setup.py $(wildcard board_emulator/csrc/*.c board_emulator/csrc/*.h)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# the sdist and the wheel, installed in a fresh venv and used from outside the checkout
+check-wheel: $(STAMP)
+	PY=$(PY) tools/ci_wheel.sh
 
 clean:
 	rm -rf $(VENV) build out *.egg-info

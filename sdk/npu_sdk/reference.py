@@ -56,8 +56,8 @@ def tflm_interpreter(model_bytes, arena_size=None):
     try:
         from tflite_micro.python.tflite_micro import runtime
     except ImportError as e:
-        raise NpuError("TFLite Micro is not installed: pip install tflite-micro "
-                       "(it is in npu-sdk[test])") from e
+        raise NpuError("TFLite Micro is not installed: pip install 'npu-sdk[validate]' "
+                       "(npu validate's oracle)") from e
     return runtime.Interpreter.from_bytes(bytes(model_bytes), arena_size=arena_size)
 
 

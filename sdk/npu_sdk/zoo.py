@@ -8,14 +8,13 @@ model's task.
     zoo.path("digits_mlp") / "int8.tflite"
 """
 import difflib
-import importlib.util
+import importlib.resources
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import NpuError
 
-_CHECKOUT = Path(__file__).resolve().parent.parent.parent / "model_zoo"
 _INDEX_ROW = re.compile(r"^\|\s*\[([^\]]+)\]\([^)]*\)\s*\|\s*([^|]*?)\s*\|")
 
 
@@ -28,13 +27,13 @@ class ZooModel:
 
 
 def root():
-    """The zoo directory: the installed `npu_zoo` package, else a source checkout's model_zoo/."""
-    spec = importlib.util.find_spec("npu_zoo")
-    if spec is not None and spec.submodule_search_locations:
-        return Path(list(spec.submodule_search_locations)[0])
-    if _CHECKOUT.is_dir():
-        return _CHECKOUT
-    raise NpuError("the model zoo is not installed (no `npu_zoo` package); reinstall npu-sdk")
+    """The zoo directory: the installed `npu_zoo` package (model_zoo/ in an editable install)."""
+    try:
+        where = importlib.resources.files("npu_zoo")
+    except ModuleNotFoundError:
+        raise NpuError("the model zoo is not installed (no `npu_zoo` package); reinstall npu-sdk "
+                       "(pip install --force-reinstall npu-sdk)") from None
+    return Path(where)
 
 
 def models(zoo_root=None):

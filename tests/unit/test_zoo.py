@@ -1,4 +1,5 @@
 """npu_sdk.zoo and `npu zoo`: found in a source checkout and in an installed wheel."""
+import hashlib
 import json
 import os
 import shutil
@@ -78,9 +79,11 @@ def test_cli_unknown_name(capsys):
 
 @pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
                     reason="building the wheel compiles the C kernels")
-def test_zoo_ships_in_the_wheel(tmp_path):
+def test_zoo_and_firmware_ship_in_the_wheel(tmp_path):
     """Build the wheel from a copy of the sources, unpack it away from the checkout and run
-    `npu zoo` from there: the zoo must come from the installed `npu_zoo` package."""
+    `npu zoo` and `npu firmware build` from there: the zoo must come from the installed
+    `npu_zoo` package, the firmware from `npu_firmware` and `npufw` (tools/ci_wheel.sh does
+    the same in a fresh venv with the emulator's cores)."""
     pytest.importorskip("setuptools")
     src = tmp_path / "src"
     src.mkdir()
@@ -108,3 +111,17 @@ def test_zoo_ships_in_the_wheel(tmp_path):
     run = subprocess.run([sys.executable, "-m", "npu_sdk", "zoo", "path", "digits_mlp"],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert run.stdout.strip() == str(site / "npu_zoo" / "digits_mlp")
+    run = subprocess.run([sys.executable, "-c", "import npu_firmware, npufw; "
+                          "print(npu_firmware.__file__, npufw.__file__)"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert run.stdout.split() == [str(site / "npu_firmware" / "__init__.py"),
+                                  str(site / "npufw" / "__init__.py")]
+    run = subprocess.run([sys.executable, "-m", "npu_sdk", "firmware", "build", "-o", "fw",
+                          "--arch", "armv6m", "--json"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    files = json.loads(run.stdout)["files"]
+    assert files["main.py"] == hashlib.sha256(
+        (site / "npu_firmware" / "main.py").read_bytes()).hexdigest()
+    assert sorted(files) == ["main.py"] + sorted(
+        "npufw/%s.mpy" % p.stem for p in (site / "npufw").glob("*.py"))
