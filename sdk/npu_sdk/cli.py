@@ -8,7 +8,7 @@ import json
 import os
 import sys
 
-from . import quant_methods
+from . import ops, quant_methods
 from .errors import NpuError
 
 
@@ -503,7 +503,9 @@ def build_parser():
         sp.add_argument("--overrides", help="JSON/TOML file of per-layer settings (docs/quantization.md)")
 
     sp = sub.add_parser("compile", help="compile a .tflite model (int8, or float with --calib) into an "
-                                        ".npb blob")
+                                        ".npb blob",
+                        epilog="supported ops: %s. Float models (--calib) may use: %s."
+                        % (", ".join(ops.SUPPORTED), ", ".join(ops.QUANTIZABLE)))
     sp.add_argument("model")
     sp.add_argument("-o", "--output", help="output .npb (default: MODEL.npb)")
     quant_args(sp)

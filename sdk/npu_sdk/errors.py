@@ -38,10 +38,6 @@ class LinkTimeout(LinkError):
     """The board did not answer in time."""
 
 
-class LinkCorrupted(LinkError):
-    """Frames kept arriving damaged (CRC mismatch) after retries."""
-
-
 class BoardError(NpuError):
     """The board answered with an error frame; `code` is the board's error code."""
 

@@ -17,12 +17,12 @@ import pytest
 from npu_sdk.errors import LinkError
 from npu_sdk.link import Board
 from npufw import store as fw_store
+from npufw.board import POWER_CUT_EXIT
 from tests.conformance import tflite_build
 from tests.conftest import Emulator, fc_model
 
 IN_DEPTH = 64
 X = np.arange(-32, 32, dtype=np.int8).reshape(1, IN_DEPTH)
-CUT_EXIT = 3
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,7 @@ def test_power_cut_at_every_write_of_an_install(core, tmp_path, models):
                 if k <= writes:
                     with pytest.raises(LinkError):
                         board.flash(models["B"][0], "m", chunk=4092)
-                    assert emu.wait() == CUT_EXIT
+                    assert emu.wait() == POWER_CUT_EXIT
                 else:
                     board.flash(models["B"][0], "m", chunk=4092)
         finally:

@@ -1,15 +1,9 @@
 """Byte transport: any pyserial URL (a pty path, /dev/ttyACM0, socket://, rfc2217://, loop://)."""
-import os
-
 import serial
 
 from ..errors import LinkError
 
 DEFAULT_BAUD = 115200
-
-
-def default_port():
-    return os.environ.get("NPU_PORT")
 
 
 def open_port(port, baudrate=DEFAULT_BAUD):
