@@ -30,11 +30,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+sys.path[:0] = [ROOT, os.path.join(ROOT, "tools")]
 
 from npu_sdk.errors import LinkError  # noqa: E402
 from npu_sdk.link import Board  # noqa: E402
-from tests.conftest import Emulator, fc_model  # noqa: E402
+from tools.testbed import Emulator, fc_model  # noqa: E402
 
 FAULTS = "flip=1e-4,drop=1e-4,dup=1e-4,seed=%d"
 TARGETS = dict(ratio_of_line_rate=0.90, speedup_over_mpremote=3.0, faulty_over_clean=1.3)

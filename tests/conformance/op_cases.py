@@ -7,7 +7,7 @@ Seeded; small enough that the MicroPython VM runs every case in a few seconds.
 """
 import numpy as np
 
-from tests.conformance import tflite_build as tb
+from tools import tflite_build as tb
 
 ACTIVATIONS = ["NONE", "RELU", "RELU6", "RELU_N1_TO_1"]
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from npu_sdk import lower
-from tests.conformance import tflite_build as tb
+from tools import tflite_build as tb
 
 kernels = pytest.importorskip("npu_emulator._kernels")
 

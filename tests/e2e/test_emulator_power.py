@@ -18,7 +18,7 @@ from npu_sdk.errors import LinkError
 from npu_sdk.link import Board
 from npufw import store as fw_store
 from npufw.board import POWER_CUT_EXIT
-from tests.conformance import tflite_build
+from tools import tflite_build
 from tests.conftest import Emulator, fc_model
 
 IN_DEPTH = 64

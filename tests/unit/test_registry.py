@@ -123,7 +123,7 @@ def test_unsupported_ops_are_listed_once_with_the_supported_ones():
 # --- limits: defined once, checked the same way by the compiler and on every core ----------
 
 def _conv_blob(in_c, monkeypatch=None):
-    from tests.conformance import tflite_build as tb
+    from tools import tflite_build as tb
     if monkeypatch is not None:  # let the compiler pass a filter the firmware must refuse
         monkeypatch.setattr(ops, "MAX_MACS", 1 << 30)
     model = tb.conv2d_model((1, 1, 1, in_c), (0.05, 1), np.ones((1, 1, 1, in_c), np.int8), [0.01],
