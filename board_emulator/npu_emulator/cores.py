@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import npufw
-from npufw.board import REPL_EXIT, Board
+from npufw.board import Board
 from npufw.server import Server
 from npufw.store import Store
 

@@ -79,6 +79,8 @@ def _baud(text, profile):
 
 def serve(args):
     # the board's parts load here, not with add_arguments: `npu`'s parser is built for every command
+    from npufw.board import REPL_EXIT
+
     from . import cores
     from .repl import ReplBoard
     from .uart import VirtualUart
@@ -148,7 +150,7 @@ def serve(args):
     try:
         repl = False
         while not stop.wait(0.05):
-            if proc is not None and proc.poll() is not None and proc.returncode == cores.REPL_EXIT \
+            if proc is not None and proc.poll() is not None and proc.returncode == REPL_EXIT \
                     and not repl:  # the host asked for the REPL: the firmware left its loop
                 proc, repl = cores.start_repl(uart, profile), True
                 continue

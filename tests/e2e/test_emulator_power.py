@@ -5,7 +5,8 @@ Installing B over A is a fixed sequence of flash writes (npufw/store.py): create
 sidecar m.sid, create m.part, one write per data chunk, rename .part -> .new, rename .npb
 -> .old (the previous version, kept until the new one has loaded once), rename .new to .npb
 (on FAT: remove, then rename), remove the sidecar. A cut during the data
-leaves m.part with its sidecar: the next flash resumes it (tests/e2e/test_link_resume.py). The e2e test cuts the emulator's power after each write in turn, on both
+leaves m.part with its sidecar: the next flash resumes it (tests/e2e/test_link_resume.py).
+The e2e test cuts the emulator's power after each write in turn, on both
 cores; the in-process test replays the same on a filesystem that cannot rename over a file.
 """
 import os
