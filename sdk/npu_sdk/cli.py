@@ -84,7 +84,7 @@ def cmd_compile(args):
 def cmd_inspect(args):
     from . import report
     if args.model.endswith(".npb"):
-        from .link.board import load_model
+        from .models import load_model
         data = load_model(args.model, None)[0]
     else:
         data = _compile(args)[0].blob
@@ -128,7 +128,7 @@ def cmd_emulate(args):
 
 def cmd_flash(args):
     from . import keys
-    from .link.board import load_model
+    from .models import load_model
     data, spec = load_model(args.model, args.name)  # compile or verify before touching the board
     name = spec.name
     key = keys.load(args.key)  # a bad key file fails before the port is opened

@@ -38,6 +38,15 @@ class LinkTimeout(LinkError):
     """The board did not answer in time."""
 
 
+class PreflightError(NpuError):
+    """The host refused to flash before sending anything: `kind` is "flash", "ram", "op" or
+    "signature" (a keyed board and no key)."""
+
+    def __init__(self, kind, message):
+        super().__init__(message)
+        self.kind = kind
+
+
 class BoardError(NpuError):
     """The board answered with an error frame; `code` is the board's error code."""
 

@@ -13,7 +13,7 @@ import pytest
 
 from npu_sdk.errors import BoardError
 from npu_sdk.link import Board, FlashResult, PreflightError, codec
-from npu_sdk.link.board import CHUNK
+from npu_sdk.link.arq import CHUNK
 from tools import tflite_build
 from tests.conftest import DIGITS_INT8, Emulator, fc_model, flash_files
 from tests.e2e.test_link_commands import npu
