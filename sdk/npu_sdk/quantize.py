@@ -286,8 +286,7 @@ def check_float(graph):
     problems = []
     for op in graph.ops:
         if op.kind not in QUANTIZABLE:
-            problems.append((op.index, op.kind, "cannot quantize this op (quantizable: %s)"
-                             % ", ".join(QUANTIZABLE)))
+            problems.append((op.index, op.kind, "cannot quantize this op"))
             continue
         acts = [i for i in op.inputs if i >= 0 and not graph.tensors[i].is_const]
         floats = [i for i in acts + list(op.outputs) if np.dtype(graph.tensors[i].dtype) != FLOAT32]
@@ -307,8 +306,9 @@ def check_float(graph):
             problems.append((-1, "io", "model input/output %r is %s; quantize takes float32 models"
                              % (graph.tensors[i].name, graph.tensors[i].dtype)))
     if problems:
-        raise UnsupportedOpError(problems, graph.name, "To go on: quantize it with TensorFlow's converter "
-                                 "(full int8) and compile that .tflite; see docs/quantization.md.")
+        raise UnsupportedOpError(problems, graph.name, "Quantizable ops: %s. To go on: quantize it with "
+                                 "TensorFlow's converter (full int8) and compile that .tflite; see "
+                                 "docs/quantization.md." % ", ".join(QUANTIZABLE))
 
 
 # --- calibration ------------------------------------------------------------------------

@@ -162,3 +162,9 @@ def test_the_documented_opcodes_are_the_registry_kernels():
 def test_name_and_tensor_limits():
     assert store.valid_name("a" * ops.MAX_NAME) and not store.valid_name("a" * (ops.MAX_NAME + 1))
     assert ops.MAX_TENSORS == 2 ** 15 - 1  # op records hold tensor indices as int16
+
+
+def test_the_documented_quantizable_ops_are_the_registry_ones():
+    text = " ".join((ROOT / "docs" / "quantization.md").read_text().split())
+    listed = text.split("Quantizable today (the registry's `ops.QUANTIZABLE`): ")[1].split(";")[0]
+    assert listed.split(", ") == list(ops.QUANTIZABLE)
