@@ -17,14 +17,10 @@ import time
 # everything the server loads lazily too (interp: at the first model load), so that the
 # firmware's code sits at the bottom of the heap at boot and never between two models' arenas
 from npufw import interp, kernels  # noqa: F401
-from npufw.board import Board
+from npufw.board import POWER_CUT_EXIT, REPL_EXIT, Board
 from npufw.server import Server
 from npufw.stdio import StdioUart
 from npufw.store import Store
-
-
-_POWER_CUT_EXIT = 3
-_REPL_EXIT = 4
 
 
 def _power_cut_after(writes):
@@ -35,7 +31,7 @@ def _power_cut_after(writes):
         count[0] += 1
         if count[0] >= writes:
             sys.stderr.write("power cut after flash write %d (%s)\n" % (count[0], what))
-            sys.exit(_POWER_CUT_EXIT)
+            sys.exit(POWER_CUT_EXIT)
     return on_write
 
 
@@ -134,7 +130,7 @@ def main(argv):
     if Server(with_pool(build(argv))).serve_forever() != "repl":
         return
     if sys.platform == "linux":
-        sys.exit(_REPL_EXIT)
+        sys.exit(REPL_EXIT)
     import micropython
     micropython.kbd_intr(3)  # Ctrl-C interrupts again: the REPL is the user's
     print("npu firmware: REPL (Ctrl-D soft-resets back into the npu firmware)")

@@ -39,7 +39,7 @@ from npu_sdk.errors import NpuError
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tools")]
 from bench_link import TARGETS as LINK_TARGETS  # noqa: E402  the issue's link targets, one place
-from tests.conftest import Emulator  # noqa: E402  the same emulator start-up the tests use
+from tools.testbed import Emulator  # noqa: E402  the same emulator start-up the tests use
 
 
 def zoo_models():

@@ -30,11 +30,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+sys.path[:0] = [ROOT, os.path.join(ROOT, "tools")]
 
 from npu_sdk.errors import LinkError  # noqa: E402
 from npu_sdk.link import Board  # noqa: E402
-from tests.conftest import Emulator, fc_model  # noqa: E402
+from tools.testbed import Emulator, fc_model  # noqa: E402
 
 FAULTS = "flip=1e-4,drop=1e-4,dup=1e-4,seed=%d"
 TARGETS = dict(ratio_of_line_rate=0.90, speedup_over_mpremote=3.0, faulty_over_clean=1.3)
@@ -220,7 +220,7 @@ def zoo_versus_mpremote(bauds):
     """Not a target (the issue's blob is incompressible): the same comparison on a real model,
     so a user sees what to expect; whole commands, micropython core."""
     from npu_sdk import zoo
-    from npu_sdk.link.board import load_model
+    from npu_sdk.models import load_model
     blob, _ = load_model(os.path.join(zoo.path(ZOO_MODEL), "int8.tflite"), ZOO_MODEL)
     return [dict(model=ZOO_MODEL, baud=baud, bytes=len(blob),
                  **versus_mpremote(baud, blob, len(blob) * 10.0 / baud)) for baud in bauds]

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from npu_sdk import ops
+
 SEED = 0
 REBUILD_CMD = "python tools/build_zoo.py --out model_zoo"
 
@@ -407,11 +409,8 @@ TensorFlow versions or CPUs are not guaranteed.
 # Shared helpers for the procedurally generated models below
 # --------------------------------------------------------------------------
 
-# Operators the npu-sdk compiler lowers; every published model must use only these.
-SDK_OPS = frozenset({
-    "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D",
-    "ADD", "MUL", "RESHAPE", "SOFTMAX", "QUANTIZE", "DEQUANTIZE",
-})
+# Operators the npu-sdk compiler lowers (its op registry); every published model must use only these.
+SDK_OPS = frozenset(ops.SUPPORTED)
 N_SAMPLES = 16  # inputs in samples.npz
 N_REP = 200  # representative (calibration) samples for post-training quantization
 

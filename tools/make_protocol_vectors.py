@@ -128,7 +128,7 @@ def main():
     from npufw.board import Board
     from npufw.server import Server
     from npufw.store import Store
-    from tests.conftest import StepClock, fc_model
+    from tools.testbed import StepClock, fc_model
 
     blob = fc_model(8, 4, seed=9)[1]
     steps = session_requests(codec, blob)

@@ -52,24 +52,13 @@ def start_cpython(uart, profile, flash_dir, power_cut_after=0):
 
 def micropython_executable():
     from npu_sdk import firmware_build
-    from npu_sdk.errors import NpuError
-    try:
-        return firmware_build.micropython_vm()
-    except NpuError as e:
-        raise SystemExit("npu emulate: %s" % e) from None
+    return firmware_build.micropython_vm()
 
 
 def _host_firmware():
     """The firmware built for the VM (cached): main.py and npufw/*.mpy, as on a board."""
     from npu_sdk import firmware_build
-    from npu_sdk.errors import NpuError
-    try:
-        return firmware_build.for_host_vm()
-    except NpuError as e:
-        raise SystemExit("npu emulate: %s" % e) from None
-
-
-REPL_EXIT = 4  # firmware/main.py: the host asked for the REPL
+    return firmware_build.for_host_vm()
 
 
 def _spawn(uart, args, first, cwd, firmware=True):

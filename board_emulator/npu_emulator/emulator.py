@@ -47,7 +47,7 @@ def add_arguments(p):
 
 
 def _fail(what):
-    raise SystemExit("npu emulate: %s" % what)
+    raise NpuError(what)
 
 
 def _listen_address(url):
@@ -80,13 +80,12 @@ def _baud(text, profile):
 
 def serve(args):
     # the board's parts load here, not with add_arguments: `npu`'s parser is built for every command
+    from npufw.board import REPL_EXIT
+
     from . import cores
     from .repl import ReplBoard
     from .uart import VirtualUart
-    try:
-        profile = profiles.get(args.board or profiles.DEFAULT[args.core])
-    except NpuError as e:
-        _fail(str(e))
+    profile = profiles.get(args.board or profiles.DEFAULT[args.core])
     baud = _baud(args.baud, profile)
     spec = None
     if args.faults:
@@ -138,11 +137,8 @@ def serve(args):
     elif args.core == "micropython":
         proc = cores.start_micropython(uart, profile, flash_dir, args.power_cut_after_writes)
     elif args.core == "qemu":
-        try:
-            proc = cores.start_qemu(uart, profile, flash_dir, args.power_cut_after_writes,
-                                    args.icount, args.micropython)
-        except NpuError as e:
-            _fail(str(e))
+        proc = cores.start_qemu(uart, profile, flash_dir, args.power_cut_after_writes,
+                                args.icount, args.micropython)
     else:
         cores.start_cpython(uart, profile, flash_dir, args.power_cut_after_writes)
     print("port: %s" % uart.port, flush=True)
@@ -154,7 +150,7 @@ def serve(args):
     try:
         repl = False
         while not stop.wait(0.05):
-            if proc is not None and proc.poll() is not None and proc.returncode == cores.REPL_EXIT \
+            if proc is not None and proc.poll() is not None and proc.returncode == REPL_EXIT \
                     and not repl:  # the host asked for the REPL: the firmware left its loop
                 proc, repl = cores.start_repl(uart, profile), True
                 continue
@@ -185,4 +181,8 @@ def serve(args):
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m npu_emulator", description=__doc__)
     add_arguments(p)
-    return serve(p.parse_args(argv))
+    try:
+        return serve(p.parse_args(argv))
+    except NpuError as e:  # `npu emulate` prints it as `npu: ...`
+        print("npu emulate: %s" % e, file=sys.stderr)
+        return 1

@@ -8,7 +8,7 @@ code. Files are as the last write left them: what survives is what a board would
 import os
 import sys
 
-EXIT_CODE = 3  # firmware/main.py uses the same
+from npufw.board import POWER_CUT_EXIT as EXIT_CODE  # firmware/main.py's too
 
 
 def message(what):

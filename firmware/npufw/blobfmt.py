@@ -7,6 +7,8 @@ import binascii
 import hashlib
 import struct
 
+from . import opcodes
+
 MAGIC = b"NPUB"
 VERSION = 0
 ALIGN = 16
@@ -20,22 +22,8 @@ DTYPE_SIZE = {0: 1, 1: 4, 2: 4, 3: 2, 4: 1}
 ARENA = 0
 CONST = 1
 
-# opcode -> (name, number of tensor inputs, number of int32 params); matches blob.OPCODES/PARAMS
-OPS = {
-    1: ("FULLY_CONNECTED", 5, 7),
-    2: ("SOFTMAX", 1, 5),
-    3: ("QUANTIZE", 1, 1),
-    4: ("DEQUANTIZE", 1, 1),
-    5: ("CONV_2D", 5, 19),
-    6: ("DEPTHWISE_CONV_2D", 5, 19),
-    7: ("AVERAGE_POOL_2D", 1, 14),
-    8: ("MAX_POOL_2D", 1, 14),
-    9: ("ADD", 2, 24),
-    10: ("MUL", 2, 19),
-    11: ("LUT", 2, 1),
-    12: ("COPY", 1, 15),
-    13: ("MEAN", 1, 8),
-}
+# opcode -> (name, number of tensor inputs, number of int32 params): the SDK's registry
+OPS = opcodes.OPS
 
 
 class BlobError(Exception):
@@ -94,6 +82,8 @@ def parse(data, check_sha=True, total=None):
     if least > total:
         raise BlobError("header declares %d tensors, %d ops, %d constant bytes: needs %d bytes, "
                         "blob has %d" % (n_tensors, n_ops, const_size, least, total))
+    if n_tensors > opcodes.MAX_TENSORS:
+        raise BlobError("blob has %d tensors, at most %d are supported" % (n_tensors, opcodes.MAX_TENSORS))
     if check_sha and not sha256_ok(data):
         raise BlobError("blob SHA-256 mismatch: damaged or truncated")
     b = Blob()

@@ -1,5 +1,9 @@
 """The board the firmware is handed: it never imports machine- or emulator-specific code."""
 
+# Exit codes of the emulator's cores (firmware/main.py on the MicroPython VM, npu_emulator):
+POWER_CUT_EXIT = 3  # a power cut at a chosen flash write (--power-cut-after-writes)
+REPL_EXIT = 4  # the host asked for the REPL
+
 
 class Board:
     """uart: read() -> bytes (None at end), write(bytes); store: npufw.store.Store;

@@ -1,5 +1,5 @@
 """The interpreter loop: a parsed blob, one preallocated arena, kernels from the board's npu."""
-from . import blobfmt
+from . import blobfmt, opcodes
 from .blobfmt import ARENA, BlobError
 from .pool import buffer
 
@@ -7,7 +7,6 @@ _INT8 = 0
 _INT32 = 1
 _FLOAT32 = 2
 _LIMIT = 1 << 30  # window coordinates and offsets stay far inside int32
-_MAX_MACS = 65536  # k_h * k_w * in_c: int32 accumulators cannot overflow (as the C binding)
 _MAX_MEAN = 1 << 23  # in_h * in_w: 255 * 2**23 fits the int32 sum (as the C binding)
 
 
@@ -87,7 +86,8 @@ class Model:
         """Check an op's tensors against its parameters once; return the kernel call."""
         p = op.params
         what = "op %d" % index
-        if op.opcode == 1:
+        code = op.opcode
+        if code == opcodes.FULLY_CONNECTED:
             batches, in_d, out_d, in_off, out_off, amin, amax = p
             if not (-128 <= amin <= amax <= 127):
                 raise BlobError(what + ": bad activation range")
@@ -99,30 +99,30 @@ class Model:
                 self._tensor(op.inputs[3], _INT32, 4 * out_d, what),
                 self._tensor(op.inputs[4], _INT32, 4 * out_d, what),
                 batches, in_d, out_d, in_off, out_off, amin, amax)
-        if op.opcode == 2:
+        if code == opcodes.SOFTMAX:
             rows, depth, mult, shift, diff_min = p
             n = rows * depth
             return npu.softmax, (self._tensor(op.inputs[0], _INT8, n, what),
                                  self._tensor(op.outputs[0], _INT8, n, what),
                                  rows, depth, mult, shift, diff_min)
-        if op.opcode in (5, 6):
+        if code == opcodes.CONV_2D or code == opcodes.DEPTHWISE_CONV_2D:
             return self._prepare_conv(npu, op, what)
-        if op.opcode in (7, 8):
+        if code == opcodes.AVERAGE_POOL_2D or code == opcodes.MAX_POOL_2D:
             return self._prepare_pool(npu, op, what)
-        if op.opcode in (9, 10):
+        if code == opcodes.ADD or code == opcodes.MUL:
             return self._prepare_elementwise(npu, op, what)
-        if op.opcode == 11:
+        if code == opcodes.LUT:
             n = p[0]
             _check(n >= 1, what, "bad count")
             return npu.lut, (self._tensor(op.inputs[0], _INT8, n, what),
                              self._tensor(op.inputs[1], _INT8, 256, what),
                              self._tensor(op.outputs[0], _INT8, n, what), n)
-        if op.opcode == 12:
+        if code == opcodes.COPY:
             return self._prepare_copy(npu, op, what)
-        if op.opcode == 13:
+        if code == opcodes.MEAN:
             return self._prepare_mean(npu, op, what)
         count = p[0]
-        if op.opcode == 3:
+        if code == opcodes.QUANTIZE:
             q = self.blob.tensors[op.outputs[0]]
             return npu.quantize, (self._tensor(op.inputs[0], _FLOAT32, 4 * count, what),
                                   self._tensor(op.outputs[0], _INT8, count, what),
@@ -140,13 +140,14 @@ class Model:
         _check_window(what, in_h, out_h, k_h, stride_h, dil_h, pad_h)
         _check_window(what, in_w, out_w, k_w, stride_w, dil_w, pad_w)
         _check_act(what, amin, amax)
-        if op.opcode == 5:
+        # the same limit as the C binding's and the compiler's: int32 accumulators cannot overflow
+        if op.opcode == opcodes.CONV_2D:
             out_c = channels
-            _check(k_h * k_w * in_c <= _MAX_MACS, what, "filter too large")
+            _check(k_h * k_w * in_c <= opcodes.MAX_MACS, what, "filter too large")
             w_size, fn = out_c * k_h * k_w * in_c, npu.conv2d
         else:
             out_c = in_c * channels
-            _check(k_h * k_w <= _MAX_MACS, what, "filter too large")
+            _check(k_h * k_w <= opcodes.MAX_MACS, what, "filter too large")
             w_size, fn = k_h * k_w * out_c, npu.depthwise_conv2d
         return fn, (self._tensor(op.inputs[0], _INT8, batches * in_h * in_w * in_c, what),
                     self._tensor(op.inputs[1], _INT8, w_size, what),
@@ -165,7 +166,7 @@ class Model:
         _check(pad_h < k_h and pad_w < k_w and (out_h - 1) * s_h - pad_h < in_h
                and (out_w - 1) * s_w - pad_w < in_w, what, "a pooling window misses the input")
         _check_act(what, amin, amax)
-        return (npu.average_pool2d if op.opcode == 7 else npu.max_pool2d), (
+        return (npu.average_pool2d if op.opcode == opcodes.AVERAGE_POOL_2D else npu.max_pool2d), (
             self._tensor(op.inputs[0], _INT8, batches * in_h * in_w * channels, what),
             self._tensor(op.outputs[0], _INT8, batches * out_h * out_w * channels, what)) + tuple(p)
 
@@ -173,12 +174,15 @@ class Model:
         p = op.params
         dims, s1, s2 = p[0:4], p[4:8], p[8:12]
         _check(min(dims) >= 1 and min(s1) >= 0 and min(s2) >= 0, what, "bad broadcast shape")
-        _check_act(what, p[-2], p[-1])
-        if op.opcode == 9:
-            _check(0 <= p[14] <= 22, what, "left_shift out of range")
-            shifts = (p[16], p[18], p[20])
+        add = op.opcode == opcodes.ADD
+        if add:  # the parameters after the broadcast geometry, in blob order
+            _, _, left_shift, _, shift1, _, shift2, _, out_shift, _, amin, amax = p[12:]
+            shifts = (shift1, shift2, out_shift)
         else:
-            shifts = (p[15],)
+            _, _, _, out_shift, _, amin, amax = p[12:]
+            left_shift, shifts = 0, (out_shift,)
+        _check_act(what, amin, amax)
+        _check(0 <= left_shift <= 22, what, "left_shift out of range")
         for sh in shifts:
             _check(-31 <= sh <= 31, what, "shift out of range")
         n = dims[0] * dims[1] * dims[2] * dims[3]
@@ -192,7 +196,7 @@ class Model:
             _check(t.dtype == _INT8 and t.size >= extent, what,
                    "input %d is not int8 of at least %d elements" % (i, extent))
             views.append(self.views[i])
-        return (npu.add if op.opcode == 9 else npu.mul), (
+        return (npu.add if add else npu.mul), (
             views[0], views[1], self._tensor(op.outputs[0], _INT8, n, what)) + tuple(p)
 
     def _int8_tensor(self, i, what):

@@ -8,7 +8,7 @@ offset it has verified so far (NAK with the same offset when a gap precedes the 
 """
 import struct
 
-from . import blobfmt, frame, sign, stream
+from . import blobfmt, frame, opcodes, sign, stream
 from .store import valid_name
 
 try:  # MicroPython
@@ -30,7 +30,7 @@ except ImportError:
 
 PROTOCOL_VERSION = 2  # 2: the FLASH_BEGIN signature covers the name
 FIRMWARE_VERSION = "0.3.0"  # 0.3: link protocol 2 (signatures bind the name)
-MAX_PAYLOAD = 4096
+MAX_PAYLOAD = opcodes.MAX_PAYLOAD  # a module attribute: tests shrink it
 WINDOW = 16384  # bytes of early FLASH_DATA the board holds while a gap is resent
 _LOG_LINES = 32
 
@@ -128,7 +128,8 @@ def _inflate(data, offset):
 def _name(p, pos):
     name, pos = _read_str(p, pos)
     if not valid_name(name):
-        raise Refused(E_BAD_NAME, "model name '%s': use 1-32 ASCII letters, digits, '_', '-', '.'" % name)
+        raise Refused(E_BAD_NAME, "model name '%s': use 1-%d ASCII letters, digits, '_', '-', '.'"
+                      % (name, opcodes.MAX_NAME))
     return name, pos
 
 

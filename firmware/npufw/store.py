@@ -36,7 +36,8 @@ remove) with what was written: the emulator uses it to cut power at a chosen wri
 """
 import os
 
-_MAX_NAME = 32
+from .opcodes import MAX_NAME
+
 # spelled out, not str.isalpha(): CPython's takes "é", MicroPython's does not, and a name must
 # mean the same on every core (and be a plain file name on any board's filesystem)
 _NAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-."
@@ -44,7 +45,7 @@ KEY_FILE = "device.key"
 
 
 def valid_name(name):
-    if not 0 < len(name) <= _MAX_NAME:
+    if not 0 < len(name) <= MAX_NAME:
         return False
     for c in name:
         if c not in _NAME_CHARS:
@@ -187,14 +188,6 @@ class Store:
         except OSError:
             return None
         return _Part(self, open(part, "ab"), "write " + part), size
-
-    def partial(self, name):
-        """The sidecar of an unfinished transfer of `name`, or None."""
-        try:
-            with open(self.path(name, ".sid"), "rb") as f:
-                return f.read()
-        except OSError:
-            return None
 
     def commit(self, name):
         """Install the verified NAME.part as NAME.npb, the previous version kept as NAME.old

@@ -22,6 +22,7 @@ from construct import (Array, Bytes, Checksum, Const, ConstructError, Enum, Floa
                        Int16sl, Int16ul, Int32sl, Int32ul, Padding, RawCopy, Rebuild, Struct,
                        Terminated, len_, this)
 
+from . import ops
 from .errors import BlobFormatError
 
 MAGIC = b"NPUB"
@@ -29,55 +30,10 @@ VERSION = 0
 ALIGN = 16
 MAX_RANK = 4
 
-#: Opcodes of the blob; the firmware's table must match (tests/unit/test_blob.py).
-OPCODES = {"FULLY_CONNECTED": 1, "SOFTMAX": 2, "QUANTIZE": 3, "DEQUANTIZE": 4, "CONV_2D": 5,
-           "DEPTHWISE_CONV_2D": 6, "AVERAGE_POOL_2D": 7, "MAX_POOL_2D": 8, "ADD": 9, "MUL": 10,
-           "LUT": 11, "COPY": 12, "MEAN": 13}
+#: Opcodes and kernel parameter names (in blob order) of the blob: the registry's kernels.
+OPCODES = {k.name: k.opcode for k in ops.KERNELS}
 OPNAMES = {v: k for k, v in OPCODES.items()}
-
-_CONV_GEOMETRY = ("batches", "in_h", "in_w", "in_c", "out_h", "out_w", "k_h", "k_w",
-                  "stride_h", "stride_w", "dilation_h", "dilation_w", "pad_h", "pad_w")
-_CONV_QUANT = ("input_offset", "output_offset", "act_min", "act_max")
-_POOL_GEOMETRY = ("batches", "in_h", "in_w", "channels", "out_h", "out_w", "k_h", "k_w",
-                  "stride_h", "stride_w", "pad_h", "pad_w")
-_BROADCAST = ("d0", "d1", "d2", "d3", "in1_s0", "in1_s1", "in1_s2", "in1_s3",
-              "in2_s0", "in2_s1", "in2_s2", "in2_s3")
-
-#: Kernel parameter names per opcode, in blob order.
-PARAMS = {
-    "FULLY_CONNECTED": ("batches", "in_depth", "out_depth", "input_offset", "output_offset",
-                        "act_min", "act_max"),
-    "SOFTMAX": ("rows", "depth", "input_multiplier", "input_left_shift", "diff_min"),
-    "QUANTIZE": ("count",),
-    "DEQUANTIZE": ("count",),
-    # NHWC activations; weights OHWI (conv) or 1HWO (depthwise); pad_h/pad_w are the
-    # top/left padding; per-channel mult/shift in constant tensors as for FULLY_CONNECTED.
-    "CONV_2D": _CONV_GEOMETRY[:6] + ("out_c",) + _CONV_GEOMETRY[6:] + _CONV_QUANT,
-    "DEPTHWISE_CONV_2D": _CONV_GEOMETRY[:6] + ("depth_multiplier",) + _CONV_GEOMETRY[6:]
-                         + _CONV_QUANT,
-    "AVERAGE_POOL_2D": _POOL_GEOMETRY + ("act_min", "act_max"),
-    "MAX_POOL_2D": _POOL_GEOMETRY + ("act_min", "act_max"),
-    # Elementwise over a 4-D output [d0, d1, d2, d3]; each input is read at
-    # sum_k index_k * stride_k (stride 0 where it broadcasts).
-    "ADD": _BROADCAST + ("input1_offset", "input2_offset", "left_shift", "input1_multiplier",
-                         "input1_shift", "input2_multiplier", "input2_shift",
-                         "output_multiplier", "output_shift", "output_offset", "act_min",
-                         "act_max"),
-    "MUL": _BROADCAST + ("input1_offset", "input2_offset", "output_multiplier", "output_shift",
-                         "output_offset", "act_min", "act_max"),
-    # out[i] = table[in[i] + 128]: every int8 -> int8 pointwise op (RELU, RELU6,
-    # LEAKY_RELU, HARD_SWISH, LOGISTIC, TANH, int8 QUANTIZE); inputs: input, table int8[256].
-    "LUT": ("count",),
-    # Strided 4-D int8 copy into a part of the output (PAD, one per CONCATENATION input):
-    # out[out_offset + sum i_k * out_s_k] = in[sum i_k * in_s_k] for i_k < d_k; with
-    # fill = 1 the whole output is first set to fill_value.
-    "COPY": ("d0", "d1", "d2", "d3", "in_s0", "in_s1", "in_s2", "in_s3", "out_s0", "out_s1",
-             "out_s2", "out_s3", "out_offset", "fill", "fill_value"),
-    # Mean over height and width of NHWC int8, output [batches, channels]: TFLM's
-    # QuantizedMeanOrSum with 1/(in_h * in_w) folded into multiplier and shift.
-    "MEAN": ("batches", "in_h", "in_w", "channels", "input_offset", "multiplier", "shift",
-             "output_offset"),
-}
+PARAMS = {k.name: k.params for k in ops.KERNELS}
 
 DType = Enum(Int8ul, int8=0, int32=1, float32=2, int16=3, uint8=4)
 Location = Enum(Int8ul, arena=0, const=1)
@@ -168,6 +124,9 @@ def _check_declared_sizes(data):
         raise BlobFormatError("blob header declares %d tensors, %d ops and %d constant bytes, which "
                               "need at least %d bytes; the blob has %d: it is damaged, recompile it"
                               % (h.n_tensors, h.n_ops, h.const_size, least, len(data)))
+    if h.n_tensors > ops.MAX_TENSORS:  # op records index tensors with int16
+        raise BlobFormatError("blob declares %d tensors, at most %d are supported: it is damaged, "
+                              "recompile it" % (h.n_tensors, ops.MAX_TENSORS))
 
 
 def unpack(data):

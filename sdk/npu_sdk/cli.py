@@ -8,7 +8,7 @@ import json
 import os
 import sys
 
-from . import quant_methods
+from . import ops, quant_methods
 from .errors import NpuError
 
 
@@ -85,7 +85,7 @@ def cmd_compile(args):
 def cmd_inspect(args):
     from . import report
     if args.model.endswith(".npb"):
-        from .link.board import load_model
+        from .models import load_model
         data = load_model(args.model, None)[0]
     else:
         data = _compile(args)[0].blob
@@ -129,7 +129,7 @@ def cmd_emulate(args):
 
 def cmd_flash(args):
     from . import keys
-    from .link.board import load_model
+    from .models import load_model
     data, spec = load_model(args.model, args.name)  # compile or verify before touching the board
     name = spec.name
     key = keys.load(args.key)  # a bad key file fails before the port is opened
@@ -587,7 +587,9 @@ def build_parser():
         sp.add_argument("--overrides", help="JSON/TOML file of per-layer settings (docs/quantization.md)")
 
     sp = sub.add_parser("compile", help="compile a .tflite model (int8, or float with --calib) into an "
-                                        ".npb blob")
+                                        ".npb blob",
+                        epilog="supported ops: %s. Float models (--calib) may use: %s."
+                        % (", ".join(ops.SUPPORTED), ", ".join(ops.QUANTIZABLE)))
     sp.add_argument("model")
     sp.add_argument("-o", "--output", help="output .npb (default: MODEL.npb)")
     quant_args(sp)

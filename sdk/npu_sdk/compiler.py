@@ -7,14 +7,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import blob, lower, plan, rewrite, tflite
+from . import blob, lower, ops, plan, rewrite, tflite
 from .errors import BlobFormatError, ModelError, UnsupportedOpError
 from .quantize import is_float_model
 
 _BLOB_DTYPES = {np.dtype(np.int8): "int8", np.dtype(np.int32): "int32",
                 np.dtype(np.float32): "float32", np.dtype(np.int16): "int16",
                 np.dtype(np.uint8): "uint8"}
-_ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
+SUPPORTED_HINT = "Supported ops: %s." % ", ".join(ops.SUPPORTED)
 INT8 = np.dtype(np.int8)
 FLOAT32 = np.dtype(np.float32)
 
@@ -55,8 +55,8 @@ def _check_fully_connected(graph, op):
                        % (graph.tensors[x].nbytes, wt.shape[1]))
     if bias >= 0 and (not graph.tensors[bias].is_const or graph.tensors[bias].dtype != np.int32):
         reasons.append("bias must be a constant int32 vector")
-    if op.options.get("activation", "NONE") not in _ACTIVATIONS:
-        reasons.append("fused activation %s is not one of %s" % (op.options["activation"], _ACTIVATIONS))
+    if op.options.get("activation", "NONE") not in lower.ACTIVATIONS:
+        reasons.append("fused activation %s is not one of %s" % (op.options["activation"], lower.ACTIVATIONS))
     if op.options.get("weights_format", 0) != 0:
         reasons.append("shuffled weights format is not supported")
     return reasons
@@ -71,9 +71,17 @@ def _check_softmax(graph, op):
         return reasons
     if not graph.tensors[op.inputs[0]].shape or graph.tensors[op.inputs[0]].shape[-1] < 1:
         return ["input must have a last axis of at least one value"]
-    if out.zero_point != -128 or abs(out.scale - 1 / 256) > 1e-9:
-        return ["int8 output must have scale 1/256 and zero point -128 (got %g, %d)"
-                % (out.scale, out.zero_point)]
+    return _fixed_output(op, out)
+
+
+def _fixed_output(op, y):
+    """Reasons unless y has the output quantization TFLM's int8 kernel fixes (if it does)."""
+    fixed = ops.OPS[op.kind].fixed_output
+    if fixed is not None:
+        scale, zp = fixed
+        if y.zero_point != zp or abs(y.scale - scale) > 1e-9:
+            return ["int8 output must have scale 1/%d and zero point %d (got %g, %d)"
+                    % (round(1 / scale), zp, y.scale, y.zero_point)]
     return []
 
 
@@ -124,8 +132,8 @@ def _window_options(op, filter_h, filter_w, dilated=True):
             reasons.append("%s must be >= 1 (got %r)" % (key, o.get(key)))
     if filter_h < 1 or filter_w < 1:
         reasons.append("filter must be at least 1x1 (got %dx%d)" % (filter_h, filter_w))
-    if o.get("activation", "NONE") not in _ACTIVATIONS:
-        reasons.append("fused activation %s is not one of %s" % (o["activation"], _ACTIVATIONS))
+    if o.get("activation", "NONE") not in lower.ACTIVATIONS:
+        reasons.append("fused activation %s is not one of %s" % (o["activation"], lower.ACTIVATIONS))
     return reasons
 
 
@@ -184,7 +192,15 @@ def _check_conv_2d(graph, op):
         reasons.append("weights take %d input channels, the input has %d (grouped convolution "
                        "is not supported)" % (w_in_c, graph.tensors[op.inputs[0]].shape[3]))
     reasons += _check_conv_weights(graph, op, out_c, 0) + _window_options(op, k_h, k_w)
+    reasons += _check_macs(k_h * k_w * w_in_c, "k_h * k_w * in_c")
     return reasons or _check_output_shape(graph, op, k_h, k_w, out_c)
+
+
+def _check_macs(macs, what):
+    """The same limit as the firmware's and the C kernels': int32 accumulators never overflow."""
+    if macs > ops.MAX_MACS:
+        return ["%s is %d multiply-accumulates per output value, above %d" % (what, macs, ops.MAX_MACS)]
+    return []
 
 
 def _check_depthwise_conv_2d(graph, op):
@@ -203,6 +219,7 @@ def _check_depthwise_conv_2d(graph, op):
     if out_c % in_c:
         reasons.append("weights have %d channels, not a multiple of the input's %d" % (out_c, in_c))
     reasons += _check_conv_weights(graph, op, out_c, 3) + _window_options(op, k_h, k_w)
+    reasons += _check_macs(k_h * k_w, "k_h * k_w")
     return reasons or _check_output_shape(graph, op, k_h, k_w, out_c)
 
 
@@ -227,6 +244,10 @@ def _check_pool_2d(graph, op):
     return reasons or _check_output_shape(graph, op, k_h, k_w, channels, dilated=False)
 
 
+# elementwise op -> lower.py's function of its kernel parameters
+_ELEMENTWISE_PARAMS = {"ADD": lower.add_params, "MUL": lower.mul_params}
+
+
 def _check_elementwise(graph, op):
     """ADD / MUL: two int8 inputs (activations or constants) of rank <= 4 that broadcast to
     the int8 output; ADD needs its output rescaling factor below 1."""
@@ -244,9 +265,9 @@ def _check_elementwise(graph, op):
         return ["input shapes %s and %s do not broadcast" % (x1.shape, x2.shape)]
     if want != tuple(y.shape):
         return ["output shape %s is not the broadcast shape %s" % (y.shape, want)]
-    if op.options.get("activation", "NONE") not in _ACTIVATIONS:
-        return ["fused activation %s is not one of %s" % (op.options["activation"], _ACTIVATIONS)]
-    params = lower.add_params if op.kind == "ADD" else lower.mul_params
+    if op.options.get("activation", "NONE") not in lower.ACTIVATIONS:
+        return ["fused activation %s is not one of %s" % (op.options["activation"], lower.ACTIVATIONS)]
+    params = _ELEMENTWISE_PARAMS[op.kind]
     try:
         params(x1.scale, x1.zero_point, x2.scale, x2.zero_point, y.scale, y.zero_point,
                op.options.get("activation", "NONE"))
@@ -255,25 +276,23 @@ def _check_elementwise(graph, op):
     return []
 
 
+# int8 -> int8 pointwise op -> fn(op, (in scale, in zero point, out scale, out zero point))
+# returning its 256-entry table (lower.py raises ModelError where it cannot)
+_LUTS = {
+    "RELU": lambda op, q: lower.relu_lut("RELU", *q),
+    "RELU6": lambda op, q: lower.relu_lut("RELU6", *q),
+    "LEAKY_RELU": lambda op, q: lower.leaky_relu_lut(op.options.get("alpha", 0.0), *q),
+    "HARD_SWISH": lambda op, q: lower.hard_swish_lut(*q),
+    "LOGISTIC": lambda op, q: lower.logistic_lut(q[0], q[1]),
+    "TANH": lambda op, q: lower.tanh_lut(q[0], q[1]),
+    "QUANTIZE": lambda op, q: lower.requantize_lut(*q),  # int8 -> int8
+}
+
+
 def _lut(graph, op):
     """The 256-entry table of an int8 -> int8 pointwise op (raises ModelError)."""
     x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
-    q = (x.scale, x.zero_point, y.scale, y.zero_point)
-    if op.kind in ("RELU", "RELU6"):
-        return lower.relu_lut(op.kind, *q)
-    if op.kind == "LEAKY_RELU":
-        return lower.leaky_relu_lut(op.options.get("alpha", 0.0), *q)
-    if op.kind == "HARD_SWISH":
-        return lower.hard_swish_lut(*q)
-    if op.kind == "LOGISTIC":
-        return lower.logistic_lut(x.scale, x.zero_point)
-    if op.kind == "TANH":
-        return lower.tanh_lut(x.scale, x.zero_point)
-    return lower.requantize_lut(*q)  # QUANTIZE int8 -> int8
-
-
-# Output quantization fixed by TFLM's int8 kernels: (scale, zero point).
-_FIXED_OUTPUT = {"LOGISTIC": (1 / 256, -128), "TANH": (1 / 128, 0)}
+    return _LUTS[op.kind](op, (x.scale, x.zero_point, y.scale, y.zero_point))
 
 
 def _check_pointwise(graph, op):
@@ -288,11 +307,9 @@ def _check_pointwise(graph, op):
     x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
     if x.nbytes != y.nbytes:
         return ["input shape %s and output shape %s differ" % (x.shape, y.shape)]
-    if op.kind in _FIXED_OUTPUT:
-        scale, zp = _FIXED_OUTPUT[op.kind]
-        if y.zero_point != zp or abs(y.scale - scale) > 1e-9:
-            return ["int8 output must have scale 1/%d and zero point %d (got %g, %d)"
-                    % (round(1 / scale), zp, y.scale, y.zero_point)]
+    reasons = _fixed_output(op, y)
+    if reasons:
+        return reasons
     if op.kind == "RELU6":
         reasons = _same_quantization(graph, op.inputs[0], op.outputs[0])
         if reasons:
@@ -395,39 +412,9 @@ def _check_concatenation(graph, op):
     return reasons
 
 
-CONSTRAINTS = {
-    "RELU": _check_pointwise,
-    "RELU6": _check_pointwise,
-    "LEAKY_RELU": _check_pointwise,
-    "HARD_SWISH": _check_pointwise,
-    "LOGISTIC": _check_pointwise,
-    "TANH": _check_pointwise,
-    "PAD": _check_pad,
-    "PADV2": _check_pad,
-    "MEAN": _check_mean,
-    "CONCATENATION": _check_concatenation,
-    "CONV_2D": _check_conv_2d,
-    "DEPTHWISE_CONV_2D": _check_depthwise_conv_2d,
-    "AVERAGE_POOL_2D": _check_pool_2d,
-    "MAX_POOL_2D": _check_pool_2d,
-    "ADD": _check_elementwise,
-    "MUL": _check_elementwise,
-    "FULLY_CONNECTED": _check_fully_connected,
-    "SOFTMAX": _check_softmax,
-    "RESHAPE": _check_reshape,
-    "QUANTIZE": _check_quantize,
-    "DEQUANTIZE": _check_dequantize,
-}
-
-
-# Inputs every op of these kinds must have (present, not -1) and read without looking,
-# here and in rewrite.py; every one of them has exactly one output.
-_ARITY = {"FULLY_CONNECTED": 2, "CONV_2D": 2, "DEPTHWISE_CONV_2D": 2, "ADD": 2, "MUL": 2,
-          "SUB": 2, "FLOOR_DIV": 2, "PAD": 2, "PADV2": 2, "MEAN": 2, "GATHER": 2,
-          "STRIDED_SLICE": 4, "SPACE_TO_BATCH_ND": 3, "BATCH_TO_SPACE_ND": 3, "EXPAND_DIMS": 1,
-          "SOFTMAX": 1, "RESHAPE": 1, "QUANTIZE": 1, "DEQUANTIZE": 1, "AVERAGE_POOL_2D": 1,
-          "MAX_POOL_2D": 1, "RELU": 1, "RELU6": 1, "LEAKY_RELU": 1, "HARD_SWISH": 1,
-          "LOGISTIC": 1, "TANH": 1, "CONCATENATION": 1, "PACK": 1, "SHAPE": 1, "SQUEEZE": 1}
+# Inputs every op of a kind the SDK reads must have (present, not -1) and that the compiler
+# and rewrite.py read without looking; every one of them has exactly one output.
+_ARITY = {name: op.arity for name, op in ops.OPS.items()}
 
 
 def _structure_problems(graph):
@@ -456,7 +443,7 @@ def check_structure(graph):
         skip = {id(op) for op, _ in malformed}
         problems = [(op.index, op.kind, reason) for op, reason in malformed]
         problems += _problems(graph, skip)
-        raise UnsupportedOpError(sorted(problems, key=lambda p: p[0]), graph.name)
+        raise UnsupportedOpError(sorted(problems, key=lambda p: p[0]), graph.name, SUPPORTED_HINT)
     return graph
 
 
@@ -466,8 +453,7 @@ def _problems(graph, skip=()):
         if id(op) in skip:
             continue
         if op.kind not in CONSTRAINTS:
-            problems.append((op.index, op.kind, "op not supported (supported: %s)"
-                             % ", ".join(sorted(CONSTRAINTS))))
+            problems.append((op.index, op.kind, "op not supported"))
             continue
         shapes = " ".join(str(graph.tensors[i].shape) for i in op.inputs if i >= 0)
         for reason in CONSTRAINTS[op.kind](graph, op):
@@ -482,7 +468,7 @@ def check(graph):
         if len(graph.tensors[i].shape) > blob.MAX_RANK:
             problems.append((-1, "io", "tensor %r has rank > %d" % (graph.tensors[i].name, blob.MAX_RANK)))
     if problems:
-        raise UnsupportedOpError(problems, graph.name)
+        raise UnsupportedOpError(problems, graph.name, SUPPORTED_HINT)
     return graph
 
 
@@ -581,7 +567,7 @@ def _lower_conv(lw, op):
                           o.get("activation", "NONE"), out_c)
     inputs = [lw.tensor(op.inputs[0]), lw.tensor(op.inputs[1]), lw.tensor(bias),
               lw.const(p["mult"], np.int32), lw.const(p["shift"], np.int32)]
-    lw.emit(op.kind, inputs, op.outputs, batches=batches, in_h=in_h, in_w=in_w, in_c=in_c,
+    lw.emit(_kernel(op), inputs, op.outputs, batches=batches, in_h=in_h, in_w=in_w, in_c=in_c,
             out_h=out_h, out_w=out_w, k_h=k_h, k_w=k_w, stride_h=o["stride_h"],
             stride_w=o["stride_w"], dilation_h=o["dilation_h"], dilation_w=o["dilation_w"],
             pad_h=pad_h, pad_w=pad_w, input_offset=p["input_offset"],
@@ -597,7 +583,7 @@ def _lower_pool(lw, op):
     k_h, k_w = o["filter_h"], o["filter_w"]
     out_h, out_w, pad_h, pad_w = _window_geometry(g, op, k_h, k_w, dilated=False)
     act_min, act_max = lower.activation_range(o.get("activation", "NONE"), y.scale, y.zero_point)
-    lw.emit(op.kind, [lw.tensor(op.inputs[0])], op.outputs, batches=batches, in_h=in_h,
+    lw.emit(_kernel(op), [lw.tensor(op.inputs[0])], op.outputs, batches=batches, in_h=in_h,
             in_w=in_w, channels=channels, out_h=out_h, out_w=out_w, k_h=k_h, k_w=k_w,
             stride_h=o["stride_h"], stride_w=o["stride_w"], pad_h=pad_h, pad_w=pad_w,
             act_min=act_min, act_max=act_max)
@@ -606,15 +592,14 @@ def _lower_pool(lw, op):
 def _lower_elementwise(lw, op):
     g = lw.graph
     x1, x2, y = (g.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
-    params = lower.add_params if op.kind == "ADD" else lower.mul_params
-    p = params(x1.scale, x1.zero_point, x2.scale, x2.zero_point, y.scale, y.zero_point,
+    p = _ELEMENTWISE_PARAMS[op.kind](x1.scale, x1.zero_point, x2.scale, x2.zero_point, y.scale, y.zero_point,
                op.options.get("activation", "NONE"))
     dims = [1] * (4 - len(y.shape)) + list(y.shape)
     s1 = lower.broadcast_strides(x1.shape, y.shape)
     s2 = lower.broadcast_strides(x2.shape, y.shape)
     for k in range(4):
         p["d%d" % k], p["in1_s%d" % k], p["in2_s%d" % k] = dims[k], s1[k], s2[k]
-    lw.emit(op.kind, [lw.tensor(op.inputs[0]), lw.tensor(op.inputs[1])], op.outputs, **p)
+    lw.emit(_kernel(op), [lw.tensor(op.inputs[0]), lw.tensor(op.inputs[1])], op.outputs, **p)
 
 
 def _lower_pointwise(lw, op):
@@ -681,28 +666,36 @@ def _lower_mean(lw, op):
             output_offset=y.zero_point)
 
 
-LOWERINGS = {
-    "RELU": _lower_pointwise,
-    "RELU6": _lower_pointwise,
-    "LEAKY_RELU": _lower_pointwise,
-    "HARD_SWISH": _lower_pointwise,
-    "LOGISTIC": _lower_pointwise,
-    "TANH": _lower_pointwise,
-    "PAD": _lower_pad,
-    "PADV2": _lower_pad,
-    "MEAN": _lower_mean,
-    "CONCATENATION": _lower_concatenation,
-    "CONV_2D": _lower_conv,
-    "DEPTHWISE_CONV_2D": _lower_conv,
-    "AVERAGE_POOL_2D": _lower_pool,
-    "MAX_POOL_2D": _lower_pool,
-    "ADD": _lower_elementwise,
-    "MUL": _lower_elementwise,
-    "FULLY_CONNECTED": _lower_fully_connected,
-    "SOFTMAX": _lower_softmax,
-    "QUANTIZE": _lower_quantize,
-    "DEQUANTIZE": _lower_edge("DEQUANTIZE"),
+def _lower_reshape(lw, op):
+    """An alias: the output shares the input's bytes, no kernel runs."""
+    lw.alias[op.outputs[0]] = op.inputs[0]
+    lw.tensor(op.outputs[0])
+
+
+def _kernel(op):
+    """The blob kernel of an op that lowers to one kernel."""
+    return ops.OPS[op.kind].kernels[0]
+
+
+# How the compiler checks and lowers each family of ops (ops.Op.lowering): the
+# constraint returns the reasons an op is unsupported, the lowering emits its kernels.
+FAMILIES = {
+    "fully_connected": (_check_fully_connected, _lower_fully_connected),
+    "softmax": (_check_softmax, _lower_softmax),
+    "reshape": (_check_reshape, _lower_reshape),
+    "quantize": (_check_quantize, _lower_quantize),
+    "dequantize": (_check_dequantize, _lower_edge("DEQUANTIZE")),
+    "conv_2d": (_check_conv_2d, _lower_conv),
+    "depthwise_conv_2d": (_check_depthwise_conv_2d, _lower_conv),
+    "pool": (_check_pool_2d, _lower_pool),
+    "elementwise": (_check_elementwise, _lower_elementwise),
+    "pointwise": (_check_pointwise, _lower_pointwise),
+    "pad": (_check_pad, _lower_pad),
+    "mean": (_check_mean, _lower_mean),
+    "concatenation": (_check_concatenation, _lower_concatenation),
 }
+CONSTRAINTS = {name: FAMILIES[op.lowering][0] for name, op in ops.OPS.items() if op.lowering}
+LOWERINGS = {name: FAMILIES[op.lowering][1] for name, op in ops.OPS.items() if op.lowering}
 
 
 def lower_graph(graph):
@@ -710,11 +703,7 @@ def lower_graph(graph):
     for t in graph.inputs:
         lw.tensor(t)
     for op in graph.ops:
-        if op.kind == "RESHAPE":  # an alias: the output shares the input's bytes
-            lw.alias[op.outputs[0]] = op.inputs[0]
-            lw.tensor(op.outputs[0])
-        else:
-            LOWERINGS[op.kind](lw, op)
+        LOWERINGS[op.kind](lw, op)
     for t in graph.outputs:
         lw.tensor(t)
     return lw
@@ -770,6 +759,9 @@ def compile_graph(graph):
     lw = lower_graph(graph)
     arena, bound, constants = _place(lw)
     records = [{k: v for k, v in r.items() if k != "graph_tensor"} for r in lw.records]
+    if len(records) > ops.MAX_TENSORS:
+        raise ModelError("%s needs %d tensors, a blob holds at most %d; a model for a board is far "
+                         "smaller" % (graph.name, len(records), ops.MAX_TENSORS))
     try:
         data = blob.pack(arena, records, [lw.index[t] for t in graph.inputs],
                          [lw.index[t] for t in graph.outputs], lw.ops, constants)

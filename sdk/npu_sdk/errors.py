@@ -38,8 +38,13 @@ class LinkTimeout(LinkError):
     """The board did not answer in time."""
 
 
-class LinkCorrupted(LinkError):
-    """Frames kept arriving damaged (CRC mismatch) after retries."""
+class PreflightError(NpuError):
+    """The host refused to flash before sending anything: `kind` is "flash", "ram", "op" or
+    "signature" (a keyed board and no key)."""
+
+    def __init__(self, kind, message):
+        super().__init__(message)
+        self.kind = kind
 
 
 class BoardError(NpuError):

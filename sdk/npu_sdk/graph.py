@@ -48,6 +48,3 @@ class Graph:
     inputs: list
     outputs: list
     name: str = "model"
-
-    def consumers(self, tensor_index):
-        return [op for op in self.ops if tensor_index in op.inputs]

@@ -30,11 +30,3 @@ def get(name):
     except KeyError:
         raise NpuError("unknown board profile %r; choose one of: %s"
                        % (name, ", ".join(sorted(PROFILES)))) from None
-
-
-def estimate_s(profile, macs=0, uart_bytes=0):
-    """Rough seconds on the real board: `macs` int8 MACs plus `uart_bytes` over its UART.
-    None where the profile has no MAC figure (the host)."""
-    if profile.get("macs_per_s") is None:
-        return None
-    return macs / profile["macs_per_s"] + uart_bytes * 10.0 / profile["baud"]

@@ -379,7 +379,7 @@ def npu_model(request, npu_board, _npu_blobs):
     `source` is a .tflite (compiled once per session), an .npb, or blob bytes with a name;
     the name defaults to the file's stem. The model is flashed unless the board already
     holds this exact blob under that name, so each model is sent once per session."""
-    from .link.board import load_model
+    from .models import load_model
 
     def flash(source, name=None):
         if isinstance(source, (str, os.PathLike)):

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import reference, tflite_writer
+from . import ops, reference, tflite_writer
 from .errors import ModelError, UnsupportedOpError
 from .graph import Graph, Op, Tensor
 from .quant_methods import DEFAULT_METHOD, DEFAULT_PERCENTILE, METHODS
@@ -41,19 +41,12 @@ FLOAT32 = np.dtype(np.float32)
 INT8 = np.dtype(np.int8)
 INT32 = np.dtype(np.int32)
 
-# Ops with weights: kind -> (weight input position, bias input position, quantized dimension).
-_WEIGHTED = {
-    "FULLY_CONNECTED": (1, 2, 0),
-    "CONV_2D": (1, 2, 0),
-    "DEPTHWISE_CONV_2D": (1, 2, 3),
-}
-# Output range from calibration, like a weighted op's; constant float inputs (an ADD of a
-# constant) become per-tensor asymmetric int8 from their own min and max.
-_CALIBRATED = ("ADD", "MUL", "MEAN", "RELU", "LEAKY_RELU", "HARD_SWISH")
-# Output shares the input's quantization (TFLM's int8 RELU6 and PAD only clamp and copy).
-_SAME_AS_INPUT = ("RESHAPE", "MAX_POOL_2D", "AVERAGE_POOL_2D", "RELU6", "PAD")
-_FIXED_OUTPUT = {"SOFTMAX": (1.0 / 256.0, -128), "LOGISTIC": (1.0 / 256.0, -128), "TANH": (1.0 / 128.0, 0)}
-QUANTIZABLE = tuple(sorted(set(_WEIGHTED) | set(_CALIBRATED) | set(_SAME_AS_INPUT) | set(_FIXED_OUTPUT)))
+# How each op's output is quantized: the registry's (npu_sdk/ops.py) quant, weights and fixed_output.
+_WEIGHTED = {name: op.weights for name, op in ops.OPS.items() if op.quant == ops.WEIGHTED}
+_CALIBRATED = tuple(name for name, op in ops.OPS.items() if op.quant == ops.CALIBRATED)
+_SAME_AS_INPUT = tuple(name for name, op in ops.OPS.items() if op.quant == ops.SAME_AS_INPUT)
+_FIXED_OUTPUT = {name: op.fixed_output for name, op in ops.OPS.items() if op.quant == ops.FIXED}
+QUANTIZABLE = ops.QUANTIZABLE
 
 _OVERRIDE_KEYS = ("method", "percentile", "per_tensor", "range")
 
@@ -293,8 +286,7 @@ def check_float(graph):
     problems = []
     for op in graph.ops:
         if op.kind not in QUANTIZABLE:
-            problems.append((op.index, op.kind, "cannot quantize this op (quantizable: %s)"
-                             % ", ".join(QUANTIZABLE)))
+            problems.append((op.index, op.kind, "cannot quantize this op"))
             continue
         acts = [i for i in op.inputs if i >= 0 and not graph.tensors[i].is_const]
         floats = [i for i in acts + list(op.outputs) if np.dtype(graph.tensors[i].dtype) != FLOAT32]
@@ -314,8 +306,9 @@ def check_float(graph):
             problems.append((-1, "io", "model input/output %r is %s; quantize takes float32 models"
                              % (graph.tensors[i].name, graph.tensors[i].dtype)))
     if problems:
-        raise UnsupportedOpError(problems, graph.name, "To go on: quantize it with TensorFlow's converter "
-                                 "(full int8) and compile that .tflite; see docs/quantization.md.")
+        raise UnsupportedOpError(problems, graph.name, "Quantizable ops: %s. To go on: quantize it with "
+                                 "TensorFlow's converter (full int8) and compile that .tflite; see "
+                                 "docs/quantization.md." % ", ".join(QUANTIZABLE))
 
 
 # --- calibration ------------------------------------------------------------------------

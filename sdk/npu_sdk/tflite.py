@@ -29,10 +29,10 @@ def _enum_names(enum_class):
 
 _OP_NAMES = _enum_names(schema.BuiltinOperator)
 _TYPE_NAMES = _enum_names(schema.TensorType)
-_ACTIVATIONS = _enum_names(schema.ActivationFunctionType)
-_PADDINGS = _enum_names(schema.Padding)
-# builtin option attribute -> Op.options key (integers and flags taken as they are)
-_PLAIN_OPTIONS = (("beta", "beta"), ("keepNumDims", "keep_num_dims"),
+#: builtin option attribute -> Op.options key: every option the SDK reads, and all that
+#: tflite_writer.py writes back. Enums are kept as names (ENUM_OPTIONS), the rest as they are.
+OPTION_KEYS = dict((("fusedActivationFunction", "activation"), ("padding", "padding"),
+                    ("beta", "beta"), ("keepNumDims", "keep_num_dims"),
                   ("weightsFormat", "weights_format"), ("strideH", "stride_h"),
                   ("strideW", "stride_w"), ("dilationHFactor", "dilation_h"),
                   ("dilationWFactor", "dilation_w"), ("depthMultiplier", "depth_multiplier"),
@@ -43,7 +43,12 @@ _PLAIN_OPTIONS = (("beta", "beta"), ("keepNumDims", "keep_num_dims"),
                   ("beginMask", "begin_mask"), ("endMask", "end_mask"),
                   ("ellipsisMask", "ellipsis_mask"), ("newAxisMask", "new_axis_mask"),
                   ("shrinkAxisMask", "shrink_axis_mask"), ("offset", "offset"),
-                  ("batchDims", "batch_dims"))
+                  ("batchDims", "batch_dims"),
+                  # PACK and SHAPE, so that the writer does not write the schema's defaults
+                  ("valuesCount", "values_count"), ("outType", "out_type"),
+                  ("newShape", "new_shape")))
+ENUM_OPTIONS = {"fusedActivationFunction": schema.ActivationFunctionType, "padding": schema.Padding}
+_ENUM_NAMES = {attr: _enum_names(enum) for attr, enum in ENUM_OPTIONS.items()}
 
 
 def load(path):
@@ -143,15 +148,15 @@ def _options(op):
     if o is None:
         return {}
     opts = {}
-    if hasattr(o, "fusedActivationFunction"):
-        opts["activation"] = _ACTIVATIONS.get(o.fusedActivationFunction, str(o.fusedActivationFunction))
-    if hasattr(o, "padding"):
-        opts["padding"] = _PADDINGS.get(o.padding, str(o.padding))
-    for attr, key in _PLAIN_OPTIONS:
-        if hasattr(o, attr):
-            opts[key] = getattr(o, attr)
-    if hasattr(o, "newShape"):
-        opts["new_shape"] = list(o.newShape) if o.newShape is not None else None
+    for attr, key in OPTION_KEYS.items():
+        if not hasattr(o, attr):
+            continue
+        value = getattr(o, attr)
+        if attr in ENUM_OPTIONS:
+            value = _ENUM_NAMES[attr].get(value, str(value))
+        elif attr == "newShape":
+            value = list(value) if value is not None else None
+        opts[key] = value
     return opts
 
 

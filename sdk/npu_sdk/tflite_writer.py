@@ -10,7 +10,7 @@ import flatbuffers
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
-from . import tflite
+from . import ops, tflite
 from .errors import ModelError
 
 _TYPES = {
@@ -23,51 +23,22 @@ _TYPES = {
     np.dtype(np.bool_): schema.TensorType.BOOL,
 }
 
-# op kind -> (BuiltinOptions union member, options class name); ops not listed carry no options.
-_OPTIONS = {
-    "FULLY_CONNECTED": "FullyConnectedOptions",
-    "SOFTMAX": "SoftmaxOptions",
-    "RESHAPE": "ReshapeOptions",
-    "QUANTIZE": "QuantizeOptions",
-    "DEQUANTIZE": "DequantizeOptions",
-    "CONV_2D": "Conv2DOptions",
-    "DEPTHWISE_CONV_2D": "DepthwiseConv2DOptions",
-    "MAX_POOL_2D": "Pool2DOptions",
-    "AVERAGE_POOL_2D": "Pool2DOptions",
-    "ADD": "AddOptions",
-}
-
-_ENUMS = {  # option attribute -> enum class, for options the reader keeps as names
-    "fusedActivationFunction": schema.ActivationFunctionType,
-    "padding": schema.Padding,
-}
-
-# reader keys that are not simply the snake_case of the schema attribute (the reader's table wins)
-_KEY_OF = {"fusedActivationFunction": "activation", "dilationHFactor": "dilation_h",
-           "dilationWFactor": "dilation_w", "filterHeight": "filter_h", "filterWidth": "filter_w"}
-_KEY_OF.update(dict(getattr(tflite, "_PLAIN_OPTIONS", ())))
-
-
-def _snake(camel):
-    return "".join("_" + c.lower() if c.isupper() else c for c in camel)
-
-
 def _options(op):
-    name = _OPTIONS.get(op.kind)
-    if name is None:
+    """The op's BuiltinOptions (registry: npu_sdk/ops.py) from the keys the reader reads."""
+    info = ops.OPS.get(op.kind)
+    if info is None or info.options is None:
         return 0, None
-    opts = getattr(schema, name + "T")()
-    for attr in vars(opts):
-        key = _KEY_OF.get(attr, _snake(attr))
-        if key not in op.options or op.options[key] is None:
+    opts = getattr(schema, info.options + "T")()
+    for attr, key in tflite.OPTION_KEYS.items():
+        if not hasattr(opts, attr) or op.options.get(key) is None:
             continue
         value = op.options[key]
-        if attr in _ENUMS and isinstance(value, str):
-            value = getattr(_ENUMS[attr], value)
+        if attr in tflite.ENUM_OPTIONS and isinstance(value, str):
+            value = getattr(tflite.ENUM_OPTIONS[attr], value)
         elif isinstance(value, (list, tuple)):
             value = np.asarray(value, dtype=np.int32)
         setattr(opts, attr, value)
-    return getattr(schema.BuiltinOptions, name), opts
+    return getattr(schema.BuiltinOptions, info.options), opts
 
 
 def _builtin_code(kind):

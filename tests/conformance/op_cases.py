@@ -7,7 +7,8 @@ Seeded; small enough that the MicroPython VM runs every case in a few seconds.
 """
 import numpy as np
 
-from tests.conformance import tflite_build as tb
+from npu_sdk import ops
+from tools import tflite_build as tb
 
 ACTIVATIONS = ["NONE", "RELU", "RELU6", "RELU_N1_TO_1"]
 
@@ -121,7 +122,6 @@ def elementwise_cases(kind):
 
 
 POINTWISE = ["RELU", "RELU6", "LEAKY_RELU", "HARD_SWISH", "LOGISTIC", "TANH", "QUANTIZE"]
-_FIXED_OUTPUT = {"LOGISTIC": (1 / 256, -128), "TANH": (1 / 128, 0)}
 
 
 def pointwise_cases():
@@ -132,7 +132,7 @@ def pointwise_cases():
     for kind in POINTWISE:
         for j in range(3):
             in_q = _q(rng, 0.005, 0.2)
-            out_q = _FIXED_OUTPUT.get(kind) or (in_q if kind == "RELU6" else _q(rng, 0.005, 0.2))
+            out_q = ops.OPS[kind].fixed_output or (in_q if kind == "RELU6" else _q(rng, 0.005, 0.2))
             alpha = (0.1, 0.3, -0.2)[j] if kind == "LEAKY_RELU" else None
             model = tb.unary_model(kind, list(x.shape), in_q, out_q, alpha)
             cases.append(Case("%s%d" % (kind.lower(), j), model, [x]))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from npu_sdk import lower
-from tests.conformance import tflite_build as tb
+from tools import tflite_build as tb
 
 kernels = pytest.importorskip("npu_emulator._kernels")
 
@@ -239,7 +239,8 @@ def fc_args(**overrides):
     (dict(shift=memoryview(bytearray(17))[1:]), ValueError, r"shift: int32 buffer is not 4-byte"),
     (dict(out=bytes(8)), TypeError, r"out: the output buffer is read-only \(bytes\)"),
     (dict(inp=[0] * 18), TypeError, r"inp: expected a buffer .* got list"),
-    (dict(inp=np.zeros((18, 2), np.int8)[:, 0]), ValueError, r"inp: cannot use this numpy.ndarray as a flat C-contiguous"),
+    (dict(inp=np.zeros((18, 2), np.int8)[:, 0]), ValueError,
+     r"inp: cannot use this numpy.ndarray as a flat C-contiguous"),
     (dict(batches=0), ValueError, r"batches must be positive, got 0"),
     (dict(in_depth=-9), ValueError, r"in_depth must be positive, got -9"),
     (dict(in_depth=200000), ValueError, r"in_depth must be in \[1, 131071\]"),

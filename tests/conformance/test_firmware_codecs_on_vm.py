@@ -49,7 +49,8 @@ def test_vm_decodes_what_the_sdk_encodes():
     stdout, _ = run_script(_SCRIPT, {"frames.bin": stream, "a.npb": a, "b.npb": b, "bad.npb": bytes(bad)})
     frames, blobs, encoded = json.loads(stdout)
 
-    expected = [[i % 7 + 1, i, p.hex()] for i, p in enumerate(payloads)] + [None, None, [2, 2, b"after".hex()]]  # damaged frame, then the noise between flags
+    # the frames, a damaged frame, then the noise between flags
+    expected = [[i % 7 + 1, i, p.hex()] for i, p in enumerate(payloads)] + [None, None, [2, 2, b"after".hex()]]
     assert frames == expected
     assert bytes.fromhex(encoded) == codec.encode(6, 200, b"}~x")
     for data, got in ((a, blobs[0]), (b, blobs[1])):

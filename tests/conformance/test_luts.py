@@ -11,7 +11,7 @@ import pytest
 
 from npu_sdk import lower
 from npu_sdk.errors import ModelError
-from tests.conformance import tflite_build as tb
+from tools import tflite_build as tb
 
 X = np.arange(-128, 128, dtype=np.int8).reshape(1, 256)
 FIXED_OUTPUT = {"LOGISTIC": (1 / 256, -128), "TANH": (1 / 128, 0)}

@@ -18,7 +18,8 @@ from npufw.board import Board
 from npufw.server import Server
 from npufw.store import Store
 from npu_emulator import _kernels
-from tests.conformance import mp_harness, tflite_build
+from tests.conformance import mp_harness
+from tools import tflite_build
 from tools import bench_kernels
 
 SIZE = 64

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from npu_sdk import lower
-from tests.conformance import mp_harness, tflite_build
+from tests.conformance import mp_harness
+from tools import tflite_build
 from tests.conformance.mp_harness import Out
 
 pytestmark = pytest.mark.skipif(mp_harness.micropython_exe() is None,

@@ -5,7 +5,7 @@ import pytest
 
 from npu_sdk.errors import BoardError
 from npu_sdk.link import Board, PreflightError, codec
-from tests.conformance import tflite_build
+from tools import tflite_build
 from tests.conftest import Emulator, fc_model
 
 CORES = ["cpython", "micropython"]

@@ -12,7 +12,7 @@ from npu_emulator.pacing import CATCH_UP_S, Pacer
 from npu_sdk.errors import LinkTimeout
 from npu_sdk.link import Board, codec
 from npufw.server import Server
-from tests.conformance import tflite_build
+from tools import tflite_build
 from tests.conftest import Emulator, fc_model
 
 CORES = ["cpython", "micropython"]

@@ -5,7 +5,8 @@ Installing B over A is a fixed sequence of flash writes (npufw/store.py): create
 sidecar m.sid, create m.part, one write per data chunk, rename .part -> .new, rename .npb
 -> .old (the previous version, kept until the new one has loaded once), rename .new to .npb
 (on FAT: remove, then rename), remove the sidecar. A cut during the data
-leaves m.part with its sidecar: the next flash resumes it (tests/e2e/test_link_resume.py). The e2e test cuts the emulator's power after each write in turn, on both
+leaves m.part with its sidecar: the next flash resumes it (tests/e2e/test_link_resume.py).
+The e2e test cuts the emulator's power after each write in turn, on both
 cores; the in-process test replays the same on a filesystem that cannot rename over a file.
 """
 import os
@@ -17,12 +18,12 @@ import pytest
 from npu_sdk.errors import LinkError
 from npu_sdk.link import Board
 from npufw import store as fw_store
-from tests.conformance import tflite_build
+from npufw.board import POWER_CUT_EXIT
+from tools import tflite_build
 from tests.conftest import Emulator, fc_model
 
 IN_DEPTH = 64
 X = np.arange(-32, 32, dtype=np.int8).reshape(1, IN_DEPTH)
-CUT_EXIT = 3
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +80,7 @@ def test_power_cut_at_every_write_of_an_install(core, tmp_path, models):
                 if k <= writes:
                     with pytest.raises(LinkError):
                         board.flash(models["B"][0], "m", chunk=4092)
-                    assert emu.wait() == CUT_EXIT
+                    assert emu.wait() == POWER_CUT_EXIT
                 else:
                     board.flash(models["B"][0], "m", chunk=4092)
         finally:

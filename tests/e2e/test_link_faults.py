@@ -10,7 +10,7 @@ import zlib
 import pytest
 
 from npu_sdk.link import Board, codec
-from npu_sdk.link.board import CHUNK, CHUNK_MIN
+from npu_sdk.link.arq import CHUNK, CHUNK_MIN
 from tests.conftest import Emulator, fc_model
 
 SPEC = "flip=1e-4,drop=1e-4,dup=1e-4,seed=%d"

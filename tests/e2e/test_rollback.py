@@ -14,7 +14,7 @@ import pytest
 from npu_sdk.errors import BoardError
 from npu_sdk.link import Board, codec
 from npufw import store as fw_store
-from tests.conformance import tflite_build
+from tools import tflite_build
 from tests.conftest import Emulator, fc_model
 
 X = np.arange(16, dtype=np.int8).reshape(1, 16)

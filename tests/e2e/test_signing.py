@@ -13,8 +13,8 @@ import pytest
 
 from npu_sdk.errors import BoardError
 from npu_sdk.link import Board, FlashResult, PreflightError, codec
-from npu_sdk.link.board import CHUNK
-from tests.conformance import tflite_build
+from npu_sdk.link.arq import CHUNK, FlashStream
+from tools import tflite_build
 from tests.conftest import DIGITS_INT8, Emulator, fc_model, flash_files
 from tests.e2e.test_link_commands import npu
 
@@ -46,7 +46,7 @@ def _send_raw(board, blob, blob_id, mac, name="m"):
     """What a host that skips every check sends: FLASH_BEGIN with `blob_id`, `name` and `mac`,
     the bytes of `blob`, FLASH_END."""
     board.request(codec.FLASH_BEGIN, codec.flash_begin_request(len(blob), blob_id, name, mac))
-    board._stream(blob, 0, CHUNK, None, FlashResult(name, len(blob)))
+    FlashStream(board, blob, 0, CHUNK, None, FlashResult(name, len(blob))).run()
     board.request(codec.FLASH_END)
 
 

@@ -81,7 +81,7 @@ def _problems(model_bytes):
 
 def test_new_ops_compile_to_their_opcodes():
     from npu_sdk import blob
-    from tests.conformance import tflite_build as tb
+    from tools import tflite_build as tb
     w = np.ones((2, 3, 3, 3), np.int8)
     models = {
         "CONV_2D": tb.conv2d_model((1, 5, 5, 3), (0.05, 1), w, [0.01], None, (0.3, 2)),
@@ -98,7 +98,7 @@ def test_new_ops_compile_to_their_opcodes():
 
 
 def test_grouped_convolution_is_refused():
-    from tests.conformance import tflite_build as tb
+    from tools import tflite_build as tb
     model = tb.conv2d_model((1, 5, 5, 4), (0.05, 1), np.ones((2, 3, 3, 4), np.int8), [0.01],
                             None, (0.3, 2))
     def edit(m):  # weights take 2 of the input's 4 channels: a grouped convolution
@@ -113,7 +113,7 @@ def test_grouped_convolution_is_refused():
 
 
 def test_pool_with_requantization_is_refused():
-    from tests.conformance import tflite_build as tb
+    from tools import tflite_build as tb
     model = tb.pool2d_model("AVERAGE_POOL_2D", (1, 4, 4, 2), (0.1, 0), (2, 2), (2, 2))
     m = schema.ModelT.InitFromPackedBuf(model, 0)
     m.subgraphs[0].tensors[1].quantization.scale = [0.2]
@@ -124,7 +124,7 @@ def test_pool_with_requantization_is_refused():
 
 
 def test_add_with_a_tiny_output_scale_is_refused():
-    from tests.conformance import tflite_build as tb
+    from tools import tflite_build as tb
     model = tb.elementwise_model("ADD", (4,), (0.5, 0), (4,), (0.5, 0), (1e-8, 0))
     (problem,) = _problems(model)
     assert problem[1] == "ADD" and "must be in [0, 1)" in problem[2]
@@ -134,7 +134,7 @@ def test_interpreter_refuses_a_pooling_window_in_the_padding():
     from npufw import blobfmt, interp
     from npu_sdk import blob
     from npu_emulator import _kernels
-    from tests.conformance import tflite_build as tb
+    from tools import tflite_build as tb
     data = compiler.compile_graph(tflite.parse(
         tb.pool2d_model("AVERAGE_POOL_2D", (1, 4, 4, 2), (0.1, 0), (2, 2), (2, 2)))).blob
     body = blob.unpack(data)
@@ -149,7 +149,7 @@ def test_interpreter_refuses_a_pooling_window_in_the_padding():
 
 def test_pointwise_mean_pad_concat_compile_to_their_opcodes():
     from npu_sdk import blob
-    from tests.conformance import tflite_build as tb
+    from tools import tflite_build as tb
     lut, copy = blob.OPCODES["LUT"], blob.OPCODES["COPY"]
     models = {
         "RELU": (tb.unary_model("RELU", [1, 4], (0.1, 0), (0.05, -128)), [lut]),
@@ -178,7 +178,7 @@ def test_pointwise_mean_pad_concat_compile_to_their_opcodes():
      "axes 1 and 2"),
 ])
 def test_new_op_constraints_name_the_reason(model, match):
-    from tests.conformance import tflite_build as tb
+    from tools import tflite_build as tb
     (problem,) = _problems(model(tb))
     assert match in problem[2]
 
@@ -187,7 +187,7 @@ def test_interpreter_refuses_a_copy_past_its_output():
     from npufw import blobfmt, interp
     from npu_sdk import blob
     from npu_emulator import _kernels
-    from tests.conformance import tflite_build as tb
+    from tools import tflite_build as tb
     data = compiler.compile_graph(tflite.parse(
         tb.pad_model((2, 3), (0.1, 0), [[1, 0], [0, 2]]))).blob
     body = blob.unpack(data)

@@ -1,17 +1,20 @@
 """Board: the host client every tool uses (CLI, pytest plugin, demo).
 
-numpy is imported by the methods that handle tensors (run, invoke, input checks), so that
-flashing, listing and the other board commands start without it.
+Requests and their retransmission live here, FLASH_DATA streaming in arq.py, frames in
+codec.py; what a flash source is (an .npb, a .tflite compiled on the fly) in
+npu_sdk/models.py. numpy is imported by the methods that handle tensors (run, invoke),
+so that flashing, listing and the other board commands start without it.
 """
-import os
 import random
 import struct
 import time
 from dataclasses import dataclass
 
 from .. import blob
-from ..errors import BoardError, LinkError, LinkTimeout, ModelError, NpuError
+from ..errors import BoardError, LinkError, LinkTimeout, NpuError, PreflightError
+from ..models import load_model, seen
 from . import codec
+from .arq import CHUNK, FlashStream
 from .transport import DEFAULT_BAUD, open_port
 
 _DTYPES = {code: str(name) for code, name in blob.DType.decmapping.items()}  # the blob's codes
@@ -57,25 +60,6 @@ class FlashResult:
     retransmits: int = 0
     timeouts: int = 0  # resends after a retransmission timeout (the rest were found by order)
     seconds: float = 0.0
-
-
-class PreflightError(NpuError):
-    """The host refused to flash before sending anything: `kind` is "flash", "ram", "op" or
-    "signature" (a keyed board and no key)."""
-
-    def __init__(self, kind, message):
-        super().__init__(message)
-        self.kind = kind
-
-
-#: FLASH_DATA payload bytes per frame: the sender starts at CHUNK (framing then costs 0.6 %)
-#: and halves its chunks on every loss down to CHUNK_MIN (a frame of L bytes is lost with
-#: probability ~ 1 - (1 - p)^L on a line that damages a byte with probability p), doubling
-#: them again after a window's worth of bytes acknowledged without a loss
-CHUNK = 2048
-CHUNK_MIN = 256
-_INITIAL_RTO = 1.0
-_MIN_RTO = 0.2
 
 
 class Board:
@@ -264,7 +248,7 @@ class Board:
             result.resumed = verified
             if progress and verified:
                 progress(verified)
-            self._stream(data, verified, chunk, progress, result)
+            FlashStream(self, data, verified, chunk, progress, result).run()
             try:
                 self.request(codec.FLASH_END)
                 break
@@ -308,160 +292,6 @@ class Board:
         """Remove the board's device key (`old_key`, the one it has): it takes any blob again."""
         self.provision_key(bytes(codec.KEY_SIZE), old_key)
 
-    def _stream(self, data, start, chunk, progress, result):
-        """Send data[start:] as FLASH_DATA: a window of chunks in flight, selective repeat.
-
-        The board acknowledges every frame with the offset it has written so far (ACK), or
-        NAKs a frame that arrived after a gap with the same offset. The line is FIFO, so an
-        answer (ACK or NAK, matched by seq) to a frame sent after the latest copy of the chunk
-        at `verified` proves that copy lost: it is resent at once, with an empty FLASH_DATA
-        probe behind it (and behind the last chunk) so that an answer always follows. Only
-        when answers stop (the probe lost too) does the retransmission timeout (2 x smoothed
-        round trip, doubled on each expiry) resend it. `timeout` x (retries + 1) seconds
-        without progress ends in LinkTimeout.
-
-        Chunks are `chunk` bytes at most, halved on every loss (down to CHUNK_MIN) and doubled
-        after `window` bytes acknowledged without one; a resend covers the range of the copy it
-        replaces (in pieces of the current size), so every acknowledged offset starts a chunk
-        that was sent. A chunk goes deflated (FLASH_ZDATA) where the board takes it and deflate
-        makes it shorter.
-        """
-        size = len(data)
-        top = max(1, min(chunk, self.info.max_payload - 4))
-        floor = min(CHUNK_MIN, top)
-        step = top
-        window = max(self.info.window, top)
-        deflate = self.info.features & codec.F_DEFLATE
-        clean = 0  # bytes acknowledged since the last loss
-        acked = nxt = start
-        frames = {}  # offset -> ((type, payload), data bytes) of the chunk sent there, until acked
-        first_sent = {}  # offset -> time of first send (round-trip samples: never resent)
-        last_sent = {}
-        sent_order = {}  # offset -> number of its latest send
-        seq_order = {}  # seq -> number of the send that used it
-        count = [0]
-        srtt = None
-        rto = _INITIAL_RTO
-        progress_at = time.monotonic()
-        give_up = self.timeout * (self.retries + 1)
-
-        def probe():
-            """An empty FLASH_DATA at `acked`: the board answers with what it has verified. The
-            line is FIFO, so its answer says whether every frame sent before it arrived."""
-            seq = self._next_seq()
-            self._send(codec.FLASH_DATA, seq, codec.flash_data_request(acked, b""))
-            count[0] += 1
-            seq_order[seq] = count[0]
-
-        def pack(off, n):
-            """The frame for the n bytes at `off`: deflated where the board takes it and that
-            makes it shorter."""
-            piece = data[off:off + n]
-            payload = deflate and codec.flash_zdata_request(off, piece)
-            frames[off] = ((codec.FLASH_ZDATA, payload) if payload else
-                           (codec.FLASH_DATA, codec.flash_data_request(off, piece)), len(piece))
-
-        def transmit(off):
-            (ftype, payload), n = frames[off]
-            seq = self._next_seq()
-            self._send(ftype, seq, payload)
-            count[0] += 1
-            sent_order[off] = seq_order[seq] = count[0]
-            result.sent += len(payload) - 4
-            now = time.monotonic()
-            if off in last_sent:
-                result.retransmits += 1
-                first_sent.pop(off, None)  # its round trip would be ambiguous (Karn)
-            else:
-                first_sent[off] = now
-            last_sent[off] = now
-            return n
-
-        def send(off):
-            """New data at `off`, `step` bytes; returns its length."""
-            pack(off, min(step, size - off))
-            n = transmit(off)
-            if off + n >= size:
-                probe()  # nothing may follow it: make sure an answer tells if it got through
-            return n
-
-        def resend(off):
-            """The chunk at `off` again, lost: its range, in `step`-byte pieces when the chunks
-            shrank since it was sent (the board holds what follows by offset), then a probe."""
-            nonlocal step, clean
-            step, clean = max(floor, step // 2), 0
-            if off not in frames:
-                pack(off, min(step, size - off))
-            end = off + frames[off][1]
-            pieces = range(off, end, step)
-            if len(pieces) > 1:
-                for q in pieces:
-                    pack(q, min(step, end - q))
-            for q in pieces:
-                transmit(q)
-            probe()
-
-        def room():
-            return nxt < size and (nxt == acked or nxt + min(step, size - nxt) <= acked + window)
-
-        while acked < size:
-            while room():
-                nxt += send(nxt)
-            now = time.monotonic()
-            oldest = last_sent.get(acked, now)
-            deadline = min(oldest + rto, now + 0.05)
-            for rtype, rseq, p in self._frames(deadline):
-                if rtype == codec.ERROR:
-                    code, message = codec.parse_error(p)
-                    raise BoardError(code, message)
-                if rtype not in (codec.FLASH_DATA | codec.RESPONSE, codec.FLASH_ZDATA | codec.RESPONSE,
-                                 codec.NAK) or len(p) != 4:
-                    continue
-                verified = codec.parse_verified(p)
-                now = time.monotonic()
-                if verified > acked:
-                    # a round-trip sample only from a chunk acknowledged on its own arrival:
-                    # one released from the board's hold waited for a resend (Karn)
-                    sample = (first_sent.get(acked) if verified - acked <= frames.get(acked, (0, size))[1]
-                              else None)
-                    if sample is not None:
-                        r = now - sample
-                        srtt = r if srtt is None else 0.875 * srtt + 0.125 * r
-                    rto = max(_MIN_RTO, 2 * srtt) if srtt is not None else rto
-                    if progress:
-                        progress(verified - acked)
-                    clean += verified - acked
-                    if clean >= window and step < top:
-                        step, clean = min(top, 2 * step), 0
-                    for off in [o for o in last_sent if o < verified]:
-                        del last_sent[off]
-                        first_sent.pop(off, None)
-                        sent_order.pop(off, None)
-                        frames.pop(off, None)
-                    acked = verified
-                    progress_at = now
-                    if nxt < acked:
-                        nxt = acked
-                    if acked >= size:
-                        break
-                # the line is FIFO: an answer to a frame sent after the latest copy of the
-                # chunk at `verified` that still lacks it means that copy was lost: resend it
-                # now (with a probe behind it), no timer
-                if verified == acked < nxt and acked in sent_order \
-                        and seq_order.get(rseq, 0) > sent_order[acked]:
-                    resend(acked)
-                if room():
-                    break  # room in the window: send more first
-            now = time.monotonic()
-            if acked < size and now - max(last_sent.get(acked, now), progress_at) >= rto:
-                resend(acked)  # no progress: resend the oldest, back off
-                result.timeouts += 1
-                rto = min(rto * 2, max(self.timeout, _MIN_RTO))
-            if now - progress_at > give_up:
-                raise LinkTimeout("flashing stalled at byte %d of %d: no progress on %s for %.1f s; "
-                                  "run the same command again to resume" % (acked, size, self.port,
-                                                                            give_up))
-
     def remove(self, name):
         """Delete model `name` from the board (BoardError code 6 if it has none)."""
         self.request(codec.RM, codec.pack_str(name))
@@ -496,7 +326,7 @@ class Board:
         """The ModelSpec of model `name` if this process has seen its blob, else None."""
         if name not in self.models:
             entry = next((e for e in self.list() if e.name == name), None)
-            known = _SEEN.get(entry.blob_id) if entry else None
+            known = seen(entry.blob_id) if entry else None
             self.models[name] = known and known.renamed(name)
         return self.models[name]
 
@@ -578,113 +408,3 @@ class Board:
                                 % (index, len(out), size))
             out += piece
         return bytes(out)
-
-
-def load_model(source, name=None):
-    """Return (blob bytes, ModelSpec) for a flash source; nothing touches a board.
-
-    A path ending in .npb is read and verified, any other path is compiled as a .tflite
-    (an .npb under another suffix is recognised by its magic); bytes and
-    `compiler.Compiled` results are verified and need `name`.
-    """
-    if isinstance(source, (str, os.PathLike)):
-        path = os.fspath(source)
-        name = name or os.path.splitext(os.path.basename(path))[0]
-        try:
-            with open(path, "rb") as f:
-                head = f.read(4)
-        except OSError as e:
-            raise ModelError("cannot read model %s: %s" % (path, e.strerror or e)) from e
-        if path.endswith(".npb") or head == blob.MAGIC:
-            with open(path, "rb") as f:
-                data = f.read()
-        else:
-            from .. import compiler
-            data = compiler.compile_file(path).blob
-    elif isinstance(source, (bytes, bytearray, memoryview)) or hasattr(source, "blob"):
-        data = bytes(getattr(source, "blob", source))
-        if not name:
-            raise ValueError("flashing blob bytes needs a name: board.flash(blob, name=...)")
-    else:
-        raise TypeError("flash source must be a path to a .npb or .tflite, blob bytes or a "
-                        "compiler.Compiled, not %s" % type(source).__name__)
-    return data, ModelSpec.from_blob(name, data)  # refuses a damaged blob
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    shape: tuple
-    dtype_name: str  # "int8", "float32"...: read from a blob without numpy
-
-    @property
-    def dtype(self):
-        import numpy as np
-        return np.dtype(self.dtype_name)
-
-    def __str__(self):
-        return "%s %s" % (self.dtype_name, self.shape)
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """What the host knows about a flashed blob: its name, size, id and I/O tensors."""
-    name: str
-    size: int
-    blob_id: bytes
-    inputs: tuple
-    outputs: tuple
-
-    @classmethod
-    def from_blob(cls, name, data):
-        """Parse (and verify) blob bytes; raises BlobFormatError on a damaged blob."""
-        body = blob.unpack(data)
-
-        def tensor(i):
-            t = body.tensors[i]
-            return TensorSpec(tuple(t.shape[:t.ndim]), str(t.dtype))
-
-        spec = cls(name, len(data), bytes(data[-32:]), tuple(tensor(i) for i in body.inputs),
-                   tuple(tensor(i) for i in body.outputs))
-        _SEEN[spec.blob_id] = spec
-        return spec
-
-    def renamed(self, name):
-        return ModelSpec(name, self.size, self.blob_id, self.inputs, self.outputs)
-
-    def check_inputs(self, inputs):
-        """Return `inputs` as arrays of the model's dtypes and shapes, or raise ValueError."""
-        if len(inputs) != len(self.inputs):
-            raise ValueError("model %r takes %d input(s), got %d"
-                             % (self.name, len(self.inputs), len(inputs)))
-        return [self._check(i, x, t) for i, (x, t) in enumerate(zip(inputs, self.inputs))]
-
-    def _check(self, i, x, want):
-        import numpy as np
-        a = np.asarray(x)
-        if not isinstance(x, np.ndarray) and a.dtype != want.dtype:  # a list or scalar
-            cast = a.astype(want.dtype)
-            a = cast if np.array_equal(cast, a) else a
-        what = "model %r input %d is %s; got %s %s" % (self.name, i, want, a.dtype, a.shape)
-        if a.dtype != want.dtype:
-            hint = ""
-            if want.dtype == np.int8 and a.dtype.kind == "f":
-                hint = " (quantize it with the input's scale and zero point first)"
-            raise ValueError(what + hint)
-        if a.shape != want.shape:
-            if a.size != int(np.prod(want.shape)) or _squeeze(a.shape) != _squeeze(want.shape):
-                raise ValueError(what)
-            a = a.reshape(want.shape)
-        return a
-
-
-def _squeeze(shape):
-    """The shape without leading 1s."""
-    shape = tuple(shape)
-    while shape and shape[0] == 1:
-        shape = shape[1:]
-    return shape
-
-
-#: Every blob this process has read, flashed or compiled, by blob id: lets `run` check a
-#: model's inputs on a connection that did not flash it.
-_SEEN = {}

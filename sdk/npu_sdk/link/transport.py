@@ -1,7 +1,5 @@
 """Byte transport: any pyserial URL (a pty path, /dev/ttyACM0, socket://, rfc2217://, loop://),
 and labgrid://PLACE for a board of a labgrid farm (npu_sdk.places)."""
-import os
-
 import serial
 
 from ..errors import LinkError
@@ -9,10 +7,6 @@ from ..errors import LinkError
 DEFAULT_BAUD = 115200
 #: seconds a write may block on a stalled line (a board that stopped reading)
 WRITE_TIMEOUT = 5
-
-
-def default_port():
-    return os.environ.get("NPU_PORT")
 
 
 def open_port(port, baudrate=DEFAULT_BAUD):

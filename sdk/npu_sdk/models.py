@@ -1,0 +1,124 @@
+"""What the host flashes: load_model turns a source (an .npb, a .tflite compiled here, blob
+bytes) into verified blob bytes and a ModelSpec, the model's name, size, id and I/O tensors.
+Nothing here touches a board; the link (npu_sdk.link) takes what this returns.
+"""
+import os
+from dataclasses import dataclass
+
+from . import blob
+from .errors import ModelError
+
+
+def load_model(source, name=None):
+    """Return (blob bytes, ModelSpec) for a flash source; nothing touches a board.
+
+    A path ending in .npb is read and verified, any other path is compiled as a .tflite
+    (an .npb under another suffix is recognised by its magic); bytes and
+    `compiler.Compiled` results are verified and need `name`.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        name = name or os.path.splitext(os.path.basename(path))[0]
+        try:
+            with open(path, "rb") as f:
+                head = f.read(4)
+        except OSError as e:
+            raise ModelError("cannot read model %s: %s" % (path, e.strerror or e)) from e
+        if path.endswith(".npb") or head == blob.MAGIC:
+            with open(path, "rb") as f:
+                data = f.read()
+        else:
+            from . import compiler
+            data = compiler.compile_file(path).blob
+    elif isinstance(source, (bytes, bytearray, memoryview)) or hasattr(source, "blob"):
+        data = bytes(getattr(source, "blob", source))
+        if not name:
+            raise ValueError("flashing blob bytes needs a name: board.flash(blob, name=...)")
+    else:
+        raise TypeError("flash source must be a path to a .npb or .tflite, blob bytes or a "
+                        "compiler.Compiled, not %s" % type(source).__name__)
+    return data, ModelSpec.from_blob(name, data)  # refuses a damaged blob
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    shape: tuple
+    dtype_name: str  # "int8", "float32"...: read from a blob without numpy
+
+    @property
+    def dtype(self):
+        import numpy as np
+        return np.dtype(self.dtype_name)
+
+    def __str__(self):
+        return "%s %s" % (self.dtype_name, self.shape)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the host knows about a flashed blob: its name, size, id and I/O tensors."""
+    name: str
+    size: int
+    blob_id: bytes
+    inputs: tuple
+    outputs: tuple
+
+    @classmethod
+    def from_blob(cls, name, data):
+        """Parse (and verify) blob bytes; raises BlobFormatError on a damaged blob."""
+        body = blob.unpack(data)
+
+        def tensor(i):
+            t = body.tensors[i]
+            return TensorSpec(tuple(t.shape[:t.ndim]), str(t.dtype))
+
+        spec = cls(name, len(data), bytes(data[-32:]), tuple(tensor(i) for i in body.inputs),
+                   tuple(tensor(i) for i in body.outputs))
+        _SEEN[spec.blob_id] = spec
+        return spec
+
+    def renamed(self, name):
+        return ModelSpec(name, self.size, self.blob_id, self.inputs, self.outputs)
+
+    def check_inputs(self, inputs):
+        """Return `inputs` as arrays of the model's dtypes and shapes, or raise ValueError."""
+        if len(inputs) != len(self.inputs):
+            raise ValueError("model %r takes %d input(s), got %d"
+                             % (self.name, len(self.inputs), len(inputs)))
+        return [self._check(i, x, t) for i, (x, t) in enumerate(zip(inputs, self.inputs))]
+
+    def _check(self, i, x, want):
+        import numpy as np
+        a = np.asarray(x)
+        if not isinstance(x, np.ndarray) and a.dtype != want.dtype:  # a list or scalar
+            cast = a.astype(want.dtype)
+            a = cast if np.array_equal(cast, a) else a
+        what = "model %r input %d is %s; got %s %s" % (self.name, i, want, a.dtype, a.shape)
+        if a.dtype != want.dtype:
+            hint = ""
+            if want.dtype == np.int8 and a.dtype.kind == "f":
+                hint = " (quantize it with the input's scale and zero point first)"
+            raise ValueError(what + hint)
+        if a.shape != want.shape:
+            if a.size != int(np.prod(want.shape)) or _squeeze(a.shape) != _squeeze(want.shape):
+                raise ValueError(what)
+            a = a.reshape(want.shape)
+        return a
+
+
+def _squeeze(shape):
+    """The shape without leading 1s."""
+    shape = tuple(shape)
+    while shape and shape[0] == 1:
+        shape = shape[1:]
+    return shape
+
+
+#: Every blob this process has read, flashed or compiled, by blob id: lets Board.run check a
+#: model's inputs on a connection that did not flash it.
+_SEEN = {}
+
+
+def seen(blob_id):
+    """The ModelSpec of a blob this process has read, by its id (SHA-256), or None."""
+    return _SEEN.get(blob_id)

@@ -1,0 +1,143 @@
+"""The op registry: one place that says what an op is, and the limits every core shares.
+
+Every other table is derived from this one or checked against it by
+tests/unit/test_registry.py: the compiler's constraints and lowerings
+(compiler.py), the quantizer's treatment (quantize.py), the blob's opcodes and
+parameter layout (blob.py), the TFLite writer's options (tflite_writer.py), the
+zoo's op check (tools/build_zoo.py) and the firmware's constants
+(firmware/npufw/opcodes.py, written by tools/make_firmware_opcodes.py: the
+firmware cannot import the SDK). docs/architecture.md has the "adding an op"
+checklist.
+
+Pure data, no imports: the CLI lists the supported ops without loading numpy.
+"""
+from collections import namedtuple
+
+# --- limits shared by the SDK and every core ------------------------------------------
+
+#: k_h * k_w * in_c of a convolution (k_h * k_w of a depthwise one): |x + offset| * |w| <=
+#: 256 * 128, so 65,535 such products and no more fit an int32 accumulator with room to spare.
+MAX_MACS = 65535
+#: Tensors in a blob: op records hold tensor indices as int16 (-1: an absent input).
+MAX_TENSORS = 32767
+#: Characters in a model's name on a board's flash.
+MAX_NAME = 32
+#: Bytes of one frame's payload; the board announces it in HELLO.
+MAX_PAYLOAD = 4096
+
+# --- the blob's kernels: what the firmware runs ---------------------------------------
+
+#: A kernel of the blob. `inputs`: tensor inputs in its op record (-1 where an optional one
+#: is absent); `params`: its int32 parameters, in blob order. Opcodes never change meaning
+#: (a change is a new blob format version: tests/unit/test_blob.py).
+Kernel = namedtuple("Kernel", ("name", "opcode", "inputs", "params"))
+
+_CONV_GEOMETRY = ("batches", "in_h", "in_w", "in_c", "out_h", "out_w")
+_CONV_WINDOW = ("k_h", "k_w", "stride_h", "stride_w", "dilation_h", "dilation_w", "pad_h", "pad_w")
+_CONV_QUANT = ("input_offset", "output_offset", "act_min", "act_max")
+_POOL = ("batches", "in_h", "in_w", "channels", "out_h", "out_w", "k_h", "k_w",
+         "stride_h", "stride_w", "pad_h", "pad_w", "act_min", "act_max")
+_BROADCAST = ("d0", "d1", "d2", "d3", "in1_s0", "in1_s1", "in1_s2", "in1_s3",
+              "in2_s0", "in2_s1", "in2_s2", "in2_s3")
+
+KERNELS = (
+    # inputs: input, weights [out, in], bias int32 (or -1), per-row mult and shift int32
+    Kernel("FULLY_CONNECTED", 1, 5, ("batches", "in_depth", "out_depth", "input_offset",
+                                     "output_offset", "act_min", "act_max")),
+    Kernel("SOFTMAX", 2, 1, ("rows", "depth", "input_multiplier", "input_left_shift", "diff_min")),
+    Kernel("QUANTIZE", 3, 1, ("count",)),  # float32 -> int8 with the output's quantization
+    Kernel("DEQUANTIZE", 4, 1, ("count",)),  # int8 -> float32 with the input's quantization
+    # NHWC activations; weights OHWI (conv) or 1HWO (depthwise); pad_h/pad_w are the
+    # top/left padding; per-channel mult/shift in constant tensors as for FULLY_CONNECTED.
+    Kernel("CONV_2D", 5, 5, _CONV_GEOMETRY + ("out_c",) + _CONV_WINDOW + _CONV_QUANT),
+    Kernel("DEPTHWISE_CONV_2D", 6, 5,
+           _CONV_GEOMETRY + ("depth_multiplier",) + _CONV_WINDOW + _CONV_QUANT),
+    Kernel("AVERAGE_POOL_2D", 7, 1, _POOL),
+    Kernel("MAX_POOL_2D", 8, 1, _POOL),
+    # Elementwise over a 4-D output [d0, d1, d2, d3]; each input is read at
+    # sum_k index_k * stride_k (stride 0 where it broadcasts).
+    Kernel("ADD", 9, 2, _BROADCAST + ("input1_offset", "input2_offset", "left_shift",
+                                      "input1_multiplier", "input1_shift", "input2_multiplier",
+                                      "input2_shift", "output_multiplier", "output_shift",
+                                      "output_offset", "act_min", "act_max")),
+    Kernel("MUL", 10, 2, _BROADCAST + ("input1_offset", "input2_offset", "output_multiplier",
+                                       "output_shift", "output_offset", "act_min", "act_max")),
+    # out[i] = table[in[i] + 128]: every int8 -> int8 pointwise op; inputs: input, table int8[256]
+    Kernel("LUT", 11, 2, ("count",)),
+    # Strided 4-D int8 copy into a part of the output (PAD, one per CONCATENATION input):
+    # out[out_offset + sum i_k * out_s_k] = in[sum i_k * in_s_k] for i_k < d_k; with
+    # fill = 1 the whole output is first set to fill_value.
+    Kernel("COPY", 12, 1, ("d0", "d1", "d2", "d3", "in_s0", "in_s1", "in_s2", "in_s3",
+                           "out_s0", "out_s1", "out_s2", "out_s3", "out_offset", "fill",
+                           "fill_value")),
+    # Mean over height and width of NHWC int8, output [batches, channels]: TFLM's
+    # QuantizedMeanOrSum with 1/(in_h * in_w) folded into multiplier and shift.
+    Kernel("MEAN", 13, 1, ("batches", "in_h", "in_w", "channels", "input_offset", "multiplier",
+                           "shift", "output_offset")),
+)
+
+# --- TFLite ops: what the SDK reads ---------------------------------------------------
+
+# How the quantizer sets an op's output quantization (None: it refuses the op).
+WEIGHTED = "weighted"  # from calibration; constant weights and bias quantized per channel
+CALIBRATED = "calibrated"  # from calibration; constant float operands get their own
+SAME_AS_INPUT = "same as input"  # TFLM's int8 kernel only moves or clamps bytes
+FIXED = "fixed by spec"  # TFLM's int8 kernel fixes it: `fixed_output`
+
+#: A TFLite builtin operator the SDK reads.
+#: name: the TFLite BuiltinOperator name.
+#: arity: inputs every op of this kind must have (present, not -1), read without looking by
+#:   the compiler and by rewrite.py; every one has exactly one output.
+#: options: the TFLite BuiltinOptions table (None: the op has none); the writer writes it.
+#: lowering: how compiler.py checks and lowers it (a key of compiler.FAMILIES); None: the
+#:   compiler does not take it (rewrite.py folds or removes it first, or it is refused).
+#: kernels: the blob kernels its lowering emits.
+#: quant, weights, fixed_output: the quantizer's treatment; weights is (weight input, bias
+#:   input, quantized dimension), fixed_output (scale, zero point).
+Op = namedtuple("Op", ("name", "arity", "options", "lowering", "kernels", "quant", "weights",
+                       "fixed_output"),
+                defaults=(None, None, (), None, None, None))
+
+OPS = {op.name: op for op in (
+    Op("FULLY_CONNECTED", 2, "FullyConnectedOptions", "fully_connected", ("FULLY_CONNECTED",),
+       WEIGHTED, weights=(1, 2, 0)),
+    Op("CONV_2D", 2, "Conv2DOptions", "conv_2d", ("CONV_2D",), WEIGHTED, weights=(1, 2, 0)),
+    Op("DEPTHWISE_CONV_2D", 2, "DepthwiseConv2DOptions", "depthwise_conv_2d",
+       ("DEPTHWISE_CONV_2D",), WEIGHTED, weights=(1, 2, 3)),
+    Op("AVERAGE_POOL_2D", 1, "Pool2DOptions", "pool", ("AVERAGE_POOL_2D",), SAME_AS_INPUT),
+    Op("MAX_POOL_2D", 1, "Pool2DOptions", "pool", ("MAX_POOL_2D",), SAME_AS_INPUT),
+    Op("ADD", 2, "AddOptions", "elementwise", ("ADD",), CALIBRATED),
+    Op("MUL", 2, "MulOptions", "elementwise", ("MUL",), CALIBRATED),
+    Op("SOFTMAX", 1, "SoftmaxOptions", "softmax", ("SOFTMAX",), FIXED,
+       fixed_output=(1 / 256, -128)),
+    Op("RELU", 1, None, "pointwise", ("LUT",), CALIBRATED),
+    Op("RELU6", 1, None, "pointwise", ("LUT",), SAME_AS_INPUT),
+    Op("LEAKY_RELU", 1, "LeakyReluOptions", "pointwise", ("LUT",), CALIBRATED),
+    Op("HARD_SWISH", 1, "HardSwishOptions", "pointwise", ("LUT",), CALIBRATED),
+    Op("LOGISTIC", 1, None, "pointwise", ("LUT",), FIXED, fixed_output=(1 / 256, -128)),
+    Op("TANH", 1, None, "pointwise", ("LUT",), FIXED, fixed_output=(1 / 128, 0)),
+    Op("PAD", 2, "PadOptions", "pad", ("COPY",), SAME_AS_INPUT),
+    Op("PADV2", 2, "PadV2Options", "pad", ("COPY",)),
+    Op("CONCATENATION", 1, "ConcatenationOptions", "concatenation", ("COPY",)),
+    Op("MEAN", 2, "ReducerOptions", "mean", ("MEAN",), CALIBRATED),
+    Op("RESHAPE", 1, "ReshapeOptions", "reshape", (), SAME_AS_INPUT),  # an alias: no kernel
+    Op("QUANTIZE", 1, "QuantizeOptions", "quantize", ("QUANTIZE", "LUT")),
+    Op("DEQUANTIZE", 1, "DequantizeOptions", "dequantize", ("DEQUANTIZE",)),
+    # What converters leave behind, folded or rewritten away by rewrite.py before the
+    # compiler judges the ops (a dilated convolution's SPACE_TO_BATCH_ND, shape arithmetic).
+    Op("SUB", 2, "SubOptions"),
+    Op("FLOOR_DIV", 2, "FloorDivOptions"),
+    Op("GATHER", 2, "GatherOptions"),
+    Op("STRIDED_SLICE", 4, "StridedSliceOptions"),
+    Op("SPACE_TO_BATCH_ND", 3, "SpaceToBatchNDOptions"),
+    Op("BATCH_TO_SPACE_ND", 3, "BatchToSpaceNDOptions"),
+    Op("EXPAND_DIMS", 1, "ExpandDimsOptions"),
+    Op("PACK", 1, "PackOptions"),
+    Op("SHAPE", 1, "ShapeOptions"),
+    Op("SQUEEZE", 1, "SqueezeOptions"),
+)}
+
+#: Ops the compiler takes, in the order `npu compile --help` lists them.
+SUPPORTED = tuple(sorted(name for name, op in OPS.items() if op.lowering))
+#: Ops the quantizer takes.
+QUANTIZABLE = tuple(sorted(name for name, op in OPS.items() if op.quant))
