@@ -1,7 +1,7 @@
 """The zoo's plugin test suite: every zoo model (int8 I/O; float I/O too but for vww, whose
 float-input runs keep the emulated board busy ~10 s a sample against 2.4 s of line at 115200:
-CPU, not line), on the board under test, each sample's output bit-exact with TFLite Micro. A user's suite in miniature; tools/bench.py
-runs it across 1 and 3 boards of a farm (docs/farm.md):
+CPU, not line), on the board under test, each sample's output bit-exact with TFLite Micro.
+A user's suite in miniature; tools/bench.py runs it across 1 and 3 boards of a farm (docs/farm.md):
 
     pytest tools/zoo_suite -n 3 --dist loadscope --no-loadscope-reorder --npu-places 'npu-*'
 
