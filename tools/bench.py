@@ -175,17 +175,18 @@ def bench_memory(models, board="mps3-an547"):
     for path in models:
         model_bytes = path.read_bytes()
         x = sample_input(model_bytes)
-        cases.append((_name(path), model_bytes, compiler.compile_file(path).blob, x))
+        name = _name(path)
+        cases.append((name, name.replace("/", "_"), model_bytes, compiler.compile_file(path).blob, x))
     emu = Emulator("qemu", board=board)
     rows = []
     try:
         from npu_sdk.link import Board
         with Board(emu.port, timeout=120) as b:
-            for name, _, blob, _ in cases:
-                b.flash(blob, name=name.replace("/", "_"))
+            for _, on_board, _, blob, _ in cases:
+                b.flash(blob, name=on_board)
             idle = b.memory()["idle"]
-            for name, model_bytes, _, x in cases:
-                (y,), _ = b.invoke(name.replace("/", "_"), [x])
+            for name, on_board, model_bytes, _, x in cases:
+                (y,), _ = b.invoke(on_board, [x])
                 mem = b.memory()
                 tflm = reference.tflm_arena(model_bytes)["total"]
                 rows.append(dict(model=name, board_model_ram=mem["model_ram"], tflm_arena_used=tflm,

@@ -38,13 +38,13 @@ BOARDS = {"micropython": "cortex-m4-256k", "qemu": "mps3-an547"}
 class Case:
     def __init__(self, name, model):
         self.name, self.model = name, model
-        self.blob = compiler.compile_graph(tflite.parse(model, source=name)).blob
-        graph = tflite.parse(model)
+        graph = tflite.parse(model, source=name)
         rng = np.random.default_rng(len(name))
         self.inputs = []
-        for i in graph.inputs:
+        for i in graph.inputs:  # read before compiling: the compiler may rewrite the graph
             t = graph.tensors[i]
             self.inputs.append(rng.integers(-128, 128, t.shape).astype(np.dtype(t.dtype)))
+        self.blob = compiler.compile_graph(graph).blob
         self.expected = [y.tobytes() for y in reference.run_tflm(model, self.inputs)]
         self.tflm_arena = reference.tflm_arena(model)["total"]
 
