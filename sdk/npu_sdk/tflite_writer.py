@@ -24,9 +24,10 @@ _TYPES = {
 }
 
 def _options(op):
-    """The op's BuiltinOptions (registry: npu_sdk/ops.py) from the keys the reader reads."""
+    """The op's BuiltinOptions (registry: npu_sdk/ops.py) from the keys the reader reads; none
+    when the reader read none (a RESHAPE without a table must not gain a null new_shape)."""
     info = ops.OPS.get(op.kind)
-    if info is None or info.options is None:
+    if info is None or info.options is None or not op.options:
         return 0, None
     opts = getattr(schema, info.options + "T")()
     for attr, key in tflite.OPTION_KEYS.items():

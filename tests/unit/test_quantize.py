@@ -376,3 +376,18 @@ def test_pointwise_ops_quantize_and_run_bit_exact(kind):
     assert got.dtype == np.float32  # float I/O kept
     f = np.stack([reference.run_litert(tflite_writer.write(g), [x])[0] for x in xs])
     assert quantize.sqnr_db(f, got) > 25
+
+
+def test_leaky_relu_keeps_its_leak():
+    """alpha 0.2 survives calibration (which runs the graph tflite_writer wrote back): the
+    reference here is numpy on the Graph itself, never a file the writer wrote."""
+    g = one_op_graph("LEAKY_RELU")
+    w = g.tensors[1].data[:, 0, 0, :]
+    rng = np.random.default_rng(4)
+    q = quantize.quantize(g, rng.uniform(-2, 2, (100, 1, 4, 4, 3)).astype(np.float32))
+    xs = rng.uniform(-2, 2, (10, 1, 4, 4, 3)).astype(np.float32)
+    got = emulator_outputs_bit_exact_with_tflm(q, xs)
+    conv = xs @ w.T  # the 1x1 convolution, zero bias
+    expected = np.where(conv > 0, conv, 0.2 * conv)
+    assert got.min() < 0.5 * expected.min()  # negatives are leaked, not clamped to zero
+    assert quantize.sqnr_db(expected.reshape(got.shape), got) > 25
