@@ -137,9 +137,11 @@ _PADDINGS = {"SAME": tfl.Padding.SAME, "VALID": tfl.Padding.VALID}
 
 
 def conv2d_model(input_shape, input_q, weights, weight_scales, bias, output_q, stride=(1, 1),
-                 dilation=(1, 1), padding="SAME", activation="NONE", depthwise=False):
+                 dilation=(1, 1), padding="SAME", activation="NONE", depthwise=False,
+                 bias_axis=0):
     """CONV_2D (weights OHWI, per-channel on axis 0) or DEPTHWISE_CONV_2D (weights
-    [1, k_h, k_w, out_c], per-channel on axis 3); int8 NHWC input, optional int32 bias.
+    [1, k_h, k_w, out_c], per-channel on axis 3); int8 NHWC input, optional int32 bias
+    (`bias_axis` 3: the quantized dimension converters leave on a 1-D bias).
     The output shape is computed from the window arithmetic."""
     from npu_sdk import lower
 
@@ -161,7 +163,7 @@ def conv2d_model(input_shape, input_q, weights, weight_scales, bias, output_q, s
     if bias is not None:
         b_scales = np.float32(input_q[0]) * w_scales
         b = m.tensor("bias", [out_c], np.int32, b_scales, np.zeros(len(b_scales), np.int64),
-                     data=np.asarray(bias, dtype=np.int32), axis=0)
+                     data=np.asarray(bias, dtype=np.int32), axis=bias_axis)
     y = m.tensor("output", [n, out_h, out_w, out_c], np.int8, output_q[0], output_q[1])
     opts = tfl.DepthwiseConv2DOptionsT() if depthwise else tfl.Conv2DOptionsT()
     opts.padding = _PADDINGS[padding]

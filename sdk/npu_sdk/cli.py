@@ -7,6 +7,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 
 from . import ops, quant_methods
 from .errors import NpuError
@@ -759,13 +760,20 @@ def build_parser():
     return p
 
 
+def _print_warning(message, category, filename, lineno, file=None, line=None):
+    """A warning (errors.ModelWarning: what the SDK tolerated) as one line, no source location."""
+    print("warning: %s" % message, file=sys.stderr)
+
+
 def main(argv=None):
     import logging
     # labgrid's client logs to the root logger: the error we raise says it once, in one line
     logging.getLogger().addHandler(logging.NullHandler())
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args) or 0
+        with warnings.catch_warnings():
+            warnings.showwarning = _print_warning
+            return args.func(args) or 0
     except NpuError as e:
         print("npu: %s" % e, file=sys.stderr)
         return 1

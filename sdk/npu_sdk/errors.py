@@ -54,3 +54,8 @@ class BoardError(NpuError):
         self.code = code
         self.board_message = message
         super().__init__("board error %d: %s" % (code, message))
+
+
+class ModelWarning(UserWarning):
+    """The model breaks the TFLite schema in a way TFLite Micro tolerates; the SDK reads it
+    as TFLite Micro does and says so (the CLI prints it as one `warning:` line)."""

@@ -1,9 +1,10 @@
 """Read a .tflite flatbuffer into a Graph (schema shipped by ai-edge-litert)."""
 import os
+import warnings
 
 import numpy as np
 
-from .errors import ModelError
+from .errors import ModelError, ModelWarning
 from .graph import Graph, Op, Tensor
 
 try:
@@ -124,8 +125,7 @@ def _tensor(model, t, data, source):
         scales = np.asarray(q.scale, dtype=np.float32)
         zps = np.asarray(q.zeroPoint if q.zeroPoint is not None and len(q.zeroPoint)
                          else [0] * len(scales), dtype=np.int64)
-        qdim = int(q.quantizedDimension)
-        _check_quantization(t, shape, dtype, scales, zps, qdim, source)
+        qdim = _check_quantization(t, shape, dtype, scales, zps, int(q.quantizedDimension), source)
     return Tensor(_str(t.name), shape, dtype, scales, zps, qdim, value)
 
 
@@ -138,9 +138,17 @@ def _check_quantization(t, shape, dtype, scales, zps, qdim, source):
     lo, hi = (np.iinfo(dtype).min, np.iinfo(dtype).max) if dtype.kind in "iu" else (-2**31, 2**31 - 1)
     if np.any(zps < lo) or np.any(zps > hi):
         raise ModelError("%s has a zero point outside %s" % (what, dtype))
+    if len(scales) > 1 and len(shape) == 1 and qdim != 0 and shape[0] == len(scales):
+        # Converters leave a conv's quantized dimension (3) on its 1-D bias (tflite-micro's
+        # person_detect); TFLite Micro does not check a bias's axis, LiteRT refuses the file.
+        warnings.warn("%s has %d per-channel scales on axis %d of its 1-D shape %s; read on "
+                      "axis 0, as TFLite Micro does" % (what, len(scales), qdim, shape),
+                      ModelWarning, stacklevel=2)
+        return 0
     if len(scales) > 1 and not (0 <= qdim < len(shape) and shape[qdim] == len(scales)):
         raise ModelError("%s has %d per-channel scales on axis %d of shape %s"
                          % (what, len(scales), qdim, shape))
+    return qdim
 
 
 def _options(op):
