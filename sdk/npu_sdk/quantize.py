@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import ops, reference, tflite_writer
+from . import ops, reference, rewrite, tflite_writer
 from .errors import ModelError, UnsupportedOpError
 from .graph import Graph, Op, Tensor
 from .quant_methods import DEFAULT_METHOD, DEFAULT_PERCENTILE, METHODS
@@ -380,13 +380,16 @@ def quantize_with_report(graph, calibration, method=DEFAULT_METHOD, per_channel=
     returned in the result, not emitted. What `npu compile --calib` calls."""
     graph_q, info, notes = _quantize(graph, calibration, method, per_channel, int8_io, overrides,
                                      percentile)
-    report = layer_report(graph, graph_q, info["samples"], info)
+    report = layer_report(info["float_graph"], graph_q, info["samples"], info)
     return QuantizationResult(graph_q, report, notes)
 
 
 def _quantize(graph, calibration, method, per_channel, int8_io, overrides, percentile):
     if method not in METHODS:
         raise ModelError("unknown range method %r; choose one of %s" % (method, ", ".join(METHODS)))
+    # Shape arithmetic (Keras Flatten's SHAPE, STRIDED_SLICE, PACK) folds to constants as on
+    # the int8 path: int32 tensors, nothing to calibrate.
+    graph = rewrite.simplify(graph, (rewrite.fold_constants, rewrite.prune))
     check_float(graph)
     settings = _resolve_overrides(graph, overrides)
     samples = _samples(graph, calibration)
@@ -399,7 +402,7 @@ def _quantize(graph, calibration, method, per_channel, int8_io, overrides, perce
 
     g = Graph([copy.copy(t) for t in graph.tensors], [copy.deepcopy(op) for op in graph.ops],
               list(graph.inputs), list(graph.outputs), graph.name)
-    info = {"samples": samples, "values": values, "layers": {}}
+    info = {"samples": samples, "values": values, "layers": {}, "float_graph": graph}
 
     def set_activation(t, scale, zp):
         tensor = g.tensors[t]

@@ -3,8 +3,10 @@ leave behind, each compiled and run on the emulator core bit-exact with TFLite M
 import numpy as np
 import pytest
 
-from npu_sdk import cli, compiler, reference, tflite
+from npu_sdk import cli, compiler, quantize, reference, tflite, tflite_writer
 from npu_sdk.errors import ModelWarning
+from npu_sdk.graph import Graph, Tensor
+from npu_sdk.graph import Op as GOp
 from npufw.interp import Model
 from tools import tflite_build
 
@@ -56,3 +58,49 @@ def test_bias_on_axis_3_is_read_as_tflm_reads_it_with_a_warning(tmp_path, capsys
     assert cli.main(["compile", str(path)]) == 0
     warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and "'bias'" in warnings[0]
+
+
+# --- item 3: a float Keras model with Flatten, whose shape the converter computes ----------
+
+def keras_flatten_float(rng):
+    """Conv2D -> Flatten -> Dense as TFLiteConverter writes a float Keras model with a dynamic
+    batch: SHAPE -> STRIDED_SLICE (the batch) -> PACK(batch, -1) is RESHAPE's shape."""
+    f32, i32 = np.float32, np.int32
+
+    def const(name, value, dtype):
+        value = np.asarray(value, dtype)
+        return Tensor(name, value.shape, dtype, data=value)
+
+    t = [Tensor("input", (1, 6, 6, 2), f32),
+         const("conv/w", rng.normal(0, 0.5, (4, 3, 3, 2)), f32), const("conv/b", rng.normal(0, 0.1, 4), f32),
+         Tensor("conv", (1, 6, 6, 4), f32), Tensor("flatten/Shape", (4,), i32),
+         const("flatten/begin", [0], i32), const("flatten/end", [1], i32), const("flatten/stride", [1], i32),
+         Tensor("flatten/strided_slice", (), i32), const("flatten/Reshape/shape/1", -1, i32),
+         Tensor("flatten/Reshape/shape", (2,), i32), Tensor("flatten/Reshape", (1, 144), f32),
+         const("dense/w", rng.normal(0, 0.1, (5, 144)), f32), const("dense/b", rng.normal(0, 0.1, 5), f32),
+         Tensor("dense", (1, 5), f32)]
+    conv = dict(padding="SAME", stride_w=1, stride_h=1, dilation_w=1, dilation_h=1, activation="RELU")
+    ops = [GOp("CONV_2D", [0, 1, 2], [3], conv, 0),
+           GOp("SHAPE", [3], [4], {"out_type": tflite.schema.TensorType.INT32}, 1),
+           GOp("STRIDED_SLICE", [4, 5, 6, 7], [8], {"shrink_axis_mask": 1}, 2),
+           GOp("PACK", [8, 9], [10], {"values_count": 2, "axis": 0}, 3),
+           GOp("RESHAPE", [3, 10], [11], {}, 4),
+           GOp("FULLY_CONNECTED", [11, 12, 13], [14], {"activation": "NONE"}, 5)]
+    return tflite_writer.write(Graph(t, ops, [0], [14], "keras_flatten"))
+
+
+def test_float_model_with_flatten_quantizes_and_runs_bit_exact(tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    model = keras_flatten_float(rng)
+    calib = rng.uniform(-1, 1, (128, 1, 6, 6, 2)).astype(np.float32)
+    q = quantize.quantize(tflite.parse(model), calib)
+    xs = rng.uniform(-1, 1, (8, 1, 6, 6, 2)).astype(np.float32)
+    q_model = tflite_writer.write(q)
+    assert_bit_exact_with_tflm(q_model, q, xs)
+    got = np.stack([reference.run_tflm(q_model, [x])[0] for x in xs])
+    expected = np.stack([reference.run_litert(model, [x])[0] for x in xs])
+    assert quantize.sqnr_db(expected, got) > 25
+    (tmp_path / "flatten_float.tflite").write_bytes(model)
+    np.save(tmp_path / "calib.npy", calib)
+    assert cli.main(["compile", str(tmp_path / "flatten_float.tflite"), "--calib",
+                     str(tmp_path / "calib.npy")]) == 0, capsys.readouterr().err
