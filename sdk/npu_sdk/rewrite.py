@@ -310,6 +310,20 @@ def fold_dilated_conv(graph):
     return graph
 
 
+def fused_patterns(graph):
+    """(name, [positions in graph.ops], fused Op) of every multi-op pattern the compiler
+    fuses into one kernel: where `npu validate` compares, at the pattern's last op."""
+    found = []
+    for op in graph.ops:
+        if op.kind == "SPACE_TO_BATCH_ND":
+            match = _match_dilated(graph, op)
+            if not isinstance(match, str):
+                s2b, conv, b2s, fused = match
+                positions = [i for i, o in enumerate(graph.ops) if o is s2b or o is conv or o is b2s]
+                found.append(("dilated " + conv.kind, positions, fused))
+    return found
+
+
 def diagnose(graph):
     """(op index, kind, reason) for every SPACE_TO_BATCH_ND that fold_dilated_conv leaves."""
     problems = []

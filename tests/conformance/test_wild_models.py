@@ -3,11 +3,12 @@ leave behind, each compiled and run on the emulator core bit-exact with TFLite M
 import numpy as np
 import pytest
 
-from npu_sdk import cli, compiler, quantize, reference, tflite, tflite_writer
+from npu_sdk import cli, compiler, quantize, reference, rewrite, tflite, tflite_writer, validate
 from npu_sdk.errors import ModelWarning
 from npu_sdk.graph import Graph, Tensor
 from npu_sdk.graph import Op as GOp
 from npufw.interp import Model
+from tests.conftest import ROOT
 from tools import tflite_build
 
 _kernels = pytest.importorskip("npu_emulator._kernels")
@@ -104,3 +105,33 @@ def test_float_model_with_flatten_quantizes_and_runs_bit_exact(tmp_path, capsys)
     np.save(tmp_path / "calib.npy", calib)
     assert cli.main(["compile", str(tmp_path / "flatten_float.tflite"), "--calib",
                      str(tmp_path / "calib.npy")]) == 0, capsys.readouterr().err
+
+
+# --- item 2: dilated convolutions (SPACE_TO_BATCH_ND, conv, BATCH_TO_SPACE_ND) ---------------
+
+def static_dilated(fixture):
+    """The converter's dilated-conv pattern with a static batch (the fixture's batch-space
+    tensors carry the dynamic batch as 1, which TFLite Micro does not resize)."""
+    graph = tflite.load(ROOT / "tests" / "fixtures" / fixture)
+    blocks = int(np.prod(graph.tensors[graph.ops[0].inputs[1]].data))
+    for op in graph.ops[:2]:
+        t = graph.tensors[op.outputs[0]]
+        t.shape = (blocks,) + tuple(t.shape[1:])
+    return tflite_writer.write(graph)
+
+
+@pytest.mark.parametrize("fixture", ["dilated_conv_valid_int8.tflite", "dilated_conv_same_int8.tflite",
+                                     "dilated_depthwise_int8.tflite"])
+def test_dilated_conv_is_bit_exact_with_tflm(fixture):
+    """Where TFLite Micro's SPACE_TO_BATCH_ND reads its unset pad value (SAME, a non-zero
+    zero point), the oracle is TFLite Micro on the fused convolution (validate does the same)."""
+    model = static_dilated(fixture)
+    graph = tflite.parse(model)
+    undefined = validate.tflm_undefined(graph)
+    assert bool(undefined) == ("same" in fixture or "depthwise" in fixture)
+    oracle = model if not undefined else tflite_writer.write(
+        rewrite.simplify(graph, (rewrite.fold_dilated_conv,)))
+    rng = np.random.default_rng(2)
+    x_shape = graph.tensors[graph.inputs[0]].shape
+    xs = [rng.integers(-128, 128, x_shape).astype(np.int8) for _ in range(8)]
+    assert_bit_exact_with_tflm(oracle, graph, xs)

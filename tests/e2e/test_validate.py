@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from npu_sdk import compiler, tflite, validate
+from npu_sdk import compiler, tflite, tflite_writer, validate
 from npu_sdk.errors import ModelError, NpuError
 from npu_sdk.link import Board
-from tests.conftest import CORES, DIGITS_INT8, ZOO, Emulator
+from tests.conftest import CORES, DIGITS_INT8, ROOT, ZOO, Emulator
 
 def _zoo_param(path):
     return pytest.param(path, id="%s/%s" % (path.parent.name, path.stem))
@@ -87,6 +87,65 @@ def test_first_differing_layer_is_found(board):
     assert [(r["index"], r["bit_exact"]) for r in rep["layers"]] == [(0, True), (1, True), (2, False)]
     assert "first differing layer: op #2 FULLY_CONNECTED" in text and "FAIL" in text
     json.dumps(rep)
+
+
+# --- fused patterns: a dilated convolution (SPACE_TO_BATCH_ND, conv, BATCH_TO_SPACE_ND) -------
+
+@pytest.fixture(scope="module")
+def cpython_board(tmp_path_factory):
+    emu = Emulator("cpython", flash_dir=tmp_path_factory.mktemp("flash"))
+    try:
+        with Board(emu.port) as b:
+            yield b
+    finally:
+        emu.stop()
+
+
+def static_dilated(tmp_path, fixture):
+    """A Keras Conv2D(dilation_rate=2) as the converter writes it with a fixed batch (the
+    fixture's, whose batch is dynamic, with the batch-space tensors' batch made static)."""
+    graph = tflite.load(ROOT / "tests" / "fixtures" / fixture)
+    s2b = graph.ops[0]
+    blocks = int(np.prod(graph.tensors[s2b.inputs[1]].data))
+    for op in graph.ops[:2]:
+        t = graph.tensors[op.outputs[0]]
+        t.shape = (blocks,) + tuple(t.shape[1:])
+    path = tmp_path / fixture
+    path.write_bytes(tflite_writer.write(graph))
+    return path
+
+
+def _compile_with_broken_conv(model_bytes, source):
+    graph = tflite.parse(model_bytes, source=source)
+    for op in graph.ops:
+        if op.kind == "CONV_2D":
+            w = graph.tensors[op.inputs[1]]
+            w.data = np.clip(-w.data.astype(np.int16) + 3, -127, 127).astype(np.int8)
+    return compiler.compile_graph(graph).blob
+
+
+def test_a_differing_fused_pattern_is_named_with_the_ops_it_covers(cpython_board, tmp_path):
+    path = static_dilated(tmp_path, "dilated_conv_valid_int8.tflite")
+    rep = validate.validate(path, cpython_board, compile_model=_compile_with_broken_conv)
+    text = validate.format_text(rep)
+    assert not rep["bit_exact"] and rep.get("oracle") == "TFLite Micro", text
+    label = "dilated CONV_2D (#0 SPACE_TO_BATCH_ND, #1 CONV_2D, #2 BATCH_TO_SPACE_ND)"
+    assert rep["first_difference"]["op"] == label, text
+    assert [r["op"] for r in rep["layers"]] == [label]  # no member op compared or skipped alone
+    assert "first differing pattern: %s" % label in text and "skipped" not in text
+
+
+def test_same_dilated_conv_where_tflm_reads_an_unset_pad_value(cpython_board, tmp_path):
+    """TFLite Micro's SPACE_TO_BATCH_ND pads with whatever its arena held: validate says so and
+    takes TFLite Micro's arithmetic on the fused dilated convolution as the oracle."""
+    path = static_dilated(tmp_path, "dilated_conv_same_int8.tflite")
+    rep = validate.validate(path, cpython_board)
+    text = validate.format_text(rep)
+    assert rep["oracle"] == validate.ORACLE_FUSED and rep["bit_exact"], text
+    assert "op #0 SPACE_TO_BATCH_ND (dilated CONV_2D) pads" in text and "never sets" in text
+    assert "PASS: bit-exact with %s" % validate.ORACLE_FUSED in text
+    assert validate.tflm_undefined(tflite.load(static_dilated(
+        tmp_path, "dilated_conv_valid_int8.tflite"))) == []  # VALID: nothing padded is read
 
 
 # --- inputs (no board needed) ---------------------------------------------------------------
