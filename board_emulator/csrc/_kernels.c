@@ -222,8 +222,8 @@ PyDoc_STRVAR(fully_connected_doc,
 "--\n\n"
 "int8 fully connected layer, bit-exact with TFLite Micro. inp: int8[batches*in_depth],\n"
 "weights: int8[out_depth*in_depth], bias: int32[out_depth] or None,\n"
-"out: writable int8[batches*out_depth], mult/shift: int32[out_depth]\n"
-"(npu_sdk.lower.fully_connected_params).");
+"out: writable int8[batches*out_depth], mult/shift: int32[out_depth], or int32[1]\n"
+"each for per-tensor weights (npu_sdk.lower.fully_connected_params).");
 
 static PyObject *py_fully_connected(PyObject *self, PyObject *args) {
     PyObject *inp_obj, *w_obj, *bias_obj, *out_obj, *mult_obj, *shift_obj;
@@ -250,15 +250,27 @@ static PyObject *py_fully_connected(PyObject *self, PyObject *args) {
         (bias_obj != Py_None &&
          (bias = acquire(&set, bias_obj, "bias", ELEM_I32, 0, out_depth)) == NULL) ||
         (out = acquire(&set, out_obj, "out", ELEM_I8, 1, (long long)batches * out_depth)) == NULL ||
-        (mult = acquire(&set, mult_obj, "mult", ELEM_I32, 0, out_depth)) == NULL ||
-        (shift = acquire(&set, shift_obj, "shift", ELEM_I32, 0, out_depth)) == NULL) {
+        (mult = acquire(&set, mult_obj, "mult", ELEM_I32, 0, 1)) == NULL ||
+        (shift = acquire(&set, shift_obj, "shift", ELEM_I32, 0, 1)) == NULL) {
         release_all(&set);
         return NULL;
+    }
+    /* One pair (per-tensor weights, what the blob stores) or one per output row. */
+    const int pairs = mult->len == 4 && shift->len == 4 ? 1 : out_depth;
+    for (int k = 0; k < 2; ++k) {
+        const Py_buffer *v = k == 0 ? mult : shift;
+        if (v->len < 4 * (Py_ssize_t)pairs) {
+            PyErr_Format(PyExc_ValueError, "%s: buffer too small: need %d bytes (%d int32 "
+                         "elements, or 4 bytes in both for per-tensor weights), got %zd bytes",
+                         k == 0 ? "mult" : "shift", 4 * pairs, pairs, v->len);
+            release_all(&set);
+            return NULL;
+        }
     }
     {
         /* Shifts feed C shift operators: out-of-range values would be undefined. */
         const int32_t *s = (const int32_t *)shift->buf;
-        for (int o = 0; o < out_depth; ++o) {
+        for (int o = 0; o < pairs; ++o) {
             if (s[o] < -31 || s[o] > 31) {
                 PyErr_Format(PyExc_ValueError, "shift[%d] must be in [-31, 31], got %d", o,
                              (int)s[o]);
@@ -267,15 +279,31 @@ static PyObject *py_fully_connected(PyObject *self, PyObject *args) {
             }
         }
     }
+    /* The kernels take a pair per row: a shared pair is replicated here, per call, so the
+     * blob stores it once. */
+    int32_t *rows = NULL;
+    if (pairs == 1 && out_depth > 1) {
+        rows = PyMem_RawMalloc(2 * sizeof(int32_t) * (size_t)out_depth);
+        if (rows == NULL) {
+            release_all(&set);
+            return PyErr_NoMemory();
+        }
+        for (int o = 0; o < out_depth; ++o) {
+            rows[o] = *(const int32_t *)mult->buf;
+            rows[out_depth + o] = *(const int32_t *)shift->buf;
+        }
+    }
     scratch = scratch_alloc(npu_fully_connected_scratch_size(batches, in_depth, out_depth));
     Py_BEGIN_ALLOW_THREADS
     npu_fully_connected((const int8_t *)inp->buf, (const int8_t *)w->buf,
                         bias != NULL ? (const int32_t *)bias->buf : NULL, (int8_t *)out->buf,
-                        (const int32_t *)mult->buf, (const int32_t *)shift->buf, batches,
+                        rows != NULL ? rows : (const int32_t *)mult->buf,
+                        rows != NULL ? rows + out_depth : (const int32_t *)shift->buf, batches,
                         in_depth, out_depth, input_offset, output_offset, act_min, act_max,
                         scratch);
     Py_END_ALLOW_THREADS
     scratch_free(scratch);
+    PyMem_RawFree(rows);
     release_all(&set);
     Py_RETURN_NONE;
 }

@@ -91,13 +91,15 @@ class Model:
             batches, in_d, out_d, in_off, out_off, amin, amax = p
             if not (-128 <= amin <= amax <= 127):
                 raise BlobError(what + ": bad activation range")
+            # mult/shift: one per output row, or one pair for per-tensor weights
+            rows = 1 if op.inputs[3] >= 0 and self.blob.tensors[op.inputs[3]].size == 4 else out_d
             return npu.fully_connected, (
                 self._tensor(op.inputs[0], _INT8, batches * in_d, what),
                 self._tensor(op.inputs[1], _INT8, out_d * in_d, what),
                 self._tensor(op.inputs[2], _INT32, 4 * out_d, what),
                 self._tensor(op.outputs[0], _INT8, batches * out_d, what),
-                self._tensor(op.inputs[3], _INT32, 4 * out_d, what),
-                self._tensor(op.inputs[4], _INT32, 4 * out_d, what),
+                self._tensor(op.inputs[3], _INT32, 4 * rows, what),
+                self._tensor(op.inputs[4], _INT32, 4 * rows, what),
                 batches, in_d, out_d, in_off, out_off, amin, amax)
         if code == opcodes.SOFTMAX:
             rows, depth, mult, shift, diff_min = p

@@ -169,7 +169,7 @@ def _store(acc: ptr32, out: ptr8, out_base: int, n: int, output_offset: int,
 
 def fully_connected(inp, weights, bias, out, mult, shift, batches, in_depth, out_depth,
                     input_offset, output_offset, act_min, act_max):
-    """int8 FULLY_CONNECTED, per-channel mult/shift (per-tensor arrives replicated)."""
+    """int8 FULLY_CONNECTED; mult/shift per output row, or one pair (per-tensor weights)."""
     _scratch(in_depth, out_depth)
     has_bias = bias is not None
     if not has_bias:
@@ -179,7 +179,7 @@ def fully_connected(inp, weights, bias, out, mult, shift, batches, in_depth, out
     for b in range(batches):
         _mac(inp, b * in_depth, weights, bias, has_bias, xs, acc, in_depth, out_depth,
              input_offset)
-        _requantize(acc, out_depth, mult, shift, 4)
+        _requantize(acc, out_depth, mult, shift, 4 if len(mult) > 4 else 0)
         _store(acc, out, b * out_depth, out_depth, output_offset, act_min, act_max)
 
 

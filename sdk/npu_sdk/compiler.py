@@ -528,8 +528,9 @@ def _lower_fully_connected(lw, op):
     out_depth, in_depth = w.shape
     p = lower.fully_connected_params(x.scale, x.zero_point, w.scales, y.scale, y.zero_point,
                                      op.options.get("activation", "NONE"), out_depth)
+    rows = out_depth if len(w.scales) > 1 else 1  # per-tensor weights: one pair, not one per row
     inputs = [lw.tensor(op.inputs[0]), lw.tensor(op.inputs[1]), lw.tensor(bias),
-              lw.const(p["mult"], np.int32), lw.const(p["shift"], np.int32)]
+              lw.const(p["mult"][:rows], np.int32), lw.const(p["shift"][:rows], np.int32)]
     lw.emit("FULLY_CONNECTED", inputs, op.outputs, batches=x.nbytes // in_depth,
             in_depth=in_depth, out_depth=out_depth, input_offset=p["input_offset"],
             output_offset=p["output_offset"], act_min=p["act_min"], act_max=p["act_max"])

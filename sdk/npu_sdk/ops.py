@@ -41,7 +41,8 @@ _BROADCAST = ("d0", "d1", "d2", "d3", "in1_s0", "in1_s1", "in1_s2", "in1_s3",
               "in2_s0", "in2_s1", "in2_s2", "in2_s3")
 
 KERNELS = (
-    # inputs: input, weights [out, in], bias int32 (or -1), per-row mult and shift int32
+    # inputs: input, weights [out, in], bias int32 (or -1), per-row mult and shift int32 (one
+    # pair each for per-tensor weights)
     Kernel("FULLY_CONNECTED", 1, 5, ("batches", "in_depth", "out_depth", "input_offset",
                                      "output_offset", "act_min", "act_max")),
     Kernel("SOFTMAX", 2, 1, ("rows", "depth", "input_multiplier", "input_left_shift", "diff_min")),

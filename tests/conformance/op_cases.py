@@ -1,4 +1,4 @@
-"""Single-op int8 models for CONV_2D, DEPTHWISE_CONV_2D, the pools, ADD, MUL, the pointwise
+"""Single-op int8 models for FULLY_CONNECTED, CONV_2D, DEPTHWISE_CONV_2D, the pools, ADD, MUL, the pointwise
 activations and int8 QUANTIZE, MEAN, PAD/PADV2 and CONCATENATION, each
 with inputs and the TFLite Micro output: the vectors test_ops_pipeline.py runs
 through the whole stack (compiler -> blob -> firmware interpreter -> kernels).
@@ -183,7 +183,24 @@ def concatenation_cases():
     return cases
 
 
+def fully_connected_cases():
+    """Per-tensor weights (the blob stores one mult/shift pair) and per-channel ones."""
+    rng, cases = np.random.default_rng(18), []
+    for j, (in_d, out_d, batches, per_channel) in enumerate(
+            [(24, 9, 1, False), (17, 5, 3, False), (24, 9, 2, True), (33, 1, 1, False)]):
+        in_q = _q(rng)
+        w_scales = rng.uniform(0.002, 0.02, out_d if per_channel else 1).astype(np.float32)
+        out_q = (_conv_output_scale(rng, in_q[0], w_scales, in_d), int(rng.integers(-20, 20)))
+        w = rng.integers(-127, 128, (out_d, in_d)).astype(np.int8)
+        bias = rng.integers(-3000, 3000, out_d).astype(np.int32)
+        model = tb.fully_connected_model(in_d, out_d, batches, in_q, w, w_scales, bias, out_q,
+                                         ACTIVATIONS[j % len(ACTIVATIONS)])
+        x = rng.integers(-128, 128, (batches, in_d)).astype(np.int8)
+        cases.append(Case("fully_connected_%d" % j, model, [x]))
+    return cases
+
+
 def all_cases():
-    return (conv_cases(False) + conv_cases(True) + pool_cases("AVERAGE_POOL_2D")
+    return (fully_connected_cases() + conv_cases(False) + conv_cases(True) + pool_cases("AVERAGE_POOL_2D")
             + pool_cases("MAX_POOL_2D") + elementwise_cases("ADD") + elementwise_cases("MUL")
             + pointwise_cases() + mean_cases() + pad_cases() + concatenation_cases())

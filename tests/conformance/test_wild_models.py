@@ -135,3 +135,34 @@ def test_dilated_conv_is_bit_exact_with_tflm(fixture):
     x_shape = graph.tensors[graph.inputs[0]].shape
     xs = [rng.integers(-128, 128, x_shape).astype(np.int8) for _ in range(8)]
     assert_bit_exact_with_tflm(oracle, graph, xs)
+
+
+# --- item 5: the blob is no larger than the .tflite (MLPerf Tiny's AD autoencoder) ----------
+
+def ad_autoencoder(rng):
+    """FULLY_CONNECTED 640-128-128-128-128-8-128-128-128-128-640 with per-tensor int8 weights
+    (what the converter gives a Keras Dense), as MLPerf Tiny's anomaly detection model."""
+    dims = [640, 128, 128, 128, 128, 8, 128, 128, 128, 128, 640]
+    i8, i32 = np.dtype(np.int8), np.dtype(np.int32)
+    t = [Tensor("input", (1, 640), i8, np.array([0.05], np.float32), np.array([3]))]
+    ops = []
+    for k, (a, b) in enumerate(zip(dims, dims[1:])):
+        ws = np.array([rng.uniform(0.001, 0.004)], np.float32)
+        t += [Tensor("dense_%d/w" % k, (b, a), i8, ws, np.zeros(1, np.int64), 0,
+                     rng.integers(-127, 128, (b, a)).astype(np.int8)),
+              Tensor("dense_%d/b" % k, (b,), i32, ws * np.float32(0.05), np.zeros(1, np.int64), 0,
+                     rng.integers(-3000, 3000, b).astype(np.int32)),
+              Tensor("dense_%d" % k, (1, b), i8, np.array([0.05], np.float32), np.array([-5]))]
+        ops.append(GOp("FULLY_CONNECTED", [len(t) - 4, len(t) - 3, len(t) - 2], [len(t) - 1],
+                       {"activation": "RELU" if k < 9 else "NONE"}, k))
+    return tflite_writer.write(Graph(t, ops, [0], [len(t) - 1], "ad"))
+
+
+def test_ad_autoencoder_blob_is_no_larger_than_its_tflite():
+    rng = np.random.default_rng(5)
+    model = ad_autoencoder(rng)
+    graph = tflite.parse(model)
+    blob = compiler.compile_graph(graph).blob
+    assert len(blob) <= len(model), (len(blob), len(model))
+    assert_bit_exact_with_tflm(model, graph, [rng.integers(-128, 128, (1, 640)).astype(np.int8)
+                                              for _ in range(4)])
