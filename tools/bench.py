@@ -47,13 +47,16 @@ def zoo_models():
 
 
 def mlperf_models(out_dir):
-    """The MLPerf-Tiny-class models of tools/bench_kernels.py, written as .tflite files."""
+    """The MLPerf-Tiny-class models of tools/bench_kernels.py, written as .tflite files (the AD
+    autoencoder also with per-tensor weights, as MLPerf Tiny's file has them)."""
     import bench_kernels
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
-    for name in ("kws", "vww", "resnet8", "ae"):
+    for name, build, per_channel in [(n, n, True) for n in bench_kernels.MODELS] + [
+            ("ae_per_tensor", "ae", False)]:
         path = out_dir / ("mlperf_%s.tflite" % name)
-        path.write_bytes(bench_kernels.int8_model(getattr(bench_kernels, name)()))
+        path.write_bytes(bench_kernels.int8_model(bench_kernels.MODELS[build](),
+                                                  per_channel=per_channel))
         paths.append(path)
     return paths
 

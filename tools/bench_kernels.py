@@ -13,7 +13,8 @@ npu_sdk.compiler, and times on the same input, interleaved round by round:
   xnnpack  LiteRT default resolver (XNNPACK), num_threads=1
 
 Models: kws (DS-CNN-like, 49x10x1), vww (MobileNetV1-0.25-like, 96x96x3),
-resnet8 (32x32x3, ADD shortcuts), ae (FC autoencoder 640 -> 8 -> 640).
+resnet8 (32x32x3, ADD shortcuts), ae (FC autoencoder 640 -> 8 -> 640), micro_speech
+(depthwise 10x8 stride 2, depth multiplier 8).
 Also reports the fixed cost: the invoke time of chains of N tiny FULLY_CONNECTED
 ops, per op as the slope over N. Outputs are checked byte-equal to TFLM first.
 Medians in µs; ratios as emu/builtin, tflm/emu, emu/xnnpack (lower, higher, lower
@@ -75,14 +76,21 @@ class _Net:
                         dict(padding=padding, stride_h=stride, stride_w=stride, dilation_h=1,
                              dilation_w=1, activation=act))
 
-    def dw(self, x, k=3, stride=1, act="RELU"):
+    def dw(self, x, k=3, stride=1, act="RELU", multiplier=1):
         n, h, w, c = self.shape(x)
-        wt = self._t("dw", (1, k, k, c), self.rng.normal(0, np.sqrt(2.0 / (k * k)), (1, k, k, c)).astype(F32))
-        b = self._t("b", (c,), self.rng.normal(0, 0.05, c).astype(F32))
-        oh, ow = self._out(h, k, stride, "SAME"), self._out(w, k, stride, "SAME")
-        return self._op("DEPTHWISE_CONV_2D", [x, wt, b], (n, oh, ow, c),
+        kh, kw = (k, k) if isinstance(k, int) else k
+        out_c = c * multiplier
+        wt = self._t("dw", (1, kh, kw, out_c),
+                     self.rng.normal(0, np.sqrt(2.0 / (kh * kw)), (1, kh, kw, out_c)).astype(F32))
+        b = self._t("b", (out_c,), self.rng.normal(0, 0.05, out_c).astype(F32))
+        oh, ow = self._out(h, kh, stride, "SAME"), self._out(w, kw, stride, "SAME")
+        return self._op("DEPTHWISE_CONV_2D", [x, wt, b], (n, oh, ow, out_c),
                         dict(padding="SAME", stride_h=stride, stride_w=stride, dilation_h=1,
-                             dilation_w=1, depth_multiplier=1, activation=act))
+                             dilation_w=1, depth_multiplier=multiplier, activation=act))
+
+    def reshape(self, x, shape):
+        s = self._t("shape", (len(shape),), np.array(shape, np.int32), np.int32)
+        return self._op("RESHAPE", [x, s], tuple(shape), {})
 
     def add(self, a, b, act="RELU"):
         return self._op("ADD", [a, b], self.shape(a), dict(activation=act))
@@ -147,6 +155,14 @@ def ae():
     return n.graph(n.fc(x, 640, act="NONE"))
 
 
+def micro_speech():
+    """tflite-micro's micro_speech: 1x1960 features as 49x40, depthwise 10x8 stride 2 with
+    depth multiplier 8, FULLY_CONNECTED 4000 -> 4, SOFTMAX."""
+    n = _Net("micro_speech", (1, 1960), 6)
+    x = n.dw(n.reshape(0, (1, 49, 40, 1)), (10, 8), 2, multiplier=8)
+    return n.graph(n.softmax(n.fc(n.reshape(x, (1, 4000)), 4, act="NONE")))
+
+
 def fc_chain(ops):
     """`ops` tiny FULLY_CONNECTED layers (16 -> 16): the interpreter's fixed cost per op."""
     n = _Net("chain%d" % ops, (1, 16), 5)
@@ -156,18 +172,20 @@ def fc_chain(ops):
     return n.graph(x)
 
 
-MODELS = {"kws": kws, "vww": vww, "resnet8": resnet8, "ae": ae}
+MODELS = {"kws": kws, "vww": vww, "resnet8": resnet8, "ae": ae, "micro_speech": micro_speech}
 
 
-def int8_model(graph, calib_count=16, seed=0):
+def int8_model(graph, calib_count=16, seed=0, per_channel=True):
     """Quantize a float graph (int8 input and output, uniform random calibration) and write
-    it as .tflite bytes."""
+    it as .tflite bytes; per_channel=False: per-tensor weights, as the converter quantizes a
+    Keras Dense (MLPerf Tiny's AD model)."""
     rng = np.random.default_rng(seed)
     shape = graph.tensors[graph.inputs[0]].shape
     calib = rng.uniform(-1, 1, (calib_count,) + tuple(shape)).astype(F32)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", quantize.CalibrationWarning)
-        return tflite_writer.write(quantize.quantize(graph, calib, int8_io=True))
+        return tflite_writer.write(quantize.quantize(graph, calib, int8_io=True,
+                                                     per_channel=per_channel))
 
 
 def _runners(model_bytes, x):

@@ -3,6 +3,7 @@
 #include "npu_kernels_internal.h"
 
 #include <stddef.h>
+#include <string.h>
 
 /* ---- run-time instruction set choice ------------------------------------------ */
 
@@ -379,10 +380,31 @@ void npu_conv2d_s8(const int8_t *input, const int8_t *weights, const int32_t *bi
     }
 }
 
+#if NPU_HAVE_X86_DISPATCH
+/* A depthwise convolution with depth multiplier dm is one with multiplier 1 on the input
+ * with each channel repeated dm times (output channel ic * dm + m reads input channel ic):
+ * the vector kernel runs on that copy, kept in the scratch after the kernel's own. */
+static npu_window repeated_channels(const npu_window *g) {
+    npu_window r = *g;
+    r.in_c = g->out_c;
+    r.depth_multiplier = 1;
+    return r;
+}
+
+static size_t repeated_copy_offset(const npu_window *g) {
+    const npu_window r = repeated_channels(g);
+    return (npu_depthwise_conv2d_s8_avx2_scratch(&r) + 63) & ~(size_t)63;
+}
+#endif
+
 size_t npu_depthwise_conv2d_s8_scratch_size(const npu_window *g) {
 #if NPU_HAVE_X86_DISPATCH
-    if (npu_isa_get() >= NPU_ISA_AVX2 && g->depth_multiplier == 1) {
-        return npu_depthwise_conv2d_s8_avx2_scratch(g);
+    if (npu_isa_get() >= NPU_ISA_AVX2) {
+        if (g->depth_multiplier == 1) {
+            return npu_depthwise_conv2d_s8_avx2_scratch(g);
+        }
+        return repeated_copy_offset(g) +
+               (size_t)g->batches * (size_t)g->in_h * (size_t)g->in_w * (size_t)g->out_c;
     }
 #else
     (void)g;
@@ -397,6 +419,20 @@ void npu_depthwise_conv2d_s8(const int8_t *input, const int8_t *weights, const i
 #if NPU_HAVE_X86_DISPATCH
     if (scratch != NULL && npu_isa_get() >= NPU_ISA_AVX2 && g->depth_multiplier == 1) {
         npu_depthwise_conv2d_s8_avx2(input, weights, bias, output, mult, shift, g,
+                                     input_offset, output_offset, act_min, act_max, scratch);
+        return;
+    }
+    if (scratch != NULL && npu_isa_get() >= NPU_ISA_AVX2) {
+        const npu_window r = repeated_channels(g);
+        const size_t pixels = (size_t)g->batches * (size_t)g->in_h * (size_t)g->in_w;
+        const size_t in_c = (size_t)g->in_c, dm = (size_t)g->depth_multiplier;
+        int8_t *copy = (int8_t *)scratch + repeated_copy_offset(g);
+        for (size_t p = 0; p < pixels; ++p) {
+            for (size_t ic = 0; ic < in_c; ++ic) {
+                memset(copy + (p * in_c + ic) * dm, input[p * in_c + ic], dm);
+            }
+        }
+        npu_depthwise_conv2d_s8_avx2(copy, weights, bias, output, mult, shift, &r,
                                      input_offset, output_offset, act_min, act_max, scratch);
         return;
     }

@@ -372,8 +372,70 @@ void npu_conv2d_s8_avx2(const int8_t *input, const int8_t *weights, const int32_
 
 size_t npu_depthwise_conv2d_s8_avx2_scratch(const npu_window *g) {
     const size_t cp = ALIGN_UP((size_t)g->out_c, 16);
+    /* eight channels: a second weight table (depthwise8 below) */
+    const size_t tables = g->out_c == 8 ? 2 : 1;
     return 6 * 32 + 4 * cp * sizeof(int32_t) +
-           (size_t)g->k_h * (size_t)g->k_w * cp * sizeof(int16_t);
+           tables * (size_t)g->k_h * (size_t)g->k_w * cp * sizeof(int16_t);
+}
+
+/* Eight channels (micro_speech's depthwise once its channels are repeated) fill half a
+ * vector: take two taps per vector instead, their bytes interleaved so that one madd sums
+ * both taps' products per channel ((x + offset) * w is exact in int16, two of them in
+ * int32). pairs[tap]: the weights of tap and tap + 1 interleaved (0 past the row's end);
+ * singles[tap]: tap's weights with zeros between, for a row's odd last tap. */
+static void depthwise8(const int8_t *input, const int16_t *pairs, const int16_t *singles,
+                       const requant_tables *t, const npu_window *g, int32_t input_offset,
+                       __m256i out_off, __m256i lo, __m256i hi, int8_t *out) {
+    const __m256i off16 = _mm256_set1_epi16((int16_t)input_offset);
+    const __m128i zero = _mm_setzero_si128();
+    const size_t row_bytes = (size_t)g->in_w * 8, step = (size_t)g->dilation_w * 8;
+    for (int32_t b = 0; b < g->batches; ++b) {
+        const int8_t *image = input + (size_t)b * (size_t)g->in_h * row_bytes;
+        for (int32_t oy = 0; oy < g->out_h; ++oy) {
+            const int32_t y0 = oy * g->stride_h - g->pad_h;
+            int32_t ky0 = 0, ky1 = g->k_h;
+            while (ky0 < g->k_h && y0 + ky0 * g->dilation_h < 0) {
+                ++ky0;
+            }
+            while (ky1 > ky0 && y0 + (ky1 - 1) * g->dilation_h >= g->in_h) {
+                --ky1;
+            }
+            for (int32_t ox = 0; ox < g->out_w; ++ox) {
+                const int32_t x0 = ox * g->stride_w - g->pad_w;
+                int32_t kx0 = 0, kx1 = g->k_w;
+                while (kx0 < g->k_w && x0 + kx0 * g->dilation_w < 0) {
+                    ++kx0;
+                }
+                while (kx1 > kx0 && x0 + (kx1 - 1) * g->dilation_w >= g->in_w) {
+                    --kx1;
+                }
+                __m256i acc = _mm256_setzero_si256();
+                for (int32_t ky = ky0; ky < ky1; ++ky) {
+                    const size_t tap0 = (size_t)ky * (size_t)g->k_w;
+                    const int8_t *px = image + (size_t)(y0 + ky * g->dilation_h) * row_bytes +
+                                       (size_t)(x0 + kx0 * g->dilation_w) * 8;
+                    int32_t kx = kx0;
+                    for (; kx + 1 < kx1; kx += 2, px += 2 * step) {
+                        const __m128i both = _mm_unpacklo_epi8(
+                            _mm_loadl_epi64((const __m128i *)px),
+                            _mm_loadl_epi64((const __m128i *)(px + step)));
+                        const __m256i x = _mm256_add_epi16(_mm256_cvtepi8_epi16(both), off16);
+                        acc = _mm256_add_epi32(
+                            acc, _mm256_madd_epi16(x, load_si256(pairs + (tap0 + (size_t)kx) * 16)));
+                    }
+                    if (kx < kx1) {
+                        const __m128i one =
+                            _mm_unpacklo_epi8(_mm_loadl_epi64((const __m128i *)px), zero);
+                        const __m256i x = _mm256_add_epi16(_mm256_cvtepi8_epi16(one), off16);
+                        acc = _mm256_add_epi32(
+                            acc, _mm256_madd_epi16(x, load_si256(singles + (tap0 + (size_t)kx) * 16)));
+                    }
+                }
+                store_n(out, requant8(acc, t, 0, out_off, lo, hi), 8);
+                out += 8;
+            }
+        }
+    }
 }
 
 void npu_depthwise_conv2d_s8_avx2(const int8_t *input, const int8_t *weights,
@@ -397,6 +459,19 @@ void npu_depthwise_conv2d_s8_avx2(const int8_t *input, const int8_t *weights,
     t.rsh = take(&cursor, cp * sizeof(int32_t));
     w16 = take(&cursor, taps * cp * sizeof(int16_t));
     fill_tables(&t, bias, mult, shift, c_n, cp);
+    if (c_n == 8) {
+        int16_t *singles = take(&cursor, taps * cp * sizeof(int16_t));
+        for (size_t tap = 0; tap < taps; ++tap) {
+            const int last = (tap + 1) % (size_t)g->k_w == 0; /* no tap + 1 in this row */
+            for (size_t c = 0; c < 8; ++c) {
+                w16[tap * 16 + 2 * c] = singles[tap * 16 + 2 * c] = weights[tap * 8 + c];
+                w16[tap * 16 + 2 * c + 1] = last ? 0 : weights[(tap + 1) * 8 + c];
+                singles[tap * 16 + 2 * c + 1] = 0;
+            }
+        }
+        depthwise8(input, w16, singles, &t, g, input_offset, out_off, lo, hi, output);
+        return;
+    }
     for (size_t tap = 0; tap < taps; ++tap) {
         for (size_t c = 0; c < cp; ++c) {
             w16[tap * cp + c] = c < c_n ? weights[tap * c_n + c] : 0;

@@ -95,7 +95,7 @@ def test_conv2d_paths_agree(isa, geometry, wide):
 
 @needs_simd
 @pytest.mark.parametrize("channels", [1, 7, 8, 9, 15, 16, 17, 40, 64])
-@pytest.mark.parametrize("multiplier", [1, 2])
+@pytest.mark.parametrize("multiplier", [1, 2, 8])
 def test_depthwise_paths_agree(isa, channels, multiplier):
     rng = np.random.default_rng(channels * 10 + multiplier)
     for b, ih, iw, kh, kw, (sh, sw), (dh, dw), (ph, pw) in [

@@ -166,3 +166,19 @@ def test_ad_autoencoder_blob_is_no_larger_than_its_tflite():
     assert len(blob) <= len(model), (len(blob), len(model))
     assert_bit_exact_with_tflm(model, graph, [rng.integers(-128, 128, (1, 640)).astype(np.int8)
                                               for _ in range(4)])
+
+
+# --- item 6: micro_speech's depthwise 10x8, stride 2, depth multiplier 8 ----------------------
+
+def test_micro_speech_shape_is_bit_exact_with_tflm():
+    """The depthwise convolution with depth multiplier 8 takes the vector path (channels
+    repeated, two taps per vector: tests/conformance/test_c_dispatch.py checks it against
+    the scalar one); here the whole model against TFLite Micro. Speed: tools/bench.py."""
+    from tools import bench_kernels
+    model = bench_kernels.int8_model(bench_kernels.micro_speech())
+    graph = tflite.parse(model)
+    dw = next(op for op in graph.ops if op.kind == "DEPTHWISE_CONV_2D")
+    assert (dw.options["depth_multiplier"], graph.tensors[dw.inputs[1]].shape) == (8, (1, 10, 8, 8))
+    rng = np.random.default_rng(6)
+    assert_bit_exact_with_tflm(model, graph, [rng.integers(-128, 128, (1, 1960)).astype(np.int8)
+                                              for _ in range(6)])
