@@ -242,14 +242,24 @@ _LAYER_DTYPES = (np.dtype(np.int8), np.dtype(np.int16), np.dtype(np.float32), np
 
 
 def tflm_undefined(graph):
-    """Why TFLite Micro's output for `graph` is undefined, one line per cause, or []. Its
-    SPACE_TO_BATCH_ND never sets the pad value (SpaceToBatchParams.output_offset stays what the
-    arena held), so a SAME dilated convolution on an input with a non-zero zero point reads
-    memory nobody wrote at its borders; LiteRT and the board pad with the zero point."""
+    """Why TFLite Micro's output for `graph` is not what the model means, one line per cause,
+    or []. Its SPACE_TO_BATCH_ND never sets the pad value (SpaceToBatchParams.output_offset
+    stays what the arena held), so a SAME dilated convolution on an input with a non-zero zero
+    point reads memory nobody wrote at its borders (LiteRT and the board pad with the zero
+    point); and it never resizes, so a batch-space tensor stored with a dynamic batch as 1
+    leaves most of the output unwritten."""
     notes = []
     for label, positions, fused in rewrite.fused_patterns(graph):
         x = graph.tensors[fused.inputs[0]]
-        if fused.options["padding"] == "SAME" and x.scales is not None and x.zero_point != 0:
+        s2b = graph.ops[positions[0]]
+        batch = graph.tensors[s2b.outputs[0]].shape[0]
+        blocks = int(np.prod(graph.tensors[s2b.inputs[1]].data))
+        if batch != x.shape[0] * blocks:  # a dynamic batch, stored as 1: TFLM does not resize
+            notes.append("op #%d SPACE_TO_BATCH_ND (%s) writes %r with batch %d, not %d: "
+                         "TFLite Micro fills only that many blocks of the output"
+                         % (s2b.index, label, graph.tensors[s2b.outputs[0]].name, batch,
+                            x.shape[0] * blocks))
+        elif fused.options["padding"] == "SAME" and x.scales is not None and x.zero_point != 0:
             notes.append("op #%d SPACE_TO_BATCH_ND (%s) pads %r, zero point %d, with a value "
                          "TFLite Micro never sets: its border elements are undefined there"
                          % (graph.ops[positions[0]].index, label, x.name, x.zero_point))

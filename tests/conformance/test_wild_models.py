@@ -109,10 +109,12 @@ def test_float_model_with_flatten_quantizes_and_runs_bit_exact(tmp_path, capsys)
 
 # --- item 2: dilated convolutions (SPACE_TO_BATCH_ND, conv, BATCH_TO_SPACE_ND) ---------------
 
-def static_dilated(fixture):
+def static_dilated(fixture, static=True):
     """The converter's dilated-conv pattern with a static batch (the fixture's batch-space
     tensors carry the dynamic batch as 1, which TFLite Micro does not resize)."""
     graph = tflite.load(ROOT / "tests" / "fixtures" / fixture)
+    if not static:
+        return tflite_writer.write(graph)
     blocks = int(np.prod(graph.tensors[graph.ops[0].inputs[1]].data))
     for op in graph.ops[:2]:
         t = graph.tensors[op.outputs[0]]
@@ -122,13 +124,15 @@ def static_dilated(fixture):
 
 @pytest.mark.parametrize("fixture", ["dilated_conv_valid_int8.tflite", "dilated_conv_same_int8.tflite",
                                      "dilated_depthwise_int8.tflite"])
-def test_dilated_conv_is_bit_exact_with_tflm(fixture):
+@pytest.mark.parametrize("static", [True, False], ids=["static_batch", "dynamic_batch"])
+def test_dilated_conv_is_bit_exact_with_tflm(fixture, static):
     """Where TFLite Micro's SPACE_TO_BATCH_ND reads its unset pad value (SAME, a non-zero
-    zero point), the oracle is TFLite Micro on the fused convolution (validate does the same)."""
-    model = static_dilated(fixture)
+    zero point) or leaves blocks unwritten (a dynamic batch), the oracle is TFLite Micro on
+    the fused convolution (validate does the same)."""
+    model = static_dilated(fixture, static)
     graph = tflite.parse(model)
     undefined = validate.tflm_undefined(graph)
-    assert bool(undefined) == ("same" in fixture or "depthwise" in fixture)
+    assert bool(undefined) == ("same" in fixture or "depthwise" in fixture or not static)
     oracle = model if not undefined else tflite_writer.write(
         rewrite.simplify(graph, (rewrite.fold_dilated_conv,)))
     rng = np.random.default_rng(2)

@@ -148,6 +148,16 @@ def test_same_dilated_conv_where_tflm_reads_an_unset_pad_value(cpython_board, tm
         tmp_path, "dilated_conv_valid_int8.tflite"))) == []  # VALID: nothing padded is read
 
 
+def test_dynamic_batch_dilated_conv_as_the_converter_writes_it(cpython_board):
+    """The converter stores the batch-space tensors of a dynamic-batch model with batch 1,
+    which TFLite Micro does not resize: validate says so and compares with the fused conv."""
+    rep = validate.validate(ROOT / "tests" / "fixtures" / "dilated_conv_valid_int8.tflite",
+                            cpython_board)
+    text = validate.format_text(rep)
+    assert rep["bit_exact"] and rep["oracle"] == validate.ORACLE_FUSED, text
+    assert "with batch 1, not 4" in text
+
+
 # --- inputs (no board needed) ---------------------------------------------------------------
 
 @pytest.fixture(scope="module")
