@@ -9,6 +9,7 @@ import os
 import sys
 
 from . import ops, quant_methods
+from .cli_files import check_writable, write_atomic
 from .errors import NpuError
 
 
@@ -60,9 +61,12 @@ def _compile(args):
 
 
 def cmd_compile(args):
+    from .models import default_name
+    # by default into the current directory, named as `npu flash` would name the model
+    out = args.output or default_name(args.model) + ".npb"
+    check_writable(out, "the blob")
     result, quant = _compile(args)
-    out = args.output or os.path.splitext(args.model)[0] + ".npb"
-    _write_atomic(out, result.blob)
+    write_atomic(out, result.blob)
     summary = dict(output=out, blob_bytes=len(result.blob), arena_bytes=result.arena_size,
                    arena_lower_bound=result.arena_lower_bound, const_bytes=result.const_size,
                    ops=result.n_ops)
@@ -74,9 +78,9 @@ def cmd_compile(args):
     if quant is not None:
         for w in quant.warnings:
             print("warning: %s" % w, file=sys.stderr)
-        if args.report:
+        if args.report:  # the warnings went to stderr above: once
             from .quantize import format_report
-            print(format_report(quant.report, quant.warnings))
+            print(format_report(quant.report))
     print("%s: %d bytes, %d ops, arena %d bytes (lower bound %d), constants %d bytes"
           % (out, len(result.blob), result.n_ops, result.arena_size, result.arena_lower_bound,
              result.const_size))
@@ -93,25 +97,14 @@ def cmd_inspect(args):
     if args.board:
         from . import profiles
         profile = profiles.get(args.board)
+    if args.plot:
+        check_writable(args.plot, "--plot")
     rep = report.report(data, profile)
     if args.plot:
         report.plot(data, args.plot, title=os.path.basename(args.model))
     print(json.dumps(rep) if args.json else report.format_text(rep))
     if profile is not None and not rep["board"]["fits"]:
         return 1
-
-
-def _write_atomic(path, data):
-    """Write to a temporary file and rename: a failed write never leaves half a file."""
-    tmp = "%s.tmp%d" % (path, os.getpid())
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except OSError as e:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise NpuError("cannot write %s: %s" % (path, e.strerror or e)) from e
 
 
 def cmd_validate(args):
@@ -147,6 +140,7 @@ def cmd_flash(args):
     if args.json:
         print(json.dumps(dict(name=name, bytes=len(data), sent=r.sent, resumed_from=r.resumed,
                               skipped=r.skipped, retransmits=r.retransmits,
+                              replaced=r.replaced.hex() if r.replaced else None,
                               seconds=round(r.seconds, 3))))
     elif r.skipped:
         print("%r is already on the board (same blob id): nothing sent" % name)
@@ -154,6 +148,9 @@ def cmd_flash(args):
         print("flashed %s as %r (%d bytes%s, %.1f s)" % (
             args.model, name, len(data),
             ", resumed at byte %d" % r.resumed if r.resumed else "", r.seconds))
+        if r.replaced:
+            print("replaced the different model that was on the board as %r (blob %s); pass "
+                  "--name to keep both" % (name, r.replaced.hex()[:16]))
 
 
 def _flash_targets(args):
@@ -207,39 +204,8 @@ def cmd_ls(args):
 
 
 def cmd_run(args):
-    import numpy as np
-    try:
-        x = np.load(args.input, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise NpuError("cannot read input %s: %s (expected a .npy array)" % (args.input, e)) from e
-    ops = None
-    with _board(args) as board:
-        if args.profile:
-            outputs, median_us, ops = board.invoke(args.name, [x], repeat=args.repeat, profile=True)
-        else:
-            outputs, median_us = board.invoke(args.name, [x], repeat=args.repeat)
-        heap = board.memory()
-    y = outputs[0]
-    if args.output:
-        np.save(args.output, y)
-    if args.json:
-        report = dict(name=args.name, invoke_ms_median=median_us / 1000.0, repeat=args.repeat,
-                      outputs=[dict(shape=list(o.shape), dtype=str(o.dtype), data=o.tolist())
-                               for o in outputs])
-        if ops is not None:
-            report["profile"] = [dict(index=i, op=op, us=us) for i, (op, us) in enumerate(ops)]
-        if heap is not None and heap["heap"] is not None:
-            report["heap"] = heap
-        print(json.dumps(report))
-    else:
-        print(np.array2string(y, max_line_width=120))
-        print("invoke: %.3f ms median of %d" % (median_us / 1000.0, args.repeat))
-        if heap is not None and heap["heap"] is not None and heap["after_invoke"] is not None:
-            print(_heap_line(heap))
-        if ops is not None:
-            total = sum(us for _, us in ops) or 1
-            for i, (op, us) in enumerate(ops):
-                print("  #%-3d %-20s %10d us  %5.1f%%" % (i, op, us, 100.0 * us / total))
+    from .cli_run import cmd_run
+    return cmd_run(args, _board)
 
 
 def cmd_ports(args):
@@ -549,15 +515,31 @@ def cmd_farm_up(args):
         stop.wait()
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser (usage errors exit 2); under --json the error is JSON on stdout."""
+    json_errors = False
+
+    def error(self, message):
+        if _Parser.json_errors:
+            print(json.dumps(dict(error="%s: %s" % (self.prog, message), code=2)))
+            sys.exit(2)
+        super().error(message)
+
+
 def build_parser():
-    p = argparse.ArgumentParser(prog="npu", description="Compile TFLite models for NPU boards, "
-                                "flash them over a serial link and run them.")
+    from . import __version__
+    p = _Parser(prog="npu", description="Compile TFLite models for NPU boards, flash them over a "
+                "serial link and run them. Exit status: 0 done, 1 failed (one `npu: ...` line "
+                "says why), 2 usage error, 130 interrupted.")
+    p.add_argument("--version", action="version", version="npu-sdk %s" % __version__)
+    p.add_argument("-p", "--port", dest="port_before", metavar="PORT",
+                   help="the board's port, for any subcommand (as its own --port)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def board_args(sp, port=True):
         if port:
-            sp.add_argument("--port", help="serial port, pyserial URL or labgrid://PLACE "
-                                           "(default: $NPU_PORT)")
+            sp.add_argument("-p", "--port", help="serial port, pyserial URL or labgrid://PLACE "
+                                                 "(default: $NPU_PORT)")
         sp.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the board")
         sp.add_argument("--json", action="store_true", help="print JSON")
         sp.add_argument("--trace", action="store_true",
@@ -591,7 +573,8 @@ def build_parser():
                         epilog="supported ops: %s. Float models (--calib) may use: %s."
                         % (", ".join(ops.SUPPORTED), ", ".join(ops.QUANTIZABLE)))
     sp.add_argument("model")
-    sp.add_argument("-o", "--output", help="output .npb (default: MODEL.npb)")
+    sp.add_argument("-o", "--output", help="output .npb (default: NAME.npb in the current "
+                                           "directory, NAME as `npu flash` names the model)")
     quant_args(sp)
     sp.add_argument("--report", action="store_true", help="print the per-layer quantization report")
     sp.add_argument("--json", action="store_true", help="print JSON")
@@ -624,10 +607,11 @@ def build_parser():
     sp = sub.add_parser("flash", help="install a model (.npb, or .tflite compiled on the fly) "
                                       "on the board")
     sp.add_argument("model", help="an .npb blob or an int8 .tflite model")
-    sp.add_argument("--name", help="model name on the board (default: the file's stem)")
+    sp.add_argument("--name", help="model name on the board (default: the file's stem; for a "
+                                   "zoo file like kws_dscnn/int8.tflite, its folder: kws_dscnn)")
     key_arg(sp)
     board_args(sp, port=False)
-    sp.add_argument("--port", action="append",
+    sp.add_argument("-p", "--port", action="append",
                     help="serial port, pyserial URL or labgrid://PLACE (default: $NPU_PORT); "
                          "repeat it to flash several boards in parallel")
     sp.add_argument("--places", metavar="PATTERN",
@@ -642,9 +626,13 @@ def build_parser():
 
     sp = sub.add_parser("run", help="run a model on the board")
     sp.add_argument("name")
-    sp.add_argument("--input", required=True, help=".npy with the model input (dtype and shape "
-                                                   "of the model's input)")
-    sp.add_argument("--output", help="save the output as .npy")
+    sp.add_argument("--input", required=True, action="append", metavar="FILE",
+                    help=".npy with a model input (its dtype and shape), or .npz with the inputs in "
+                         "order; repeat it for several inputs")
+    sp.add_argument("--quantize", action="store_true",
+                    help="quantize float input data with the model's input scale and zero point")
+    sp.add_argument("--output", metavar="FILE", help="save the output as .npy, or every output as "
+                                                     ".npz (keys y0, y1, ...)")
     sp.add_argument("--repeat", type=_repeat, default=1, metavar="N",
                     help="run N times (1..65535), report the board's median")
     sp.add_argument("--profile", action="store_true",
@@ -653,7 +641,7 @@ def build_parser():
     sp.set_defaults(func=cmd_run)
 
     sp = sub.add_parser("ports", help="list serial ports (VID:PID) and which have an npu board")
-    sp.add_argument("--port", help="also probe this port or pyserial URL (default: $NPU_PORT)")
+    sp.add_argument("-p", "--port", help="also probe this port or pyserial URL (default: $NPU_PORT)")
     sp.add_argument("--probe-timeout", type=float, default=0.5, metavar="S",
                     help="seconds to wait for a board's HELLO on each port")
     sp.add_argument("--json", action="store_true", help="print JSON")
@@ -750,7 +738,7 @@ def build_parser():
                                            "(only files that differ), then soft-reset it")
     fp.add_argument("--from", dest="src", metavar="DIR",
                     help="a `npu firmware build` directory (default: build now for the board)")
-    fp.add_argument("--port", help="serial port or pyserial URL (default: $NPU_PORT)")
+    fp.add_argument("-p", "--port", help="serial port or pyserial URL (default: $NPU_PORT)")
     fp.add_argument("--baud", type=int, default=115200, help="baud rate (default: 115200)")
     fp.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the board")
     fp.add_argument("--no-reset", action="store_true", help="stay at the REPL after installing")
@@ -763,11 +751,18 @@ def main(argv=None):
     import logging
     # labgrid's client logs to the root logger: the error we raise says it once, in one line
     logging.getLogger().addHandler(logging.NullHandler())
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    _Parser.json_errors = "--json" in argv
     args = build_parser().parse_args(argv)
+    if args.port_before and getattr(args, "port", None) is None and hasattr(args, "port"):
+        args.port = [args.port_before] if args.command == "flash" else args.port_before
     try:
         return args.func(args) or 0
     except NpuError as e:
+        if getattr(args, "json", False):
+            print(json.dumps(dict(error=str(e), code=1)))
         print("npu: %s" % e, file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        print("npu: interrupted", file=sys.stderr)
         return 130

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from .. import blob
 from ..errors import BoardError, LinkError, LinkTimeout, NpuError, PreflightError
-from ..models import load_model, seen
+from ..models import load_model, remember, seen
 from . import codec
 from .arq import CHUNK, FlashStream
 from .transport import DEFAULT_BAUD, open_port
@@ -51,12 +51,13 @@ class ModelEntry:
 class FlashResult:
     """What one Board.flash did: `sent` data bytes on the line (retransmissions included,
     deflated chunks as sent), the offset it `resumed` from, whether the board already held
-    the blob (`skipped`), `seconds`."""
+    the blob (`skipped`), the id of a different blob it `replaced` under the name, `seconds`."""
     name: str
     size: int
     sent: int = 0
     resumed: int = 0
     skipped: bool = False
+    replaced: bytes = None
     retransmits: int = 0
     timeouts: int = 0  # resends after a retransmission timeout (the rest were found by order)
     seconds: float = 0.0
@@ -229,13 +230,16 @@ class Board:
         t0 = time.monotonic()
         result = FlashResult(name, len(data))
         mac = self._signature(data, name, self.key if key is None else key, preflight)
+        held = next((e.blob_id for e in self.list() if e.name == name), None)
+        if held != spec.blob_id:
+            result.replaced = held
         # a keyed board checks the key even for a blob it holds: ask it with FLASH_BEGIN
-        if skip_if_same and not self.info.keyed and any(e.name == name and e.blob_id == bytes(data[-32:])
-                                for e in self.list()):
+        if skip_if_same and not self.info.keyed and held == spec.blob_id:
             result.skipped = True  # the board holds this exact blob: nothing to do
             result.seconds = time.monotonic() - t0
             self.last_flash = result
             self.models[name] = spec
+            remember(spec)
             return spec
         if preflight:
             self.preflight(data, name)
@@ -260,6 +264,7 @@ class Board:
         result.seconds = time.monotonic() - t0
         self.last_flash = result
         self.models[name] = spec
+        remember(spec)
         return spec
 
     def _signature(self, data, name, key, preflight):
