@@ -22,7 +22,8 @@ def _board(args, **kw):
     from .link import Board
     if getattr(args, "trace", False):
         kw.setdefault("trace", _trace_frame)
-    return Board(_port(args), timeout=args.timeout, **kw)
+    # --timeout is the whole wait for an answer, retransmissions included
+    return Board(_port(args), timeout=args.timeout, retries=0, **kw)
 
 
 def _trace_frame(direction, t, ftype, seq, payload):
@@ -365,6 +366,44 @@ def cmd_repl(args):
                 sys.stdout.flush()
 
 
+def cmd_reset(args):
+    """Soft-reset a board at its MicroPython REPL back into the npu firmware."""
+    import time
+
+    from .link import Board, board_state
+    from .link.transport import open_port
+    port = _port(args)
+    try:
+        with Board(port, timeout=min(args.timeout, 2.0), retries=0) as board:
+            return _say(args, dict(port=port, firmware=board.info.firmware, reset=False),
+                        "the board on %s runs the npu firmware %s: nothing to reset"
+                        % (port, board.info.firmware))
+    except board_state.AtRepl as e:
+        if not e.has_firmware:
+            raise
+    ser = open_port(port)
+    try:
+        board_state.soft_reset(ser)
+    finally:
+        ser.close()
+    deadline = time.monotonic() + args.timeout
+    while True:  # the firmware takes a moment to boot
+        try:
+            with Board(port, timeout=1.0, retries=0) as board:
+                return _say(args, dict(port=port, firmware=board.info.firmware, reset=True),
+                            "the board on %s runs the npu firmware %s again"
+                            % (port, board.info.firmware))
+        except board_state.AtRepl:
+            raise
+        except NpuError:
+            if time.monotonic() > deadline:
+                raise
+
+
+def _say(args, record, text):
+    print(json.dumps(record) if args.json else text)
+
+
 def _await_prompt(ser, deadline):
     """What the board prints until its REPL prompt: typing earlier would be lost while the
     board is still restarting into the REPL. A request the host repeated while the board was
@@ -669,6 +708,11 @@ def build_parser():
                     help="without a terminal: seconds to print the board's output")
     board_args(sp)
     sp.set_defaults(func=cmd_repl)
+
+    sp = sub.add_parser("reset", help="soft-reset a board at its MicroPython REPL back into the "
+                                      "npu firmware")
+    board_args(sp)
+    sp.set_defaults(func=cmd_reset)
 
     sp = sub.add_parser("keys", help="the board's device key: once it has one, it installs only "
                                      "blobs signed with it")
