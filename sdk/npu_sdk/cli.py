@@ -110,8 +110,16 @@ def cmd_inspect(args):
 
 def cmd_validate(args):
     from . import keys, validate
+    name = args.name or "validate"
     with _board(args, key=keys.load(args.key)) as board:
-        rep = validate.validate(args.model, board, args.inputs, name=args.name)
+        try:
+            rep = validate.validate(args.model, board, args.inputs, name=name)
+        finally:
+            if not args.name:  # a scratch model: leave the board's models as they were
+                try:
+                    board.remove(name)
+                except NpuError:
+                    pass
     print(json.dumps(rep) if args.json else validate.format_text(rep))
     return 0 if rep["bit_exact"] else 1
 
@@ -323,6 +331,8 @@ def cmd_console(args):
     seen = [0]
 
     def show(ms, text):
+        if args.count is not None and seen[0] >= args.count:
+            return  # the recent lines may be more than --count
         seen[0] += 1
         if args.json:
             print(json.dumps(dict(ms=ms, text=text)), flush=True)
@@ -485,6 +495,7 @@ def cmd_firmware_build(args):
     if args.target:
         return _firmware_image(args)
     from . import firmware_build
+    args.output = args.output or "npu-firmware"
     manifest = firmware_build.build(args.output, args.arch)
     if args.json:
         print(json.dumps(dict(output=args.output, **manifest)))
@@ -502,6 +513,7 @@ def _firmware_image(args):
     board = args.board or next(n for n, p in sorted(profiles.PROFILES.items())
                                if p.get("qemu") == args.target)
     heap = profiles.get(board)["ram"]
+    args.output = args.output or "npu-firmware-%s" % args.target
     out = firmware_image.build(args.target, heap, args.output, args.micropython)
     files = [str(out / n) for n in ("firmware.elf", "firmware.bin")]
     if args.json:
@@ -633,7 +645,8 @@ def build_parser():
     sp.add_argument("model", help="an int8 .tflite model")
     sp.add_argument("--inputs", help=".npz (key x, or one key per input) or .npy with a batch of samples "
                                      "(default: a seeded generated set)")
-    sp.add_argument("--name", default="validate", help="model name used on the board (default: validate)")
+    sp.add_argument("--name", help="model name used on the board, kept there (default: a "
+                                   "scratch model 'validate', removed afterwards)")
     key_arg(sp)
     board_args(sp)
     sp.set_defaults(func=cmd_validate)
@@ -762,7 +775,8 @@ def build_parser():
     from .firmware_build import ARCHS
     fp = fw_sub.add_parser("build", help="compile the firmware with mpy-cross: main.py + "
                                          "npufw/*.mpy + manifest.json")
-    fp.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
+    fp.add_argument("-o", "--output", metavar="DIR", help="output directory (default: npu-firmware, "
+                                                          "or npu-firmware-TARGET with --target)")
     fp.add_argument("--arch", choices=ARCHS, metavar="ARCH",
                     help="native code target, one of: %s (ESP32-S3: xtensawin, RP2040: armv6m; "
                          "default: the host MicroPython VM's)" % ", ".join(ARCHS))

@@ -71,7 +71,7 @@ def test_input_upload_adapts_to_a_lossy_line(tmp_path, core):
         sample = np.load(ZOO / "vww_mobilenet" / "samples.npz")["x_int8"][0]
         np.save(x, sample)
         report = json.loads(npu("run", "vww_mobilenet", "--input", x, "--port", emu.port,
-                                "--timeout", 30, "--json").stdout)
+                                "--json").stdout)  # the default --timeout: 10 s
         from npu_sdk import reference
         expected = reference.run_tflm(model.read_bytes(), [sample])[0]
         assert report["outputs"][0]["data"] == expected.tolist()
