@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from tests.conftest import ZOO, Emulator
+from tests.conftest import ZOO, Emulator, fc_model
 from tests.e2e.test_cli_errors import npu, one_line
 from tests.e2e.test_firmware_install import repl_board  # noqa: F401 (a fixture)
 
@@ -62,18 +62,21 @@ def test_a_long_repeat_waits_for_the_work(tmp_path):
 
 @pytest.mark.parametrize("core", ["cpython", "micropython"])
 def test_input_upload_adapts_to_a_lossy_line(tmp_path, core):
-    """A 27 KB input over a line flipping one byte in a thousand: 4 KB pieces rarely arrive."""
-    model = ZOO / "vww_mobilenet" / "int8.tflite"
+    """A 27 KB input over a line flipping one byte in a thousand: its 4 KB pieces rarely arrive
+    whole, smaller ones do."""
+    from npu_sdk import reference
+    model_bytes = fc_model(27648, 1)[0]
+    model = tmp_path / "big.tflite"
+    model.write_bytes(model_bytes)
+    x = tmp_path / "x.npy"
+    sample = np.random.default_rng(3).integers(-128, 128, (1, 27648)).astype(np.int8)
+    np.save(x, sample)
     emu = Emulator(core, flash_dir=tmp_path / "flash", faults="flip=1e-3")
     try:
         npu("flash", model, "--port", emu.port, "--timeout", 30)
-        x = tmp_path / "x.npy"
-        sample = np.load(ZOO / "vww_mobilenet" / "samples.npz")["x_int8"][0]
-        np.save(x, sample)
-        report = json.loads(npu("run", "vww_mobilenet", "--input", x, "--port", emu.port,
+        report = json.loads(npu("run", "big", "--input", x, "--port", emu.port,
                                 "--json").stdout)  # the default --timeout: 10 s
-        from npu_sdk import reference
-        expected = reference.run_tflm(model.read_bytes(), [sample])[0]
+        expected = reference.run_tflm(model_bytes, [sample])[0]
         assert report["outputs"][0]["data"] == expected.tolist()
     finally:
         emu.stop()

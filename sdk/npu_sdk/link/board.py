@@ -17,7 +17,8 @@ from . import board_state, codec
 from .arq import CHUNK, CHUNK_MIN, FlashStream
 from .transport import DEFAULT_BAUD, open_port
 
-#: seconds an INPUT piece's answer may take before the piece counts as lost (and the pieces halve)
+#: seconds an INPUT piece's answer may take before the piece counts as lost (and the pieces
+#: halve), until round trips are measured
 _PIECE_WAIT = 1.0
 _DTYPES = {code: str(name) for code, name in blob.DType.decmapping.items()}  # the blob's codes
 
@@ -416,15 +417,19 @@ class Board:
         flashing's chunks do, a piece lost on the line halves the pieces (down to CHUNK_MIN)
         and a run of clean ones doubles them again: a lossy line still carries the input."""
         top = self.info.max_payload - len(codec.input_request(name, 0, 0, b""))
-        step, clean = top, 0
+        step, clean, per_byte = top, 0, None
         for index, data in enumerate(raw):
             off, progress_at = 0, time.monotonic()
             while off < len(data) or (off == 0 and not data):
                 piece = data[off:off + step]
+                sent_at = time.monotonic()
+                # a lost piece is known by its silence: wait a few of its round trips, no more
+                wait = _PIECE_WAIT if per_byte is None else \
+                    min(_PIECE_WAIT, max(0.05, 4 * per_byte * max(len(piece), 256)))
                 try:
                     staged = struct.unpack("<I", self.request(
                         codec.INPUT, codec.input_request(name, index, off, piece),
-                        timeout=_PIECE_WAIT, retransmit=False))[0]
+                        timeout=wait, retransmit=False))[0]
                 except LinkTimeout:
                     if time.monotonic() - progress_at > self.timeout * (self.retries + 1):
                         raise
@@ -435,6 +440,7 @@ class Board:
                     raise LinkError("board staged %d bytes of input %d, expected %d"
                                     % (staged, index, off + len(piece)))
                 off, progress_at = staged, time.monotonic()
+                per_byte = (progress_at - sent_at) / max(len(piece), 256)
                 clean += 1
                 if clean == 4:
                     step, clean = min(top, step * 2), 0
