@@ -38,9 +38,14 @@ def _progress_bar(args, total, name):
     """A tqdm bar (bytes, rate, ETA) on a terminal; None when quiet (--json, not a tty)."""
     if args.json or not sys.stderr.isatty():
         return None
+    import shutil
+
     from tqdm import tqdm
+    # a terminal that reports a 0 x 0 size (a fresh pty, `script`) gets no bar from tqdm:
+    # give it the size shutil falls back to
+    size = shutil.get_terminal_size()
     return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=name,
-                file=sys.stderr, leave=False)
+                file=sys.stderr, leave=False, ncols=size.columns, nrows=size.lines)
 
 
 def _compile(args):
@@ -139,10 +144,20 @@ def cmd_flash(args):
     if len(targets) > 1 or args.places:
         return _flash_many(args, targets, data, name, key)
     bar = _progress_bar(args, len(data), name)
+    done = [0]  # bytes the board confirmed
+
+    def progress(n):
+        done[0] += n
+        if bar is not None:
+            bar.update(n)
+
     try:
         with _board(args, key=key) as board:
-            board.flash(data, name, progress=bar.update if bar else None)
+            board.flash(data, name, progress=progress)
             r = board.last_flash
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt("interrupted at %d of %d bytes; run the same command to resume"
+                                % (done[0], len(data))) from None
     finally:
         if bar is not None:
             bar.close()
@@ -821,6 +836,6 @@ def main(argv=None):
             print(json.dumps(dict(error=str(e), code=1)))
         print("npu: %s" % e, file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("npu: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        print("npu: %s" % (e.args[0] if e.args else "interrupted"), file=sys.stderr)
         return 130
