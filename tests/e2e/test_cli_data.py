@@ -17,6 +17,7 @@ KWS = ZOO / "kws_dscnn" / "int8.tflite"
 @pytest.fixture(params=["cpython", "micropython"])
 def board(request, tmp_path):
     emu = Emulator(request.param, flash_dir=tmp_path / "flash")
+    emu.core = request.param
     yield emu
     emu.stop()
 
@@ -52,7 +53,9 @@ def test_inputs_checked_on_the_host(board, tmp_path, env):
     np.savez(npz, samples["x_int8"][0])
     y = tmp_path / "y.npz"
     report = json.loads(run("--input", npz, "--output", y).stdout)
-    assert report["median_us"] > 0 and report["clock"] in ("host", "board")
+    # the CPython core's kernels run at the host's speed: its times are the host's
+    assert report["median_us"] > 0 and report["clock"] == ("host" if board.core == "cpython"
+                                                           else "board")
     with np.load(y) as saved:
         assert list(saved.files) == ["y0"]
         np.testing.assert_array_equal(saved["y0"], expected)
