@@ -377,8 +377,9 @@ def npu_model(request, npu_board, _npu_blobs):
     """npu_model(source, name=None) -> the model's name on npu_board.
 
     `source` is a .tflite (compiled once per session), an .npb, or blob bytes with a name;
-    the name defaults to the file's stem. The model is flashed unless the board already
-    holds this exact blob under that name, so each model is sent once per session."""
+    the name defaults to the file's stem, or a zoo file's folder (models.default_name). The
+    model is flashed unless the board already holds this exact blob under that name, so each
+    model is sent once per session."""
     from .models import default_name, load_model
 
     def flash(source, name=None):

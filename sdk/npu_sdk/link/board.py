@@ -229,7 +229,8 @@ class Board:
 
         `source` is a path to an .npb blob or a .tflite model (compiled here), blob bytes
         (then `name` is required) or a `compiler.Compiled`. `name` defaults to the file's
-        stem. `progress(n)` is called as the board confirms n more bytes. A transfer that was
+        stem (a zoo file's folder: models.default_name). `progress(n)` is called as the
+        board confirms n more bytes. A transfer that was
         cut (host, cable, board reset) resumes from what the board verified; a blob the board
         already holds under `name` is not sent again (with `skip_if_same`, the default, not
         even FLASH_BEGIN: LIST tells). `preflight=False` skips the host's checks (the board checks anyway).
