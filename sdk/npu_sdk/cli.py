@@ -10,6 +10,7 @@ import sys
 import warnings
 
 from . import ops, quant_methods
+from .cli_files import check_writable, write_atomic
 from .errors import NpuError
 
 
@@ -22,7 +23,8 @@ def _board(args, **kw):
     from .link import Board
     if getattr(args, "trace", False):
         kw.setdefault("trace", _trace_frame)
-    return Board(_port(args), timeout=args.timeout, **kw)
+    # --timeout is the whole wait for an answer, retransmissions included
+    return Board(_port(args), timeout=args.timeout, retries=0, **kw)
 
 
 def _trace_frame(direction, t, ftype, seq, payload):
@@ -37,9 +39,14 @@ def _progress_bar(args, total, name):
     """A tqdm bar (bytes, rate, ETA) on a terminal; None when quiet (--json, not a tty)."""
     if args.json or not sys.stderr.isatty():
         return None
+    import shutil
+
     from tqdm import tqdm
+    # a terminal that reports a 0 x 0 size (a fresh pty, `script`) gets no bar from tqdm:
+    # give it the size shutil falls back to
+    size = shutil.get_terminal_size()
     return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=name,
-                file=sys.stderr, leave=False)
+                file=sys.stderr, leave=False, ncols=size.columns, nrows=size.lines)
 
 
 def _compile(args):
@@ -61,9 +68,12 @@ def _compile(args):
 
 
 def cmd_compile(args):
+    from .models import default_name
+    # by default into the current directory, named as `npu flash` would name the model
+    out = args.output or default_name(args.model) + ".npb"
+    check_writable(out, "the blob")
     result, quant = _compile(args)
-    out = args.output or os.path.splitext(args.model)[0] + ".npb"
-    _write_atomic(out, result.blob)
+    write_atomic(out, result.blob)
     summary = dict(output=out, blob_bytes=len(result.blob), arena_bytes=result.arena_size,
                    arena_lower_bound=result.arena_lower_bound, const_bytes=result.const_size,
                    ops=result.n_ops)
@@ -75,9 +85,9 @@ def cmd_compile(args):
     if quant is not None:
         for w in quant.warnings:
             print("warning: %s" % w, file=sys.stderr)
-        if args.report:
+        if args.report:  # the warnings went to stderr above: once
             from .quantize import format_report
-            print(format_report(quant.report, quant.warnings))
+            print(format_report(quant.report))
     print("%s: %d bytes, %d ops, arena %d bytes (lower bound %d), constants %d bytes"
           % (out, len(result.blob), result.n_ops, result.arena_size, result.arena_lower_bound,
              result.const_size))
@@ -94,6 +104,8 @@ def cmd_inspect(args):
     if args.board:
         from . import profiles
         profile = profiles.get(args.board)
+    if args.plot:
+        check_writable(args.plot, "--plot")
     rep = report.report(data, profile)
     if args.plot:
         report.plot(data, args.plot, title=os.path.basename(args.model))
@@ -102,23 +114,18 @@ def cmd_inspect(args):
         return 1
 
 
-def _write_atomic(path, data):
-    """Write to a temporary file and rename: a failed write never leaves half a file."""
-    tmp = "%s.tmp%d" % (path, os.getpid())
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except OSError as e:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise NpuError("cannot write %s: %s" % (path, e.strerror or e)) from e
-
-
 def cmd_validate(args):
     from . import keys, validate
+    name = args.name or "validate"
     with _board(args, key=keys.load(args.key)) as board:
-        rep = validate.validate(args.model, board, args.inputs, name=args.name)
+        try:
+            rep = validate.validate(args.model, board, args.inputs, name=name)
+        finally:
+            if not args.name:  # a scratch model: leave the board's models as they were
+                try:
+                    board.remove(name)
+                except NpuError:
+                    pass
     print(json.dumps(rep) if args.json else validate.format_text(rep))
     return 0 if rep["bit_exact"] else 1
 
@@ -138,16 +145,27 @@ def cmd_flash(args):
     if len(targets) > 1 or args.places:
         return _flash_many(args, targets, data, name, key)
     bar = _progress_bar(args, len(data), name)
+    done = [0]  # bytes the board confirmed
+
+    def progress(n):
+        done[0] += n
+        if bar is not None:
+            bar.update(n)
+
     try:
         with _board(args, key=key) as board:
-            board.flash(data, name, progress=bar.update if bar else None)
+            board.flash(data, name, progress=progress)
             r = board.last_flash
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt("interrupted at %d of %d bytes; run the same command to resume"
+                                % (done[0], len(data))) from None
     finally:
         if bar is not None:
             bar.close()
     if args.json:
         print(json.dumps(dict(name=name, bytes=len(data), sent=r.sent, resumed_from=r.resumed,
                               skipped=r.skipped, retransmits=r.retransmits,
+                              replaced=r.replaced.hex() if r.replaced else None,
                               seconds=round(r.seconds, 3))))
     elif r.skipped:
         print("%r is already on the board (same blob id): nothing sent" % name)
@@ -155,6 +173,9 @@ def cmd_flash(args):
         print("flashed %s as %r (%d bytes%s, %.1f s)" % (
             args.model, name, len(data),
             ", resumed at byte %d" % r.resumed if r.resumed else "", r.seconds))
+        if r.replaced:
+            print("replaced the different model that was on the board as %r (blob %s); pass "
+                  "--name to keep both" % (name, r.replaced.hex()[:16]))
 
 
 def _flash_targets(args):
@@ -208,39 +229,8 @@ def cmd_ls(args):
 
 
 def cmd_run(args):
-    import numpy as np
-    try:
-        x = np.load(args.input, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise NpuError("cannot read input %s: %s (expected a .npy array)" % (args.input, e)) from e
-    ops = None
-    with _board(args) as board:
-        if args.profile:
-            outputs, median_us, ops = board.invoke(args.name, [x], repeat=args.repeat, profile=True)
-        else:
-            outputs, median_us = board.invoke(args.name, [x], repeat=args.repeat)
-        heap = board.memory()
-    y = outputs[0]
-    if args.output:
-        np.save(args.output, y)
-    if args.json:
-        report = dict(name=args.name, invoke_ms_median=median_us / 1000.0, repeat=args.repeat,
-                      outputs=[dict(shape=list(o.shape), dtype=str(o.dtype), data=o.tolist())
-                               for o in outputs])
-        if ops is not None:
-            report["profile"] = [dict(index=i, op=op, us=us) for i, (op, us) in enumerate(ops)]
-        if heap is not None and heap["heap"] is not None:
-            report["heap"] = heap
-        print(json.dumps(report))
-    else:
-        print(np.array2string(y, max_line_width=120))
-        print("invoke: %.3f ms median of %d" % (median_us / 1000.0, args.repeat))
-        if heap is not None and heap["heap"] is not None and heap["after_invoke"] is not None:
-            print(_heap_line(heap))
-        if ops is not None:
-            total = sum(us for _, us in ops) or 1
-            for i, (op, us) in enumerate(ops):
-                print("  #%-3d %-20s %10d us  %5.1f%%" % (i, op, us, 100.0 * us / total))
+    from .cli_run import cmd_run
+    return cmd_run(args, _board)
 
 
 def cmd_ports(args):
@@ -357,6 +347,8 @@ def cmd_console(args):
     seen = [0]
 
     def show(ms, text):
+        if args.count is not None and seen[0] >= args.count:
+            return  # the recent lines may be more than --count
         seen[0] += 1
         if args.json:
             print(json.dumps(dict(ms=ms, text=text)), flush=True)
@@ -398,6 +390,44 @@ def cmd_repl(args):
             if data:
                 sys.stdout.write(data.decode("utf-8", "replace"))
                 sys.stdout.flush()
+
+
+def cmd_reset(args):
+    """Soft-reset a board at its MicroPython REPL back into the npu firmware."""
+    import time
+
+    from .link import Board, board_state
+    from .link.transport import open_port
+    port = _port(args)
+    try:
+        with Board(port, timeout=min(args.timeout, 2.0), retries=0) as board:
+            return _say(args, dict(port=port, firmware=board.info.firmware, reset=False),
+                        "the board on %s runs the npu firmware %s: nothing to reset"
+                        % (port, board.info.firmware))
+    except board_state.AtRepl as e:
+        if not e.has_firmware:
+            raise
+    ser = open_port(port)
+    try:
+        board_state.soft_reset(ser)
+    finally:
+        ser.close()
+    deadline = time.monotonic() + args.timeout
+    while True:  # the firmware takes a moment to boot
+        try:
+            with Board(port, timeout=1.0, retries=0) as board:
+                return _say(args, dict(port=port, firmware=board.info.firmware, reset=True),
+                            "the board on %s runs the npu firmware %s again"
+                            % (port, board.info.firmware))
+        except board_state.AtRepl:
+            raise
+        except NpuError:
+            if time.monotonic() > deadline:
+                raise
+
+
+def _say(args, record, text):
+    print(json.dumps(record) if args.json else text)
 
 
 def _await_prompt(ser, deadline):
@@ -481,6 +511,7 @@ def cmd_firmware_build(args):
     if args.target:
         return _firmware_image(args)
     from . import firmware_build
+    args.output = args.output or "npu-firmware"
     manifest = firmware_build.build(args.output, args.arch)
     if args.json:
         print(json.dumps(dict(output=args.output, **manifest)))
@@ -498,6 +529,7 @@ def _firmware_image(args):
     board = args.board or next(n for n, p in sorted(profiles.PROFILES.items())
                                if p.get("qemu") == args.target)
     heap = profiles.get(board)["ram"]
+    args.output = args.output or "npu-firmware-%s" % args.target
     out = firmware_image.build(args.target, heap, args.output, args.micropython)
     files = [str(out / n) for n in ("firmware.elf", "firmware.bin")]
     if args.json:
@@ -550,15 +582,31 @@ def cmd_farm_up(args):
         stop.wait()
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser (usage errors exit 2); under --json the error is JSON on stdout."""
+    json_errors = False
+
+    def error(self, message):
+        if _Parser.json_errors:
+            print(json.dumps(dict(error="%s: %s" % (self.prog, message), code=2)))
+            sys.exit(2)
+        super().error(message)
+
+
 def build_parser():
-    p = argparse.ArgumentParser(prog="npu", description="Compile TFLite models for NPU boards, "
-                                "flash them over a serial link and run them.")
+    from . import __version__
+    p = _Parser(prog="npu", description="Compile TFLite models for NPU boards, flash them over a "
+                "serial link and run them. Exit status: 0 done, 1 failed (one `npu: ...` line "
+                "says why), 2 usage error, 130 interrupted.")
+    p.add_argument("--version", action="version", version="npu-sdk %s" % __version__)
+    p.add_argument("-p", "--port", dest="port_before", metavar="PORT",
+                   help="the board's port, for any subcommand (as its own --port)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def board_args(sp, port=True):
         if port:
-            sp.add_argument("--port", help="serial port, pyserial URL or labgrid://PLACE "
-                                           "(default: $NPU_PORT)")
+            sp.add_argument("-p", "--port", help="serial port, pyserial URL or labgrid://PLACE "
+                                                 "(default: $NPU_PORT)")
         sp.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the board")
         sp.add_argument("--json", action="store_true", help="print JSON")
         sp.add_argument("--trace", action="store_true",
@@ -592,7 +640,8 @@ def build_parser():
                         epilog="supported ops: %s. Float models (--calib) may use: %s."
                         % (", ".join(ops.SUPPORTED), ", ".join(ops.QUANTIZABLE)))
     sp.add_argument("model")
-    sp.add_argument("-o", "--output", help="output .npb (default: MODEL.npb)")
+    sp.add_argument("-o", "--output", help="output .npb (default: NAME.npb in the current "
+                                           "directory, NAME as `npu flash` names the model)")
     quant_args(sp)
     sp.add_argument("--report", action="store_true", help="print the per-layer quantization report")
     sp.add_argument("--json", action="store_true", help="print JSON")
@@ -612,7 +661,8 @@ def build_parser():
     sp.add_argument("model", help="an int8 .tflite model")
     sp.add_argument("--inputs", help=".npz (key x, or one key per input) or .npy with a batch of samples "
                                      "(default: a seeded generated set)")
-    sp.add_argument("--name", default="validate", help="model name used on the board (default: validate)")
+    sp.add_argument("--name", help="model name used on the board, kept there (default: a "
+                                   "scratch model 'validate', removed afterwards)")
     key_arg(sp)
     board_args(sp)
     sp.set_defaults(func=cmd_validate)
@@ -625,10 +675,11 @@ def build_parser():
     sp = sub.add_parser("flash", help="install a model (.npb, or .tflite compiled on the fly) "
                                       "on the board")
     sp.add_argument("model", help="an .npb blob or an int8 .tflite model")
-    sp.add_argument("--name", help="model name on the board (default: the file's stem)")
+    sp.add_argument("--name", help="model name on the board (default: the file's stem; for a "
+                                   "zoo file like kws_dscnn/int8.tflite, its folder: kws_dscnn)")
     key_arg(sp)
     board_args(sp, port=False)
-    sp.add_argument("--port", action="append",
+    sp.add_argument("-p", "--port", action="append",
                     help="serial port, pyserial URL or labgrid://PLACE (default: $NPU_PORT); "
                          "repeat it to flash several boards in parallel")
     sp.add_argument("--places", metavar="PATTERN",
@@ -643,9 +694,13 @@ def build_parser():
 
     sp = sub.add_parser("run", help="run a model on the board")
     sp.add_argument("name")
-    sp.add_argument("--input", required=True, help=".npy with the model input (dtype and shape "
-                                                   "of the model's input)")
-    sp.add_argument("--output", help="save the output as .npy")
+    sp.add_argument("--input", required=True, action="append", metavar="FILE",
+                    help=".npy with a model input (its dtype and shape), or .npz with the inputs in "
+                         "order; repeat it for several inputs")
+    sp.add_argument("--quantize", action="store_true",
+                    help="quantize float input data with the model's input scale and zero point")
+    sp.add_argument("--output", metavar="FILE", help="save the output as .npy, or every output as "
+                                                     ".npz (keys y0, y1, ...)")
     sp.add_argument("--repeat", type=_repeat, default=1, metavar="N",
                     help="run N times (1..65535), report the board's median")
     sp.add_argument("--profile", action="store_true",
@@ -654,7 +709,7 @@ def build_parser():
     sp.set_defaults(func=cmd_run)
 
     sp = sub.add_parser("ports", help="list serial ports (VID:PID) and which have an npu board")
-    sp.add_argument("--port", help="also probe this port or pyserial URL (default: $NPU_PORT)")
+    sp.add_argument("-p", "--port", help="also probe this port or pyserial URL (default: $NPU_PORT)")
     sp.add_argument("--probe-timeout", type=float, default=0.5, metavar="S",
                     help="seconds to wait for a board's HELLO on each port")
     sp.add_argument("--json", action="store_true", help="print JSON")
@@ -682,6 +737,11 @@ def build_parser():
                     help="without a terminal: seconds to print the board's output")
     board_args(sp)
     sp.set_defaults(func=cmd_repl)
+
+    sp = sub.add_parser("reset", help="soft-reset a board at its MicroPython REPL back into the "
+                                      "npu firmware")
+    board_args(sp)
+    sp.set_defaults(func=cmd_reset)
 
     sp = sub.add_parser("keys", help="the board's device key: once it has one, it installs only "
                                      "blobs signed with it")
@@ -731,7 +791,8 @@ def build_parser():
     from .firmware_build import ARCHS
     fp = fw_sub.add_parser("build", help="compile the firmware with mpy-cross: main.py + "
                                          "npufw/*.mpy + manifest.json")
-    fp.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
+    fp.add_argument("-o", "--output", metavar="DIR", help="output directory (default: npu-firmware, "
+                                                          "or npu-firmware-TARGET with --target)")
     fp.add_argument("--arch", choices=ARCHS, metavar="ARCH",
                     help="native code target, one of: %s (ESP32-S3: xtensawin, RP2040: armv6m; "
                          "default: the host MicroPython VM's)" % ", ".join(ARCHS))
@@ -751,7 +812,7 @@ def build_parser():
                                            "(only files that differ), then soft-reset it")
     fp.add_argument("--from", dest="src", metavar="DIR",
                     help="a `npu firmware build` directory (default: build now for the board)")
-    fp.add_argument("--port", help="serial port or pyserial URL (default: $NPU_PORT)")
+    fp.add_argument("-p", "--port", help="serial port or pyserial URL (default: $NPU_PORT)")
     fp.add_argument("--baud", type=int, default=115200, help="baud rate (default: 115200)")
     fp.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the board")
     fp.add_argument("--no-reset", action="store_true", help="stay at the REPL after installing")
@@ -769,13 +830,20 @@ def main(argv=None):
     import logging
     # labgrid's client logs to the root logger: the error we raise says it once, in one line
     logging.getLogger().addHandler(logging.NullHandler())
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    _Parser.json_errors = "--json" in argv
     args = build_parser().parse_args(argv)
+    if args.port_before and getattr(args, "port", None) is None and hasattr(args, "port"):
+        args.port = [args.port_before] if args.command == "flash" else args.port_before
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _print_warning
             return args.func(args) or 0
     except NpuError as e:
+        if getattr(args, "json", False):
+            print(json.dumps(dict(error=str(e), code=1)))
         print("npu: %s" % e, file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
+        print("npu: %s" % (e.args[0] if e.args else "interrupted"), file=sys.stderr)
         return 130

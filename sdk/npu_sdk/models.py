@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from . import blob
 from .errors import ModelError
+from .ops import MAX_NAME
 
 
 def load_model(source, name=None):
@@ -18,7 +19,7 @@ def load_model(source, name=None):
     """
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
-        name = name or os.path.splitext(os.path.basename(path))[0]
+        name = name or default_name(path)
         try:
             with open(path, "rb") as f:
                 head = f.read(4)
@@ -40,10 +41,29 @@ def load_model(source, name=None):
     return data, ModelSpec.from_blob(name, data)  # refuses a damaged blob
 
 
+#: File stems that say what a model is, not which: the zoo's int8.tflite, float.tflite...
+_GENERIC_STEMS = ("int8", "float", "model")
+
+
+def default_name(path):
+    """The name a model file installs under: its stem, or for a generic stem (every zoo model
+    is an int8.tflite) its folder's name, so that two zoo models do not replace each other:
+    kws_dscnn/int8.tflite -> kws_dscnn, kws_dscnn/int8_float_io.tflite -> kws_dscnn_float_io."""
+    folder, base = os.path.split(os.path.abspath(os.fspath(path)))
+    stem = os.path.splitext(base)[0]
+    parent = os.path.basename(folder)
+    for generic in _GENERIC_STEMS:
+        if parent and (stem == generic or stem.startswith(generic + "_")):
+            return (parent + stem[len(generic):])[:MAX_NAME]
+    return stem
+
+
 @dataclass(frozen=True)
 class TensorSpec:
     shape: tuple
     dtype_name: str  # "int8", "float32"...: read from a blob without numpy
+    scale: float = 0.0  # quantization of an int8 tensor (0: none)
+    zero_point: int = 0
 
     @property
     def dtype(self):
@@ -70,7 +90,8 @@ class ModelSpec:
 
         def tensor(i):
             t = body.tensors[i]
-            return TensorSpec(tuple(t.shape[:t.ndim]), str(t.dtype))
+            return TensorSpec(tuple(t.shape[:t.ndim]), str(t.dtype), float(t.scale),
+                              int(t.zero_point))
 
         spec = cls(name, len(data), bytes(data[-32:]), tuple(tensor(i) for i in body.inputs),
                    tuple(tensor(i) for i in body.outputs))
@@ -120,5 +141,50 @@ _SEEN = {}
 
 
 def seen(blob_id):
-    """The ModelSpec of a blob this process has read, by its id (SHA-256), or None."""
+    """The ModelSpec of a blob this process has read or this host has flashed (remember),
+    by its id (SHA-256), or None."""
+    if blob_id not in _SEEN:
+        spec = _recall(blob_id)
+        if spec is not None:
+            _SEEN[blob_id] = spec
     return _SEEN.get(blob_id)
+
+
+def _memory_dir():
+    """Where the host keeps the I/O specs of blobs it flashed: $NPU_CACHE, else
+    $XDG_CACHE_HOME/npu (~/.cache/npu)."""
+    base = os.environ.get("NPU_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "npu")
+    return os.path.join(base, "blobs")
+
+
+def remember(spec):
+    """Keep a flashed blob's I/O specs on the host, by blob id: a later `npu run NAME` on
+    another connection checks its inputs before they travel. Best effort: a read-only cache
+    only costs that check."""
+    import json
+    record = {k: [dict(shape=list(t.shape), dtype=t.dtype_name, scale=t.scale,
+                       zero_point=t.zero_point) for t in getattr(spec, k)]
+              for k in ("inputs", "outputs")}
+    record["size"] = spec.size
+    path = os.path.join(_memory_dir(), spec.blob_id.hex() + ".json")
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = "%s.tmp%d" % (path, os.getpid())
+        with open(tmp, "w") as f:
+            json.dump(record, f)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def _recall(blob_id):
+    import json
+    try:
+        with open(os.path.join(_memory_dir(), blob_id.hex() + ".json")) as f:
+            record = json.load(f)
+        return ModelSpec("", record["size"], blob_id, *(
+            tuple(TensorSpec(tuple(t["shape"]), t["dtype"], t["scale"], t["zero_point"])
+                  for t in record[k]) for k in ("inputs", "outputs")))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

@@ -377,9 +377,10 @@ def npu_model(request, npu_board, _npu_blobs):
     """npu_model(source, name=None) -> the model's name on npu_board.
 
     `source` is a .tflite (compiled once per session), an .npb, or blob bytes with a name;
-    the name defaults to the file's stem. The model is flashed unless the board already
-    holds this exact blob under that name, so each model is sent once per session."""
-    from .models import load_model
+    the name defaults to the file's stem, or a zoo file's folder (models.default_name). The
+    model is flashed unless the board already holds this exact blob under that name, so each
+    model is sent once per session."""
+    from .models import default_name, load_model
 
     def flash(source, name=None):
         if isinstance(source, (str, os.PathLike)):
@@ -391,7 +392,7 @@ def npu_model(request, npu_board, _npu_blobs):
                 key = None  # load_model reports the missing file
             if key is None or key not in _npu_blobs:
                 _npu_blobs[key] = load_model(path)[0]
-            data, name = _npu_blobs[key], name or os.path.splitext(os.path.basename(path))[0]
+            data, name = _npu_blobs[key], name or default_name(path)
         else:
             data = source
         name = npu_board.flash(data, name, skip_if_same=True).name

@@ -168,8 +168,9 @@ def _mse_range(values, lo, hi, steps=40, max_values=16384):
 
 # --- inputs: calibration samples and overrides ----------------------------------------
 
-def _samples(graph, calibration):
-    """Normalise calibration data into a list of per-sample input lists (float32, input shapes)."""
+def _samples(graph, calibration, notes=None):
+    """Normalise calibration data into a list of per-sample input lists (float32, input shapes);
+    integer data for the float inputs (already quantized, most likely) is a note in `notes`."""
     if callable(calibration):
         calibration = calibration()
     inputs = [graph.tensors[i] for i in graph.inputs]
@@ -184,7 +185,12 @@ def _samples(graph, calibration):
                              % (k, len(item), len(inputs)))
         arrays = []
         for t, x in zip(inputs, item):
-            x = np.asarray(x, dtype=np.float32)
+            x = np.asarray(x)
+            if x.dtype.kind in "iub" and notes is not None and not notes:
+                notes.append("calibration data is %s for the float input %r: calibrate with the "
+                             "float inputs the model will see (int8 data was quantized already, "
+                             "its ranges are wrong)" % (x.dtype, t.name))
+            x = x.astype(np.float32)
             if x.size != int(np.prod(t.shape)):
                 raise ModelError("calibration sample %d for input %r has shape %s; the model wants %s"
                                  % (k, t.name, x.shape, t.shape))
@@ -197,16 +203,17 @@ def _samples(graph, calibration):
 
 def load_calibration(path):
     """Calibration samples from a .npy (N samples of the one input) or .npz file
-    (key 'x', or one key per input named like the input tensor); for the CLI."""
+    (key 'x', the zoo's 'x_float', or one key per input named like the input tensor); for the CLI."""
     try:
         data = np.load(path)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, EOFError) as e:
         raise ModelError("cannot read calibration data %s: %s" % (path, e)) from e
     if isinstance(data, np.ndarray):
         return data
     keys = list(data.keys())
-    if "x" in keys:
-        return data["x"]
+    for key in ("x", "x_float"):
+        if key in keys:
+            return data[key]
     if len(keys) == 1:
         return data[keys[0]]
     arrays = {k: data[k] for k in keys}
@@ -392,8 +399,8 @@ def _quantize(graph, calibration, method, per_channel, int8_io, overrides, perce
     graph = rewrite.simplify(graph, (rewrite.fold_constants, rewrite.prune))
     check_float(graph)
     settings = _resolve_overrides(graph, overrides)
-    samples = _samples(graph, calibration)
     notes = []
+    samples = _samples(graph, calibration, notes)
     if len(samples) < MIN_CALIBRATION_SAMPLES:
         notes.append("calibration set has %d samples (< %d): activation ranges may not represent "
                      "real inputs; use a few hundred samples from the training data"

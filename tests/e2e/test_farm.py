@@ -155,7 +155,7 @@ def test_pytest_n3_gives_each_worker_its_own_place(farm, tmp_path):
     for case in ET.parse(junit).getroot().iter("testcase"):
         props = {p.get("name"): p.get("value") for p in case.iter("property")}
         assert props["npu_firmware"] and int(props["npu_latency_us"]) >= 0
-        assert re.fullmatch(r"int8:[0-9a-f]{64}", props["npu_model_hash"])
+        assert re.fullmatch(r"digits_mlp:[0-9a-f]{64}", props["npu_model_hash"])
         assert props["held_by"] not in (None, "None", ""), props
         place_of.setdefault(props["worker"], set()).add(props["npu_place"])
     assert all(len(p) == 1 for p in place_of.values()), place_of  # a worker keeps its place

@@ -105,7 +105,7 @@ def test_user_tests_on_a_given_port(user_dir, tmp_path):
     assert rc == 0 and counts == {"passed": 5}, out
     assert "npu: board at %s" % board.port in out
     assert not list((user_dir / "basetemp").glob("**/npu-flash-*"))
-    assert sorted(p.name for p in (tmp_path / "board-flash").iterdir()) == ["int8.npb"]
+    assert sorted(p.name for p in (tmp_path / "board-flash").iterdir()) == ["digits_mlp.npb"]
 
 
 @needs_proc
@@ -185,19 +185,19 @@ def test_board_flash_sources_and_run(npu_emulators, tmp_path, core, expected):
     npb.write_bytes(compiled.blob)
     with Board(port, timeout=30) as board:
         spec = board.flash(DIGITS_INT8)  # a .tflite, compiled on the fly; name = file stem
-        assert spec.name == "int8" and spec.inputs[0].shape == (1, 8, 8)
+        assert spec.name == "digits_mlp" and spec.inputs[0].shape == (1, 8, 8)
         assert board.flash(npb).name == "digits"
         assert board.flash(compiled.blob, "from_bytes").name == "from_bytes"
         assert board.flash(compiled, "compiled").name == "compiled"
         sent = []
         board.flash(str(npb), name="progress", progress=sent.append)
         assert sum(sent) == len(compiled.blob)
-        assert {e.name for e in board.list()} >= {"int8", "digits", "from_bytes", "compiled"}
+        assert {e.name for e in board.list()} >= {"digits_mlp", "digits", "from_bytes", "compiled"}
         for i, want in enumerate(expected):
             x = SAMPLES["x_int8"][i]
             np.testing.assert_array_equal(board.run("digits", x), want)
             np.testing.assert_array_equal(board.run("digits", x[0]), want)  # leading 1 left out
-        outputs, median_us = board.invoke("int8", [SAMPLES["x_int8"][0]], repeat=3)
+        outputs, median_us = board.invoke("digits_mlp", [SAMPLES["x_int8"][0]], repeat=3)
         np.testing.assert_array_equal(outputs[0], expected[0])
         assert median_us > 0
     with Board(port, timeout=30) as board:  # another connection still knows the input spec

@@ -12,11 +12,14 @@ from dataclasses import dataclass
 
 from .. import blob
 from ..errors import BoardError, LinkError, LinkTimeout, NpuError, PreflightError
-from ..models import load_model, seen
-from . import codec
-from .arq import CHUNK, FlashStream
+from ..models import load_model, remember, seen
+from . import board_state, codec
+from .arq import CHUNK, CHUNK_MIN, FlashStream
 from .transport import DEFAULT_BAUD, open_port
 
+#: seconds an INPUT piece's answer may take before the piece counts as lost (and the pieces
+#: halve), until round trips are measured
+_PIECE_WAIT = 1.0
 _DTYPES = {code: str(name) for code, name in blob.DType.decmapping.items()}  # the blob's codes
 
 
@@ -51,12 +54,13 @@ class ModelEntry:
 class FlashResult:
     """What one Board.flash did: `sent` data bytes on the line (retransmissions included,
     deflated chunks as sent), the offset it `resumed` from, whether the board already held
-    the blob (`skipped`), `seconds`."""
+    the blob (`skipped`), the id of a different blob it `replaced` under the name, `seconds`."""
     name: str
     size: int
     sent: int = 0
     resumed: int = 0
     skipped: bool = False
+    replaced: bytes = None
     retransmits: int = 0
     timeouts: int = 0  # resends after a retransmission timeout (the rest were found by order)
     seconds: float = 0.0
@@ -88,6 +92,15 @@ class Board:
         self.models = {}  # name -> ModelSpec (None: unknown) of what this connection flashed or looked up
         try:
             self.info = self.hello()
+        except LinkTimeout as e:
+            try:  # name the state of a board at its REPL rather than "no answer"
+                state = board_state.probe(self.serial, port, min(0.25, timeout / 4))
+            except Exception:  # the probe is a courtesy: the timeout is the error
+                state = None
+            self.close()
+            if state is not None:
+                raise state from e
+            raise
         except Exception:
             self.close()
             raise
@@ -137,17 +150,18 @@ class Board:
                     continue
                 yield msg
 
-    def request(self, ftype, payload=b"", timeout=None):
+    def request(self, ftype, payload=b"", timeout=None, retransmit=True):
         """Send a request, return the answer's payload. Retransmits on silence with backoff
-        (0.25 s, 0.5 s, ... up to `timeout` per wait) within timeout x (retries + 1) in all."""
+        (0.25 s, 0.5 s, ... up to `timeout` per wait) within timeout x (retries + 1) in all;
+        without `retransmit`, sends once and waits `timeout`."""
         if self.info is not None and len(payload) > self.info.max_payload:
             raise LinkError("request %s of %d bytes is longer than the board's %d-byte frames"
                             % (codec.frame_name(ftype), len(payload), self.info.max_payload))
         seq = self._next_seq()
         timeout = self.timeout if timeout is None else timeout
         start = time.monotonic()
-        give_up = start + timeout * (self.retries + 1)
-        wait = min(0.25, timeout)
+        give_up = start + timeout * (self.retries + 1 if retransmit else 1)
+        wait = min(0.25, timeout) if retransmit else timeout
         tries = 0
         while True:
             self._send(ftype, seq, payload)
@@ -167,7 +181,7 @@ class Board:
             wait = min(wait * 2, timeout)
         raise LinkTimeout("no answer from the board on %s within %.1f s (%d tries); is it running "
                           "the npu firmware and is the port right?"
-                          % (self.port, time.monotonic() - start, tries))
+                          % (self.port, give_up - start, tries))
 
     # --- requests ------------------------------------------------------------------
 
@@ -215,7 +229,8 @@ class Board:
 
         `source` is a path to an .npb blob or a .tflite model (compiled here), blob bytes
         (then `name` is required) or a `compiler.Compiled`. `name` defaults to the file's
-        stem. `progress(n)` is called as the board confirms n more bytes. A transfer that was
+        stem (a zoo file's folder: models.default_name). `progress(n)` is called as the
+        board confirms n more bytes. A transfer that was
         cut (host, cable, board reset) resumes from what the board verified; a blob the board
         already holds under `name` is not sent again (with `skip_if_same`, the default, not
         even FLASH_BEGIN: LIST tells). `preflight=False` skips the host's checks (the board checks anyway).
@@ -229,13 +244,16 @@ class Board:
         t0 = time.monotonic()
         result = FlashResult(name, len(data))
         mac = self._signature(data, name, self.key if key is None else key, preflight)
+        held = next((e.blob_id for e in self.list() if e.name == name), None)
+        if held != spec.blob_id:
+            result.replaced = held
         # a keyed board checks the key even for a blob it holds: ask it with FLASH_BEGIN
-        if skip_if_same and not self.info.keyed and any(e.name == name and e.blob_id == bytes(data[-32:])
-                                for e in self.list()):
+        if skip_if_same and not self.info.keyed and held == spec.blob_id:
             result.skipped = True  # the board holds this exact blob: nothing to do
             result.seconds = time.monotonic() - t0
             self.last_flash = result
             self.models[name] = spec
+            remember(spec)
             return spec
         if preflight:
             self.preflight(data, name)
@@ -260,6 +278,7 @@ class Board:
         result.seconds = time.monotonic() - t0
         self.last_flash = result
         self.models[name] = spec
+        remember(spec)
         return spec
 
     def _signature(self, data, name, key, preflight):
@@ -365,16 +384,11 @@ class Board:
         staging = self.info.features & codec.F_STAGING
         if staging:
             flags |= codec.RUN_HOLD
-        request = codec.run_request(name, raw, repeat, flags)
-        if len(request) > self.info.max_payload:
-            if not staging:
-                raise LinkError("model %r's inputs (%d bytes) do not fit the board's %d-byte frames "
-                                "and firmware %s cannot stage them: update the firmware"
-                                % (name, sum(map(len, raw)), self.info.max_payload,
-                                   self.info.firmware))
-            self._stage_inputs(name, raw)
-            request = codec.run_request(name, [], repeat, flags | codec.RUN_STAGED)
-        median_us, outs, ops = codec.parse_run(self.request(codec.RUN, request))
+        timeout = None
+        if repeat > 1:  # wait as long as the work asked takes: one run's time, `repeat` times
+            one_us = self._run(name, raw, 1, flags & ~codec.RUN_PROFILE)[0]
+            timeout = self.timeout + 2.0 * repeat * one_us / 1e6
+        median_us, outs, ops = self._run(name, raw, repeat, flags, timeout)
         self.last_invoke_us = median_us
         outputs = []
         for i, (dtype, shape, data) in enumerate(outs):
@@ -386,16 +400,53 @@ class Board:
             return outputs, median_us, [(blob.OPNAMES.get(op, str(op)), us) for op, us in ops or []]
         return outputs, median_us
 
+    def _run(self, name, raw, repeat, flags, timeout=None):
+        """One RUN request (its inputs staged first when they do not fit a frame): parsed."""
+        request = codec.run_request(name, raw, repeat, flags)
+        if len(request) > self.info.max_payload:
+            if not self.info.features & codec.F_STAGING:
+                raise LinkError("model %r's inputs (%d bytes) do not fit the board's %d-byte frames "
+                                "and firmware %s cannot stage them: update the firmware"
+                                % (name, sum(map(len, raw)), self.info.max_payload,
+                                   self.info.firmware))
+            self._stage_inputs(name, raw)
+            request = codec.run_request(name, [], repeat, flags | codec.RUN_STAGED)
+        return codec.parse_run(self.request(codec.RUN, request, timeout=timeout))
+
     def _stage_inputs(self, name, raw):
-        """Upload RUN inputs too long for one frame with INPUT requests, piece by piece."""
-        step = self.info.max_payload - len(codec.input_request(name, 0, 0, b""))
+        """Upload RUN inputs too long for one frame with INPUT requests, piece by piece. As
+        flashing's chunks do, a piece lost on the line halves the pieces (down to CHUNK_MIN)
+        and a run of clean ones doubles them again: a lossy line still carries the input."""
+        top = self.info.max_payload - len(codec.input_request(name, 0, 0, b""))
+        step, clean, per_byte = top, 0, None
         for index, data in enumerate(raw):
-            for off in range(0, max(1, len(data)), step):
-                staged = struct.unpack("<I", self.request(
-                    codec.INPUT, codec.input_request(name, index, off, data[off:off + step])))[0]
-                if staged != min(off + step, len(data)):
+            off, progress_at = 0, time.monotonic()
+            while off < len(data) or (off == 0 and not data):
+                piece = data[off:off + step]
+                sent_at = time.monotonic()
+                # a lost piece is known by its silence: wait a few of its round trips, no more
+                wait = _PIECE_WAIT if per_byte is None else \
+                    min(_PIECE_WAIT, max(0.05, 4 * per_byte * max(len(piece), 256)))
+                try:
+                    staged = struct.unpack("<I", self.request(
+                        codec.INPUT, codec.input_request(name, index, off, piece),
+                        timeout=wait, retransmit=False))[0]
+                except LinkTimeout:
+                    if time.monotonic() - progress_at > self.timeout * (self.retries + 1):
+                        raise
+                    step, clean = max(CHUNK_MIN, step // 2), 0
+                    continue
+                # more than this piece: an earlier, longer copy arrived whose answer was lost
+                if not off + len(piece) <= staged <= len(data):
                     raise LinkError("board staged %d bytes of input %d, expected %d"
-                                    % (staged, index, min(off + step, len(data))))
+                                    % (staged, index, off + len(piece)))
+                off, progress_at = staged, time.monotonic()
+                per_byte = (progress_at - sent_at) / max(len(piece), 256)
+                clean += 1
+                if clean == 4:
+                    step, clean = min(top, step * 2), 0
+                if not data:
+                    break
 
     def _read_output(self, name, index, size):
         """Read an output the board held after RUN (RUN_HOLD) with OUTPUT requests."""

@@ -1,0 +1,45 @@
+"""Conventions users bring from esptool and mpremote: --version, -p and a port before the
+subcommand, `console --count N` prints N lines, `validate` leaves the board's models as they
+were, `firmware build` without -o."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+import npu_sdk
+from tests.conftest import DIGITS_INT8, Emulator
+from tests.e2e.test_cli_errors import npu
+
+
+@pytest.fixture(params=["cpython", "micropython"])
+def board(request, tmp_path):
+    emu = Emulator(request.param, flash_dir=tmp_path / "flash")
+    yield emu
+    emu.stop()
+
+
+def test_version():
+    r = npu("--version")
+    assert r.stdout.strip() == "npu-sdk %s" % npu_sdk.__version__
+    assert npu_sdk.__version__[0].isdigit()
+
+
+def test_port_flags_console_count_and_validate_leaves_nothing(board):
+    port = board.port
+    npu("-p", port, "flash", DIGITS_INT8, "--name", "a")  # the port before the subcommand
+    npu("flash", DIGITS_INT8, "--name", "b", "-p", port)
+    npu("flash", DIGITS_INT8, "--name", "c", "-p", port)
+    lines = npu("console", "-p", port, "--count", 3, "--seconds", 5).stdout.splitlines()
+    assert len(lines) == 3
+    pytest.importorskip("tflite_micro")
+    rep = json.loads(npu("validate", DIGITS_INT8, "-p", port, "--json").stdout)
+    assert rep["bit_exact"]
+    assert sorted(e["name"] for e in json.loads(npu("ls", "-p", port, "--json").stdout)) == \
+        ["a", "b", "c"]
+
+
+def test_firmware_build_without_output(tmp_path):
+    subprocess.run([sys.executable, "-m", "npu_sdk", "firmware", "build"], cwd=tmp_path, check=True,
+                   capture_output=True, timeout=300)
+    assert (tmp_path / "npu-firmware" / "manifest.json").exists()
