@@ -167,6 +167,7 @@ class Server:
                          KEY: self.key, MEM: self.memory}
         self.staging = None  # [Model, [bytes staged per input]]: INPUT writes into the arena
         self.held = None  # the Model whose outputs a RUN left for OUTPUT
+        self.trial = None  # the name of a loaded model installed over one its first RUN may restore
         # the heap in use (bytes; -1 where the board cannot tell): at boot, and for the loaded
         # model: before its load (no model loaded), after its load, after its first invoke
         self.idle = self._heap()
@@ -394,7 +395,12 @@ class Server:
             if store.tail(name, 32, ".part") != blob_id:
                 raise Refused(E_BAD_BLOB, "model rejected, old model kept: blob id mismatch, "
                               "the transfer was damaged")
-            stream.verify(store, name)  # as blobfmt.parse, never whole in RAM
+            b = stream.verify(store, name)  # as blobfmt.parse, never whole in RAM
+            ram = self._ram()
+            need = stream.pool_need(b, state.size, ram, hasattr(store, "mapped"))
+            if need > ram:  # as the host's pre-flight: it would never load
+                raise MemoryError("model rejected, old model kept: its arena and buffers "
+                                  "need %d bytes, the board has %d" % (need, ram))
         except blobfmt.BlobError as e:
             store.discard(name)
             self.log("flash %s: rejected: %s" % (name, e))
@@ -502,6 +508,11 @@ class Server:
         if model is not None:
             model.close()
 
+    def _ram(self):
+        """Bytes a model may take: the model pool's, else the board's RAM."""
+        pool = getattr(self.board, "pool", None)
+        return self.board.limits["ram"] if pool is None else len(pool)
+
     def _model(self, name):
         model = self.models.get(name)
         if model is None:
@@ -514,28 +525,36 @@ class Server:
             if release is not None:
                 release()  # the kernels' scratch grew for the last model: give it back
             pool = getattr(self.board, "pool", None)
-            ram = self.board.limits["ram"]
             if pool is not None:
                 pool.reset()  # nothing uses it now: the models that did are unloaded
-                ram = len(pool)
+            ram = self._ram()
             before = self._heap()  # a collection first: the arena wants one piece of the heap
             self.mem = ["", -1, -1, -1]
             store = self.board.store
             try:
                 model = stream.load(store, name, self.board.npu, ram, pool)
             except (blobfmt.BlobError, MemoryError) as e:
-                if store.rollback(name):  # its first load: the previous version comes back
-                    self.log("%s: first load failed, rolled back: %s" % (name, e))
-                    raise Refused(E_NO_MEMORY if isinstance(e, MemoryError) else E_BAD_BLOB,
-                                  "model %r failed its first load (%s): rolled back to the "
-                                  "previous version, which RUN uses from now on" % (name, e))
+                if store.unconfirmed(name):  # its first load: the previous version comes back
+                    self._roll_back(name, "its first load", e)
                 if isinstance(e, MemoryError):
                     raise
                 raise Refused(E_BAD_BLOB, "stored model %r is damaged: %s" % (name, e))
-            store.confirm(name)  # it loaded: the previous version can go
+            # on trial until its first RUN succeeds: the previous version stays till then
+            self.trial = name if store.unconfirmed(name) else None
             self.models[name] = model
             self.mem = [name, before, self._heap(), -1]
         return model
+
+    def _roll_back(self, name, what, e):
+        """Model `name` failed `what` since it was installed: put its previous version back."""
+        self._drop(name)
+        self.staging = self.held = None
+        self.trial = None
+        self.board.store.rollback(name)
+        self.log("%s: %s failed, rolled back: %s" % (name, what, e))
+        raise Refused(E_NO_MEMORY if isinstance(e, MemoryError) else E_BAD_BLOB,
+                      "model %r failed %s (%s): rolled back to the previous version, which "
+                      "RUN uses from now on" % (name, what, e))
 
     def input(self, p):
         """INPUT: name str, index u8, offset u32, data -> staged u32. Writes a piece of a RUN
@@ -615,15 +634,23 @@ class Server:
         if staged and repeat > 1:  # the planner reuses input bytes: keep a copy for later runs
             inputs = [bytes(model.views[t]) for t in model.blob.inputs]
         first = True
-        for _ in range(max(1, repeat)):
-            # the planner reuses input bytes once read, so every run starts from a fresh copy
-            if not (staged and first):
-                for i, data in enumerate(inputs):
-                    model.set_input(i, data)
-            first = False
-            t0 = clock.ticks_us()
-            model.invoke(clock, op_times)
-            times.append(clock.ticks_diff(clock.ticks_us(), t0))
+        try:
+            for _ in range(max(1, repeat)):
+                # the planner reuses input bytes once read: every run starts from a fresh copy
+                if not (staged and first):
+                    for i, data in enumerate(inputs):
+                        model.set_input(i, data)
+                first = False
+                t0 = clock.ticks_us()
+                model.invoke(clock, op_times)
+                times.append(clock.ticks_diff(clock.ticks_us(), t0))
+        except Exception as e:
+            if self.trial == name:
+                self._roll_back(name, "its first RUN", e)
+            raise
+        if self.trial == name:  # its first RUN worked: the previous version can go
+            self.trial = None
+            self.board.store.confirm(name)
         if self.mem[0] == name and self.mem[3] < 0:
             self.mem[3] = self._heap()  # the kernels' scratch is allocated by now
         times.sort()
