@@ -115,3 +115,49 @@ def test_a_cut_rollback_ends_with_one_version_whole(fat, tmp_path, monkeypatch):
             pass
         s = _store(root)
         assert s.names() == ["m"] and os.listdir(root) == ["m.npb"] and s.read("m") == b"A"
+
+
+def test_a_model_that_fails_its_first_run_is_rolled_back(tmp_path, monkeypatch):
+    """The last line of defence: should a check the kernels rely on be missed at load (here
+    the per-channel shift range, widened on purpose), the new model's first RUN fails in
+    the C kernels and the previous version comes back, as after a failed first load."""
+    import struct
+
+    from npu_emulator import _kernels
+    from npufw import checks
+    from npufw import server as fw_server
+    from npufw.board import Board as FwBoard
+    from tests.conftest import StepClock
+    from tools.fuzz_blobs import edit
+
+    monkeypatch.setattr(checks, "_SHIFT_HI", 1000)
+    model_a, a = fc_model(16, 8, seed=1)
+    _, b = fc_model(16, 8, seed=2)
+
+    def shift_40(body):
+        t = body.tensors[body.ops[0].inputs[4]]
+        c = bytearray(body.constants)
+        c[t.offset:t.offset + 4] = struct.pack("<i", 40)
+        body.constants = bytes(c)
+
+    b = edit(b, shift_40)
+    store = _store(tmp_path)
+    srv = fw_server.Server(FwBoard(None, store, StepClock(), _kernels,
+                                   {"ram": 1 << 20, "flash": 1 << 20, "board": "t"}, "c"))
+
+    def run(seq):
+        reply = srv.handle(codec.encode(codec.RUN, seq, codec.run_request("m", [X.tobytes()]))[1:-1])
+        return codec.decode(reply[1:-1])
+
+    _install(store, "m", a)
+    expected = run(1)
+    assert expected[0] == codec.RUN | codec.RESPONSE
+    _install(store, "m", b)
+    srv._drop("m")  # as FLASH_END does before its commit
+    got = run(2)
+    assert got[0] == codec.ERROR
+    message = bytes(got[2][2:]).decode()
+    assert "failed its first RUN" in message and "rolled back" in message, message
+    assert "shift[0]" in message
+    assert store.read("m") == a and sorted(os.listdir(tmp_path)) == ["m.npb"]
+    assert run(3)[2] == expected[2]  # A serves the name again, bit for bit
