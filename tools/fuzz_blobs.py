@@ -199,6 +199,7 @@ def run_viper(blobs, seed=0, timeout=600):
         script = Path(d, "fuzz.py")
         script.write_text(("DIR = %r\n" % d) + _VM % (RAM, len(blobs)))
         env = dict(os.environ, MICROPYPATH=str(ROOT / "firmware"))
+        env.pop("LD_PRELOAD", None)  # tools/sanitize.sh's ASan is for the C kernels only
         try:
             out = subprocess.run([exe, "-X", "heapsize=%d" % (4 * RAM), str(script)],
                                  capture_output=True, text=True, timeout=timeout, env=env).stdout

@@ -38,6 +38,7 @@ PARAM_RANGES = {
     "input_left_shift": (0, 31), "diff_min": (-(1 << 31), 0), "left_shift": (0, 22),
     "input1_shift": (-31, 31), "input2_shift": (-31, 31), "output_shift": (-31, 31),
     "shift": (-31, 31), "channel_shift": (-31, 31), "fill": (0, 1), "fill_value": (-128, 127),
+    "in_depth": (1, 131071),  # the C kernels' fully connected scratch
 }
 
 # --- the blob's kernels: what the firmware runs ---------------------------------------
