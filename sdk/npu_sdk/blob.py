@@ -156,6 +156,8 @@ def _check_tables(body):
         raise BlobFormatError("malformed blob: %s; recompile the model with `npu compile`" % what)
     for i, t in enumerate(body.tensors):
         shape = list(t.shape[:t.ndim])
+        if str(t.dtype) not in _ITEM or str(t.location) not in regions:
+            bad("tensor %d has dtype %s, location %s" % (i, t.dtype, t.location))
         if not 1 <= t.ndim <= MAX_RANK or min(shape) < 1:
             bad("tensor %d has shape %s" % (i, shape))
         count = 1
