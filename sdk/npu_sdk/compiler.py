@@ -776,6 +776,9 @@ def _place(lw):
 
 def compile_graph(graph):
     """Compile an int8 Graph into blob bytes (deterministic for the same input)."""
+    if not graph.ops:
+        raise ModelError("%s has no op a board runs (an empty graph): nothing to compile"
+                         % graph.name)
     check_structure(graph)
     try:
         graph = rewrite.simplify(graph)  # fold what converters leave behind before judging ops
@@ -786,9 +789,6 @@ def compile_graph(graph):
                          "the model" % (graph.name, type(e).__name__, e)) from e
     check(graph)
     lw = lower_graph(graph)
-    if not lw.ops:
-        raise ModelError("%s has no op a board runs (an empty graph, or reshapes only): "
-                         "nothing to compile" % graph.name)
     arena, bound, constants = _place(lw)
     records = [{k: v for k, v in r.items() if k != "graph_tensor"} for r in lw.records]
     if len(records) > ops.MAX_TENSORS:
