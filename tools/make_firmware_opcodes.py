@@ -10,6 +10,7 @@ as a generated file; tests/unit/test_registry.py fails when the file is stale.
 import argparse
 import pathlib
 import sys
+import textwrap
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -27,12 +28,26 @@ def render():
     lines += ["%s = %d" % (k.name, k.opcode) for k in ops.KERNELS]
     lines += ["", "# opcode -> (name, number of tensor inputs, number of int32 params)", "OPS = {"]
     lines += ["    %s: (%r, %d, %d)," % (k.name, k.name, k.inputs, len(k.params)) for k in ops.KERNELS]
-    lines += ["}", ""]
+    lines += ["}", "",
+              "# opcode -> (ranges: ((param index, lo, hi), ...), work: the param indices whose",
+              "# product is one run's work, inputs that may be absent, inputs that must be",
+              "# constants): what npufw/checks.py checks at load",
+              "CHECKS = {"]
+    for k in ops.KERNELS:
+        ranges = tuple((i,) + ops.PARAM_RANGES[name] for i, name in enumerate(k.params)
+                       if name in ops.PARAM_RANGES)
+        work = tuple(k.params.index(name) for name in k.work)
+        lines.append("    %s: (" % k.name)
+        lines += textwrap.wrap("%r, %r, %r, %r)," % (ranges, work, k.optional, k.constant), 88,
+                               initial_indent=" " * 8, subsequent_indent=" " * 8)
+    lines += ["}", "CHANNEL_SHIFT = %r  # each element of a per-channel shift table"
+              % (ops.PARAM_RANGES["channel_shift"],), ""]
     lines += ["MAX_MACS = %d  # k_h * k_w * in_c of a convolution, k_h * k_w of a depthwise one"
               % ops.MAX_MACS,
               "MAX_TENSORS = %d  # tensors in a blob (int16 indices)" % ops.MAX_TENSORS,
               "MAX_NAME = %d  # characters in a model's name" % ops.MAX_NAME,
-              "MAX_PAYLOAD = %d  # bytes of a frame's payload" % ops.MAX_PAYLOAD]
+              "MAX_PAYLOAD = %d  # bytes of a frame's payload" % ops.MAX_PAYLOAD,
+              "MAX_RUN_MACS = %d  # work of one RUN a board accepts at load" % ops.MAX_RUN_MACS]
     return "\n".join(lines) + "\n"
 
 

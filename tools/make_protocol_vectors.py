@@ -10,6 +10,7 @@ on the MicroPython VM.
 
     python tools/make_protocol_vectors.py        # rewrites the files; commit them
 """
+import hashlib
 import json
 import os
 import random
@@ -90,31 +91,67 @@ def session_requests(codec, blob):
     ]
 
 
-def signing_requests(codec, blob):
-    """The session goes on with a device key (KEY, signed FLASH_BEGIN, error 13)."""
-    key, other = bytes(range(32)), bytes(range(100, 132))
+SEED = bytes(range(16))  # the board's nonce seed in the session (Server.seed)
 
-    def begin(mac=None):
-        return codec.flash_begin_request(len(blob), blob[-32:], "s", mac)
+
+def nonce(k):
+    """The board's k-th nonce (1-based) with seed SEED: npufw/server.py's nonce_request."""
+    return hashlib.sha256(SEED + struct.pack("<I", k)).digest()[:16]
+
+
+def signing_requests(codec, blob):
+    """The session goes on with a device key: KEY, signed FLASH_BEGIN with versions, proofs
+    of the key over the board's nonces for RM, REPL, KEY and a downgrade (error 13 else)."""
+    key, other = bytes(range(32)), bytes(range(100, 132))
+    name = codec.pack_str("s")
+
+    def begin(mac=None, version=5, flags=0):
+        return codec.flash_begin_request(len(blob), blob[-32:], "s", mac, version, flags)
+
+    def mac(k, n="s", version=5, flags=0, nonce=b""):
+        return codec.blob_mac(k, blob[-32:], n, version, flags, nonce)
     return [
         ("key: a board without one takes it", codec.KEY, 28, codec.key_request(key)),
         ("hello: keyed", codec.HELLO, 29, codec.hello_request()),
         ("flash begin unsigned: refused", codec.FLASH_BEGIN, 30, begin()),
-        ("flash begin signed with another key: refused", codec.FLASH_BEGIN, 31,
-         begin(codec.blob_mac(other, blob[-32:], "s"))),
+        ("flash begin signed with another key: refused", codec.FLASH_BEGIN, 31, begin(mac(other))),
         # the FLASH_BEGIN signed for "z" replayed as "s": the name is signed too
         ("flash begin signed for another name: refused", codec.FLASH_BEGIN, 43,
-         begin(codec.blob_mac(key, blob[-32:], "z"))),
-        ("flash begin signed", codec.FLASH_BEGIN, 32, begin(codec.blob_mac(key, blob[-32:], "s"))),
+         begin(mac(key, "z"))),
+        ("flash begin signed, version 5", codec.FLASH_BEGIN, 32, begin(mac(key))),
         ("all the data", codec.FLASH_DATA, 33, codec.flash_data_request(0, blob)),
         ("flash end: installed", codec.FLASH_END, 34, b""),
-        ("signed, already installed", codec.FLASH_BEGIN, 35,
-         begin(codec.blob_mac(key, blob[-32:], "s"))),
+        ("signed, already installed", codec.FLASH_BEGIN, 35, begin(mac(key))),
         ("unsigned, already installed: refused", codec.FLASH_BEGIN, 36, begin()),
+        ("signed, version 4: older, refused", codec.FLASH_BEGIN, 45, begin(mac(key, version=4), 4)),
+        ("rm without proof: refused", codec.RM, 46, name),
+        ("nonce 1", codec.NONCE, 47, b""),
+        ("rm, proof over another nonce: refused", codec.RM, 48,
+         name + codec.proof(key, nonce(2), codec.RM, name)),
+        ("nonce 2", codec.NONCE, 49, b""),
+        ("rm, proof replayed: the nonce was used", codec.RM, 50,
+         name + codec.proof(key, nonce(1), codec.RM, name)),
+        ("nonce 3", codec.NONCE, 51, b""),
+        ("rm with proof", codec.RM, 52, name + codec.proof(key, nonce(3), codec.RM, name)),
+        ("signed, version 4 after rm: still older, refused", codec.FLASH_BEGIN, 53,
+         begin(mac(key, version=4), 4)),
+        ("downgrade without a nonce: refused", codec.FLASH_BEGIN, 54,
+         begin(mac(key, version=4, flags=1), 4, 1)),
+        ("nonce 4", codec.NONCE, 55, b""),
+        ("downgrade to version 4, signed over the nonce", codec.FLASH_BEGIN, 56,
+         begin(mac(key, version=4, flags=1, nonce=nonce(4)), 4, 1)),
+        ("repl without proof: refused", codec.REPL, 57, b""),
+        ("nonce 5", codec.NONCE, 58, b""),
+        ("repl with proof: not on this board", codec.REPL, 59,
+         codec.proof(key, nonce(5), codec.REPL, b"")),
         ("new key without proof: refused", codec.KEY, 37, codec.key_request(other)),
-        ("new key, proof from another key: refused", codec.KEY, 38, codec.key_request(other, other)),
-        ("new key with the old one's proof", codec.KEY, 39, codec.key_request(other, key)),
-        ("key cleared", codec.KEY, 40, codec.key_request(bytes(32), other)),
+        ("nonce 6", codec.NONCE, 60, b""),
+        ("new key, proof from another key: refused", codec.KEY, 38,
+         codec.key_request(other, other, nonce(6))),
+        ("nonce 7", codec.NONCE, 61, b""),
+        ("new key with the old one's proof", codec.KEY, 39, codec.key_request(other, key, nonce(7))),
+        ("nonce 8", codec.NONCE, 62, b""),
+        ("key cleared", codec.KEY, 40, codec.key_request(bytes(32), other, nonce(8))),
         ("malformed key", codec.KEY, 41, bytes(10)),
         ("hello: not keyed", codec.HELLO, 42, codec.hello_request()),
     ]
@@ -135,6 +172,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         server = Server(Board(None, Store(tmp + "/flash", LIMITS["flash"]), StepClock(), _kernels,
                               dict(LIMITS), "k"))
+        server.seed = SEED
         session = []
         for note, t, q, p in steps:
             request = codec.encode(t, q, p)
@@ -153,7 +191,8 @@ def main():
     with open(os.path.join(OUT, "frames.json"), "w") as f:
         json.dump(frame_vectors(codec), f, indent=1)
     with open(os.path.join(OUT, "session.json"), "w") as f:
-        json.dump(dict(limits=LIMITS, kernels="k", clock_step_us=7, session=session), f, indent=1)
+        json.dump(dict(limits=LIMITS, kernels="k", clock_step_us=7, seed=SEED.hex(),
+                       session=session), f, indent=1)
     print("wrote %s/{frames,session}.json (%d frames, %d session steps)"
           % (OUT, len(frame_vectors(codec)["frames"]), len(session)))
 

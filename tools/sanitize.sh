@@ -2,7 +2,8 @@
 # Build the C kernels (npu_emulator._kernels) with AddressSanitizer and UBSan into
 # build/sanitize/ and run against that build: the C-kernel conformance tests, the
 # portable-vs-SIMD dispatch tests, and the C-core cases of the whole-stack pipeline
-# (compiler -> blob -> firmware interpreter -> kernels). Under a minute.
+# (compiler -> blob -> firmware interpreter -> kernels), then a seeded slice of
+# tools/fuzz_blobs.py (crafted blobs through load and RUN, scalar, AVX2 and viper). Under a minute.
 # Needs only gcc and the project's venv (make test creates it). Usage: tools/sanitize.sh [pytest args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,3 +46,5 @@ TESTS=(tests/conformance/test_c_kernels.py tests/conformance/test_c_dispatch.py
        "tests/conformance/test_ops_pipeline.py::test_c_kernels_match_tflm")
 echo "sanitize: running ${TESTS[*]} against $loaded"
 "$PY" -m pytest -q -p no:cacheprovider "${TESTS[@]}" "$@"
+echo "sanitize: fuzz_blobs: 300 crafted blobs, seed 0"
+"$PY" tools/fuzz_blobs.py --count 300 --seed 0 --check

@@ -76,12 +76,14 @@ def _flash_image(flash_dir):
 
 def flash_files(flash_dir):
     """What a board's flash holds, as the file store names it, for every core: the qemu
-    board's directory entries appear as NAME.npb, NAME.old, NAME.part + NAME.sid, device.key."""
+    board's directory entries appear as NAME.npb, NAME.old, NAME.part + NAME.sid, NAME.ver,
+    device.key."""
     from npufw import flash
     store = _flash_image(flash_dir)
     if store is None:
         return sorted(os.listdir(flash_dir))
-    names = {flash.NPB: [".npb"], flash.OLD: [".old"], flash.PART: [".part", ".sid"]}
+    names = {flash.NPB: [".npb"], flash.OLD: [".old"], flash.PART: [".part", ".sid"],
+             flash.VER: [".ver"]}
     out = []
     for name, kind in store.entries:
         out += ["device.key"] if kind == flash.KEY else [name + ext for ext in names[kind]]

@@ -19,6 +19,11 @@
 
 /* The dot product accumulates 128 * 128 per term in int32. */
 #define MAX_IN_DEPTH 131071
+/* Input offsets are minus an int8 zero point, as in TFLite Micro: (x + offset) is then in
+ * [-255, 255] and its products with int8 weights fit the AVX2 twins' int16 lanes.
+ * npu_sdk/ops.py's PARAM_RANGES says the same (tests/unit/test_registry.py). */
+#define INPUT_OFFSET_MIN (-127)
+#define INPUT_OFFSET_MAX 128
 
 typedef enum { ELEM_I8, ELEM_I32, ELEM_F32 } elem_kind;
 
@@ -241,6 +246,7 @@ static PyObject *py_fully_connected(PyObject *self, PyObject *args) {
     if (check_positive("batches", batches) < 0 || check_positive("in_depth", in_depth) < 0 ||
         check_positive("out_depth", out_depth) < 0 ||
         check_range("in_depth", in_depth, 1, MAX_IN_DEPTH) < 0 ||
+        check_range("input_offset", input_offset, INPUT_OFFSET_MIN, INPUT_OFFSET_MAX) < 0 ||
         check_range("act_min", act_min, -128, 127) < 0 ||
         check_range("act_max", act_max, act_min, 127) < 0) {
         return NULL;
@@ -503,7 +509,7 @@ static PyObject *conv_common(PyObject *args, int depthwise) {
         g.out_c = channels;
     }
     if (check_window(&g) < 0 ||
-        check_range("input_offset", input_offset, -128, 128) < 0 ||
+        check_range("input_offset", input_offset, INPUT_OFFSET_MIN, INPUT_OFFSET_MAX) < 0 ||
         check_range("act_min", act_min, -128, 127) < 0 ||
         check_range("act_max", act_max, act_min, 127) < 0) {
         return NULL;

@@ -12,7 +12,8 @@ store's renames become one atomic step. Blob bytes go to a free extent before th
 names them. An entry is (name, kind, offset, length, extent size, meta):
   kind NPB: an installed model; OLD: its previous version until the new one loads;
   PART: a transfer in progress, length = bytes written and flushed, meta = the sidecar that
-  resume() compares (the server's size and blob id); KEY: the device key, in meta.
+  resume() compares (the server's size and blob id); KEY: the device key, in meta; VER: the
+  version of the model last installed signed (u32 in meta), which outlives its removal.
 """
 import binascii
 import struct
@@ -26,6 +27,7 @@ NPB = 0
 OLD = 1
 PART = 2
 KEY = 3
+VER = 4
 _KEY_NAME = "device.key"
 # a part's length reaches the directory at most every _SYNC bytes: resume after a power cut
 # restarts from there, and a transfer costs one directory write per _SYNC bytes, not per chunk
@@ -121,7 +123,7 @@ class FlashStore:
 
     def _allocate(self, size):
         """The offset of a free extent of `size` bytes (first fit), or None."""
-        used = sorted((e[1], e[1] + e[4]) for e in self.entries.values() if e[0] != KEY)
+        used = sorted((e[1], e[1] + e[4]) for e in self.entries.values() if e[0] < KEY)
         at = 2 * _SLOT
         for start, end in used:
             if start - at >= size:
@@ -144,7 +146,7 @@ class FlashStore:
         return self.entries[(name, NPB)][2]
 
     def used(self):
-        return sum(e[4] for e in self.entries.values() if e[0] != KEY)
+        return sum(e[4] for e in self.entries.values() if e[0] < KEY)  # extents: not KEY, VER
 
     def free(self, reclaimable=False):
         used = self.used()
@@ -223,6 +225,14 @@ class FlashStore:
 
     def partials(self):
         return sorted(n for (n, k) in self.entries if k == PART)
+
+    def version(self, name):
+        e = self.entries.get((name, VER))
+        return -1 if e is None else struct.unpack("<I", e[3])[0]
+
+    def set_version(self, name, version):
+        self.entries[(name, VER)] = [VER, 0, 0, struct.pack("<I", version), 0]
+        self._save()
 
     def key(self):
         e = self.entries.get((_KEY_NAME, KEY))

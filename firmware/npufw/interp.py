@@ -1,5 +1,5 @@
 """The interpreter loop: a parsed blob, one preallocated arena, kernels from the board's npu."""
-from . import blobfmt, opcodes
+from . import blobfmt, checks, opcodes
 from .blobfmt import ARENA, BlobError
 from .pool import buffer
 
@@ -33,6 +33,8 @@ class Model:
         `pool`: the board's model pool (npufw/pool.py) for the arena, else the heap."""
         source = data if hasattr(data, "bind") else None
         b = source.blob if source is not None else blobfmt.parse(data)
+        if source is None:  # a BlobFile checked itself before allocating its buffers
+            checks.check(b, checks.reader(data, b), ram_limit)
         if ram_limit and b.arena_size > ram_limit:
             raise MemoryError("arena needs %d bytes, board has %d" % (b.arena_size, ram_limit))
         if source is not None and ram_limit and b.arena_size + source.ram > ram_limit:

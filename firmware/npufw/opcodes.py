@@ -34,7 +34,47 @@ OPS = {
     MEAN: ('MEAN', 1, 8),
 }
 
+# opcode -> (ranges: ((param index, lo, hi), ...), work: the param indices whose
+# product is one run's work, inputs that may be absent, inputs that must be
+# constants): what npufw/checks.py checks at load
+CHECKS = {
+    FULLY_CONNECTED: (
+        ((1, 1, 131071), (3, -127, 128), (4, -128, 127), (5, -128, 127), (6, -128,
+        127)), (0, 1, 2), (2,), (3, 4)),
+    SOFTMAX: (
+        ((3, 0, 31), (4, -2147483648, 0)), (0, 1), (), ()),
+    QUANTIZE: (
+        (), (0,), (), ()),
+    DEQUANTIZE: (
+        (), (0,), (), ()),
+    CONV_2D: (
+        ((15, -127, 128), (16, -128, 127), (17, -128, 127), (18, -128, 127)), (0, 4, 5,
+        6, 7, 8, 3), (2,), (3, 4)),
+    DEPTHWISE_CONV_2D: (
+        ((15, -127, 128), (16, -128, 127), (17, -128, 127), (18, -128, 127)), (0, 4, 5,
+        3, 6, 7, 8), (2,), (3, 4)),
+    AVERAGE_POOL_2D: (
+        ((12, -128, 127), (13, -128, 127)), (0, 4, 5, 3, 6, 7), (), ()),
+    MAX_POOL_2D: (
+        ((12, -128, 127), (13, -128, 127)), (0, 4, 5, 3, 6, 7), (), ()),
+    ADD: (
+        ((12, -127, 128), (13, -127, 128), (14, 0, 22), (16, -31, 31), (18, -31, 31),
+        (20, -31, 31), (21, -128, 127), (22, -128, 127), (23, -128, 127)), (0, 1, 2, 3),
+        (), ()),
+    MUL: (
+        ((12, -127, 128), (13, -127, 128), (15, -31, 31), (16, -128, 127), (17, -128,
+        127), (18, -128, 127)), (0, 1, 2, 3), (), ()),
+    LUT: (
+        (), (0,), (), (1,)),
+    COPY: (
+        ((13, 0, 1), (14, -128, 127)), (0, 1, 2, 3), (), ()),
+    MEAN: (
+        ((4, -127, 128), (6, -31, 31), (7, -128, 127)), (0, 1, 2, 3), (), ()),
+}
+CHANNEL_SHIFT = (-31, 31)  # each element of a per-channel shift table
+
 MAX_MACS = 65535  # k_h * k_w * in_c of a convolution, k_h * k_w of a depthwise one
 MAX_TENSORS = 32767  # tensors in a blob (int16 indices)
 MAX_NAME = 32  # characters in a model's name
 MAX_PAYLOAD = 4096  # bytes of a frame's payload
+MAX_RUN_MACS = 268435456  # work of one RUN a board accepts at load

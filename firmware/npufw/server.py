@@ -1,4 +1,4 @@
-"""The board's request server, link protocol v2 (docs/protocol.md).
+"""The board's request server, link protocol v3 (docs/protocol.md).
 
 Frames in, one answer frame out per request. A repeated request (same type, seq and CRC:
 the host did not hear the answer) gets the same answer again without running twice.
@@ -6,6 +6,7 @@ FLASH_DATA streams: the host keeps a window of chunks in flight, the board write
 order, holds up to WINDOW bytes that arrived early, and acknowledges each frame with the
 offset it has verified so far (NAK with the same offset when a gap precedes the frame).
 """
+import hashlib
 import struct
 
 from . import blobfmt, frame, opcodes, sign, stream
@@ -28,7 +29,7 @@ except ImportError:
     except ImportError:  # neither: HELLO does not announce F_DEFLATE
         _raw_inflate = None
 
-PROTOCOL_VERSION = 2  # 2: the FLASH_BEGIN signature covers the name
+PROTOCOL_VERSION = 3  # 2: the FLASH_BEGIN signature covers the name; 3: versions, proofs
 FIRMWARE_VERSION = "0.3.0"  # 0.3: link protocol 2 (signatures bind the name)
 MAX_PAYLOAD = opcodes.MAX_PAYLOAD  # a module attribute: tests shrink it
 WINDOW = 16384  # bytes of early FLASH_DATA the board holds while a gap is resent
@@ -48,6 +49,7 @@ OUTPUT = 0x0B
 KEY = 0x0C
 FLASH_ZDATA = 0x0D
 MEM = 0x0E
+NONCE = 0x0F
 LOG = 0x40
 RESPONSE = 0x80
 NAK = 0xFE
@@ -133,8 +135,19 @@ def _name(p, pos):
     return name, pos
 
 
+def _seed(clock):
+    """16 bytes the board's nonces are drawn from: the OS's random bytes; where the port has
+    none, its clock at boot (nonces then only differ, and a board restarted at the same
+    tick repeats them: docs/protocol.md)."""
+    try:
+        import os
+        return os.urandom(16)
+    except (ImportError, AttributeError, OSError):
+        return struct.pack("<I", clock.ticks_us() if clock is not None else 0) * 4
+
+
 class _Flashing:
-    __slots__ = ("name", "size", "blob_id", "part", "written", "early", "early_bytes")
+    __slots__ = ("name", "size", "blob_id", "part", "written", "early", "early_bytes", "version")
 
     def __init__(self, name, size, blob_id, part, written):
         self.name = name
@@ -144,6 +157,7 @@ class _Flashing:
         self.written = written
         self.early = {}  # offset -> bytes that arrived before the gap in front of them
         self.early_bytes = 0
+        self.version = -1  # signed on a keyed board: recorded at install
 
 
 class Server:
@@ -164,9 +178,13 @@ class Server:
                          FLASH_END: self.flash_end,
                          LIST: self.list, RUN: self.run, RM: self.rm, CONSOLE: self.console_on,
                          REPL: self.repl, INPUT: self.input, OUTPUT: self.output,
-                         KEY: self.key, MEM: self.memory}
+                         KEY: self.key, MEM: self.memory, NONCE: self.nonce_request}
         self.staging = None  # [Model, [bytes staged per input]]: INPUT writes into the arena
+        self.nonce = None  # the last NONCE answered, until a proof of the key uses it
+        self.nonces = 0
+        self.seed = _seed(getattr(board, "clock", None))
         self.held = None  # the Model whose outputs a RUN left for OUTPUT
+        self.trial = None  # the name of a loaded model installed over one its first RUN may restore
         # the heap in use (bytes; -1 where the board cannot tell): at boot, and for the loaded
         # model: before its load (no model loaded), after its load, after its first invoke
         self.idle = self._heap()
@@ -283,7 +301,7 @@ class Server:
         if len(blob_id) != 32:
             raise ValueError("short blob id")
         name, pos = _name(p, 36)
-        self._check_signature(blob_id, name, bytes(p[pos:]))
+        version = self._check_signature(blob_id, name, bytes(p[pos:]))
         store = self.board.store
         meta = struct.pack("<I", size) + blob_id
         state = self.flashing
@@ -317,24 +335,60 @@ class Server:
             part, written = store.begin(name, meta, size), 0
             self.log("flash %s: %d bytes" % (name, size))
         self.flashing = _Flashing(name, size, blob_id, part, written)
+        self.flashing.version = version
         return struct.pack("<BI", BEGIN_SEND, written)
 
-    def _check_signature(self, blob_id, name, mac):
-        """A keyed board takes only blobs whose FLASH_BEGIN carries mac = HMAC-SHA256(key,
-        "npu-blob" + blob_id + name): a blob signed for one name installs under no other.
-        FLASH_END checks the whole blob against blob_id."""
-        if mac and len(mac) != 32:
-            raise ValueError("FLASH_BEGIN signature must be 32 bytes, got %d" % len(mac))
+    def _check_signature(self, blob_id, name, signed):
+        """A keyed board takes only blobs whose FLASH_BEGIN ends with version u32, flags u8,
+        mac[32] = sign.blob_mac(key, blob_id, name, version, flags [, nonce]): a blob signed
+        for one name installs under no other, and not over a newer version of it unless the
+        flags say DOWNGRADE, signed over a fresh nonce (a captured downgrade cannot be
+        replayed). FLASH_END checks the whole blob against blob_id. -> the version, or -1."""
+        if signed and len(signed) != 37:
+            raise ValueError("FLASH_BEGIN signature must be 37 bytes (version, flags, mac), "
+                             "got %d" % len(signed))
         key = self.board.store.key()
         if key is None:
-            return  # not provisioned: any blob, signed or not
-        if not mac:
+            return -1  # not provisioned: any blob, signed or not
+        if not signed:
             raise Refused(E_SIGNATURE, "board accepts only blobs signed with its device key: flash "
                           "with --key FILE (the file `npu keys provision` wrote)")
-        if not sign.equal(sign.blob_mac(key, blob_id, name), mac):
+        version, flags = struct.unpack_from("<IB", signed, 0)
+        nonce = b""
+        if flags & sign.DOWNGRADE:
+            nonce, self.nonce = self.nonce, None
+            if nonce is None:
+                raise Refused(E_SIGNATURE, "a downgrade is signed over a nonce the board "
+                              "issued (NONCE): ask for one first")
+        if not sign.equal(sign.blob_mac(key, blob_id, name, version, flags, nonce), signed[5:]):
             raise Refused(E_SIGNATURE, "signature does not match this board's key (or was made "
-                          "for another model name): flash with the key file `npu keys provision` "
-                          "wrote for this board")
+                          "for another model name, or replays a downgrade): flash with the key "
+                          "file `npu keys provision` wrote for this board")
+        held = self.board.store.version(name)
+        if version < held and not flags & sign.DOWNGRADE:
+            raise Refused(E_SIGNATURE, "model %r version %d is older than version %d on the "
+                          "board: flash a newer one, or sign a downgrade (npu flash --downgrade)"
+                          % (name, version, held))
+        return version
+
+    def nonce_request(self, p):
+        """NONCE -> nonce[16]: what the next proof of the key covers; one use each."""
+        self.nonces += 1
+        self.nonce = hashlib.sha256(self.seed + struct.pack("<I", self.nonces)).digest()[:16]
+        return self.nonce
+
+    def _authorize(self, ftype, p, what, hint="--key FILE, the file `npu keys provision` wrote"):
+        """On a keyed board, `p` must end with sign.proof over the last nonce issued (used
+        up here, right or wrong); return the payload before it. Elsewhere `p` as it is."""
+        key = self.board.store.key()
+        if key is None:
+            return p
+        nonce, self.nonce = self.nonce, None
+        if nonce is None or len(p) < 32 or not sign.equal(
+                sign.proof(key, nonce, ftype, p[:-32]), bytes(p[-32:])):
+            raise Refused(E_SIGNATURE, "%s refused: this board has a device key and wants proof "
+                          "of it (%s)" % (what, hint))
+        return p[:-32]
 
     def flash_data(self, p):
         return self._write_chunk(p, "FLASH_DATA", False)
@@ -394,7 +448,12 @@ class Server:
             if store.tail(name, 32, ".part") != blob_id:
                 raise Refused(E_BAD_BLOB, "model rejected, old model kept: blob id mismatch, "
                               "the transfer was damaged")
-            stream.verify(store, name)  # as blobfmt.parse, never whole in RAM
+            b = stream.verify(store, name)  # as blobfmt.parse, never whole in RAM
+            ram = self._ram()
+            need = stream.pool_need(b, state.size, ram, hasattr(store, "mapped"))
+            if need > ram:  # as the host's pre-flight: it would never load
+                raise MemoryError("model rejected, old model kept: its arena and buffers "
+                                  "need %d bytes, the board has %d" % (need, ram))
         except blobfmt.BlobError as e:
             store.discard(name)
             self.log("flash %s: rejected: %s" % (name, e))
@@ -404,23 +463,20 @@ class Server:
             raise
         self._drop(name)  # before the commit renames its file
         store.commit(name)
+        if state.version >= 0:  # signed on a keyed board: no older version installs after it
+            store.set_version(name, state.version)
         self.log("flash %s: installed" % name)
         return b""
 
     def key(self, p):
-        """KEY: new_key[32], proof[32] -> empty. proof = HMAC-SHA256(old key, new_key) when
-        the board has a key (zeros when not); an all-zero new_key removes the key."""
+        """KEY: new_key[32], proof[32] -> empty. proof = sign.proof(old key, nonce, KEY,
+        new_key) when the board has a key (zeros when not); an all-zero new_key removes it."""
         if len(p) != 64:
             raise ValueError("KEY takes 64 bytes (new key, proof), got %d" % len(p))
-        new, proof = bytes(p[:32]), bytes(p[32:])
         store = self.board.store
-        old = store.key()
-        if old is not None and not sign.equal(sign.hmac_sha256(old, new), proof):
-            if proof == bytes(32):
-                raise Refused(E_SIGNATURE, "KEY refused: the board already has a key; give the "
-                              "old one with --old-key")
-            raise Refused(E_SIGNATURE, "KEY refused: the proof does not match the board's key; "
-                          "give the key file this board was provisioned with")
+        hint = ("give the old key with --old-key" if bytes(p[32:]) == bytes(32) else
+                "give the key file this board was provisioned with as --old-key")
+        new = bytes(self._authorize(KEY, p, "KEY", hint)[:32])
         self._abort()  # an open transfer was accepted under the old key: BEGIN it again
         if new == bytes(32):
             store.set_key(None)
@@ -444,7 +500,7 @@ class Server:
         return out
 
     def rm(self, p):
-        name = _name(p, 0)[0]
+        name = _name(self._authorize(RM, p, "RM"), 0)[0]
         if self.flashing is not None and self.flashing.name == name:
             self._abort()
         self._drop(name)
@@ -462,6 +518,7 @@ class Server:
         return out
 
     def repl(self, p):
+        self._authorize(REPL, p, "REPL")  # the REPL can read the key and write any file
         if not self.board.limits.get("repl"):
             raise Refused(E_UNAVAILABLE, "this board cannot hand over a REPL (the emulator's "
                           "CPython core has none: use --core micropython)")
@@ -502,6 +559,11 @@ class Server:
         if model is not None:
             model.close()
 
+    def _ram(self):
+        """Bytes a model may take: the model pool's, else the board's RAM."""
+        pool = getattr(self.board, "pool", None)
+        return self.board.limits["ram"] if pool is None else len(pool)
+
     def _model(self, name):
         model = self.models.get(name)
         if model is None:
@@ -514,28 +576,36 @@ class Server:
             if release is not None:
                 release()  # the kernels' scratch grew for the last model: give it back
             pool = getattr(self.board, "pool", None)
-            ram = self.board.limits["ram"]
             if pool is not None:
                 pool.reset()  # nothing uses it now: the models that did are unloaded
-                ram = len(pool)
+            ram = self._ram()
             before = self._heap()  # a collection first: the arena wants one piece of the heap
             self.mem = ["", -1, -1, -1]
             store = self.board.store
             try:
                 model = stream.load(store, name, self.board.npu, ram, pool)
             except (blobfmt.BlobError, MemoryError) as e:
-                if store.rollback(name):  # its first load: the previous version comes back
-                    self.log("%s: first load failed, rolled back: %s" % (name, e))
-                    raise Refused(E_NO_MEMORY if isinstance(e, MemoryError) else E_BAD_BLOB,
-                                  "model %r failed its first load (%s): rolled back to the "
-                                  "previous version, which RUN uses from now on" % (name, e))
+                if store.unconfirmed(name):  # its first load: the previous version comes back
+                    self._roll_back(name, "its first load", e)
                 if isinstance(e, MemoryError):
                     raise
                 raise Refused(E_BAD_BLOB, "stored model %r is damaged: %s" % (name, e))
-            store.confirm(name)  # it loaded: the previous version can go
+            # on trial until its first RUN succeeds: the previous version stays till then
+            self.trial = name if store.unconfirmed(name) else None
             self.models[name] = model
             self.mem = [name, before, self._heap(), -1]
         return model
+
+    def _roll_back(self, name, what, e):
+        """Model `name` failed `what` since it was installed: put its previous version back."""
+        self._drop(name)
+        self.staging = self.held = None
+        self.trial = None
+        self.board.store.rollback(name)
+        self.log("%s: %s failed, rolled back: %s" % (name, what, e))
+        raise Refused(E_NO_MEMORY if isinstance(e, MemoryError) else E_BAD_BLOB,
+                      "model %r failed %s (%s): rolled back to the previous version, which "
+                      "RUN uses from now on" % (name, what, e))
 
     def input(self, p):
         """INPUT: name str, index u8, offset u32, data -> staged u32. Writes a piece of a RUN
@@ -615,15 +685,23 @@ class Server:
         if staged and repeat > 1:  # the planner reuses input bytes: keep a copy for later runs
             inputs = [bytes(model.views[t]) for t in model.blob.inputs]
         first = True
-        for _ in range(max(1, repeat)):
-            # the planner reuses input bytes once read, so every run starts from a fresh copy
-            if not (staged and first):
-                for i, data in enumerate(inputs):
-                    model.set_input(i, data)
-            first = False
-            t0 = clock.ticks_us()
-            model.invoke(clock, op_times)
-            times.append(clock.ticks_diff(clock.ticks_us(), t0))
+        try:
+            for _ in range(max(1, repeat)):
+                # the planner reuses input bytes once read: every run starts from a fresh copy
+                if not (staged and first):
+                    for i, data in enumerate(inputs):
+                        model.set_input(i, data)
+                first = False
+                t0 = clock.ticks_us()
+                model.invoke(clock, op_times)
+                times.append(clock.ticks_diff(clock.ticks_us(), t0))
+        except Exception as e:
+            if self.trial == name:
+                self._roll_back(name, "its first RUN", e)
+            raise
+        if self.trial == name:  # its first RUN worked: the previous version can go
+            self.trial = None
+            self.board.store.confirm(name)
         if self.mem[0] == name and self.mem[3] < 0:
             self.mem[3] = self._heap()  # the kernels' scratch is allocated by now
         times.sort()

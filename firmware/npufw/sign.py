@@ -1,11 +1,17 @@
-"""Blob signatures: HMAC-SHA256 by hand, as MicroPython has hashlib but no hmac module.
+"""Blob signatures and proofs of the key: HMAC-SHA256 by hand, as MicroPython has hashlib
+but no hmac module.
 
-A keyed board installs a blob only when FLASH_BEGIN carries
-mac = HMAC-SHA256(device key, TAG + blob_id + name) (docs/protocol.md, "Signing").
+A keyed board installs a blob only when FLASH_BEGIN carries mac = HMAC-SHA256(device key,
+TAG + blob_id + version u32 + flags u8 [+ nonce for a downgrade] + name), and takes RM,
+REPL and KEY only with proof = HMAC-SHA256(key, AUTH_TAG + nonce + type + payload) over
+the nonce it last issued (docs/protocol.md, "Signing").
 """
 import hashlib
+import struct
 
 TAG = b"npu-blob"
+AUTH_TAG = b"npu-auth"
+DOWNGRADE = 1  # FLASH_BEGIN flags: install over a newer version (signed with a fresh nonce)
 _BLOCK = 64  # SHA-256 block size
 
 
@@ -21,10 +27,16 @@ def hmac_sha256(key, msg):
     return outer.digest()
 
 
-def blob_mac(key, blob_id, name):
-    """The FLASH_BEGIN signature of blob `blob_id` installed as `name` (a str)."""
-    # blob_id is always 32 bytes and the name comes last: the concatenation is unambiguous
-    return hmac_sha256(key, TAG + bytes(blob_id) + name.encode("utf-8"))
+def blob_mac(key, blob_id, name, version, flags, nonce=b""):
+    """The FLASH_BEGIN signature of blob `blob_id` installed as `name` (a str) as `version`."""
+    # fixed-size fields first and the name last: the concatenation is unambiguous
+    return hmac_sha256(key, TAG + bytes(blob_id) + struct.pack("<IB", version, flags)
+                       + bytes(nonce) + name.encode("utf-8"))
+
+
+def proof(key, nonce, ftype, body):
+    """Proof of the key for request `ftype` with payload `body`, over the board's nonce."""
+    return hmac_sha256(key, AUTH_TAG + bytes(nonce) + bytes((ftype,)) + bytes(body))
 
 
 def equal(a, b):

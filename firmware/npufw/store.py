@@ -35,6 +35,7 @@ on_write, when given, is called after every flash write (create, data, rename,
 remove) with what was written: the emulator uses it to cut power at a chosen write.
 """
 import os
+import struct
 
 from .opcodes import MAX_NAME
 
@@ -240,6 +241,24 @@ class Store:
 
     def partials(self):
         return sorted(f[:-4] for f in os.listdir(self.root) if f.endswith(".sid"))
+
+    # --- versions of signed models (anti-rollback on a keyed board) -----------------
+
+    def version(self, name):
+        """The version of model `name` last installed signed, or -1."""
+        try:
+            with open(self.path(name, ".ver"), "rb") as f:
+                data = f.read(4)
+        except OSError:
+            return -1
+        return struct.unpack("<I", data)[0] if len(data) == 4 else -1
+
+    def set_version(self, name, version):
+        """Keep `version` for model `name`, whole-or-nothing as the key."""
+        with open(self.path(name, ".vtm"), "wb") as f:
+            f.write(struct.pack("<I", version))
+        self._wrote("create " + self.path(name, ".vtm"))
+        self._rename(self.path(name, ".vtm"), self.path(name, ".ver"))
 
     # --- the device key ------------------------------------------------------------
 

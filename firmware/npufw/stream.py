@@ -16,7 +16,7 @@ import gc
 import hashlib
 import os
 
-from . import blobfmt
+from . import blobfmt, checks
 from .blobfmt import ALIGN, CONST, BlobError
 from .pool import buffer
 
@@ -57,10 +57,13 @@ def _check(f, size):
 
 
 def verify(store, name):
-    """Check the finished transfer `name` in `store` whole as blobfmt.parse does, without
-    reading it into RAM; return its tables (a blobfmt.Blob)."""
+    """Check the finished transfer `name` in `store` whole as blobfmt.parse and
+    checks.check do, without reading it into RAM; return its tables (a blobfmt.Blob)."""
     if hasattr(store, "mapped"):  # memory-mapped flash: parse it where it lies
-        return blobfmt.parse(store.mapped(name, ".part"))
+        data = store.mapped(name, ".part")
+        b = blobfmt.parse(data)
+        checks.check(b, checks.reader(data, b))
+        return b
     return verify_file(store.path(name, ".part"))
 
 
@@ -69,7 +72,9 @@ def verify_file(path):
     with open(path, "rb") as f:
         const_size = _check(f, size)[1]
         f.seek(0)
-        return blobfmt.parse(f.read(size - 32 - const_size), False, size)
+        b = blobfmt.parse(f.read(size - 32 - const_size), False, size)
+        checks.check(b, checks.file_reader(f, b.const_start))
+        return b
 
 
 def plan(b, threshold=THRESHOLD):
@@ -105,22 +110,29 @@ def pool_need(b, size, pool, mapped=False):
 
 
 class BlobFile:
-    def __init__(self, path, threshold=THRESHOLD, pool=None):
+    def __init__(self, path, threshold=THRESHOLD, pool=None, ram=0):
         self.f = open(path, "rb")
         try:
-            self._load(os.stat(path)[6], threshold, pool)
+            self._load(os.stat(path)[6], threshold, pool, ram)
         except BaseException:
             self.f.close()
             raise
 
-    def _load(self, size, threshold, pool):
+    def _load(self, size, threshold, pool, ram):
         f = self.f
         arena_size, const_size = _check(f, size)
         self.threshold = threshold
         self.size = size
-        # Parse once to size the buffers, drop it all, allocate the large buffers while the
-        # heap is in one piece (MicroPython's heap does not compact), then parse for good.
-        resident, most = self._plan(self._parse(size - 32 - const_size))
+        # Parse once to check it and size the buffers, drop it all, allocate the large
+        # buffers while the heap is in one piece (MicroPython's heap does not compact),
+        # then parse for good. Nothing large is allocated before the checks.
+        b = self._parse(size - 32 - const_size)
+        checks.check(b, checks.file_reader(f, b.const_start), ram)
+        resident, most = self._plan(b)
+        if ram and arena_size + resident + most > ram:
+            raise MemoryError("arena and weight buffers need %d bytes, board has %d"
+                              % (arena_size + resident + most, ram))
+        b = None
         self.blob = self.where = None
         gc.collect()
         self.arena = buffer(pool, arena_size, "the arena")
@@ -194,7 +206,7 @@ def load(store, name, npu, ram, pool=None):
             if f.readinto(data) != size:
                 raise BlobError("blob truncated")
         return Model(data, npu, ram, pool)
-    source = BlobFile(path, pool=pool)
+    source = BlobFile(path, pool=pool, ram=ram)
     try:
         return Model(source, npu, ram, pool)
     except BaseException:

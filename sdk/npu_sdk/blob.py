@@ -33,6 +33,7 @@ MAX_RANK = 4
 #: Opcodes and kernel parameter names (in blob order) of the blob: the registry's kernels.
 OPCODES = {k.name: k.opcode for k in ops.KERNELS}
 OPNAMES = {v: k for k, v in OPCODES.items()}
+KERNELS = {k.opcode: k for k in ops.KERNELS}
 PARAMS = {k.name: k.params for k in ops.KERNELS}
 
 DType = Enum(Int8ul, int8=0, int32=1, float32=2, int16=3, uint8=4)
@@ -138,4 +139,39 @@ def unpack(data):
         raise BlobFormatError("malformed blob: %s" % (str(e).splitlines()[0],)) from e
     body = parsed.body.value
     body.sha256 = parsed.sha256
+    _check_tables(body)
     return body
+
+
+_ITEM = {"int8": 1, "int32": 4, "float32": 4, "int16": 2, "uint8": 1}
+
+
+def _check_tables(body):
+    """Refuse what the checksums cannot: tables whose indices, shapes and sizes do not hold
+    together (a blob edited and resealed), before any reader of the tables trusts them."""
+    n = len(body.tensors)
+    regions = {"arena": body.header.value.arena_size, "const": len(body.constants)}
+
+    def bad(what):
+        raise BlobFormatError("malformed blob: %s; recompile the model with `npu compile`" % what)
+    for i, t in enumerate(body.tensors):
+        shape = list(t.shape[:t.ndim])
+        if str(t.dtype) not in _ITEM or str(t.location) not in regions:
+            bad("tensor %d has dtype %s, location %s" % (i, t.dtype, t.location))
+        if not 1 <= t.ndim <= MAX_RANK or min(shape) < 1:
+            bad("tensor %d has shape %s" % (i, shape))
+        count = 1
+        for d in shape:
+            count *= d
+        if count * _ITEM[str(t.dtype)] != t.size or t.offset + t.size > regions[str(t.location)]:
+            bad("tensor %d's size or offset does not fit its shape and region" % i)
+    for i in list(body.inputs) + list(body.outputs):
+        if i >= n or str(body.tensors[i].location) != "arena":
+            bad("model input or output %d is not an arena tensor" % i)
+    for k, op in enumerate(body.ops):
+        if op.opcode not in OPNAMES or len(op.inputs) != KERNELS[op.opcode].inputs \
+                or len(op.params) != len(KERNELS[op.opcode].params) or len(op.outputs) != 1:
+            bad("op %d: unknown opcode %d or wrong arity" % (k, op.opcode))
+        for i in list(op.inputs) + list(op.outputs):
+            if not -1 <= i < n or (i == -1 and i in op.outputs):
+                bad("op %d: tensor index %d out of range" % (k, i))

@@ -154,7 +154,8 @@ def cmd_flash(args):
 
     try:
         with _board(args, key=key) as board:
-            board.flash(data, name, progress=progress)
+            board.flash(data, name, progress=progress,
+                        version=args.model_version, downgrade=args.downgrade)
             r = board.last_flash
     except KeyboardInterrupt:
         raise KeyboardInterrupt("interrupted at %d of %d bytes; run the same command to resume"
@@ -333,7 +334,8 @@ def cmd_keys_clear(args):
 
 
 def cmd_rm(args):
-    with _board(args) as board:
+    from . import keys
+    with _board(args, key=keys.load(args.key)) as board:
         board.remove(args.name)
     if args.json:
         print(json.dumps(dict(removed=args.name)))
@@ -373,7 +375,9 @@ def cmd_repl(args):
     """Hand the board's MicroPython REPL over: the terminal is bridged to it until Ctrl-].
     Without a terminal, stdin is sent as typed lines and the board's output printed."""
     import time
-    with _board(args) as board:
+
+    from . import keys
+    with _board(args, key=keys.load(args.key)) as board:
         board.repl()
         ser = board.serial
         if sys.stdin.isatty():
@@ -612,6 +616,11 @@ def build_parser():
         sp.add_argument("--trace", action="store_true",
                         help="print every frame both ways, with timestamps, on stderr")
 
+    def proof_arg(sp):
+        sp.add_argument("--key", default=os.environ.get("NPU_KEY"), metavar="FILE",
+                        help="a board with a device key does this only with proof of it: its "
+                             "key file (default: $NPU_KEY)")
+
     def key_arg(sp):
         sp.add_argument("--key", default=os.environ.get("NPU_KEY"), metavar="FILE",
                         help="sign blobs with this device key file, for a board given one with "
@@ -678,6 +687,12 @@ def build_parser():
     sp.add_argument("--name", help="model name on the board (default: the file's stem; for a "
                                    "zoo file like kws_dscnn/int8.tflite, its folder: kws_dscnn)")
     key_arg(sp)
+    sp.add_argument("--model-version", type=int, metavar="N",
+                    help="with --key: the version signed with the blob (default: the time now, "
+                         "in seconds); a keyed board refuses one older than it holds")
+    sp.add_argument("--downgrade", action="store_true",
+                    help="with --key: install over a newer version (signed over a fresh "
+                         "nonce from the board: cannot be replayed)")
     board_args(sp, port=False)
     sp.add_argument("-p", "--port", action="append",
                     help="serial port, pyserial URL or labgrid://PLACE (default: $NPU_PORT); "
@@ -721,6 +736,7 @@ def build_parser():
 
     sp = sub.add_parser("rm", help="remove a model (and any unfinished transfer of it) from the board")
     sp.add_argument("name")
+    proof_arg(sp)
     board_args(sp)
     sp.set_defaults(func=cmd_rm)
 
@@ -735,6 +751,7 @@ def build_parser():
                     help="without a terminal: send Ctrl-D after stdin, back into the npu firmware")
     sp.add_argument("--wait", type=float, default=1.0, metavar="S",
                     help="without a terminal: seconds to print the board's output")
+    proof_arg(sp)
     board_args(sp)
     sp.set_defaults(func=cmd_repl)
 

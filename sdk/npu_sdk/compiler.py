@@ -461,9 +461,38 @@ def _problems(graph, skip=()):
     return problems
 
 
+#: Lowering families whose output has its input's shape (TFLite's kernels insist on it).
+_SAME_SHAPE = ("softmax", "pointwise", "quantize", "dequantize")
+
+
+def _graph_problems(graph):
+    """Ops reading activations nothing writes before them, and shape-preserving ops whose
+    output shape is not their input's: a blob from them would fail on the board."""
+    problems = []
+    written = set(graph.inputs)
+    for op in graph.ops:
+        for i in op.inputs:
+            if i >= 0 and not graph.tensors[i].is_const and i not in written:
+                problems.append((op.index, op.kind, "reads tensor %r, which no earlier op writes "
+                                 "and is not a model input" % graph.tensors[i].name))
+        entry = ops.OPS.get(op.kind)
+        if entry is not None and entry.lowering in _SAME_SHAPE and op.inputs and op.outputs \
+                and op.inputs[0] >= 0:
+            shape_in, shape_out = (tuple(graph.tensors[op.inputs[0]].shape),
+                                   tuple(graph.tensors[op.outputs[0]].shape))
+            if shape_in != shape_out:
+                problems.append((op.index, op.kind, "output shape %s is not its input's %s"
+                                 % (shape_out, shape_in)))
+        written.update(op.outputs)
+    for i in graph.outputs:
+        if i not in written and not graph.tensors[i].is_const:
+            problems.append((-1, "io", "output %r is written by no op" % graph.tensors[i].name))
+    return problems
+
+
 def check(graph):
     """Raise UnsupportedOpError listing every op the compiler cannot take, with the reason."""
-    problems = _problems(graph)
+    problems = _problems(graph) + _graph_problems(graph)
     for i in graph.inputs + graph.outputs:
         if len(graph.tensors[i].shape) > blob.MAX_RANK:
             problems.append((-1, "io", "tensor %r has rank > %d" % (graph.tensors[i].name, blob.MAX_RANK)))
@@ -748,6 +777,9 @@ def _place(lw):
 
 def compile_graph(graph):
     """Compile an int8 Graph into blob bytes (deterministic for the same input)."""
+    if not graph.ops:
+        raise ModelError("%s has no op a board runs (an empty graph): nothing to compile"
+                         % graph.name)
     check_structure(graph)
     try:
         graph = rewrite.simplify(graph)  # fold what converters leave behind before judging ops

@@ -24,19 +24,42 @@ MAX_TENSORS = 32767
 MAX_NAME = 32
 #: Bytes of one frame's payload; the board announces it in HELLO.
 MAX_PAYLOAD = 4096
+#: Work of one RUN (multiply-accumulates, window elements of a pooling, elements moved): a
+#: board refuses a model above it at load, so no crafted blob holds it for minutes.
+MAX_RUN_MACS = 1 << 28
+
+#: Ranges [lo, hi] of the kernels' int32 parameters, by name, checked once at load by every
+#: core (firmware/npufw/checks.py): the kernels trust them. Offsets are minus an int8 zero
+#: point, as in TFLite Micro, so (x + offset) * w fits the AVX2 kernels' int16 products;
+#: shifts feed C shift operators. "channel_shift" is every element of a per-channel shift table.
+PARAM_RANGES = {
+    "input_offset": (-127, 128), "input1_offset": (-127, 128), "input2_offset": (-127, 128),
+    "output_offset": (-128, 127), "act_min": (-128, 127), "act_max": (-128, 127),
+    "input_left_shift": (0, 31), "diff_min": (-(1 << 31), 0), "left_shift": (0, 22),
+    "input1_shift": (-31, 31), "input2_shift": (-31, 31), "output_shift": (-31, 31),
+    "shift": (-31, 31), "channel_shift": (-31, 31), "fill": (0, 1), "fill_value": (-128, 127),
+    "in_depth": (1, 131071),  # the C kernels' fully connected scratch
+}
 
 # --- the blob's kernels: what the firmware runs ---------------------------------------
 
-#: A kernel of the blob. `inputs`: tensor inputs in its op record (-1 where an optional one
-#: is absent); `params`: its int32 parameters, in blob order. Opcodes never change meaning
-#: (a change is a new blob format version: tests/unit/test_blob.py).
-Kernel = namedtuple("Kernel", ("name", "opcode", "inputs", "params"))
+#: A kernel of the blob. `inputs`: tensor inputs in its op record; `params`: its int32
+#: parameters, in blob order; `optional`: the inputs that may be absent (-1); `constant`: the
+#: inputs that must be constants, read at load (their values are checked: channel_shift);
+#: `work`: the params whose product is the work of one run (MAX_RUN_MACS).
+#: Opcodes never change meaning (a change is a new blob format version: tests/unit/test_blob.py).
+Kernel = namedtuple("Kernel", ("name", "opcode", "inputs", "params", "work", "optional",
+                               "constant"), defaults=((), ()))
+#: The per-channel kernels' inputs: input, weights, bias (optional), multipliers, shifts.
+_PER_CHANNEL = {"optional": (2,), "constant": (3, 4)}
 
 _CONV_GEOMETRY = ("batches", "in_h", "in_w", "in_c", "out_h", "out_w")
 _CONV_WINDOW = ("k_h", "k_w", "stride_h", "stride_w", "dilation_h", "dilation_w", "pad_h", "pad_w")
 _CONV_QUANT = ("input_offset", "output_offset", "act_min", "act_max")
 _POOL = ("batches", "in_h", "in_w", "channels", "out_h", "out_w", "k_h", "k_w",
          "stride_h", "stride_w", "pad_h", "pad_w", "act_min", "act_max")
+_POOL_WORK = ("batches", "out_h", "out_w", "channels", "k_h", "k_w")
+_DIMS = ("d0", "d1", "d2", "d3")
 _BROADCAST = ("d0", "d1", "d2", "d3", "in1_s0", "in1_s1", "in1_s2", "in1_s3",
               "in2_s0", "in2_s1", "in2_s2", "in2_s3")
 
@@ -44,37 +67,43 @@ KERNELS = (
     # inputs: input, weights [out, in], bias int32 (or -1), per-row mult and shift int32 (one
     # pair each for per-tensor weights)
     Kernel("FULLY_CONNECTED", 1, 5, ("batches", "in_depth", "out_depth", "input_offset",
-                                     "output_offset", "act_min", "act_max")),
-    Kernel("SOFTMAX", 2, 1, ("rows", "depth", "input_multiplier", "input_left_shift", "diff_min")),
-    Kernel("QUANTIZE", 3, 1, ("count",)),  # float32 -> int8 with the output's quantization
-    Kernel("DEQUANTIZE", 4, 1, ("count",)),  # int8 -> float32 with the input's quantization
+                                     "output_offset", "act_min", "act_max"),
+           ("batches", "in_depth", "out_depth"), **_PER_CHANNEL),
+    Kernel("SOFTMAX", 2, 1, ("rows", "depth", "input_multiplier", "input_left_shift", "diff_min"),
+           ("rows", "depth")),
+    Kernel("QUANTIZE", 3, 1, ("count",), ("count",)),  # float32 -> int8 with the output's quantization
+    Kernel("DEQUANTIZE", 4, 1, ("count",), ("count",)),  # int8 -> float32 with the input's quantization
     # NHWC activations; weights OHWI (conv) or 1HWO (depthwise); pad_h/pad_w are the
     # top/left padding; per-channel mult/shift in constant tensors as for FULLY_CONNECTED.
-    Kernel("CONV_2D", 5, 5, _CONV_GEOMETRY + ("out_c",) + _CONV_WINDOW + _CONV_QUANT),
+    Kernel("CONV_2D", 5, 5, _CONV_GEOMETRY + ("out_c",) + _CONV_WINDOW + _CONV_QUANT,
+           ("batches", "out_h", "out_w", "out_c", "k_h", "k_w", "in_c"), **_PER_CHANNEL),
     Kernel("DEPTHWISE_CONV_2D", 6, 5,
-           _CONV_GEOMETRY + ("depth_multiplier",) + _CONV_WINDOW + _CONV_QUANT),
-    Kernel("AVERAGE_POOL_2D", 7, 1, _POOL),
-    Kernel("MAX_POOL_2D", 8, 1, _POOL),
+           _CONV_GEOMETRY + ("depth_multiplier",) + _CONV_WINDOW + _CONV_QUANT,
+           ("batches", "out_h", "out_w", "in_c", "depth_multiplier", "k_h", "k_w"),
+           **_PER_CHANNEL),
+    Kernel("AVERAGE_POOL_2D", 7, 1, _POOL, _POOL_WORK),
+    Kernel("MAX_POOL_2D", 8, 1, _POOL, _POOL_WORK),
     # Elementwise over a 4-D output [d0, d1, d2, d3]; each input is read at
     # sum_k index_k * stride_k (stride 0 where it broadcasts).
     Kernel("ADD", 9, 2, _BROADCAST + ("input1_offset", "input2_offset", "left_shift",
                                       "input1_multiplier", "input1_shift", "input2_multiplier",
                                       "input2_shift", "output_multiplier", "output_shift",
-                                      "output_offset", "act_min", "act_max")),
+                                      "output_offset", "act_min", "act_max"), _DIMS),
     Kernel("MUL", 10, 2, _BROADCAST + ("input1_offset", "input2_offset", "output_multiplier",
-                                       "output_shift", "output_offset", "act_min", "act_max")),
+                                       "output_shift", "output_offset", "act_min", "act_max"),
+           _DIMS),
     # out[i] = table[in[i] + 128]: every int8 -> int8 pointwise op; inputs: input, table int8[256]
-    Kernel("LUT", 11, 2, ("count",)),
+    Kernel("LUT", 11, 2, ("count",), ("count",), constant=(1,)),
     # Strided 4-D int8 copy into a part of the output (PAD, one per CONCATENATION input):
     # out[out_offset + sum i_k * out_s_k] = in[sum i_k * in_s_k] for i_k < d_k; with
     # fill = 1 the whole output is first set to fill_value.
     Kernel("COPY", 12, 1, ("d0", "d1", "d2", "d3", "in_s0", "in_s1", "in_s2", "in_s3",
                            "out_s0", "out_s1", "out_s2", "out_s3", "out_offset", "fill",
-                           "fill_value")),
+                           "fill_value"), _DIMS),
     # Mean over height and width of NHWC int8, output [batches, channels]: TFLM's
     # QuantizedMeanOrSum with 1/(in_h * in_w) folded into multiplier and shift.
     Kernel("MEAN", 13, 1, ("batches", "in_h", "in_w", "channels", "input_offset", "multiplier",
-                           "shift", "output_offset")),
+                           "shift", "output_offset"), ("batches", "in_h", "in_w", "channels")),
 )
 
 # --- TFLite ops: what the SDK reads ---------------------------------------------------

@@ -331,6 +331,48 @@ def _litert(model_bytes, samples):
         return None, "%s: %s" % (type(e).__name__, e)
 
 
+def _reference_child(conn, model_bytes, samples, oracle_bytes=None):
+    """In the child: TFLite Micro's outputs (on `oracle_bytes` where given: the model with its
+    fused patterns written back as one op) and LiteRT's, or the error TFLite Micro raised."""
+    try:
+        oracle_bytes = model_bytes if oracle_bytes is None else oracle_bytes
+        oracle = reference.tflm_interpreter(oracle_bytes)
+        want = [reference.run_tflm(oracle_bytes, s, oracle) for s in samples]
+    except Exception as e:  # noqa: BLE001 - sent to the parent, which names it
+        conn.send(("error", "%s: %s" % (type(e).__name__, e)))
+        return
+    conn.send(("ok", want) + _litert(model_bytes, samples))
+
+
+def reference_outputs(model_bytes, samples, source, target=_reference_child, oracle_bytes=None):
+    """(TFLite Micro's outputs, LiteRT's or None, LiteRT's error or None) for each sample, run
+    in a child process: the reference runtimes are native code, and one that crashes on a
+    model takes the child down, not `npu validate` (NpuError naming the signal)."""
+    import multiprocessing
+    import signal
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=target, args=(child, model_bytes, samples, oracle_bytes), daemon=True)
+    proc.start()
+    child.close()
+    try:
+        result = parent.recv()
+    except EOFError:  # the child died before it answered
+        result = None
+    proc.join()
+    if result is None:
+        code = proc.exitcode
+        how = ("signal %d, %s" % (-code, signal.Signals(-code).name) if code is not None and code < 0
+               else "exit code %s" % code)
+        raise NpuError("the reference runtimes (TFLite Micro, LiteRT) crashed running %s (%s): "
+                       "they cannot check this model; run it on the board with `npu run`"
+                       % (source, how))
+    if result[0] == "error":
+        raise ModelError("TFLite Micro cannot run %s (%s): it is no reference for this model"
+                         % (source, result[1]))
+    return result[1:]
+
+
 def validate(model_path, board, inputs=None, *, name="validate", locate=True, compile_model=None):
     """Compile the int8 .tflite at `model_path`, run it on `board` (an npu_sdk.link.Board) and
     compare with TFLite Micro and LiteRT; returns the report dict (see format_text).
@@ -358,9 +400,8 @@ def validate(model_path, board, inputs=None, *, name="validate", locate=True, co
     got = [board.invoke(name, s)[0] for s in samples]
     undefined = tflm_undefined(graph)
     run_oracle = _tflm_fused_runner if undefined else _tflm_runner
-    oracle = run_oracle(model_bytes)
-    want = [oracle(s) for s in samples]
-    lite, lite_error = _litert(model_bytes, samples)
+    want, lite, lite_error = reference_outputs(
+        model_bytes, samples, source, oracle_bytes=_fused_model(model_bytes) if undefined else None)
 
     outputs = []
     for j, t in enumerate(graph.outputs):
@@ -398,11 +439,14 @@ def _tflm_runner(model_bytes):
     return lambda sample: reference.run_tflm(model_bytes, sample, interpreter)
 
 
+def _fused_model(model_bytes):
+    """The model with its dilated convolutions fused back into one op (written by
+    tflite_writer): TFLite Micro's own SPACE_TO_BATCH_ND would pad with an unset value."""
+    return tflite_writer.write(rewrite.simplify(tflite.parse(model_bytes), (rewrite.fold_dilated_conv,)))
+
+
 def _tflm_fused_runner(model_bytes):
-    """TFLite Micro on the model with its dilated convolutions fused back into one op (written
-    by tflite_writer): its own SPACE_TO_BATCH_ND would pad with an unset value."""
-    graph = rewrite.simplify(tflite.parse(model_bytes), (rewrite.fold_dilated_conv,))
-    return _tflm_runner(tflite_writer.write(graph))
+    return _tflm_runner(_fused_model(model_bytes))
 
 
 def _max(values):

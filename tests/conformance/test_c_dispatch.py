@@ -80,7 +80,7 @@ def test_conv2d_paths_agree(isa, geometry, wide):
                         dtype=np.int64).astype(np.int32)
     mult, shift = requant(rng, oc, wide)
     for in_off, out_off, lo, hi in [(128, -128, -128, 127), (-127, 127, -128, 127),
-                                    (int(rng.integers(-128, 129)), 5, -20, 90)]:
+                                    (int(rng.integers(-127, 129)), 5, -20, 90)]:
         out = np.empty((b, oh, ow, oc), np.int8)
         scalar, simd = both(lambda o: kernels.conv2d(
             x, w, bias, o, mult, shift, b, ih, iw, ic, oh, ow, oc, kh, kw, sh, sw, dh, dw, ph, pw,
@@ -111,7 +111,7 @@ def test_depthwise_paths_agree(isa, channels, multiplier):
         bias = rng.integers(-30000, 30000, oc).astype(np.int32)
         for wide in (False, True):
             mult, shift = requant(rng, oc, wide)
-            for in_off in (128, -127, int(rng.integers(-128, 129))):
+            for in_off in (128, -127, int(rng.integers(-127, 129))):
                 out = np.empty((b, oh, ow, oc), np.int8)
                 scalar, simd = both(lambda o: kernels.depthwise_conv2d(
                     x, w, bias, o, mult, shift, b, ih, iw, channels, oh, ow, multiplier, kh, kw,
@@ -169,7 +169,7 @@ def test_add_paths_agree(isa, n):
     a = rng.integers(-128, 128, n).astype(np.int8)
     b = rng.integers(-128, 128, n).astype(np.int8)
     for _ in range(20):
-        p = [int(rng.integers(-128, 129)), int(rng.integers(-128, 129)), int(rng.integers(0, 23)),
+        p = [int(rng.integers(-127, 129)), int(rng.integers(-127, 129)), int(rng.integers(0, 23)),
              int(rng.integers(0, 2**31)), int(rng.integers(-31, 32)),
              int(rng.integers(0, 2**31)), int(rng.integers(-31, 32)),
              int(rng.integers(0, 2**31)), int(rng.integers(-31, 32)),
@@ -207,3 +207,35 @@ def test_unknown_environment_value_fails_the_import():
                           capture_output=True, text=True)
     assert proc.returncode != 0
     assert "NPU_KERNELS_ISA=avx9000: unknown instruction set" in proc.stderr
+
+
+@needs_simd
+def test_every_accepted_input_offset_gives_the_same_results_on_both_paths(isa):
+    """The binding accepts input offsets in the registry's range (minus an int8 zero point,
+    as TFLite Micro) and both paths agree on every one, at the extremes of the inputs and
+    weights (-128 * (-128 - 127) overflowed the AVX2 path's int16 products at -128)."""
+    from npu_sdk import ops
+    lo, hi = ops.PARAM_RANGES["input_offset"]
+    x = np.array([[-128, 127, -128, 0, 1, -1, 127, -128, -128]], np.int8).reshape(1, 3, 3, 1)
+    w = np.full((1, 3, 3, 1), -128, np.int8)
+    fc_x, fc_w = x.reshape(1, 9), np.full((2, 9), -128, np.int8)
+    mult, shift = np.full(2, 1 << 30, np.int32), np.full(2, -8, np.int32)
+    for off in range(lo, hi + 1):
+        out = np.empty((1, 1, 1, 1), np.int8)
+        scalar, simd = both(lambda o: kernels.depthwise_conv2d(
+            x, w, None, o, mult[:1], shift[:1], 1, 3, 3, 1, 1, 1, 1, 3, 3, 1, 1, 1, 1, 0, 0,
+            off, 0, -128, 127), out)
+        np.testing.assert_array_equal(simd, scalar, err_msg="depthwise, offset %d" % off)
+        out = np.empty((1, 2), np.int8)
+        scalar, simd = both(lambda o: kernels.fully_connected(
+            fc_x, fc_w, None, o, mult, shift, 1, 9, 2, off, 0, -128, 127), out)
+        np.testing.assert_array_equal(simd, scalar, err_msg="fully connected, offset %d" % off)
+    out = np.empty((1, 1, 1, 1), np.int8)
+    for off in (lo - 1, hi + 1):
+        with pytest.raises(ValueError, match="input_offset"):
+            kernels.depthwise_conv2d(x, w, None, out, mult[:1], shift[:1], 1, 3, 3, 1, 1, 1, 1,
+                                     3, 3, 1, 1, 1, 1, 0, 0, off, 0, -128, 127)
+    for off in (lo - 1, hi + 1, (1 << 31) - 1):
+        with pytest.raises(ValueError, match="input_offset"):
+            kernels.fully_connected(fc_x, fc_w, None, np.empty((1, 2), np.int8), mult, shift,
+                                    1, 9, 2, off, 0, -128, 127)

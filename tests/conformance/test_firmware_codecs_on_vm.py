@@ -74,6 +74,7 @@ with open(DATA_DIR + '/frames.json') as f:
     fv = json.load(f)
 srv = Server(Board(None, Store(DATA_DIR + '/flash', v['limits']['flash']), Clock, kernels,
                    dict(v['limits']), v['kernels']))
+srv.seed = bytes.fromhex(v['seed'])
 answers = []
 for step in v['session']:
     a = srv.handle(bytes.fromhex(step['request'])[1:-1])
@@ -115,7 +116,7 @@ from npufw import sign
 with open(DATA_DIR + '/cases.json') as f:
     cases, names = json.load(f)
 print(json.dumps([sign.hmac_sha256(bytes.fromhex(k), bytes.fromhex(m)).hex() for k, m in cases]
-                 + [sign.blob_mac(bytes(range(32)), bytes(32), n).hex() for n in names]
+                 + [sign.blob_mac(bytes(range(32)), bytes(32), n, 70000, 1, b'nonce').hex() for n in names]
                  + [sign.equal(b'ab', b'ab'), sign.equal(b'ab', b'ac')]))
 """
 
@@ -132,5 +133,6 @@ def test_vm_hmac_is_pythons():
         [[[k.hex(), m.hex()] for k, m in cases], names]).encode()})
     got = json.loads(stdout)
     assert got[:len(cases)] == [hmac.new(k, m, "sha256").hexdigest() for k, m in cases]
-    assert got[len(cases):-2] == [codec.blob_mac(bytes(range(32)), bytes(32), n).hex() for n in names]
+    assert got[len(cases):-2] == [codec.blob_mac(bytes(range(32)), bytes(32), n, 70000, 1, b"nonce").hex()
+                                   for n in names]
     assert got[-2:] == [True, False]

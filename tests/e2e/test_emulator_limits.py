@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from npu_sdk.errors import BoardError
-from npu_sdk.link import Board, PreflightError, codec
+from npu_sdk.link import Board, PreflightError
 from tools import tflite_build
 from tests.conftest import Emulator, fc_model
 
@@ -43,14 +43,12 @@ def test_arena_larger_than_ram_is_refused(m4):
         with pytest.raises(PreflightError) as e:
             board.flash(blob, "wide")
         assert e.value.kind == "ram" and "arena" in str(e.value)
-        board.flash(blob, "wide", preflight=False)  # fits the flash; the board refuses to run it
-        # the board loads the model before it looks at the inputs, so a token input will do
-        # (a real one, 140 800 bytes, is more than a request carries); sent raw, unchecked
-        run = codec.run_request("wide", [bytes(4)])
+        # without the host's pre-flight the board refuses it at FLASH_END, as pre-flight does
         with pytest.raises(BoardError) as e:
-            board.request(codec.RUN, run)
+            board.flash(blob, "wide", preflight=False)
         assert e.value.code == 8 and "arena" in str(e.value)
         assert "npu inspect MODEL --board" in str(e.value)  # what to try
+        assert board.list() == []
         # and it keeps serving: a model that fits still runs
         model, small = fc_model(16, 8, seed=1)
         board.flash(small, "small")

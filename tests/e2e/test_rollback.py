@@ -1,10 +1,11 @@
 """Two slots per model name: a newly flashed model that fails its first load is rolled back.
 
-The store keeps the previous version (NAME.old) until the new one has loaded once
-(npufw/store.py); the server confirms on a successful load and rolls back on a failed
-first one. End to end on both cores: flash A and run it, flash B over it whose arena does
-not fit the board's RAM (it passes every check FLASH_END makes; only the load finds out),
-then RUN answers with an error saying it rolled back, and the name serves A again.
+The store keeps the previous version (NAME.old) until the new one has run once
+(npufw/store.py); the server confirms on a successful first RUN and rolls back on a failed
+first load or RUN. End to end on both cores: flash A and run it, flash B over it whose
+weights have a dtype the kernel does not take (it passes every check FLASH_END makes;
+only the load finds out), then RUN answers with an error saying it rolled back, and the
+name serves A again.
 """
 import os
 
@@ -16,6 +17,7 @@ from npu_sdk.link import Board, codec
 from npufw import store as fw_store
 from tools import tflite_build
 from tests.conftest import Emulator, fc_model
+from tools.fuzz_blobs import edit
 
 X = np.arange(16, dtype=np.int8).reshape(1, 16)
 
@@ -24,7 +26,8 @@ X = np.arange(16, dtype=np.int8).reshape(1, 16)
 def test_a_model_that_fails_its_first_load_is_rolled_back(core, tmp_path):
     flash_dir = tmp_path / "flash"
     model_a, a = fc_model(16, 8, seed=1)
-    _, b = fc_model(128, 128, batches=1100)  # arena 2 x 140 800 bytes, RAM 256 KiB
+    _, b = fc_model(16, 8, seed=2)
+    b = edit(b, lambda body: setattr(body.tensors[body.ops[0].inputs[1]], "dtype", "uint8"))
     expected = tflite_build.run_tflm(model_a, X)
     emu = Emulator(core, board="cortex-m4-256k", flash_dir=flash_dir)
     try:
@@ -37,7 +40,7 @@ def test_a_model_that_fails_its_first_load_is_rolled_back(core, tmp_path):
             assert board.list()[0].blob_id == b[-32:]
             with pytest.raises(BoardError) as e:  # sent raw: the host would check X against B
                 board.request(codec.RUN, codec.run_request("m", [X.tobytes()]))
-            assert e.value.code == 8 and "rolled back" in str(e.value) and "arena" in str(e.value)
+            assert e.value.code == 5 and "rolled back" in str(e.value) and "dtype" in str(e.value)
             assert sorted(os.listdir(flash_dir)) == ["m.npb"]
         # a new session: this Board still holds B's input spec for "m" (npu_sdk.link caches
         # what it flashed), a new one learns from the board's list that "m" is A again
@@ -112,3 +115,49 @@ def test_a_cut_rollback_ends_with_one_version_whole(fat, tmp_path, monkeypatch):
             pass
         s = _store(root)
         assert s.names() == ["m"] and os.listdir(root) == ["m.npb"] and s.read("m") == b"A"
+
+
+def test_a_model_that_fails_its_first_run_is_rolled_back(tmp_path, monkeypatch):
+    """The last line of defence: should a check the kernels rely on be missed at load (here
+    the per-channel shift range, widened on purpose), the new model's first RUN fails in
+    the C kernels and the previous version comes back, as after a failed first load."""
+    import struct
+
+    from npu_emulator import _kernels
+    from npufw import checks
+    from npufw import server as fw_server
+    from npufw.board import Board as FwBoard
+    from tests.conftest import StepClock
+    from tools.fuzz_blobs import edit
+
+    monkeypatch.setattr(checks, "_SHIFT_HI", 1000)
+    model_a, a = fc_model(16, 8, seed=1)
+    _, b = fc_model(16, 8, seed=2)
+
+    def shift_40(body):
+        t = body.tensors[body.ops[0].inputs[4]]
+        c = bytearray(body.constants)
+        c[t.offset:t.offset + 4] = struct.pack("<i", 40)
+        body.constants = bytes(c)
+
+    b = edit(b, shift_40)
+    store = _store(tmp_path)
+    srv = fw_server.Server(FwBoard(None, store, StepClock(), _kernels,
+                                   {"ram": 1 << 20, "flash": 1 << 20, "board": "t"}, "c"))
+
+    def run(seq):
+        reply = srv.handle(codec.encode(codec.RUN, seq, codec.run_request("m", [X.tobytes()]))[1:-1])
+        return codec.decode(reply[1:-1])
+
+    _install(store, "m", a)
+    expected = run(1)
+    assert expected[0] == codec.RUN | codec.RESPONSE
+    _install(store, "m", b)
+    srv._drop("m")  # as FLASH_END does before its commit
+    got = run(2)
+    assert got[0] == codec.ERROR
+    message = bytes(got[2][2:]).decode()
+    assert "failed its first RUN" in message and "rolled back" in message, message
+    assert "shift[0]" in message
+    assert store.read("m") == a and sorted(os.listdir(tmp_path)) == ["m.npb"]
+    assert run(3)[2] == expected[2]  # A serves the name again, bit for bit

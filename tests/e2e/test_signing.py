@@ -39,7 +39,8 @@ def _holds(board, flash_dir, models, label):
     """The board holds model `label` as "m", runs it as TFLite Micro does, and has no leftovers."""
     assert [(e.name, e.blob_id) for e in board.list()] == [("m", models[label][0][-32:])]
     np.testing.assert_array_equal(board.run("m", X), models[label][1])
-    assert flash_files(flash_dir) == ["device.key", "m.npb"]
+    # and the version of the last signed install (m.ver: anti-rollback), once there was one
+    assert [f for f in flash_files(flash_dir) if f != "m.ver"] == ["device.key", "m.npb"]
 
 
 def _send_raw(board, blob, blob_id, mac, name="m"):
@@ -111,7 +112,8 @@ def test_a_signature_is_for_one_name_only(emulator, tmp_path, models):
                 _send_raw(board, kws, kws[-32:], captured, name)
             assert e.value.code == 13 and "another model name" in e.value.board_message
             assert [(m.name, m.blob_id) for m in board.list()] == [("fire", fire[-32:])]
-            assert flash_files(flash_dir) == ["device.key", "fire.npb"]  # no .part, no .sid
+            # no .part, no .sid
+            assert flash_files(flash_dir) == ["device.key", "fire.npb", "fire.ver"]
             np.testing.assert_array_equal(board.run("fire", X), models["A"][1])
         _send_raw(board, kws, kws[-32:], captured, "kws")  # under its own name it installs
         assert [(m.name, m.blob_id) for m in board.list()] == [("fire", fire[-32:]),
@@ -240,5 +242,73 @@ def test_cli_keeps_the_key_when_the_board_went_silent_after_taking_it(tmp_path, 
         with Board(emu.port, timeout=5) as board:
             assert board.info.keyed
             board.flash(models["A"][0], "m", key=bytes.fromhex(key_file.read_text()))
+    finally:
+        emu.stop()
+
+
+@pytest.mark.parametrize("core", ["cpython", "micropython"])
+def test_a_keyed_board_cannot_be_talked_around(core, tmp_path, models):
+    """docs/protocol.md's guarantees of a keyed board, one by one, on both cores: nothing that
+    changes its state or leaves the protocol without proof of the key; a captured proof or
+    downgrade does not work twice; no older signed blob over a newer one; the key never
+    comes back over the link."""
+    a, b = models["A"][0], models["B"][0]
+    key = _key(7)
+    emu = Emulator(core, flash_dir=tmp_path / "flash")
+    try:
+        with Board(emu.port, timeout=30) as board:
+            board.provision_key(key)
+            board.flash(a, "m", key=key, version=2)
+            answers = []
+
+            def refused(ftype, payload, words):
+                with pytest.raises(BoardError) as e:
+                    board.request(ftype, payload)
+                assert e.value.code == 13 and words in e.value.board_message, e.value
+                answers.append(e.value.board_message.encode())
+
+            # REPL, RM, KEY without proof (what `npu repl` and `npu rm` sent before)
+            refused(codec.REPL, b"", "REPL refused")
+            refused(codec.RM, codec.pack_str("m"), "RM refused")
+            refused(codec.KEY, codec.key_request(bytes(32)), "KEY refused")
+            # a proof is good for the one nonce it covers: a wrong try uses the nonce up
+            nonce = codec.parse_nonce(board.request(codec.NONCE))
+            captured = codec.key_request(bytes(32), key, nonce)
+            refused(codec.KEY, codec.key_request(bytes(32), key, bytes(16)), "KEY refused")
+            refused(codec.KEY, captured, "KEY refused")  # the nonce went with the wrong try
+            rm = codec.pack_str("m")
+            rm += codec.proof(key, codec.parse_nonce(board.request(codec.NONCE)), codec.RM, rm)
+            board.request(codec.RM, rm)  # the owner removes "m"
+            board.flash(a, "m", key=key, version=2)
+            refused(codec.RM, rm, "RM refused")  # ... and the same RM frame again: refused
+            assert [e.name for e in board.list()] == ["m"] and board.info.keyed
+            # anti-rollback: an older signed version is refused, even after an rm
+            board.flash(b, "m", key=key, version=3)
+            with pytest.raises(BoardError) as e:
+                board.flash(a, "m", key=key, version=2)
+            assert e.value.code == 13 and "older than version 3" in e.value.board_message
+            board.remove("m", key=key)
+            with pytest.raises(BoardError) as e:
+                board.flash(a, "m", key=key, version=2)
+            assert e.value.code == 13 and "older than version 3" in e.value.board_message
+            # the owner signs a downgrade over a fresh nonce; that FLASH_BEGIN cannot be replayed
+            board.flash(a, "m", key=key, version=2, downgrade=True)
+            np.testing.assert_array_equal(board.run("m", X), models["A"][1])
+            board.flash(b, "m", key=key, version=4)
+            nonce = codec.parse_nonce(board.request(codec.NONCE))
+            begin = codec.flash_begin_request(len(a), a[-32:], "m", codec.blob_mac(
+                key, a[-32:], "m", 2, codec.DOWNGRADE, nonce), 2, codec.DOWNGRADE)
+            board.request(codec.FLASH_BEGIN, begin)  # accepted once ...
+            board.request(codec.NONCE)
+            refused(codec.FLASH_BEGIN, begin, "signature does not match")  # ... not twice
+            # the key never comes back: not in any answer of a request that reads the board
+            for ftype, payload in ((codec.HELLO, codec.hello_request()), (codec.LIST, b""),
+                                   (codec.CONSOLE, b"\x00"), (codec.MEM, b""),
+                                   (codec.NONCE, b"")):
+                answers.append(bytes(board.request(ftype, payload)))
+            assert not any(key in answer or key.hex().encode() in answer for answer in answers)
+            # with proof of the key, the owner keeps every power: here, clearing the key
+            board.clear_key(key)
+            assert not board.info.keyed
     finally:
         emu.stop()

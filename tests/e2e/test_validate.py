@@ -209,3 +209,25 @@ def test_truncate_keeps_the_prefix(digits_graph):
     cut = tflite.parse(validate.truncate(model, 1, op.outputs[0]))
     assert [o.kind for o in cut.ops] == ["RESHAPE", "FULLY_CONNECTED"]
     assert cut.outputs == [op.outputs[0]] and cut.inputs == digits_graph.inputs
+
+
+def _crash(conn, model_bytes, samples, oracle_bytes):
+    """A reference runtime dying in native code: a real SIGSEGV in the child."""
+    import ctypes
+    ctypes.string_at(0)
+
+
+def test_a_reference_runtime_crash_is_a_clear_error():
+    """TFLite Micro crashed inside `npu validate` on a model the compiler accepts (rc -11, no
+    message): the references run in a child process, and its death is one clear error."""
+    with pytest.raises(NpuError, match="crashed running m.tflite .signal 11, SIGSEGV."):
+        validate.reference_outputs(b"", [], "m.tflite", target=_crash)
+
+
+def test_the_references_in_the_child_give_what_they_give_in_process():
+    from npu_sdk import reference
+    model = DIGITS_INT8.read_bytes()
+    x = [np.zeros((1, 8, 8), np.int8)]
+    want, lite, lite_error = validate.reference_outputs(model, [x], "digits")
+    np.testing.assert_array_equal(want[0][0], reference.run_tflm(model, x)[0])
+    assert lite is not None and lite_error is None

@@ -67,12 +67,13 @@ def test_message_tables_match():
     for name in ("HELLO", "FLASH_BEGIN", "FLASH_DATA", "FLASH_END", "LIST", "RUN", "RM", "CONSOLE",
                  "REPL", "INPUT", "OUTPUT", "KEY", "FLASH_ZDATA", "ZDATA_WBITS", "LOG", "RESPONSE",
                  "NAK", "ERROR", "PROTOCOL_VERSION", "F_DEFLATE", "F_REPL", "F_PROFILE", "F_STAGING",
-                 "F_SIGNING", "F_KEYED", "BEGIN_SEND", "BEGIN_INSTALLED",
+                 "F_SIGNING", "F_KEYED", "NONCE", "BEGIN_SEND", "BEGIN_INSTALLED",
                  "RUN_PROFILE", "RUN_STAGED", "RUN_HOLD", "OUT_HELD"):
         assert getattr(codec, name) == getattr(server, name), name
     fw_errors = {v for k, v in vars(server).items() if k.startswith("E_")}
     assert fw_errors == set(codec.ERRORS)
-    assert codec.SIGN_TAG == sign.TAG
+    assert codec.SIGN_TAG == sign.TAG and codec.AUTH_TAG == sign.AUTH_TAG
+    assert codec.DOWNGRADE == sign.DOWNGRADE
 
 
 @given(st.binary(max_size=150), st.binary(max_size=300), st.text(max_size=40))
@@ -81,16 +82,22 @@ def test_firmware_hmac_is_pythons(key, msg, name):
     """Keys shorter and longer than SHA-256's 64-byte block; the board's MAC is the host's."""
     assert sign.hmac_sha256(key, msg) == hmac.new(key, msg, "sha256").digest()
     blob_id = msg[:32].ljust(32, b"\0")
-    assert sign.blob_mac(key, blob_id, name) == codec.blob_mac(key, blob_id, name)
+    version, nonce = len(msg) * 977, msg[-16:]
+    assert (sign.blob_mac(key, blob_id, name, version, 1, nonce)
+            == codec.blob_mac(key, blob_id, name, version, 1, nonce))
+    assert sign.proof(key, nonce, codec.RM, msg) == codec.proof(key, nonce, codec.RM, msg)
 
 
 @pytest.mark.parametrize("name", ["m", "modèle_ü", "模型.npb"])
 def test_blob_mac_signs_blob_id_and_utf8_name(name):
-    """Both sides' blob MAC is Python's HMAC over tag + blob id + the name's UTF-8 bytes."""
+    """Both sides' blob MAC is Python's HMAC over tag + blob id + version u32 + flags u8 +
+    the name's UTF-8 bytes."""
     key, blob_id = bytes(range(32)), bytes(range(200, 232))
-    want = hmac.new(key, b"npu-blob" + blob_id + name.encode("utf-8"), "sha256").digest()
-    assert sign.blob_mac(key, blob_id, name) == codec.blob_mac(key, blob_id, name) == want
-    assert codec.blob_mac(key, blob_id, name + "x") != want  # another name, another MAC
+    want = hmac.new(key, b"npu-blob" + blob_id + b"\x07\0\0\0\0" + name.encode("utf-8"),
+                    "sha256").digest()
+    assert sign.blob_mac(key, blob_id, name, 7, 0) == codec.blob_mac(key, blob_id, name, 7) == want
+    assert codec.blob_mac(key, blob_id, name + "x", 7) != want  # another name, another MAC
+    assert codec.blob_mac(key, blob_id, name, 6) != want  # another version, another MAC
 
 
 def test_mac_compare():
@@ -106,10 +113,12 @@ def test_mac_compare():
 def test_signing_requests_layout():
     key, new = bytes(range(32)), bytes(range(1, 33))
     assert codec.key_request(new) == new + bytes(32)
-    assert codec.key_request(new, key) == new + hmac.new(key, new, "sha256").digest()
-    mac = codec.blob_mac(key, bytes(32), "m")
+    nonce = bytes(range(16))
+    assert codec.key_request(new, key, nonce) == new + hmac.new(
+        key, b"npu-auth" + nonce + bytes([codec.KEY]) + new, "sha256").digest()
+    mac = codec.blob_mac(key, bytes(32), "m", 9, 0)
     plain = codec.flash_begin_request(9, bytes(32), "m")
-    assert codec.flash_begin_request(9, bytes(32), "m", mac) == plain + mac
+    assert codec.flash_begin_request(9, bytes(32), "m", mac, 9) == plain + b"\x09\0\0\0\0" + mac
 
 
 @pytest.mark.parametrize("s", ["", "digits", "ünïcode"])
@@ -166,6 +175,7 @@ def test_session_vectors_on_the_firmware_and_the_sdk():
     with tempfile.TemporaryDirectory() as tmp:
         srv = server.Server(Board(None, Store(tmp + "/flash", v["limits"]["flash"]), StepClock(),
                                   _kernels, dict(v["limits"]), v["kernels"]))
+        srv.seed = bytes.fromhex(v["seed"])  # the nonces the session's proofs were made over
         for step in v["session"]:
             request = bytes.fromhex(step["request"])
             want = step["answer"] and bytes.fromhex(step["answer"])
@@ -193,7 +203,8 @@ def check_answer_with_the_sdk(request, answer, note):
              codec.FLASH_DATA: codec.parse_verified, codec.FLASH_ZDATA: codec.parse_verified,
              codec.LIST: codec.parse_list,
              codec.RUN: codec.parse_run, codec.CONSOLE: codec.parse_console,
-             codec.INPUT: codec.parse_verified, codec.OUTPUT: bytes}.get(req[0])
+             codec.INPUT: codec.parse_verified, codec.OUTPUT: bytes,
+             codec.NONCE: codec.parse_nonce}.get(req[0])
     if parse is None:
         assert p == b"", note
     else:

@@ -198,3 +198,48 @@ def test_interpreter_refuses_a_copy_past_its_output():
                     list(body.inputs), list(body.outputs), ops, body.constants)
     with pytest.raises(blobfmt.BlobError, match="copy writes past its output"):
         interp.Model(bad, _kernels)
+
+
+# --- graphs a board would refuse: shapes, empty graphs, tensors nothing writes ---------
+
+def test_softmax_whose_output_shape_is_not_its_input_is_refused():
+    """A SOFTMAX from 1x3x7 to 1x255x7 compiled, then failed on the board blaming the store."""
+    from tools import tflite_build as tb
+
+    def edit(model):
+        model.subgraphs[0].tensors[model.subgraphs[0].outputs[0]].shape = [1, 255, 7]
+    model = schema.ModelT.InitFromPackedBuf(tb.softmax_model((1, 3, 7), (0.1, 0)), 0)
+    edit(model)
+    b = flatbuffers.Builder(1024)
+    b.Finish(model.Pack(b), file_identifier=b"TFL3")
+    problems = _problems(bytes(b.Output()))
+    assert problems == [(0, "SOFTMAX", "output shape (1, 255, 7) is not its input's (1, 3, 7)")]
+
+
+def test_a_graph_with_no_op_is_refused():
+    from tools import tflite_build as tb
+
+    def edit(model):
+        sg = model.subgraphs[0]
+        sg.operators = []
+        sg.outputs = sg.inputs
+    model = schema.ModelT.InitFromPackedBuf(tb.softmax_model((1, 4), (0.1, 0)), 0)
+    edit(model)
+    b = flatbuffers.Builder(1024)
+    b.Finish(model.Pack(b), file_identifier=b"TFL3")
+    with pytest.raises(ModelError, match="no op a board runs"):
+        compiler.compile_graph(tflite.parse(bytes(b.Output()), source="m.tflite"))
+
+
+def test_an_op_reading_a_tensor_nothing_writes_is_refused():
+    from tools import tflite_build as tb
+
+    def edit(model):  # the softmax reads its own output: nothing writes it before
+        op = model.subgraphs[0].operators[0]
+        op.inputs = list(op.outputs)
+    model = schema.ModelT.InitFromPackedBuf(tb.softmax_model((1, 4), (0.1, 0)), 0)
+    edit(model)
+    b = flatbuffers.Builder(1024)
+    b.Finish(model.Pack(b), file_identifier=b"TFL3")
+    problems = _problems(bytes(b.Output()))
+    assert any("which no earlier op writes" in reason for _, _, reason in problems), problems

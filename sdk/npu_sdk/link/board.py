@@ -224,7 +224,7 @@ class Board:
                                     if entries else ""))
 
     def flash(self, source, name=None, progress=None, *, key=None, skip_if_same=True, chunk=CHUNK,
-              preflight=True):
+              preflight=True, version=None, downgrade=False):
         """Install a model as `name`; the board keeps its old model until this one verifies.
 
         `source` is a path to an .npb blob or a .tflite model (compiled here), blob bytes
@@ -236,14 +236,18 @@ class Board:
         even FLASH_BEGIN: LIST tells). `preflight=False` skips the host's checks (the board checks anyway).
         `key` (32 bytes, the board's device key; default: the Board's `key`) signs the blob: a
         keyed board (`info.keyed`) installs nothing unsigned, and checks the signature before
-        any data is sent.
+        any data is sent. A signed blob carries `version` (default: the time now, in seconds):
+        a keyed board refuses one older than the version it holds under `name` unless
+        `downgrade` (signed over a fresh nonce from the board, so it cannot be replayed).
         Returns a ModelSpec; `self.last_flash` is a FlashResult.
         """
         data, spec = load_model(source, name)
         name = spec.name
         t0 = time.monotonic()
         result = FlashResult(name, len(data))
-        mac = self._signature(data, name, self.key if key is None else key, preflight)
+        key = self.key if key is None else key
+        version = int(time.time()) if version is None else version
+        self._signature(data, name, key, preflight, version)  # a missing key fails here
         held = next((e.blob_id for e in self.list() if e.name == name), None)
         if held != spec.blob_id:
             result.replaced = held
@@ -257,9 +261,12 @@ class Board:
             return spec
         if preflight:
             self.preflight(data, name)
+        flags = codec.DOWNGRADE if downgrade else 0
         for attempt in (1, 2):
+            mac = self._signature(data, name, key, preflight, version, flags)
             state, verified = codec.parse_flash_begin(self.request(
-                codec.FLASH_BEGIN, codec.flash_begin_request(len(data), data[-32:], name, mac)))
+                codec.FLASH_BEGIN, codec.flash_begin_request(len(data), data[-32:], name, mac,
+                                                             version, flags)))
             if state == codec.BEGIN_INSTALLED:
                 result.skipped = True
                 break
@@ -281,9 +288,9 @@ class Board:
         remember(spec)
         return spec
 
-    def _signature(self, data, name, key, preflight):
-        """The FLASH_BEGIN signature of blob `data` installed as `name` with `key`, or None
-        where it has no use."""
+    def _signature(self, data, name, key, preflight, version, flags=0):
+        """The FLASH_BEGIN signature of blob `data` installed as `name`, `version`, with `key`,
+        or None where it has no use; a DOWNGRADE is signed over a nonce from the board."""
         if key is not None and len(key) != codec.KEY_SIZE:
             raise ValueError("a device key is %d bytes, got %d" % (codec.KEY_SIZE, len(key)))
         if key is None:
@@ -294,7 +301,19 @@ class Board:
             return None
         if not self.info.features & codec.F_SIGNING:
             return None  # a board without F_SIGNING has no key and takes any blob
-        return codec.blob_mac(key, data[-32:], name)
+        nonce = codec.parse_nonce(self.request(codec.NONCE)) if flags & codec.DOWNGRADE and self.info.keyed else b""
+        return codec.blob_mac(key, data[-32:], name, version, flags, nonce)
+
+    def _proven(self, ftype, body, key=None):
+        """`body`, followed on a keyed board by the proof of the key it wants for request
+        `ftype` (RM, REPL, KEY), over a nonce asked for now: a captured one cannot be replayed."""
+        key = self.key if key is None else key
+        if not self.info.keyed:
+            return body
+        if key is None:
+            raise NpuError("the board has a device key and does this only with proof of it: "
+                           "give --key FILE (the file `npu keys provision` wrote)")
+        return body + codec.proof(key, codec.parse_nonce(self.request(codec.NONCE)), ftype, body)
 
     def provision_key(self, new_key, old_key=None):
         """Give the board device key `new_key` (32 bytes; from then on it installs only blobs
@@ -304,16 +323,19 @@ class Board:
         if not self.info.features & codec.F_SIGNING:
             raise NpuError("firmware %s cannot keep a device key: update the firmware"
                              % self.info.firmware)
-        self.request(codec.KEY, codec.key_request(new_key, old_key))
+        keyed = self.info.keyed and old_key is not None
+        nonce = codec.parse_nonce(self.request(codec.NONCE)) if keyed else None
+        self.request(codec.KEY, codec.key_request(new_key, old_key if keyed else None, nonce))
         self.info = self.hello()  # F_KEYED as it is now
 
     def clear_key(self, old_key):
         """Remove the board's device key (`old_key`, the one it has): it takes any blob again."""
         self.provision_key(bytes(codec.KEY_SIZE), old_key)
 
-    def remove(self, name):
-        """Delete model `name` from the board (BoardError code 6 if it has none)."""
-        self.request(codec.RM, codec.pack_str(name))
+    def remove(self, name, key=None):
+        """Delete model `name` from the board (BoardError code 6 if it has none); a keyed
+        board wants proof of its key (`key`, default the Board's)."""
+        self.request(codec.RM, self._proven(codec.RM, codec.pack_str(name), key))
         self.models.pop(name, None)
 
     def console(self, enable=True):
@@ -325,9 +347,10 @@ class Board:
         for _ in self._frames(time.monotonic() + seconds):
             pass
 
-    def repl(self):
-        """Ask the firmware to leave binary mode and hand the MicroPython REPL back."""
-        self.request(codec.REPL)
+    def repl(self, key=None):
+        """Ask the firmware to leave binary mode and hand the MicroPython REPL back (a keyed
+        board wants proof of its key: `key`, default the Board's)."""
+        self.request(codec.REPL, self._proven(codec.REPL, b"", key))
 
     def list(self):
         return [ModelEntry(*e) for e in codec.parse_list(self.request(codec.LIST))]

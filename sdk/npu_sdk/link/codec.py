@@ -14,7 +14,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 
-PROTOCOL_VERSION = 2  # 2: the FLASH_BEGIN signature covers the name
+PROTOCOL_VERSION = 3  # 2: the FLASH_BEGIN signature covers the name; 3: versions, proofs
 
 FLAG = 0x7E
 ESC = 0x7D
@@ -33,6 +33,7 @@ OUTPUT = 0x0B  # a piece of an output a RUN held on the board
 KEY = 0x0C  # set, replace or clear the board's device key
 FLASH_ZDATA = 0x0D  # FLASH_DATA whose data is a raw deflate stream (F_DEFLATE boards)
 MEM = 0x0E  # the board's heap in use: idle, now, and for the loaded model
+NONCE = 0x0F  # a fresh nonce, for the next proof of the device key
 LOG = 0x40  # unsolicited, board -> host, seq 0
 RESPONSE = 0x80
 NAK = 0xFE  # FLASH_DATA out of order: payload verified u32, the first byte the board lacks
@@ -179,32 +180,53 @@ def parse_hello(p):
     return Hello(*fields, fw, kernels, board, ops)
 
 
-def flash_begin_request(size, blob_id, name, mac=None):
-    """`mac` (blob_mac of this blob_id and name), for a keyed board, travels last; a host
-    without a key sends none."""
-    return struct.pack("<I", size) + bytes(blob_id) + pack_str(name) + bytes(mac or b"")
+def flash_begin_request(size, blob_id, name, mac=None, version=0, flags=0):
+    """For a keyed board, `version u32, flags u8, mac[32]` (blob_mac of this blob_id, name,
+    version and flags) travel last; a host without a key sends none."""
+    signed = struct.pack("<IB", version, flags) + bytes(mac) if mac else b""
+    return struct.pack("<I", size) + bytes(blob_id) + pack_str(name) + signed
 
 
-#: what a blob signature covers, before the blob id and name (npufw/sign.py mirrors it)
+#: what a blob signature and a proof of the key cover first (npufw/sign.py mirrors them)
 SIGN_TAG = b"npu-blob"
+AUTH_TAG = b"npu-auth"
 KEY_SIZE = 32
+DOWNGRADE = 1  # FLASH_BEGIN flags: install over a newer version (signed over a fresh nonce)
 
 
-def blob_mac(key, blob_id, name):
-    """The signature a keyed board wants in FLASH_BEGIN to install blob `blob_id` as `name`:
-    HMAC-SHA256(key, SIGN_TAG + blob_id + name as UTF-8). blob_id is the blob's SHA-256,
-    which FLASH_END checks, so this binds the whole blob, and the name it may be installed as."""
-    # blob_id is always 32 bytes and the name comes last: the concatenation is unambiguous
-    msg = SIGN_TAG + bytes(blob_id) + name.encode("utf-8")
+def blob_mac(key, blob_id, name, version=0, flags=0, nonce=b""):
+    """The signature a keyed board wants in FLASH_BEGIN to install blob `blob_id` as `name`,
+    version `version`: HMAC-SHA256(key, SIGN_TAG + blob_id + version u32 + flags u8 [+ the
+    board's nonce, for a DOWNGRADE] + name as UTF-8). blob_id is the blob's SHA-256, which
+    FLASH_END checks, so this binds the whole blob, its version and the name."""
+    # fixed-size fields first and the name last: the concatenation is unambiguous
+    msg = (SIGN_TAG + bytes(blob_id) + struct.pack("<IB", version, flags) + bytes(nonce)
+           + name.encode("utf-8"))
     return hmac.new(bytes(key), msg, hashlib.sha256).digest()
 
 
-def key_request(new_key, old_key=None):
-    """KEY: new_key[32] (zeros: remove the key), proof[32] = HMAC-SHA256(old_key, new_key),
+def proof(key, nonce, ftype, body):
+    """Proof of the device key for request `ftype` with payload `body` (RM, REPL, KEY on a
+    keyed board): HMAC-SHA256(key, AUTH_TAG + nonce + type u8 + body), nonce from NONCE."""
+    msg = AUTH_TAG + bytes(nonce) + bytes((ftype,)) + bytes(body)
+    return hmac.new(bytes(key), msg, hashlib.sha256).digest()
+
+
+NONCE_SIZE = 16
+
+
+def parse_nonce(p):
+    """NONCE answer -> the nonce (16 bytes)."""
+    if len(p) != NONCE_SIZE:
+        raise ValueError("NONCE answer must be %d bytes, got %d" % (NONCE_SIZE, len(p)))
+    return bytes(p)
+
+
+def key_request(new_key, old_key=None, nonce=None):
+    """KEY: new_key[32] (zeros: remove the key), then proof(old_key, nonce, KEY, new_key),
     or zeros for a board without a key."""
-    proof = hmac.new(bytes(old_key), bytes(new_key), hashlib.sha256).digest() if old_key \
-        else bytes(KEY_SIZE)
-    return bytes(new_key) + proof
+    tail = proof(old_key, nonce, KEY, new_key) if old_key else bytes(KEY_SIZE)
+    return bytes(new_key) + tail
 
 
 def parse_flash_begin(p):
