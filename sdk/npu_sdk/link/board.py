@@ -441,15 +441,17 @@ class Board:
         flashing's chunks do, a piece lost on the line halves the pieces (down to CHUNK_MIN)
         and a run of clean ones doubles them again: a lossy line still carries the input."""
         top = self.info.max_payload - len(codec.input_request(name, 0, 0, b""))
-        step, clean, per_byte = top, 0, None
+        step, clean, per_byte, backoff = top, 0, None, 1
         for index, data in enumerate(raw):
             off, progress_at = 0, time.monotonic()
             while off < len(data) or (off == 0 and not data):
                 piece = data[off:off + step]
                 sent_at = time.monotonic()
-                # a lost piece is known by its silence: wait a few of its round trips, no more
+                # a lost piece is known by its silence: wait a few of its round trips, longer
+                # after each loss (a busy board answers late: a shorter wait would swamp it)
                 wait = _PIECE_WAIT if per_byte is None else \
-                    min(_PIECE_WAIT, max(0.05, 4 * per_byte * max(len(piece), 256)))
+                    min(_PIECE_WAIT, max(0.1, 4 * per_byte * max(len(piece), 256)))
+                wait = min(wait * backoff, self.timeout)
                 try:
                     staged = struct.unpack("<I", self.request(
                         codec.INPUT, codec.input_request(name, index, off, piece),
@@ -457,14 +459,14 @@ class Board:
                 except LinkTimeout:
                     if time.monotonic() - progress_at > self.timeout * (self.retries + 1):
                         raise
-                    step, clean = max(CHUNK_MIN, step // 2), 0
+                    step, clean, backoff = max(CHUNK_MIN, step // 2), 0, backoff * 2
                     continue
                 # more than this piece: an earlier, longer copy arrived whose answer was lost
                 if not off + len(piece) <= staged <= len(data):
                     raise LinkError("board staged %d bytes of input %d, expected %d"
                                     % (staged, index, off + len(piece)))
                 off, progress_at = staged, time.monotonic()
-                per_byte = (progress_at - sent_at) / max(len(piece), 256)
+                per_byte, backoff = (progress_at - sent_at) / max(len(piece), 256), 1
                 clean += 1
                 if clean == 4:
                     step, clean = min(top, step * 2), 0
