@@ -45,7 +45,8 @@ def _heap_used():
 def _qemu_board():
     """The qemu board (npu_sdk.firmware_image): flash is a memory region the emulator keeps in
     a file, described by a config block it loads at every reset: magic, flash size, power cut
-    after N writes (0: never), the profile's name (length, bytes)."""
+    after N writes (0: never), the profile's name (length, 32 bytes), whether QEMU counts
+    instructions (-icount: the board's microsecond is 1,000 instructions)."""
     import machine
     import micropython
     import uctypes
@@ -63,7 +64,7 @@ def _qemu_board():
     store = FlashStore(uctypes.bytearray_at(npuboard.FLASH_BASE, flash),
                        _power_cut_after(cut) if cut else None)
     limits = {"ram": npuboard.HEAP, "flash": store.capacity,
-              "board": profile, "repl": True}
+              "board": profile, "repl": True, "icount": machine.mem32[cfg + 48] == 1}
     npu, npu_name = kernel_set()
     return Board(CmsdkUart(npuboard.UART), store, time, npu, limits, npu_name, _heap_used)
 

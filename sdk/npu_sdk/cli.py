@@ -208,6 +208,8 @@ def cmd_ls(args):
 
 def cmd_run(args):
     import numpy as np
+
+    from .link import codec
     try:
         x = np.load(args.input, allow_pickle=False)
     except (OSError, ValueError) as e:
@@ -219,6 +221,7 @@ def cmd_run(args):
         else:
             outputs, median_us = board.invoke(args.name, [x], repeat=args.repeat)
         heap = board.memory()
+        icount = bool(board.info.features & codec.F_ICOUNT)
     y = outputs[0]
     if args.output:
         np.save(args.output, y)
@@ -228,12 +231,18 @@ def cmd_run(args):
                                for o in outputs])
         if ops is not None:
             report["profile"] = [dict(index=i, op=op, us=us) for i, (op, us) in enumerate(ops)]
+        if icount:  # the board's microsecond is 1,000 executed instructions
+            report["instructions_median"] = round(median_us * 1000)
+            for row in report.get("profile", []):
+                row["instructions"] = row["us"] * 1000
         if heap is not None and heap["heap"] is not None:
             report["heap"] = heap
         print(json.dumps(report))
     else:
         print(np.array2string(y, max_line_width=120))
-        print("invoke: %.3f ms median of %d" % (median_us / 1000.0, args.repeat))
+        print("invoke: %.3f ms median of %d%s" % (
+            median_us / 1000.0, args.repeat,
+            ", %d instructions (-icount)" % round(median_us * 1000) if icount else ""))
         if heap is not None and heap["heap"] is not None and heap["after_invoke"] is not None:
             print(_heap_line(heap))
         if ops is not None:
@@ -497,7 +506,8 @@ def _firmware_image(args):
     board = args.board or next(n for n, p in sorted(profiles.PROFILES.items())
                                if p.get("qemu") == args.target)
     heap = profiles.get(board)["ram"]
-    out = firmware_image.build(args.target, heap, args.output, args.micropython)
+    out = firmware_image.build(args.target, heap, args.output, args.micropython,
+                               cmsis_nn=args.cmsis_nn)
     files = [str(out / n) for n in ("firmware.elf", "firmware.bin")]
     if args.json:
         print(json.dumps(dict(target=args.target, board=board, heap=heap, files=files)))
@@ -744,6 +754,11 @@ def build_parser():
                          "(default: the target's own)")
     fp.add_argument("--micropython", metavar="DIR",
                     help="with --target: MicroPython's source tree (default: $MICROPY_DIR)")
+    fp.add_argument("--cmsis-nn", metavar="DIR",
+                    help="with --target: CMSIS-NN's source (Source/, Include/) for the native npu "
+                         "module's Arm kernels (default: $CMSIS_NN_DIR; neither: portable C). "
+                         "The module (firmware/native) builds into your own MicroPython too: "
+                         "make USER_C_MODULES=.../firmware/native (docs/boards.md)")
     fp.add_argument("--json", action="store_true", help="print JSON")
     fp.set_defaults(func=cmd_firmware_build)
     fp = fw_sub.add_parser("install", help="copy the firmware to a board through its raw REPL "

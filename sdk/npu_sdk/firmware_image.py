@@ -203,8 +203,10 @@ def image(target, heap, micropython=None, cmsis_nn=None):
     return where / "firmware.elf"
 
 
-def write_config(flash_file, target, flash_size, profile_name, power_cut_after=0):
-    """Size the file that backs the machine's RAM region, and write the config block."""
+def write_config(flash_file, target, flash_size, profile_name, power_cut_after=0, icount=False):
+    """Size the file that backs the machine's RAM region, and write the config block: magic,
+    flash size, power cut after N writes, the profile's name (length, 32 bytes), then
+    whether QEMU counts instructions (-icount)."""
     ram_size = _target(target)[2]
     if flash_size > CONFIG_OFFSET:
         raise NpuError("a qemu board's flash is at most %d bytes, the profile asks %d"
@@ -215,7 +217,8 @@ def write_config(flash_file, target, flash_size, profile_name, power_cut_after=0
             f.truncate(ram_size)  # sparse: only what the board writes takes disk
     with open(flash_file, "r+b") as f:
         f.seek(CONFIG_OFFSET)
-        f.write(struct.pack("<4I", CONFIG_MAGIC, flash_size, power_cut_after, len(name)) + name)
+        f.write(struct.pack("<4I", CONFIG_MAGIC, flash_size, power_cut_after, len(name))
+                + name.ljust(32, b"\0") + struct.pack("<I", 1 if icount else 0))
 
 
 def qemu_command(target, elf, flash_file, icount=False):
