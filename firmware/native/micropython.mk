@@ -10,17 +10,16 @@ SRC_USERMOD_LIB_C += $(NPU_MOD_DIR)/npu_cmsis.c $(NPU_CORE_DIR)/npu_checks.c \
 CFLAGS_USERMOD += -I$(NPU_MOD_DIR) -I$(NPU_CORE_DIR) -DNPU_NO_SIMD
 
 ifneq ($(CMSIS_NN_DIR),)
-# CMSIS-NN's s8 kernels that npu_cmsis.c calls, with what they call in turn
-NPU_CMSIS_SRC := $(wildcard $(addprefix $(CMSIS_NN_DIR)/Source/, \
-	ConvolutionFunctions/*_s8.c ConvolutionFunctions/arm_nn_mat_mult_kernel_s8_s16.c \
-	ConvolutionFunctions/arm_nn_mat_mult_kernel_row_offset_s8_s16.c \
-	ConvolutionFunctions/*_get_buffer_sizes_s8.c \
-	FullyConnectedFunctions/arm_fully_connected_s8.c \
-	FullyConnectedFunctions/arm_fully_connected_get_buffer_sizes_s8.c \
-	PoolingFunctions/arm_avgpool_s8.c PoolingFunctions/arm_max_pool_s8.c \
-	BasicMathFunctions/arm_elementwise_add_s8.c \
-	NNSupportFunctions/arm_nn_*.c NNSupportFunctions/arm_s8_to_s16_unordered_with_offset.c \
-	NNSupportFunctions/arm_q7_to_q15_with_offset.c))
-SRC_USERMOD_LIB_C += $(NPU_CMSIS_SRC)
+# CMSIS-NN's s8 kernels that npu_cmsis.c calls, with the support functions they call in turn
+# (the int8 ones: not the float, int16 or int4 families)
+NPU_CMSIS := $(CMSIS_NN_DIR)/Source
+SRC_USERMOD_LIB_C += $(wildcard $(addprefix $(NPU_CMSIS)/, ConvolutionFunctions/*s8*.c \
+	PoolingFunctions/*s8*.c TransposeFunctions/*s8*.c)) \
+	$(addprefix $(NPU_CMSIS)/FullyConnectedFunctions/, arm_fully_connected_s8.c \
+		arm_fully_connected_per_channel_s8.c arm_fully_connected_get_buffer_sizes_s8.c \
+		arm_vector_sum_s8.c) \
+	$(NPU_CMSIS)/BasicMathFunctions/arm_elementwise_add_s8.c \
+	$(filter-out %_f16.c %_f32.c %_s16.c %_s4.c %lstm_step_s8.c, \
+		$(wildcard $(NPU_CMSIS)/NNSupportFunctions/*.c))
 CFLAGS_USERMOD += -DNPU_CMSIS_NN -I$(CMSIS_NN_DIR)/Include
 endif
