@@ -46,7 +46,8 @@ def _qemu_board():
     """The qemu board (npu_sdk.firmware_image): flash is a memory region the emulator keeps in
     a file, described by a config block it loads at every reset: magic, flash size, power cut
     after N writes (0: never), the profile's name (length, 32 bytes), whether QEMU counts
-    instructions (-icount: the board's microsecond is 1,000 instructions)."""
+    instructions (-icount: the board's microsecond is 1,000 instructions), whether to run the
+    viper kernels although the image has the native ones (`npu emulate --kernels viper`)."""
     import machine
     import micropython
     import uctypes
@@ -65,7 +66,7 @@ def _qemu_board():
                        _power_cut_after(cut) if cut else None)
     limits = {"ram": npuboard.HEAP, "flash": store.capacity,
               "board": profile, "repl": True, "icount": machine.mem32[cfg + 48] == 1}
-    npu, npu_name = kernel_set()
+    npu, npu_name = kernel_set(viper_only=machine.mem32[cfg + 52] == 1)
     return Board(CmsdkUart(npuboard.UART), store, time, npu, limits, npu_name, _heap_used)
 
 

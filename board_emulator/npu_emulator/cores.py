@@ -101,7 +101,7 @@ def start_repl(uart, profile):
 
 
 def start_qemu(uart, profile, flash_dir, power_cut_after=0, icount=False, micropython=None,
-               cmsis_nn=None):
+               cmsis_nn=None, viper=False):
     """The profile's qemu target (default mps3-an547) with a heap of the profile's RAM, built
     or taken from the cache; the board's flash is FLASH_DIR/qemu-TARGET.flash."""
     from npu_sdk import firmware_image
@@ -111,5 +111,5 @@ def start_qemu(uart, profile, flash_dir, power_cut_after=0, icount=False, microp
     # absolute: QEMU runs in flash_dir, where a relative --flash-dir would not be found again
     flash = Path(flash_dir).resolve() / ("qemu-%s.flash" % target)
     firmware_image.write_config(flash, target, profile["flash"], profile["name"], power_cut_after,
-                                icount)
+                                icount, viper)
     return _spawn(uart, firmware_image.qemu_command(target, elf, flash, icount), True, flash_dir)

@@ -10,9 +10,12 @@ class KernelSet:
     """Attributes: every public viper kernel, replaced by the native one of the same name."""
 
 
-def kernel_set(native=None):
+def kernel_set(native=None, viper_only=False):
     """(the kernel set, its name for `npu info`): 'native (BACKEND)' when any kernel is
-    native, else 'viper'. `native`: the module to use (default: `import npu`, if built in)."""
+    native, else 'viper'. `native`: the module to use (default: `import npu`, if built in);
+    viper_only: viper's kernels even so (`npu emulate --kernels viper`, to compare)."""
+    if viper_only:
+        return viper, "viper"
     if native is None:
         try:
             import npu as native

@@ -203,10 +203,11 @@ def image(target, heap, micropython=None, cmsis_nn=None):
     return where / "firmware.elf"
 
 
-def write_config(flash_file, target, flash_size, profile_name, power_cut_after=0, icount=False):
+def write_config(flash_file, target, flash_size, profile_name, power_cut_after=0, icount=False,
+                 viper=False):
     """Size the file that backs the machine's RAM region, and write the config block: magic,
     flash size, power cut after N writes, the profile's name (length, 32 bytes), then
-    whether QEMU counts instructions (-icount)."""
+    whether QEMU counts instructions (-icount), whether to run the viper kernels only."""
     ram_size = _target(target)[2]
     if flash_size > CONFIG_OFFSET:
         raise NpuError("a qemu board's flash is at most %d bytes, the profile asks %d"
@@ -218,7 +219,7 @@ def write_config(flash_file, target, flash_size, profile_name, power_cut_after=0
     with open(flash_file, "r+b") as f:
         f.seek(CONFIG_OFFSET)
         f.write(struct.pack("<4I", CONFIG_MAGIC, flash_size, power_cut_after, len(name))
-                + name.ljust(32, b"\0") + struct.pack("<I", 1 if icount else 0))
+                + name.ljust(32, b"\0") + struct.pack("<2I", int(icount), int(viper)))
 
 
 def qemu_command(target, elf, flash_file, icount=False):
