@@ -7,6 +7,10 @@ STAMP := $(VENV)/.npu-installed
 # beside this one (CI's ../shared/micropython) when there is one
 MICROPY_DIR ?= $(wildcard $(abspath ../shared/micropython))
 export MICROPY_DIR
+# CMSIS-NN for the native npu module's Arm kernels in those images: $CMSIS_NN_DIR, else CI's
+# ../shared/cmsis-nn when there is one (neither: the module's portable C kernels)
+CMSIS_NN_DIR ?= $(wildcard $(abspath ../shared/cmsis-nn))
+export CMSIS_NN_DIR
 
 .PHONY: install demo test check-wheel clean
 

@@ -17,6 +17,7 @@ import time
 # everything the server loads lazily too (interp: at the first model load), so that the
 # firmware's code sits at the bottom of the heap at boot and never between two models' arenas
 from npufw import interp, kernels  # noqa: F401
+from npufw.driver import kernel_set
 from npufw.board import POWER_CUT_EXIT, REPL_EXIT, Board
 from npufw.server import Server
 from npufw.stdio import StdioUart
@@ -44,7 +45,9 @@ def _heap_used():
 def _qemu_board():
     """The qemu board (npu_sdk.firmware_image): flash is a memory region the emulator keeps in
     a file, described by a config block it loads at every reset: magic, flash size, power cut
-    after N writes (0: never), the profile's name (length, bytes)."""
+    after N writes (0: never), the profile's name (length, 32 bytes), whether QEMU counts
+    instructions (-icount: the board's microsecond is 1,000 instructions), whether to run the
+    viper kernels although the image has the native ones (`npu emulate --kernels viper`)."""
     import machine
     import micropython
     import uctypes
@@ -62,8 +65,9 @@ def _qemu_board():
     store = FlashStore(uctypes.bytearray_at(npuboard.FLASH_BASE, flash),
                        _power_cut_after(cut) if cut else None)
     limits = {"ram": npuboard.HEAP, "flash": store.capacity,
-              "board": profile, "repl": True}
-    return Board(CmsdkUart(npuboard.UART), store, time, kernels, limits, "viper", _heap_used)
+              "board": profile, "repl": True, "icount": machine.mem32[cfg + 48] == 1}
+    npu, npu_name = kernel_set(viper_only=machine.mem32[cfg + 52] == 1)
+    return Board(CmsdkUart(npuboard.UART), store, time, npu, limits, npu_name, _heap_used)
 
 
 def build(argv):
@@ -85,7 +89,8 @@ def build(argv):
         root, ram, flash, name = "/models", gc.mem_free(), fs[0] * fs[3], sys.platform
         uart = StdioUart(1)
     limits = {"ram": ram, "flash": flash, "board": name, "repl": True}
-    return Board(uart, Store(root, flash, on_write), time, kernels, limits, "viper", _heap_used)
+    npu, npu_name = kernel_set()  # a board whose MicroPython build has the npu module uses it
+    return Board(uart, Store(root, flash, on_write), time, npu, limits, npu_name, _heap_used)
 
 
 def _largest_block():

@@ -11,6 +11,9 @@ Sections:
   memory   on the qemu board (mps3-an547, a 256 KB heap): each model's RAM on the board (its
            peak sampled heap over the heap before its load) vs TFLite Micro's whole arena
            (arena_used_bytes) for the same model, bit-exactness, and the firmware's idle heap
+  icount   instructions per inference on both qemu images (QEMU -icount), viper kernels vs
+           the native npu module, per op, MACs per instruction, the firmware's fixed cost per
+           op, next to MLPerf Tiny v1.1's published Cortex-M4 cycles (tools/bench_icount.py)
   link     flash throughput on the paced virtual UART vs the line rate and vs mpremote
            (tools/bench_link.py)
   farm     flashing through labgrid and ser2net's RFC 2217 vs the line rate; the zoo's plugin
@@ -20,8 +23,8 @@ Sections:
            or this interpreter, else "not measured")
 --quick (CI smoke test): zoo models only, the CPython core, few repeats, link at 921600 only,
 no mpremote, 2 faulty transfers (the full run: 1,000 at 921600, half on each core), no
-memory or quantization section, the farm's flash only. --only SECTION: one section alone
-(farm, memory).
+memory or quantization section, the farm's flash only, the icount section's quick form.
+--only SECTION: one section alone (farm, memory, icount).
 """
 import argparse
 import json
@@ -238,6 +241,8 @@ def summary(result):
         out["board_idle_heap_bytes"] = mem["idle_heap"]
         out["board_idle_heap_target"] = IDLE_HEAP_TARGET
     out.update(result.get("quant", {}).get("summary", {}))  # quant targets, from quant_compare
+    icount = result.get("icount", {}).get("targets", {})
+    out.update({"icount_" + k: v for k, v in icount.items()})
     farm = result.get("farm", {}).get("targets", {})
     out.update({"farm_" + k: v for k, v in farm.items() if k != "wanted"})
     return out
@@ -333,7 +338,7 @@ def main():
     p.add_argument("--quick", action="store_true", help="a smoke test: see above")
     p.add_argument("--repeat", type=int, default=None)
     p.add_argument("--json", default=str(ROOT / "out" / "bench.json"))
-    p.add_argument("--only", choices=["farm", "memory"], help="run one section alone")
+    p.add_argument("--only", choices=["farm", "memory", "icount"], help="run one section alone")
     p.add_argument("--markdown", help="also write the report as markdown to this file (plots beside it)")
     args = p.parse_args()
     repeat = args.repeat or (5 if args.quick else 100)
@@ -347,6 +352,14 @@ def main():
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=2, default=str))
         return 0
+    icount_args = [ROOT / "tools" / "bench_icount.py", "--json"] + (["--quick"] if args.quick else [])
+    if args.only == "icount":
+        import bench_icount
+        icount = _tool_json(icount_args, timeout=7200)
+        print("\n".join(bench_icount.text(icount) if "targets" in icount else [str(icount)]))
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(dict(icount=icount), indent=2, default=str))
+        return 0 if "targets" in icount else 1
     models = zoo_models()
     latency_models = models if args.quick else models + mlperf_models(ROOT / "out" / "mlperf")
     if args.only == "memory":
@@ -360,6 +373,7 @@ def main():
                   ["--mpremote", "--faults", str(LINK_FAULTS // 2)])  # split across both cores
     result["link"] = _tool_json(link_args, timeout=1800 if args.quick else 4 * 3600)
     result["farm"] = _tool_json(farm_args, timeout=600 if args.quick else 3600)
+    result["icount"] = _tool_json(icount_args, timeout=1800 if args.quick else 7200)
     if not args.quick:
         rows, idle = bench_memory(latency_models)
         result["memory"] = dict(models=rows, idle_heap=idle)
@@ -379,6 +393,10 @@ def main():
     text += link_text(result["link"])
     if "memory" in result:
         text += ["", memory_text(result["memory"]["models"], result["memory"]["idle_heap"])]
+    import bench_icount
+    text += [""] + (bench_icount.text(result["icount"]) if "targets" in result["icount"]
+                    else ["## Instructions on the qemu boards", "", "not measured: %s"
+                          % result["icount"].get("error")])
     text += ["", "## Farm: boards through labgrid and ser2net's RFC 2217 on loopback", ""]
     text += farm_text(result["farm"])
     if "quant" in result:

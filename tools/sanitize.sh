@@ -29,7 +29,7 @@ for f in board_emulator/npu_emulator/*.py; do ln -s "$PWD/$f" "$PKG/"; done
 "$CC" -shared -fPIC -std=c99 -O1 -g -fno-omit-frame-pointer -Wall -Wextra \
     -fsanitize=address,undefined -fno-sanitize-recover=all \
     -I"$INCLUDE" -Iboard_emulator/csrc \
-    board_emulator/csrc/_kernels.c board_emulator/csrc/npu_kernels.c \
+    board_emulator/csrc/_kernels.c board_emulator/csrc/npu_checks.c board_emulator/csrc/npu_kernels.c \
     board_emulator/csrc/npu_kernels_avx2.c \
     -o "$PKG/_kernels$SUFFIX"
 

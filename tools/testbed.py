@@ -16,11 +16,13 @@ DIGITS_FLOAT_IO = ZOO / "digits_mlp" / "int8_float_io.tflite"
 
 class Emulator(PluginEmulator):
     """`npu emulate` in a subprocess, started as the pytest plugin starts it; keyword options
-    map to the command's: listen="socket://127.0.0.1:0", baud, faults, power_cut_after_writes."""
+    map to the command's: listen="socket://127.0.0.1:0", baud, faults, power_cut_after_writes,
+    icount (qemu: the board's clock counts instructions), kernels="viper" (qemu)."""
 
     def __init__(self, core="cpython", board=None, flash_dir=None, listen=None, baud=None,
-                 faults=None, power_cut_after_writes=0):
-        options = []
+                 faults=None, power_cut_after_writes=0, icount=False, kernels=None):
+        options = ["--icount"] if icount else []
+        options += ["--kernels", kernels] if kernels else []
         for option, value in (("--listen", listen), ("--baud", baud), ("--faults", faults),
                               ("--power-cut-after-writes", power_cut_after_writes)):
             if value:

@@ -5,7 +5,9 @@
  * touches memory, then releases the GIL around the plain-C call. Buffers are
  * anything with the buffer protocol: bytes, bytearray, memoryview, numpy arrays.
  * Typed buffers must hold the expected element type; untyped byte buffers
- * (format 'B', 'b' or 'c') are taken as raw little-endian bytes.
+ * (format 'B', 'b' or 'c') are taken as raw little-endian bytes. What each call needs (its
+ * scalars' ranges, its buffers' sizes) is npu_checks.c's word, shared with the MicroPython
+ * binding (firmware/native/npu_module.c); this file adds what only CPython has: formats.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -15,20 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "npu_checks.h"
 #include "npu_kernels.h"
-
-/* The dot product accumulates 128 * 128 per term in int32. */
-#define MAX_IN_DEPTH 131071
-/* Input offsets are minus an int8 zero point, as in TFLite Micro: (x + offset) is then in
- * [-255, 255] and its products with int8 weights fit the AVX2 twins' int16 lanes.
- * npu_sdk/ops.py's PARAM_RANGES says the same (tests/unit/test_registry.py). */
-#define INPUT_OFFSET_MIN (-127)
-#define INPUT_OFFSET_MAX 128
-
-typedef enum { ELEM_I8, ELEM_I32, ELEM_F32 } elem_kind;
-
-static const char *const elem_names[] = {"int8", "int32", "float32"};
-static const Py_ssize_t elem_sizes[] = {1, 4, 4};
 
 /* The buffers one call holds; released together on every path. */
 typedef struct {
@@ -97,7 +87,7 @@ static int host_is_little_endian(void) {
 }
 
 /* Element type check: raw byte formats always pass; typed buffers must match. */
-static int check_format(const Py_buffer *view, const char *name, elem_kind kind) {
+static int check_format(const Py_buffer *view, const char *name, npu_elem kind) {
     const char *format = view->format != NULL ? view->format : "B";
     const char *code = format;
     if (*code == '@' || *code == '=' || (*code == '<' && host_is_little_endian()) ||
@@ -109,27 +99,26 @@ static int check_format(const Py_buffer *view, const char *name, elem_kind kind)
         if ((c == 'B' || c == 'b' || c == 'c') && view->itemsize == 1) {
             return 0;
         }
-        if (kind == ELEM_I32 && (c == 'i' || c == 'l') && view->itemsize == 4) {
+        if (kind == NPU_I32 && (c == 'i' || c == 'l') && view->itemsize == 4) {
             return 0;
         }
-        if (kind == ELEM_F32 && c == 'f' && view->itemsize == 4) {
+        if (kind == NPU_F32 && c == 'f' && view->itemsize == 4) {
             return 0;
         }
     }
     PyErr_Format(PyExc_TypeError,
                  "%s: expected %s elements (or raw bytes), got a buffer of format '%s' "
                  "(itemsize %zd); convert it, e.g. numpy.asarray(%s, dtype=numpy.%s)",
-                 name, elem_names[kind], format, view->itemsize, name,
-                 kind == ELEM_F32 ? "float32" : (kind == ELEM_I32 ? "int32" : "int8"));
+                 name, npu_elem_names[kind], format, view->itemsize, name,
+                 kind == NPU_F32 ? "float32" : (kind == NPU_I32 ? "int32" : "int8"));
     return -1;
 }
 
 /* Acquire `obj` as a C-contiguous buffer holding at least `count` elements of
  * `kind`. On failure an exception naming `name` is set, and nothing is held. */
 static const Py_buffer *acquire(buffer_set *set, PyObject *obj, const char *name,
-                                elem_kind kind, int writable, long long count) {
+                                npu_elem kind, int writable, long long count) {
     Py_buffer *view = &set->views[set->count];
-    const long long need = count * (long long)elem_sizes[kind];
     /* C_CONTIGUOUS implies ND, without which memoryview refuses PyBUF_FORMAT. */
     const int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
 
@@ -137,7 +126,7 @@ static const Py_buffer *acquire(buffer_set *set, PyObject *obj, const char *name
         PyErr_Format(PyExc_TypeError,
                      "%s: expected a buffer (bytes, bytearray, memoryview or numpy array) "
                      "of %s, got %.200s",
-                     name, elem_names[kind], Py_TYPE(obj)->tp_name);
+                     name, npu_elem_names[kind], Py_TYPE(obj)->tp_name);
         return NULL;
     }
     if (PyObject_GetBuffer(obj, view, flags) < 0) {
@@ -174,35 +163,50 @@ static const Py_buffer *acquire(buffer_set *set, PyObject *obj, const char *name
     if (check_format(view, name, kind) < 0) {
         return NULL;
     }
-    if ((long long)view->len < need) {
-        PyErr_Format(PyExc_ValueError,
-                     "%s: buffer too small: need %lld bytes (%lld %s elements), got %zd bytes",
-                     name, need, count, elem_names[kind], view->len);
-        return NULL;
-    }
-    if (elem_sizes[kind] > 1 && ((uintptr_t)view->buf % (uintptr_t)elem_sizes[kind]) != 0) {
-        PyErr_Format(PyExc_ValueError,
-                     "%s: %s buffer is not %zd-byte aligned; pass an aligned copy "
-                     "(e.g. bytes(%s) or numpy.array(..., dtype=numpy.%s))",
-                     name, elem_names[kind], elem_sizes[kind], name, elem_names[kind]);
-        return NULL;
+    {
+        const npu_need n = {name, kind, writable, 0, count};
+        npu_err e;
+        if (npu_check_buffer(&e, &n, (long long)view->len, (uintptr_t)view->buf) < 0) {
+            PyErr_SetString(PyExc_ValueError, e.msg);
+            return NULL;
+        }
     }
     return view;
 }
 
-static int check_positive(const char *name, long long value) {
-    if (value <= 0) {
-        PyErr_Format(PyExc_ValueError, "%s must be positive, got %lld", name, value);
-        return -1;
+/* Raise npu_checks' refusal as ValueError: -1 for int callers, NULL via raise_null. */
+static int raise_err(const npu_err *e) {
+    PyErr_SetString(PyExc_ValueError, e->msg);
+    return -1;
+}
+
+static PyObject *raise_null(const npu_err *e) {
+    raise_err(e);
+    return NULL;
+}
+
+/* The call's buffers objs[0..n-1], each checked against its need (npu_args_*): NULL for an
+ * optional one given as None. On failure an exception is set and nothing is held. */
+static int acquire_needs(buffer_set *set, PyObject *const *objs, const npu_need *needs, int n,
+                         const Py_buffer **views) {
+    for (int i = 0; i < n; ++i) {
+        if (needs[i].optional && objs[i] == Py_None) {
+            views[i] = NULL;
+        } else if ((views[i] = acquire(set, objs[i], needs[i].name, needs[i].kind,
+                                       needs[i].writable, needs[i].count)) == NULL) {
+            release_all(set);
+            return -1;
+        }
     }
     return 0;
 }
 
-static int check_range(const char *name, long long value, long long lo, long long hi) {
-    if (value < lo || value > hi) {
-        PyErr_Format(PyExc_ValueError, "%s must be in [%lld, %lld], got %lld", name, lo, hi,
-                     value);
-        return -1;
+/* Per-channel shifts (views[5] of a MAC kernel) in range, else released and raised. */
+static int check_shifts(buffer_set *set, const Py_buffer *shift, int32_t n) {
+    npu_err e;
+    if (npu_check_shifts(&e, (const int32_t *)shift->buf, n) < 0) {
+        release_all(set);
+        return raise_err(&e);
     }
     return 0;
 }
@@ -234,7 +238,11 @@ static PyObject *py_fully_connected(PyObject *self, PyObject *args) {
     PyObject *inp_obj, *w_obj, *bias_obj, *out_obj, *mult_obj, *shift_obj;
     int batches, in_depth, out_depth, input_offset, output_offset, act_min, act_max;
     buffer_set set = {.count = 0};
-    const Py_buffer *inp, *w, *bias = NULL, *out, *mult, *shift;
+    const Py_buffer *inp, *w, *bias, *out, *mult, *shift, *v[6];
+    npu_need needs[6];
+    npu_err e;
+    int n, pairs;
+    int32_t *rows = NULL;
     void *scratch;
     (void)self;
 
@@ -243,51 +251,24 @@ static PyObject *py_fully_connected(PyObject *self, PyObject *args) {
                           &input_offset, &output_offset, &act_min, &act_max)) {
         return NULL;
     }
-    if (check_positive("batches", batches) < 0 || check_positive("in_depth", in_depth) < 0 ||
-        check_positive("out_depth", out_depth) < 0 ||
-        check_range("in_depth", in_depth, 1, MAX_IN_DEPTH) < 0 ||
-        check_range("input_offset", input_offset, INPUT_OFFSET_MIN, INPUT_OFFSET_MAX) < 0 ||
-        check_range("act_min", act_min, -128, 127) < 0 ||
-        check_range("act_max", act_max, act_min, 127) < 0) {
+    PyObject *const objs[6] = {inp_obj, w_obj, bias_obj, out_obj, mult_obj, shift_obj};
+    if ((n = npu_args_fully_connected(&e, needs, batches, in_depth, out_depth, input_offset,
+                                      act_min, act_max)) < 0) {
+        return raise_null(&e);
+    }
+    if (acquire_needs(&set, objs, needs, n, v) < 0) {
         return NULL;
     }
-    if ((inp = acquire(&set, inp_obj, "inp", ELEM_I8, 0, (long long)batches * in_depth)) == NULL ||
-        (w = acquire(&set, w_obj, "weights", ELEM_I8, 0, (long long)out_depth * in_depth)) == NULL ||
-        (bias_obj != Py_None &&
-         (bias = acquire(&set, bias_obj, "bias", ELEM_I32, 0, out_depth)) == NULL) ||
-        (out = acquire(&set, out_obj, "out", ELEM_I8, 1, (long long)batches * out_depth)) == NULL ||
-        (mult = acquire(&set, mult_obj, "mult", ELEM_I32, 0, 1)) == NULL ||
-        (shift = acquire(&set, shift_obj, "shift", ELEM_I32, 0, 1)) == NULL) {
+    inp = v[0], w = v[1], bias = v[2], out = v[3], mult = v[4], shift = v[5];
+    if ((pairs = npu_fc_pairs(&e, needs, mult->len, shift->len, out_depth)) < 0) {
         release_all(&set);
+        return raise_null(&e);
+    }
+    if (check_shifts(&set, shift, pairs) < 0) {
         return NULL;
     }
-    /* One pair (per-tensor weights, what the blob stores) or one per output row. */
-    const int pairs = mult->len == 4 && shift->len == 4 ? 1 : out_depth;
-    for (int k = 0; k < 2; ++k) {
-        const Py_buffer *v = k == 0 ? mult : shift;
-        if (v->len < 4 * (Py_ssize_t)pairs) {
-            PyErr_Format(PyExc_ValueError, "%s: buffer too small: need %d bytes (%d int32 "
-                         "elements, or 4 bytes in both for per-tensor weights), got %zd bytes",
-                         k == 0 ? "mult" : "shift", 4 * pairs, pairs, v->len);
-            release_all(&set);
-            return NULL;
-        }
-    }
-    {
-        /* Shifts feed C shift operators: out-of-range values would be undefined. */
-        const int32_t *s = (const int32_t *)shift->buf;
-        for (int o = 0; o < pairs; ++o) {
-            if (s[o] < -31 || s[o] > 31) {
-                PyErr_Format(PyExc_ValueError, "shift[%d] must be in [-31, 31], got %d", o,
-                             (int)s[o]);
-                release_all(&set);
-                return NULL;
-            }
-        }
-    }
-    /* The kernels take a pair per row: a shared pair is replicated here, per call, so the
+    /* The kernels take a pair per row: a shared pair is repeated here, per call, so the
      * blob stores it once. */
-    int32_t *rows = NULL;
     if (pairs == 1 && out_depth > 1) {
         rows = PyMem_RawMalloc(2 * sizeof(int32_t) * (size_t)out_depth);
         if (rows == NULL) {
@@ -331,16 +312,18 @@ static PyObject *py_softmax(PyObject *self, PyObject *args) {
                           &input_multiplier, &input_left_shift, &diff_min)) {
         return NULL;
     }
-    if (check_positive("rows", rows) < 0 || check_positive("depth", depth) < 0 ||
-        check_range("input_left_shift", input_left_shift, 0, 31) < 0 ||
-        check_range("diff_min", diff_min, INT32_MIN, 0) < 0) {
+    PyObject *const objs[2] = {inp_obj, out_obj};
+    const Py_buffer *v[2];
+    npu_need needs[2];
+    npu_err e;
+    int n = npu_args_softmax(&e, needs, rows, depth, input_left_shift, diff_min);
+    if (n < 0) {
+        return raise_null(&e);
+    }
+    if (acquire_needs(&set, objs, needs, n, v) < 0) {
         return NULL;
     }
-    if ((inp = acquire(&set, inp_obj, "inp", ELEM_I8, 0, (long long)rows * depth)) == NULL ||
-        (out = acquire(&set, out_obj, "out", ELEM_I8, 1, (long long)rows * depth)) == NULL) {
-        release_all(&set);
-        return NULL;
-    }
+    inp = v[0], out = v[1];
     Py_BEGIN_ALLOW_THREADS
     npu_softmax_s8((const int8_t *)inp->buf, (int8_t *)out->buf, rows, depth, input_multiplier,
                    input_left_shift, diff_min);
@@ -349,7 +332,9 @@ static PyObject *py_softmax(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* npu_args_quantize refuses a bad scale too; here the message also shows the value. */
 static int check_quant_params(float scale, int zero_point) {
+    (void)zero_point;
     if (!isfinite(scale) || !(scale > 0.0f)) {
         PyObject *value = PyFloat_FromDouble((double)scale);
         if (value != NULL) {
@@ -358,7 +343,7 @@ static int check_quant_params(float scale, int zero_point) {
         }
         return -1;
     }
-    return check_range("zero_point", zero_point, -128, 127);
+    return 0;
 }
 
 PyDoc_STRVAR(quantize_doc,
@@ -377,13 +362,22 @@ static PyObject *py_quantize(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "OOifi:quantize", &inp_obj, &out_obj, &n, &scale, &zero_point)) {
         return NULL;
     }
-    if (check_positive("n", n) < 0 || check_quant_params(scale, zero_point) < 0) {
+    if (check_quant_params(scale, zero_point) < 0) {
         return NULL;
     }
-    if ((inp = acquire(&set, inp_obj, "inp", ELEM_F32, 0, n)) == NULL ||
-        (out = acquire(&set, out_obj, "out", ELEM_I8, 1, n)) == NULL) {
-        release_all(&set);
-        return NULL;
+    {
+        PyObject *const objs[2] = {inp_obj, out_obj};
+        const Py_buffer *v[2];
+        npu_need needs[2];
+        npu_err e;
+        const int count = npu_args_quantize(&e, needs, 1, n, scale, zero_point);
+        if (count < 0) {
+            return raise_null(&e);
+        }
+        if (acquire_needs(&set, objs, needs, count, v) < 0) {
+            return NULL;
+        }
+        inp = v[0], out = v[1];
     }
     Py_BEGIN_ALLOW_THREADS
     npu_quantize_f32_s8((const float *)inp->buf, (int8_t *)out->buf, n, scale, zero_point);
@@ -409,13 +403,22 @@ static PyObject *py_dequantize(PyObject *self, PyObject *args) {
                           &zero_point)) {
         return NULL;
     }
-    if (check_positive("n", n) < 0 || check_quant_params(scale, zero_point) < 0) {
+    if (check_quant_params(scale, zero_point) < 0) {
         return NULL;
     }
-    if ((inp = acquire(&set, inp_obj, "inp", ELEM_I8, 0, n)) == NULL ||
-        (out = acquire(&set, out_obj, "out", ELEM_F32, 1, n)) == NULL) {
-        release_all(&set);
-        return NULL;
+    {
+        PyObject *const objs[2] = {inp_obj, out_obj};
+        const Py_buffer *v[2];
+        npu_need needs[2];
+        npu_err e;
+        const int count = npu_args_quantize(&e, needs, 0, n, scale, zero_point);
+        if (count < 0) {
+            return raise_null(&e);
+        }
+        if (acquire_needs(&set, objs, needs, count, v) < 0) {
+            return NULL;
+        }
+        inp = v[0], out = v[1];
     }
     Py_BEGIN_ALLOW_THREADS
     npu_dequantize_s8_f32((const int8_t *)inp->buf, (float *)out->buf, n, scale, zero_point);
@@ -425,39 +428,6 @@ static PyObject *py_dequantize(PyObject *self, PyObject *args) {
 }
 
 /* ---- window ops: convolution and pooling ----------------------------------- */
-
-#define WINDOW_LIMIT (1LL << 30)
-/* k_h * k_w * in_c products of (x + offset) * w, |each| <= 256 * 128, fit int32. */
-#define MAX_WINDOW_MACS 65535
-
-/* One spatial axis: sizes positive, pad >= 0, every coordinate far inside int32. */
-static int check_axis(const char *axis, int in, int out, int k, int stride, int dilation,
-                      int pad) {
-    if (in < 1 || out < 1 || k < 1 || stride < 1 || dilation < 1 || pad < 0 ||
-        pad >= WINDOW_LIMIT ||
-        (long long)(out - 1) * stride + (long long)(k - 1) * dilation >= WINDOW_LIMIT) {
-        PyErr_Format(PyExc_ValueError,
-                     "bad %s geometry: in %d, out %d, kernel %d, stride %d, dilation %d, pad %d "
-                     "(sizes, strides and dilations must be >= 1, pad >= 0, the window span "
-                     "below 2^30)", axis, in, out, k, stride, dilation, pad);
-        return -1;
-    }
-    return 0;
-}
-
-static int check_window(const npu_window *g) {
-    if (check_positive("batches", g->batches) < 0 || check_positive("in_c", g->in_c) < 0 ||
-        check_positive("out_c", g->out_c) < 0 ||
-        check_axis("height", g->in_h, g->out_h, g->k_h, g->stride_h, g->dilation_h, g->pad_h) < 0 ||
-        check_axis("width", g->in_w, g->out_w, g->k_w, g->stride_w, g->dilation_w, g->pad_w) < 0) {
-        return -1;
-    }
-    return 0;
-}
-
-static long long volume(int a, int b, int c, int d) {
-    return (long long)a * b * c * d;
-}
 
 PyDoc_STRVAR(conv2d_doc,
 "conv2d(inp, weights, bias_or_None, out, mult, shift, batches, in_h, in_w, in_c, out_h,\n"
@@ -480,8 +450,10 @@ static PyObject *conv_common(PyObject *args, int depthwise) {
     npu_window g = {0};
     int channels, input_offset, output_offset, act_min, act_max;
     buffer_set set = {.count = 0};
-    const Py_buffer *inp, *w, *bias = NULL, *out, *mult, *shift;
-    long long w_count;
+    const Py_buffer *inp, *w, *bias, *out, *mult, *shift, *v[6];
+    npu_need needs[6];
+    npu_err e;
+    int n;
     void *scratch;
 
     if (!PyArg_ParseTuple(args, depthwise ? "OOOOOOiiiiiiiiiiiiiiiiiii:depthwise_conv2d"
@@ -493,57 +465,15 @@ static PyObject *conv_common(PyObject *args, int depthwise) {
                           &act_min, &act_max)) {
         return NULL;
     }
-    if (check_positive(depthwise ? "depth_multiplier" : "out_c", channels) < 0 ||
-        check_positive("in_c", g.in_c) < 0) {
+    PyObject *const objs[6] = {inp_obj, w_obj, bias_obj, out_obj, mult_obj, shift_obj};
+    if ((n = npu_args_conv(&e, needs, &g, depthwise, channels, input_offset, act_min,
+                           act_max)) < 0) {
+        return raise_null(&e);
+    }
+    if (acquire_needs(&set, objs, needs, n, v) < 0 || check_shifts(&set, v[5], g.out_c) < 0) {
         return NULL;
     }
-    if (depthwise) {
-        if ((long long)g.in_c * channels > INT32_MAX / 2) {
-            PyErr_SetString(PyExc_ValueError, "in_c * depth_multiplier is too large");
-            return NULL;
-        }
-        g.depth_multiplier = channels;
-        g.out_c = g.in_c * channels;
-    } else {
-        g.depth_multiplier = 1;
-        g.out_c = channels;
-    }
-    if (check_window(&g) < 0 ||
-        check_range("input_offset", input_offset, INPUT_OFFSET_MIN, INPUT_OFFSET_MAX) < 0 ||
-        check_range("act_min", act_min, -128, 127) < 0 ||
-        check_range("act_max", act_max, act_min, 127) < 0) {
-        return NULL;
-    }
-    if ((depthwise ? (long long)g.k_h * g.k_w : volume(g.k_h, g.k_w, g.in_c, 1)) >
-        MAX_WINDOW_MACS) {
-        PyErr_Format(PyExc_ValueError, "%s must be at most %d (int32 accumulators)",
-                     depthwise ? "k_h * k_w" : "k_h * k_w * in_c", MAX_WINDOW_MACS);
-        return NULL;
-    }
-    w_count = depthwise ? volume(g.k_h, g.k_w, g.out_c, 1) : volume(g.out_c, g.k_h, g.k_w, g.in_c);
-    if ((inp = acquire(&set, inp_obj, "inp", ELEM_I8, 0,
-                       volume(g.batches, g.in_h, g.in_w, g.in_c))) == NULL ||
-        (w = acquire(&set, w_obj, "weights", ELEM_I8, 0, w_count)) == NULL ||
-        (bias_obj != Py_None &&
-         (bias = acquire(&set, bias_obj, "bias", ELEM_I32, 0, g.out_c)) == NULL) ||
-        (out = acquire(&set, out_obj, "out", ELEM_I8, 1,
-                       volume(g.batches, g.out_h, g.out_w, g.out_c))) == NULL ||
-        (mult = acquire(&set, mult_obj, "mult", ELEM_I32, 0, g.out_c)) == NULL ||
-        (shift = acquire(&set, shift_obj, "shift", ELEM_I32, 0, g.out_c)) == NULL) {
-        release_all(&set);
-        return NULL;
-    }
-    {
-        const int32_t *s = (const int32_t *)shift->buf;
-        for (int o = 0; o < g.out_c; ++o) {
-            if (s[o] < -31 || s[o] > 31) {
-                PyErr_Format(PyExc_ValueError, "shift[%d] must be in [-31, 31], got %d", o,
-                             (int)s[o]);
-                release_all(&set);
-                return NULL;
-            }
-        }
-    }
+    inp = v[0], w = v[1], bias = v[2], out = v[3], mult = v[4], shift = v[5];
     scratch = scratch_alloc(depthwise ? npu_depthwise_conv2d_s8_scratch_size(&g)
                                       : npu_conv2d_s8_scratch_size(&g));
     Py_BEGIN_ALLOW_THREADS
@@ -602,26 +532,19 @@ static PyObject *pool_common(PyObject *args, int average) {
                           &act_min, &act_max)) {
         return NULL;
     }
-    g.out_c = g.in_c;
-    g.dilation_h = g.dilation_w = g.depth_multiplier = 1;
-    if (check_window(&g) < 0 || check_range("act_min", act_min, -128, 127) < 0 ||
-        check_range("act_max", act_max, act_min, 127) < 0) {
-        return NULL;
-    }
-    if (g.pad_h >= g.k_h || g.pad_w >= g.k_w ||
-        (long long)(g.out_h - 1) * g.stride_h - g.pad_h >= g.in_h ||
-        (long long)(g.out_w - 1) * g.stride_w - g.pad_w >= g.in_w) {
-        PyErr_SetString(PyExc_ValueError,
-                        "a pooling window lies wholly in the padding; every window must "
-                        "overlap the input");
-        return NULL;
-    }
-    if ((inp = acquire(&set, inp_obj, "inp", ELEM_I8, 0,
-                       volume(g.batches, g.in_h, g.in_w, g.in_c))) == NULL ||
-        (out = acquire(&set, out_obj, "out", ELEM_I8, 1,
-                       volume(g.batches, g.out_h, g.out_w, g.out_c))) == NULL) {
-        release_all(&set);
-        return NULL;
+    {
+        PyObject *const objs[2] = {inp_obj, out_obj};
+        const Py_buffer *v[2];
+        npu_need needs[2];
+        npu_err e;
+        const int n = npu_args_pool(&e, needs, &g, act_min, act_max);
+        if (n < 0) {
+            return raise_null(&e);
+        }
+        if (acquire_needs(&set, objs, needs, n, v) < 0) {
+            return NULL;
+        }
+        inp = v[0], out = v[1];
     }
     Py_BEGIN_ALLOW_THREADS
     if (average) {
@@ -662,15 +585,6 @@ PyDoc_STRVAR(mul_doc,
 "--\n\n"
 "int8 MUL over a 4-D output with broadcasting strides, bit-exact with TFLite Micro.");
 
-/* Elements an input must hold to be read at every index (strides >= 0). */
-static long long strided_extent(const int32_t *dims, const int32_t *strides) {
-    long long extent = 1;
-    for (int k = 0; k < 4; ++k) {
-        extent += (long long)(dims[k] - 1) * strides[k];
-    }
-    return extent;
-}
-
 static PyObject *elementwise_common(PyObject *args, int is_add) {
     PyObject *a_obj, *b_obj, *out_obj;
     npu_arith p;
@@ -698,28 +612,19 @@ static PyObject *elementwise_common(PyObject *args, int is_add) {
     if (!ok) {
         return NULL;
     }
-    for (int k = 0; k < 4; ++k) {
-        if (check_range("dims", d[k], 1, INT32_MAX) < 0 ||
-            check_range("in1 strides", s1[k], 0, INT32_MAX) < 0 ||
-            check_range("in2 strides", s2[k], 0, INT32_MAX) < 0) {
+    {
+        PyObject *const objs[3] = {a_obj, b_obj, out_obj};
+        const Py_buffer *v[3];
+        npu_need needs[3];
+        npu_err e;
+        const int n = npu_args_arith(&e, needs, &p, is_add);
+        if (n < 0) {
+            return raise_null(&e);
+        }
+        if (acquire_needs(&set, objs, needs, n, v) < 0) {
             return NULL;
         }
-    }
-    if (check_range("input1_offset", p.input1_offset, -128, 128) < 0 ||
-        check_range("input2_offset", p.input2_offset, -128, 128) < 0 ||
-        check_range("output_shift", p.output_shift, -31, 31) < 0 ||
-        (is_add && (check_range("left_shift", p.left_shift, 0, 22) < 0 ||
-                    check_range("input1_shift", p.input1_shift, -31, 31) < 0 ||
-                    check_range("input2_shift", p.input2_shift, -31, 31) < 0)) ||
-        check_range("act_min", p.act_min, -128, 127) < 0 ||
-        check_range("act_max", p.act_max, p.act_min, 127) < 0) {
-        return NULL;
-    }
-    if ((a = acquire(&set, a_obj, "in1", ELEM_I8, 0, strided_extent(d, s1))) == NULL ||
-        (b = acquire(&set, b_obj, "in2", ELEM_I8, 0, strided_extent(d, s2))) == NULL ||
-        (out = acquire(&set, out_obj, "out", ELEM_I8, 1, volume(d[0], d[1], d[2], d[3]))) == NULL) {
-        release_all(&set);
-        return NULL;
+        a = v[0], b = v[1], out = v[2];
     }
     Py_BEGIN_ALLOW_THREADS
     if (is_add) {
@@ -760,14 +665,19 @@ static PyObject *py_lut(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "OOOi:lut", &inp_obj, &table_obj, &out_obj, &n)) {
         return NULL;
     }
-    if (check_positive("n", n) < 0) {
-        return NULL;
-    }
-    if ((inp = acquire(&set, inp_obj, "inp", ELEM_I8, 0, n)) == NULL ||
-        (table = acquire(&set, table_obj, "table", ELEM_I8, 0, 256)) == NULL ||
-        (out = acquire(&set, out_obj, "out", ELEM_I8, 1, n)) == NULL) {
-        release_all(&set);
-        return NULL;
+    {
+        PyObject *const objs[3] = {inp_obj, table_obj, out_obj};
+        const Py_buffer *v[3];
+        npu_need needs[3];
+        npu_err e;
+        const int count = npu_args_lut(&e, needs, n);
+        if (count < 0) {
+            return raise_null(&e);
+        }
+        if (acquire_needs(&set, objs, needs, count, v) < 0) {
+            return NULL;
+        }
+        inp = v[0], table = v[1], out = v[2];
     }
     Py_BEGIN_ALLOW_THREADS
     npu_lut_s8((const int8_t *)inp->buf, (const int8_t *)table->buf, (int8_t *)out->buf, n);
@@ -790,7 +700,6 @@ static PyObject *py_copy(PyObject *self, PyObject *args) {
     int32_t *d = p.dims, *a = p.in_strides, *b = p.out_strides;
     buffer_set set = {.count = 0};
     const Py_buffer *inp, *out;
-    long long out_extent;
     (void)self;
     memset(&p, 0, sizeof p);
 
@@ -799,26 +708,19 @@ static PyObject *py_copy(PyObject *self, PyObject *args) {
                           &b[2], &b[3], &p.out_offset, &p.fill, &p.fill_value)) {
         return NULL;
     }
-    for (int k = 0; k < 4; ++k) {
-        if (check_range("dims", d[k], 1, INT32_MAX) < 0 ||
-            check_range("in strides", a[k], 0, INT32_MAX) < 0 ||
-            check_range("out strides", b[k], 0, INT32_MAX) < 0 ||
-            /* each span below 2^31 keeps the extents below exact in long long */
-            check_range("in span", (long long)(d[k] - 1) * a[k], 0, INT32_MAX) < 0 ||
-            check_range("out span", (long long)(d[k] - 1) * b[k], 0, INT32_MAX) < 0) {
+    {
+        PyObject *const objs[2] = {inp_obj, out_obj};
+        const Py_buffer *v[2];
+        npu_need needs[2];
+        npu_err e;
+        const int n = npu_args_copy(&e, needs, &p);
+        if (n < 0) {
+            return raise_null(&e);
+        }
+        if (acquire_needs(&set, objs, needs, n, v) < 0) {
             return NULL;
         }
-    }
-    if (check_range("out_offset", p.out_offset, 0, INT32_MAX) < 0 ||
-        check_range("fill", p.fill, 0, 1) < 0 ||
-        check_range("fill_value", p.fill_value, -128, 127) < 0) {
-        return NULL;
-    }
-    out_extent = (long long)p.out_offset + strided_extent(d, b);
-    if ((inp = acquire(&set, inp_obj, "inp", ELEM_I8, 0, strided_extent(d, a))) == NULL ||
-        (out = acquire(&set, out_obj, "out", ELEM_I8, 1, out_extent)) == NULL) {
-        release_all(&set);
-        return NULL;
+        inp = v[0], out = v[1];
     }
     if (out->len > INT32_MAX) {
         PyErr_SetString(PyExc_ValueError, "out: buffer larger than 2^31 - 1 bytes");
@@ -831,9 +733,6 @@ static PyObject *py_copy(PyObject *self, PyObject *args) {
     release_all(&set);
     Py_RETURN_NONE;
 }
-
-/* in_h * in_w values of |x + offset| <= 256 summed in int32. */
-#define MAX_MEAN_COUNT (1LL << 23)
 
 PyDoc_STRVAR(mean_doc,
 "mean(inp, out, batches, in_h, in_w, channels, input_offset, multiplier, shift,\n"
@@ -853,19 +752,20 @@ static PyObject *py_mean(PyObject *self, PyObject *args) {
                           &channels, &input_offset, &multiplier, &shift, &output_offset)) {
         return NULL;
     }
-    if (check_positive("batches", batches) < 0 || check_positive("in_h", in_h) < 0 ||
-        check_positive("in_w", in_w) < 0 || check_positive("channels", channels) < 0 ||
-        check_range("in_h * in_w", (long long)in_h * in_w, 1, MAX_MEAN_COUNT) < 0 ||
-        check_range("input_offset", input_offset, -128, 128) < 0 ||
-        check_range("shift", shift, -31, 31) < 0 ||
-        check_range("output_offset", output_offset, -128, 127) < 0) {
-        return NULL;
-    }
-    if ((inp = acquire(&set, inp_obj, "inp", ELEM_I8, 0,
-                       volume(batches, in_h, in_w, channels))) == NULL ||
-        (out = acquire(&set, out_obj, "out", ELEM_I8, 1, (long long)batches * channels)) == NULL) {
-        release_all(&set);
-        return NULL;
+    {
+        PyObject *const objs[2] = {inp_obj, out_obj};
+        const Py_buffer *v[2];
+        npu_need needs[2];
+        npu_err e;
+        const int n = npu_args_mean(&e, needs, batches, in_h, in_w, channels, input_offset,
+                                    shift, output_offset);
+        if (n < 0) {
+            return raise_null(&e);
+        }
+        if (acquire_needs(&set, objs, needs, n, v) < 0) {
+            return NULL;
+        }
+        inp = v[0], out = v[1];
     }
     Py_BEGIN_ALLOW_THREADS
     npu_mean_s8((const int8_t *)inp->buf, (int8_t *)out->buf, batches, in_h, in_w, channels,

@@ -100,14 +100,16 @@ def start_repl(uart, profile):
                   False, _host_firmware(), firmware=False)
 
 
-def start_qemu(uart, profile, flash_dir, power_cut_after=0, icount=False, micropython=None):
+def start_qemu(uart, profile, flash_dir, power_cut_after=0, icount=False, micropython=None,
+               cmsis_nn=None, viper=False):
     """The profile's qemu target (default mps3-an547) with a heap of the profile's RAM, built
     or taken from the cache; the board's flash is FLASH_DIR/qemu-TARGET.flash."""
     from npu_sdk import firmware_image
     target = profile.get("qemu", firmware_image.DEFAULT_TARGET)
-    elf = firmware_image.image(target, profile["ram"], micropython)
+    elf = firmware_image.image(target, profile["ram"], micropython, cmsis_nn)
     Path(flash_dir).mkdir(parents=True, exist_ok=True)
     # absolute: QEMU runs in flash_dir, where a relative --flash-dir would not be found again
     flash = Path(flash_dir).resolve() / ("qemu-%s.flash" % target)
-    firmware_image.write_config(flash, target, profile["flash"], profile["name"], power_cut_after)
+    firmware_image.write_config(flash, target, profile["flash"], profile["name"], power_cut_after,
+                                icount, viper)
     return _spawn(uart, firmware_image.qemu_command(target, elf, flash, icount), True, flash_dir)

@@ -27,6 +27,12 @@ def add_arguments(p):
     p.add_argument("--micropython", metavar="DIR",
                    help="with --core qemu: the MicroPython source to build the image from "
                         "(default: $MICROPY_DIR)")
+    p.add_argument("--kernels", choices=("native", "viper"), default="native",
+                   help="with --core qemu: native (default) runs the image's npu module, viper "
+                        "the viper kernels alone, to compare the two")
+    p.add_argument("--cmsis-nn", metavar="DIR",
+                   help="with --core qemu: CMSIS-NN's source for the image's native npu module "
+                        "(default: $CMSIS_NN_DIR; neither: its portable C kernels)")
     p.add_argument("--flash-dir", help="directory that holds the board's flash (persists across "
                                        "restarts); default: a fresh temporary one")
     p.add_argument("--listen", metavar="socket://127.0.0.1:PORT",
@@ -106,8 +112,8 @@ def serve(args):
             _fail("board profile %s has %d bytes of RAM, more than a qemu board's SRAM holds; "
                   "use --board mps3-an547, mps2-an386, cortex-m4-256k or esp32-s3-512k"
                   % (profile["name"], profile["ram"]))
-    elif args.icount or args.micropython:
-        _fail("--icount and --micropython are for --core qemu")
+    elif args.icount or args.micropython or args.cmsis_nn or args.kernels != "native":
+        _fail("--icount, --kernels, --micropython and --cmsis-nn are for --core qemu")
     address = _listen_address(args.listen) if args.listen else None
     tmp = None
     flash_dir = args.flash_dir
@@ -138,7 +144,8 @@ def serve(args):
         proc = cores.start_micropython(uart, profile, flash_dir, args.power_cut_after_writes)
     elif args.core == "qemu":
         proc = cores.start_qemu(uart, profile, flash_dir, args.power_cut_after_writes,
-                                args.icount, args.micropython)
+                                args.icount, args.micropython, args.cmsis_nn,
+                                args.kernels == "viper")
     else:
         cores.start_cpython(uart, profile, flash_dir, args.power_cut_after_writes)
     print("port: %s" % uart.port, flush=True)

@@ -61,6 +61,7 @@ F_PROFILE = 4
 F_STAGING = 8  # INPUT and OUTPUT requests, RUN_STAGED and RUN_HOLD
 F_SIGNING = 16  # KEY requests and signed FLASH_BEGIN
 F_KEYED = 32  # this board has a device key: it installs only blobs signed with it
+F_ICOUNT = 64  # the board's clock counts instructions: 1 us is 1,000 (QEMU's -icount shift=0)
 ZDATA_WBITS = 12  # FLASH_ZDATA's deflate window: 4 KB, more than any chunk
 
 BEGIN_SEND = 0
@@ -286,6 +287,7 @@ class Server:
         self.console = False  # a new session: logs only on request
         lim = self.board.limits
         features = F_PROFILE | F_STAGING | F_SIGNING | (F_REPL if lim.get("repl") else 0) \
+            | (F_ICOUNT if lim.get("icount") else 0) \
             | (F_DEFLATE if _raw_inflate else 0)
         if self.board.store.key() is not None:
             features |= F_KEYED
@@ -684,6 +686,11 @@ class Server:
         op_times = [0] * len(model.calls) if flags & RUN_PROFILE else None
         if staged and repeat > 1:  # the planner reuses input bytes: keep a copy for later runs
             inputs = [bytes(model.views[t]) for t in model.blob.inputs]
+        if self.board.limits.get("icount"):
+            # a collection's cost depends on what came before; starting each RUN from a
+            # fresh one makes the instruction counts the same from run to run
+            import gc
+            gc.collect()
         first = True
         try:
             for _ in range(max(1, repeat)):

@@ -534,7 +534,8 @@ def _firmware_image(args):
                                if p.get("qemu") == args.target)
     heap = profiles.get(board)["ram"]
     args.output = args.output or "npu-firmware-%s" % args.target
-    out = firmware_image.build(args.target, heap, args.output, args.micropython)
+    out = firmware_image.build(args.target, heap, args.output, args.micropython,
+                               cmsis_nn=args.cmsis_nn)
     files = [str(out / n) for n in ("firmware.elf", "firmware.bin")]
     if args.json:
         print(json.dumps(dict(target=args.target, board=board, heap=heap, files=files)))
@@ -823,6 +824,11 @@ def build_parser():
                          "(default: the target's own)")
     fp.add_argument("--micropython", metavar="DIR",
                     help="with --target: MicroPython's source tree (default: $MICROPY_DIR)")
+    fp.add_argument("--cmsis-nn", metavar="DIR",
+                    help="with --target: CMSIS-NN's source (Source/, Include/) for the native npu "
+                         "module's Arm kernels (default: $CMSIS_NN_DIR; neither: portable C). "
+                         "The module (firmware/native) builds into your own MicroPython too: "
+                         "make USER_C_MODULES=.../firmware/native (docs/boards.md)")
     fp.add_argument("--json", action="store_true", help="print JSON")
     fp.set_defaults(func=cmd_firmware_build)
     fp = fw_sub.add_parser("install", help="copy the firmware to a board through its raw REPL "

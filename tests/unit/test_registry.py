@@ -141,11 +141,11 @@ def test_the_mac_limit_is_the_same_in_the_compiler_and_the_firmware(monkeypatch)
 
 
 def test_the_c_kernels_and_the_docs_state_the_registry_limits():
-    binding = (ROOT / "board_emulator" / "csrc" / "_kernels.c").read_text()
-    assert "#define MAX_WINDOW_MACS %d\n" % ops.MAX_MACS in binding
-    assert "#define MAX_IN_DEPTH %d\n" % ops.PARAM_RANGES["in_depth"][1] in binding
+    checks = (ROOT / "board_emulator" / "csrc" / "npu_checks.h").read_text()
+    assert "#define MAX_WINDOW_MACS %d\n" % ops.MAX_MACS in checks
+    assert "#define NPU_MAX_IN_DEPTH %d\n" % ops.PARAM_RANGES["in_depth"][1] in checks
     lo, hi = ops.PARAM_RANGES["input_offset"]
-    assert "#define INPUT_OFFSET_MIN (%d)\n#define INPUT_OFFSET_MAX %d\n" % (lo, hi) in binding
+    assert "#define NPU_INPUT_OFFSET_MIN (%d)\n#define NPU_INPUT_OFFSET_MAX %d\n" % (lo, hi) in checks
     header = (ROOT / "board_emulator" / "csrc" / "npu_kernels.h").read_text()
     assert set(re.findall(r"k_h \* k_w(?: \* in_c)? <= (\d+)", header)) == {str(ops.MAX_MACS)}
     fmt = " ".join((ROOT / "docs" / "blob-format.md").read_text().split())

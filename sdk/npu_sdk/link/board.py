@@ -33,7 +33,8 @@ class BoardInfo(codec.Hello):
                                           (codec.F_PROFILE, "profile"),
                                           (codec.F_STAGING, "staging"),
                                           (codec.F_SIGNING, "signing"),
-                                          (codec.F_KEYED, "keyed")) if self.features & bit]
+                                          (codec.F_KEYED, "keyed"),
+                                          (codec.F_ICOUNT, "icount")) if self.features & bit]
         d["keyed"] = self.keyed
         return d
 

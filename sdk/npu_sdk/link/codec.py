@@ -46,6 +46,7 @@ F_PROFILE = 4  # RUN can time each op
 F_STAGING = 8  # INPUT and OUTPUT requests, RUN_STAGED and RUN_HOLD
 F_SIGNING = 16  # KEY requests and signed FLASH_BEGIN
 F_KEYED = 32  # the board has a device key: it installs only blobs signed with it
+F_ICOUNT = 64  # the board's clock counts instructions, 1,000 per us (QEMU's -icount shift=0)
 
 #: FLASH_ZDATA: log2 of the deflate window; a chunk is compressed on its own, so no
 #: back-reference reaches past its start and a 4 KB window covers any chunk a board takes

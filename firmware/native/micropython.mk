@@ -1,0 +1,25 @@
+# The npu module (the board's NPU driver) for a MicroPython port's make build:
+#   make USER_C_MODULES=path/to/firmware/native [CMSIS_NN_DIR=path/to/CMSIS-NN]
+# The kernel core is the emulator's: board_emulator/csrc (NPU_CORE_DIR overrides where).
+NPU_MOD_DIR := $(USERMOD_DIR)
+NPU_CORE_DIR ?= $(abspath $(NPU_MOD_DIR)/../../board_emulator/csrc)
+
+SRC_USERMOD_C += $(NPU_MOD_DIR)/npu_module.c
+SRC_USERMOD_LIB_C += $(NPU_MOD_DIR)/npu_cmsis.c $(NPU_CORE_DIR)/npu_checks.c \
+	$(NPU_CORE_DIR)/npu_kernels.c
+CFLAGS_USERMOD += -I$(NPU_MOD_DIR) -I$(NPU_CORE_DIR) -DNPU_NO_SIMD
+
+ifneq ($(CMSIS_NN_DIR),)
+# CMSIS-NN's s8 kernels that npu_cmsis.c calls, with the support functions they call in turn
+# (the int8 ones: not the float, int16 or int4 families)
+NPU_CMSIS := $(CMSIS_NN_DIR)/Source
+SRC_USERMOD_LIB_C += $(wildcard $(addprefix $(NPU_CMSIS)/, ConvolutionFunctions/*s8*.c \
+	PoolingFunctions/*s8*.c TransposeFunctions/*s8*.c)) \
+	$(addprefix $(NPU_CMSIS)/FullyConnectedFunctions/, arm_fully_connected_s8.c \
+		arm_fully_connected_per_channel_s8.c arm_fully_connected_get_buffer_sizes_s8.c \
+		arm_vector_sum_s8.c) \
+	$(NPU_CMSIS)/BasicMathFunctions/arm_elementwise_add_s8.c \
+	$(filter-out %_f16.c %_f32.c %_s16.c %_s4.c %lstm_step_s8.c, \
+		$(wildcard $(NPU_CMSIS)/NNSupportFunctions/*.c))
+CFLAGS_USERMOD += -DNPU_CMSIS_NN -I$(CMSIS_NN_DIR)/Include
+endif

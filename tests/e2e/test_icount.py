@@ -1,0 +1,40 @@
+"""The qemu board under `npu emulate --icount`: its clock counts instructions, so `npu run`
+reports instructions per inference and per op, the same in every run to the clock's tick
+(QEMU -icount shift=0)."""
+import json
+
+import numpy as np
+
+from tests.conftest import DIGITS_INT8, ZOO, Emulator
+
+from .test_cli import npu
+
+
+def test_run_reports_instructions_on_an_icount_board(tmp_path):
+    emu = Emulator("qemu", flash_dir=tmp_path / "flash", icount=True)
+    try:
+        info = json.loads(npu("info", "--port", emu.port, "--json").stdout)
+        assert "icount" in info["features"] and info["kernels"].startswith("native (")
+        x = tmp_path / "x.npy"
+        np.save(x, np.load(ZOO / "digits_mlp" / "samples.npz")["x_int8"][:1])
+        npu("flash", DIGITS_INT8, "--port", emu.port, "--name", "digits")
+        runs = [json.loads(npu("run", "digits", "--input", x, "--port", emu.port, "--repeat", 3,
+                               "--profile", "--json").stdout) for _ in range(3)]
+    finally:
+        emu.stop()
+    first, second = runs[1:]  # the run after a model's load also pays for collecting its garbage
+    assert first["instructions_median"] == round(first["invoke_ms_median"] * 1e6) > 0
+    # counts, not times: they agree to the board clock's tick (it reads whole microseconds,
+    # 1,000 instructions, and the tick's phase at the start differs)
+    assert abs(first["instructions_median"] - second["instructions_median"]) <= 1000
+    assert [op["instructions"] for op in first["profile"]] == [
+        op["us"] * 1000 for op in first["profile"]]
+    assert sum(op["instructions"] > 0 for op in first["profile"]) >= 1
+
+
+def test_run_reports_no_instructions_on_a_wall_clock_board(emulator, tmp_path):
+    x = tmp_path / "x.npy"
+    np.save(x, np.load(ZOO / "digits_mlp" / "samples.npz")["x_int8"][:1])
+    npu("flash", DIGITS_INT8, "--port", emulator.port, "--name", "digits")
+    report = json.loads(npu("run", "digits", "--input", x, "--port", emulator.port, "--json").stdout)
+    assert "instructions_median" not in report
