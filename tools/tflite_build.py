@@ -3,7 +3,7 @@
 Test utility only: the models are the smallest flatbuffers TFLite Micro accepts
 for one op (FULLY_CONNECTED, SOFTMAX, QUANTIZE, DEQUANTIZE, CONV_2D,
 DEPTHWISE_CONV_2D, the pools, ADD, MUL, the pointwise activations, MEAN, PAD,
-CONCATENATION), so a conformance test can compare a
+CONCATENATION, TRANSPOSE), so a conformance test can compare a
 kernel with the oracle on exactly the parameters it chose.
 """
 
@@ -283,6 +283,19 @@ def concatenation_model(shapes, axis, q, qs=None):
     opts.axis = axis
     return m.build(tfl.BuiltinOperator.CONCATENATION, xs, [y],
                    tfl.BuiltinOptions.ConcatenationOptions, opts, graph_inputs=xs)
+
+
+def transpose_model(input_shape, q, perm, output_q=None):
+    """TRANSPOSE of an int8 tensor by the constant permutation `perm` (output quantization
+    `q` unless `output_q` is given)."""
+    output_q = output_q or q
+    m = _Model()
+    x = m.tensor("input", input_shape, np.int8, q[0], q[1])
+    p = m.tensor("perm", [len(perm)], np.int32, data=np.asarray(perm, np.int32))
+    y = m.tensor("output", [input_shape[k % len(perm)] for k in perm], np.int8, output_q[0],
+                 output_q[1])
+    return m.build(tfl.BuiltinOperator.TRANSPOSE, [x, p], [y],
+                   tfl.BuiltinOptions.TransposeOptions, tfl.TransposeOptionsT())
 
 
 def run_tflm(model_bytes, input_array, arena_size=1 << 20):

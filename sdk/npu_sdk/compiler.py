@@ -412,6 +412,28 @@ def _check_concatenation(graph, op):
     return reasons
 
 
+def _perm(graph, op):
+    """TRANSPOSE's constant permutation, or None."""
+    return _const_ints(graph, op.inputs[1])
+
+
+def _check_transpose(graph, op):
+    """TRANSPOSE: int8 of rank <= 4, a constant int32 permutation of its dimensions, the same
+    quantization in and out (TFLM's kernel moves bytes)."""
+    reasons = _int8_activations(graph, op, op.inputs[:1])
+    if reasons:
+        return reasons
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    perm = _perm(graph, op)
+    if len(x.shape) > 4 or perm is None or sorted(perm) != list(range(len(x.shape))):
+        return ["permutation must be a constant int32 permutation of 0..rank-1, rank <= 4 (got "
+                "%s for rank %d)" % (perm, len(x.shape))]
+    want = tuple(x.shape[k] for k in perm)
+    if tuple(y.shape) != want:
+        return ["output shape %s is not the permuted shape %s" % (tuple(y.shape), want)]
+    return _same_quantization(graph, op.inputs[0], op.outputs[0])
+
+
 # Inputs every op of a kind the SDK reads must have (present, not -1) and that the compiler
 # and rewrite.py read without looking; every one of them has exactly one output.
 _ARITY = {name: op.arity for name, op in ops.OPS.items()}
@@ -623,8 +645,10 @@ def _strides4(shape):
     return shape, strides
 
 
-def _emit_copy(lw, op, src, out_offset, out_strides, fill=0, fill_value=0):
-    dims, in_strides = _strides4(lw.graph.tensors[src].shape)
+def _emit_copy(lw, op, src, out_offset, out_strides, fill=0, fill_value=0, in_view=None):
+    """COPY src (read as `in_view`: rank-4 dims and strides, default its own layout) into
+    the output at out_offset with out_strides."""
+    dims, in_strides = in_view or _strides4(lw.graph.tensors[src].shape)
     params = dict(out_offset=out_offset, fill=fill, fill_value=fill_value)
     for k in range(4):
         params["d%d" % k], params["in_s%d" % k] = dims[k], in_strides[k]
@@ -655,6 +679,22 @@ def _lower_concatenation(lw, op):
     for i in op.inputs:
         _emit_copy(lw, op, i, position * step, out_strides)
         position += lw.graph.tensors[i].shape[axis]
+
+
+def _lower_transpose(lw, op):
+    """A COPY that walks the output in order and reads the input with permuted strides; an
+    alias (no kernel) when the permutation moves only size-1 dimensions."""
+    x, y = lw.graph.tensors[op.inputs[0]], lw.graph.tensors[op.outputs[0]]
+    perm = _perm(lw.graph, op)
+    moved = [k for k in perm if x.shape[k] != 1]
+    if moved == sorted(moved):  # the bytes are already in the output's order
+        _lower_reshape(lw, op)
+        return
+    _, x_strides = _strides4(x.shape)
+    lead = 4 - len(perm)
+    in_strides = [0] * lead + [x_strides[lead + k] for k in perm]
+    dims, out_strides = _strides4(y.shape)
+    _emit_copy(lw, op, op.inputs[0], 0, out_strides, in_view=(dims, in_strides))
 
 
 def _lower_mean(lw, op):
@@ -693,6 +733,7 @@ FAMILIES = {
     "pad": (_check_pad, _lower_pad),
     "mean": (_check_mean, _lower_mean),
     "concatenation": (_check_concatenation, _lower_concatenation),
+    "transpose": (_check_transpose, _lower_transpose),
 }
 CONSTRAINTS = {name: FAMILIES[op.lowering][0] for name, op in ops.OPS.items() if op.lowering}
 LOWERINGS = {name: FAMILIES[op.lowering][1] for name, op in ops.OPS.items() if op.lowering}

@@ -64,7 +64,8 @@ KERNELS = (
                                        "output_shift", "output_offset", "act_min", "act_max")),
     # out[i] = table[in[i] + 128]: every int8 -> int8 pointwise op; inputs: input, table int8[256]
     Kernel("LUT", 11, 2, ("count",)),
-    # Strided 4-D int8 copy into a part of the output (PAD, one per CONCATENATION input):
+    # Strided 4-D int8 copy into a part of the output (PAD, one per CONCATENATION input,
+    # TRANSPOSE with the input's strides permuted):
     # out[out_offset + sum i_k * out_s_k] = in[sum i_k * in_s_k] for i_k < d_k; with
     # fill = 1 the whole output is first set to fill_value.
     Kernel("COPY", 12, 1, ("d0", "d1", "d2", "d3", "in_s0", "in_s1", "in_s2", "in_s3",
@@ -121,6 +122,8 @@ OPS = {op.name: op for op in (
     Op("CONCATENATION", 1, "ConcatenationOptions", "concatenation", ("COPY",)),
     Op("MEAN", 2, "ReducerOptions", "mean", ("MEAN",), CALIBRATED),
     Op("RESHAPE", 1, "ReshapeOptions", "reshape", (), SAME_AS_INPUT),  # an alias: no kernel
+    # A strided COPY with the input's strides permuted; an alias where it moves only size-1 dims
+    Op("TRANSPOSE", 2, "TransposeOptions", "transpose", ("COPY",), SAME_AS_INPUT),
     Op("QUANTIZE", 1, "QuantizeOptions", "quantize", ("QUANTIZE", "LUT")),
     Op("DEQUANTIZE", 1, "DequantizeOptions", "dequantize", ("DEQUANTIZE",)),
     # What converters leave behind, folded or rewritten away by rewrite.py before the

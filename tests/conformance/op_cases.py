@@ -1,5 +1,5 @@
 """Single-op int8 models for CONV_2D, DEPTHWISE_CONV_2D, the pools, ADD, MUL, the pointwise
-activations and int8 QUANTIZE, MEAN, PAD/PADV2 and CONCATENATION, each
+activations and int8 QUANTIZE, MEAN, PAD/PADV2, CONCATENATION and TRANSPOSE, each
 with inputs and the TFLite Micro output: the vectors test_ops_pipeline.py runs
 through the whole stack (compiler -> blob -> firmware interpreter -> kernels).
 
@@ -183,7 +183,31 @@ def concatenation_cases():
     return cases
 
 
+# (input shape, permutation): PyTorch's NCHW -> NHWC and back, every rank up to 4, and
+# permutations that only move size-1 dimensions (compiled as an alias, no kernel)
+TRANSPOSE_SHAPES = [
+    ((1, 3, 5, 4), (0, 2, 3, 1)),
+    ((1, 5, 4, 3), (0, 3, 1, 2)),
+    ((2, 3, 4, 5), (3, 1, 0, 2)),
+    ((3, 4, 5), (2, 0, 1)),
+    ((7, 6), (1, 0)),
+    ((9,), (0,)),
+    ((1, 1, 6, 5), (1, 2, 0, 3)),
+    ((4, 1, 1, 3), (1, 0, 3, 2)),
+]
+
+
+def transpose_cases():
+    rng = np.random.default_rng(64)
+    cases = []
+    for i, (shape, perm) in enumerate(TRANSPOSE_SHAPES):
+        x = rng.integers(-128, 128, shape).astype(np.int8)
+        cases.append(Case("transpose%d" % i, tb.transpose_model(shape, _q(rng), perm), [x]))
+    return cases
+
+
 def all_cases():
     return (conv_cases(False) + conv_cases(True) + pool_cases("AVERAGE_POOL_2D")
             + pool_cases("MAX_POOL_2D") + elementwise_cases("ADD") + elementwise_cases("MUL")
-            + pointwise_cases() + mean_cases() + pad_cases() + concatenation_cases())
+            + pointwise_cases() + mean_cases() + pad_cases() + concatenation_cases()
+            + transpose_cases())

@@ -1,5 +1,5 @@
 """CONV_2D, DEPTHWISE_CONV_2D, the pools, ADD, MUL, the pointwise activations, int8
-QUANTIZE, MEAN, PAD and CONCATENATION through the whole stack vs TFLite Micro.
+QUANTIZE, MEAN, PAD, CONCATENATION and TRANSPOSE through the whole stack vs TFLite Micro.
 
 Each single-op model (op_cases) is compiled by npu_sdk.compiler, parsed and
 prepared by the firmware interpreter (npufw.interp) and run on both kernel sets:
