@@ -3,6 +3,7 @@
 #include "npu_kernels_internal.h"
 
 #include <stddef.h>
+#include <string.h>
 
 /* ---- run-time instruction set choice ------------------------------------------ */
 
@@ -592,9 +593,7 @@ void npu_lut_s8(const int8_t *input, const int8_t *table, int8_t *output, int32_
 void npu_copy_s8(const int8_t *input, int8_t *output, int32_t out_size, const npu_copy *p) {
     const size_t sa = (size_t)p->in_strides[3], sb = (size_t)p->out_strides[3];
     if (p->fill) {
-        for (int32_t i = 0; i < out_size; ++i) {
-            output[i] = (int8_t)p->fill_value;
-        }
+        memset(output, (int8_t)p->fill_value, (size_t)out_size);
     }
     for (int32_t i0 = 0; i0 < p->dims[0]; ++i0) {
         for (int32_t i1 = 0; i1 < p->dims[1]; ++i1) {
@@ -605,6 +604,10 @@ void npu_copy_s8(const int8_t *input, int8_t *output, int32_t out_size, const np
                 int8_t *b = output + (size_t)p->out_offset + (size_t)i0 * (size_t)p->out_strides[0] +
                             (size_t)i1 * (size_t)p->out_strides[1] +
                             (size_t)i2 * (size_t)p->out_strides[2];
+                if (sa == 1 && sb == 1) { /* PAD and CONCATENATION rows: contiguous */
+                    memcpy(b, a, (size_t)p->dims[3]);
+                    continue;
+                }
                 for (int32_t i3 = 0; i3 < p->dims[3]; ++i3) {
                     b[(size_t)i3 * sb] = a[(size_t)i3 * sa];
                 }

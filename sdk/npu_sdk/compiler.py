@@ -645,10 +645,27 @@ def _strides4(shape):
     return shape, strides
 
 
+def _coalesce(dims, in_strides, out_strides):
+    """The same copy with fewer, longer loops: a dimension contiguous with the one inside it
+    in both input and output merges into it (PAD's rows of 3 channels become rows of
+    width x 3 bytes); size-1 ones go."""
+    loops = []  # (d, in stride, out stride), innermost first
+    for d, a, b in reversed(list(zip(dims, in_strides, out_strides))):
+        if d == 1:
+            continue
+        if loops and a == loops[-1][0] * loops[-1][1] and b == loops[-1][0] * loops[-1][2]:
+            loops[-1] = (loops[-1][0] * d, loops[-1][1], loops[-1][2])
+        else:
+            loops.append((d, a, b))
+    loops = [(1, 0, 0)] * (4 - len(loops)) + loops[::-1]
+    return [list(v) for v in zip(*loops)]
+
+
 def _emit_copy(lw, op, src, out_offset, out_strides, fill=0, fill_value=0, in_view=None):
     """COPY src (read as `in_view`: rank-4 dims and strides, default its own layout) into
     the output at out_offset with out_strides."""
     dims, in_strides = in_view or _strides4(lw.graph.tensors[src].shape)
+    dims, in_strides, out_strides = _coalesce(dims, in_strides, out_strides)
     params = dict(out_offset=out_offset, fill=fill, fill_value=fill_value)
     for k in range(4):
         params["d%d" % k], params["in_s%d" % k] = dims[k], in_strides[k]
@@ -694,6 +711,12 @@ def _lower_transpose(lw, op):
     lead = 4 - len(perm)
     in_strides = [0] * lead + [x_strides[lead + k] for k in perm]
     dims, out_strides = _strides4(y.shape)
+    # The copy's loops may run in any order: read the input's rows innermost when they are
+    # longer than the output's (NCHW -> NHWC: 96 pixels a row rather than 3 channels).
+    j = lead + perm.index(len(perm) - 1)
+    if dims[j] > dims[3]:
+        for v in (dims, in_strides, out_strides):
+            v[j], v[3] = v[3], v[j]
     _emit_copy(lw, op, op.inputs[0], 0, out_strides, in_view=(dims, in_strides))
 
 
