@@ -105,6 +105,12 @@ class _Net:
         p = self._t("pads", (len(pads), 2), np.array(pads, np.int32), np.int32)
         return self._op("PAD", [x, p], tuple(d + sum(ab) for d, ab in zip(self.shape(x), pads)), {})
 
+    def flatten(self, x):
+        """RESHAPE to [batch, everything else]."""
+        n = self.shape(x)[0]
+        s = self._t("shape", (2,), np.array([n, -1], np.int32), np.int32)
+        return self._op("RESHAPE", [x, s], (n, int(np.prod(self.shape(x)[1:]))), {})
+
     def mean_flatten(self, x):
         """PyTorch's adaptive_avg_pool2d(1) + flatten: MEAN over H, W keeping dims, RESHAPE."""
         n, _, _, c = self.shape(x)

@@ -1,12 +1,13 @@
 """A MobileNetV2-class model exported the PyTorch way (NCHW input, a leading TRANSPOSE, explicit
 PADs, inverted residual blocks, MEAN + RESHAPE + FULLY_CONNECTED: tools/bench_kernels.mbv2_torch),
 quantized to int8, through the whole stack vs TFLite Micro on the C and the viper kernels.
-Tolerance 0.
+Tolerance 0. Also PyTorch's flatten of an NCHW tensor (TRANSPOSE back to NCHW, RESHAPE,
+FULLY_CONNECTED), which the compiler folds into the weights.
 """
 import numpy as np
 import pytest
 
-from npu_sdk import compiler, reference, tflite
+from npu_sdk import blob, compiler, reference, tflite
 from npufw import interp
 from tests.conformance import mp_harness
 from tools import bench_kernels
@@ -68,3 +69,28 @@ def test_viper_kernels_match_tflm(model):
     _, out = mp_harness.run_script("N = %d\n" % len(xs) + _VM_SCRIPT, files)
     for s, want in enumerate(expected):
         assert np.array_equal(np.frombuffer(out["y%d.bin" % s], np.int8), want)
+
+
+def _nchw_flatten_fc(perm):
+    """conv -> TRANSPOSE(perm) -> RESHAPE [1, -1] -> FULLY_CONNECTED, int8."""
+    n = bench_kernels._Net("flatten", (1, 4, 3, 5), 9)
+    x = n.transpose(n.conv(0, 6, 3, act="NONE"), perm)
+    return bench_kernels.int8_model(n.graph(n.fc(n.flatten(x), 7, act="NONE")))
+
+
+@pytest.mark.parametrize("perm,copies", [((0, 3, 1, 2), 0),  # folded into the weights
+                                         ((3, 1, 2, 0), 1)])  # moves values between rows
+def test_transpose_before_fully_connected(perm, copies):
+    data = _nchw_flatten_fc(perm)
+    assert "TRANSPOSE" in [op.kind for op in tflite.parse(data).ops]
+    compiled = compiler.compile_graph(tflite.parse(data))
+    opcodes = [op.opcode for op in blob.unpack(compiled.blob).ops]
+    assert opcodes.count(blob.OPCODES["COPY"]) == copies
+    runner = interp.Model(compiled.blob, _kernels)
+    rng = np.random.default_rng(12)
+    for _ in range(3):
+        x = rng.integers(-128, 128, (1, 4, 3, 5)).astype(np.int8)
+        runner.set_input(0, x.tobytes())
+        runner.invoke()
+        want = reference.run_tflm(data, [x])[0].reshape(-1)
+        assert np.array_equal(np.frombuffer(bytes(runner.output(0)), np.int8), want)
