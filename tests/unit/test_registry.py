@@ -29,6 +29,15 @@ def test_generated_firmware_opcodes_are_current():
         _tool("make_firmware_opcodes").render(), "stale: run tools/make_firmware_opcodes.py"
 
 
+def test_the_op_support_doc_is_current():
+    """docs/ops.md: the registry's ops against the builtins the installed TFLite Micro has."""
+    tool = _tool("make_op_support")
+    tflm = tool.tflm_builtins()
+    assert {"CONV_2D", "TRANSPOSE", "SVDF", "BATCH_MATMUL"} <= set(tflm)  # the reader works
+    assert (ROOT / "docs" / "ops.md").read_text() == tool.render(tflm), \
+        "stale: run tools/make_op_support.py"
+
+
 def test_the_firmware_reads_the_generated_tables():
     assert blobfmt.OPS is opcodes.OPS
     assert {code: name for code, (name, _, _) in opcodes.OPS.items()} == blob.OPNAMES
