@@ -20,7 +20,9 @@ _ACTIVATIONS = {
 
 _TYPES = {
     np.dtype(np.int8): tfl.TensorType.INT8,
+    np.dtype(np.int16): tfl.TensorType.INT16,
     np.dtype(np.int32): tfl.TensorType.INT32,
+    np.dtype(np.int64): tfl.TensorType.INT64,
     np.dtype(np.float32): tfl.TensorType.FLOAT32,
 }
 
@@ -83,22 +85,25 @@ class _Model:
 
 
 def fully_connected_model(in_depth, out_depth, batches, input_q, weights, weight_scales,
-                          bias, output_q, activation="NONE"):
+                          bias, output_q, activation="NONE", int16=False):
     """FULLY_CONNECTED: int8 input [batches, in_depth], int8 weights [out, in]
-    (per-tensor if one scale, else per-channel on axis 0), optional int32 bias."""
+    (per-tensor if one scale, else per-channel on axis 0), optional int32 bias. With
+    `int16`, 16x8 as TensorFlow's converter writes it: int16 input and output (zero points
+    0: pass them in input_q/output_q), int64 bias."""
+    act, bias_t = (np.int16, np.int64) if int16 else (np.int8, np.int32)
     weights = np.asarray(weights, dtype=np.int8).reshape(out_depth, in_depth)
     w_scales = np.atleast_1d(np.asarray(weight_scales, dtype=np.float32))
     m = _Model()
-    x = m.tensor("input", [batches, in_depth], np.int8, input_q[0], input_q[1])
+    x = m.tensor("input", [batches, in_depth], act, input_q[0], input_q[1])
     w = m.tensor("weights", [out_depth, in_depth], np.int8, w_scales,
                  np.zeros(len(w_scales), np.int64), data=weights, axis=0)
     b = -1
     if bias is not None:
         # Bias scale = input scale * weight scale, which TFLM checks to 2%.
         b_scales = np.float32(input_q[0]) * w_scales
-        b = m.tensor("bias", [out_depth], np.int32, b_scales, np.zeros(len(b_scales), np.int64),
-                     data=np.asarray(bias, dtype=np.int32), axis=0)
-    y = m.tensor("output", [batches, out_depth], np.int8, output_q[0], output_q[1])
+        b = m.tensor("bias", [out_depth], bias_t, b_scales, np.zeros(len(b_scales), np.int64),
+                     data=np.asarray(bias, dtype=bias_t), axis=0)
+    y = m.tensor("output", [batches, out_depth], act, output_q[0], output_q[1])
     opts = tfl.FullyConnectedOptionsT()
     opts.fusedActivationFunction = _ACTIVATIONS[activation]
     return m.build(tfl.BuiltinOperator.FULLY_CONNECTED, [x, w, b], [y],

@@ -20,10 +20,10 @@
 /* The dot product accumulates 128 * 128 per term in int32. */
 #define MAX_IN_DEPTH 131071
 
-typedef enum { ELEM_I8, ELEM_I32, ELEM_F32 } elem_kind;
+typedef enum { ELEM_I8, ELEM_I32, ELEM_F32, ELEM_I16, ELEM_I64 } elem_kind;
 
-static const char *const elem_names[] = {"int8", "int32", "float32"};
-static const Py_ssize_t elem_sizes[] = {1, 4, 4};
+static const char *const elem_names[] = {"int8", "int32", "float32", "int16", "int64"};
+static const Py_ssize_t elem_sizes[] = {1, 4, 4, 2, 8};
 
 /* The buffers one call holds; released together on every path. */
 typedef struct {
@@ -110,12 +110,17 @@ static int check_format(const Py_buffer *view, const char *name, elem_kind kind)
         if (kind == ELEM_F32 && c == 'f' && view->itemsize == 4) {
             return 0;
         }
+        if (kind == ELEM_I16 && c == 'h' && view->itemsize == 2) {
+            return 0;
+        }
+        if (kind == ELEM_I64 && (c == 'q' || c == 'l') && view->itemsize == 8) {
+            return 0;
+        }
     }
     PyErr_Format(PyExc_TypeError,
                  "%s: expected %s elements (or raw bytes), got a buffer of format '%s' "
                  "(itemsize %zd); convert it, e.g. numpy.asarray(%s, dtype=numpy.%s)",
-                 name, elem_names[kind], format, view->itemsize, name,
-                 kind == ELEM_F32 ? "float32" : (kind == ELEM_I32 ? "int32" : "int8"));
+                 name, elem_names[kind], format, view->itemsize, name, elem_names[kind]);
     return -1;
 }
 
@@ -276,6 +281,71 @@ static PyObject *py_fully_connected(PyObject *self, PyObject *args) {
                         scratch);
     Py_END_ALLOW_THREADS
     scratch_free(scratch);
+    release_all(&set);
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(fully_connected_s16_doc,
+"fully_connected_s16(inp, weights, bias_or_None, out, mult, shift, batches, in_depth,\n"
+"                    out_depth, act_min, act_max)\n"
+"--\n\n"
+"16x8 fully connected layer, bit-exact with TFLite Micro. inp: int16[batches*in_depth]\n"
+"(zero point 0), weights: int8[out_depth*in_depth], bias: int64[out_depth] or None,\n"
+"out: writable int16[batches*out_depth], mult/shift: int32[out_depth].");
+
+static PyObject *py_fully_connected_s16(PyObject *self, PyObject *args) {
+    PyObject *inp_obj, *w_obj, *bias_obj, *out_obj, *mult_obj, *shift_obj;
+    int batches, in_depth, out_depth, act_min, act_max;
+    buffer_set set = {.count = 0};
+    const Py_buffer *inp, *w, *bias = NULL, *out, *mult, *shift;
+    (void)self;
+
+    if (!PyArg_ParseTuple(args, "OOOOOOiiiii:fully_connected_s16", &inp_obj, &w_obj, &bias_obj,
+                          &out_obj, &mult_obj, &shift_obj, &batches, &in_depth, &out_depth,
+                          &act_min, &act_max)) {
+        return NULL;
+    }
+    /* |x * w| <= 2^22: in_depth < 2^24 and |bias| <= 2^46 keep the int64 sum inside
+     * TFLM's 2^47 bound (and its product with a 16-bit multiplier inside int64). */
+    if (check_positive("batches", batches) < 0 || check_positive("out_depth", out_depth) < 0 ||
+        check_range("in_depth", in_depth, 1, (1 << 24) - 1) < 0 ||
+        check_range("act_min", act_min, -32768, 32767) < 0 ||
+        check_range("act_max", act_max, act_min, 32767) < 0) {
+        return NULL;
+    }
+    if ((inp = acquire(&set, inp_obj, "inp", ELEM_I16, 0, (long long)batches * in_depth)) == NULL ||
+        (w = acquire(&set, w_obj, "weights", ELEM_I8, 0, (long long)out_depth * in_depth)) == NULL ||
+        (bias_obj != Py_None &&
+         (bias = acquire(&set, bias_obj, "bias", ELEM_I64, 0, out_depth)) == NULL) ||
+        (out = acquire(&set, out_obj, "out", ELEM_I16, 1, (long long)batches * out_depth)) == NULL ||
+        (mult = acquire(&set, mult_obj, "mult", ELEM_I32, 0, out_depth)) == NULL ||
+        (shift = acquire(&set, shift_obj, "shift", ELEM_I32, 0, out_depth)) == NULL) {
+        release_all(&set);
+        return NULL;
+    }
+    {
+        const int32_t *s = (const int32_t *)shift->buf, *m = (const int32_t *)mult->buf;
+        for (int o = 0; o < out_depth; ++o) {
+            if (s[o] < -31 || s[o] > 7 || m[o] < 0) {
+                PyErr_Format(PyExc_ValueError, "shift[%d] must be in [-31, 7] and mult[%d] "
+                             ">= 0, got %d, %d", o, o, (int)s[o], (int)m[o]);
+                release_all(&set);
+                return NULL;
+            }
+            if (bias != NULL && llabs((long long)((const int64_t *)bias->buf)[o]) > (1LL << 46)) {
+                PyErr_Format(PyExc_ValueError, "bias[%d] must be within +-2^46", o);
+                release_all(&set);
+                return NULL;
+            }
+        }
+    }
+    Py_BEGIN_ALLOW_THREADS
+    npu_fully_connected_s16((const int16_t *)inp->buf, (const int8_t *)w->buf,
+                            bias != NULL ? (const int64_t *)bias->buf : NULL,
+                            (int16_t *)out->buf, (const int32_t *)mult->buf,
+                            (const int32_t *)shift->buf, batches, in_depth, out_depth, act_min,
+                            act_max);
+    Py_END_ALLOW_THREADS
     release_all(&set);
     Py_RETURN_NONE;
 }
@@ -924,6 +994,7 @@ static PyMethodDef kernels_methods[] = {
     {"copy", py_copy, METH_VARARGS, copy_doc},
     {"mean", py_mean, METH_VARARGS, mean_doc},
     {"fully_connected", py_fully_connected, METH_VARARGS, fully_connected_doc},
+    {"fully_connected_s16", py_fully_connected_s16, METH_VARARGS, fully_connected_s16_doc},
     {"softmax", py_softmax, METH_VARARGS, softmax_doc},
     {"quantize", py_quantize, METH_VARARGS, quantize_doc},
     {"dequantize", py_dequantize, METH_VARARGS, dequantize_doc},

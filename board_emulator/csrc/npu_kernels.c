@@ -105,6 +105,32 @@ void npu_fully_connected(const int8_t *input, const int8_t *weights, const int32
     }
 }
 
+/* TFLM's MultiplyByQuantizedMultiplier for int64 accumulators (16x8 kernels): the
+ * multiplier rounded to 16 bits, one rounding shift; |x| < 2^47 keeps it in int64. */
+static int32_t multiply_by_quantized_multiplier_s64(int64_t x, int32_t mult, int32_t shift) {
+    const int64_t reduced = mult < 0x7FFF0000 ? (mult + (1 << 15)) >> 16 : 0x7FFF;
+    const int32_t total_shift = 15 - shift;
+    return (int32_t)((x * reduced + ((int64_t)1 << (total_shift - 1))) >> total_shift);
+}
+
+void npu_fully_connected_s16(const int16_t *input, const int8_t *weights, const int64_t *bias,
+                             int16_t *output, const int32_t *mult, const int32_t *shift,
+                             int32_t batches, int32_t in_depth, int32_t out_depth,
+                             int32_t act_min, int32_t act_max) {
+    for (int32_t b = 0; b < batches; ++b) {
+        const int16_t *x = input + (size_t)b * (size_t)in_depth;
+        for (int32_t o = 0; o < out_depth; ++o) {
+            const int8_t *w = weights + (size_t)o * (size_t)in_depth;
+            int64_t acc = bias != NULL ? bias[o] : 0;
+            for (int32_t i = 0; i < in_depth; ++i) {
+                acc += (int32_t)x[i] * (int32_t)w[i];
+            }
+            const int32_t y = multiply_by_quantized_multiplier_s64(acc, mult[o], shift[o]);
+            output[(size_t)b * (size_t)out_depth + (size_t)o] = (int16_t)clamp_i32(y, act_min, act_max);
+        }
+    }
+}
+
 /* ---- softmax (gemmlowp fixed point) ------------------------------------------ */
 
 /* Fixed-point formats below are named Qm: m integer bits, 31 - m fraction bits. */

@@ -44,6 +44,15 @@ void npu_fully_connected(const int8_t *input, const int8_t *weights, const int32
                          int32_t input_offset, int32_t output_offset,
                          int32_t act_min, int32_t act_max, void *scratch);
 
+/* 16x8 fully connected (int16 activations, zero points 0; int8 weights; int64 bias or
+ * NULL): output[b, o] = clamp(requant64(bias[o] + sum_i input[b, i] * weights[o, i]),
+ * act_min, act_max), accumulated in int64 as TFLM's reference_integer_ops. shift in
+ * [-31, 7]; |accumulator| < 2^47 (in_depth < 2^25). */
+void npu_fully_connected_s16(const int16_t *input, const int8_t *weights, const int64_t *bias,
+                             int16_t *output, const int32_t *mult, const int32_t *shift,
+                             int32_t batches, int32_t in_depth, int32_t out_depth,
+                             int32_t act_min, int32_t act_max);
+
 /* Softmax over the last axis of [rows, depth]; output scale 1/256, zero point -128. */
 void npu_softmax_s8(const int8_t *input, int8_t *output, int32_t rows, int32_t depth,
                     int32_t input_multiplier, int32_t input_left_shift, int32_t diff_min);

@@ -6,6 +6,8 @@ from .pool import buffer
 _INT8 = 0
 _INT32 = 1
 _FLOAT32 = 2
+_INT16 = 3
+_INT64 = 5
 _LIMIT = 1 << 30  # window coordinates and offsets stay far inside int32
 _MAX_MEAN = 1 << 23  # in_h * in_w: 255 * 2**23 fits the int32 sum (as the C binding)
 
@@ -99,6 +101,18 @@ class Model:
                 self._tensor(op.inputs[3], _INT32, 4 * out_d, what),
                 self._tensor(op.inputs[4], _INT32, 4 * out_d, what),
                 batches, in_d, out_d, in_off, out_off, amin, amax)
+        if code == opcodes.FULLY_CONNECTED_S16:
+            batches, in_d, out_d, amin, amax = p
+            if not (-32768 <= amin <= amax <= 32767) or not 0 < in_d < 1 << 24:
+                raise BlobError(what + ": bad activation range or depth")
+            return npu.fully_connected_s16, (
+                self._tensor(op.inputs[0], _INT16, 2 * batches * in_d, what),
+                self._tensor(op.inputs[1], _INT8, out_d * in_d, what),
+                self._tensor(op.inputs[2], _INT64, 8 * out_d, what),
+                self._tensor(op.outputs[0], _INT16, 2 * batches * out_d, what),
+                self._tensor(op.inputs[3], _INT32, 4 * out_d, what),
+                self._tensor(op.inputs[4], _INT32, 4 * out_d, what),
+                batches, in_d, out_d, amin, amax)
         if code == opcodes.SOFTMAX:
             rows, depth, mult, shift, diff_min = p
             n = rows * depth

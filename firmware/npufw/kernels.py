@@ -183,6 +183,57 @@ def fully_connected(inp, weights, bias, out, mult, shift, batches, in_depth, out
         _store(acc, out, b * out_depth, out_depth, output_offset, act_min, act_max)
 
 
+# ---- 16x8 fully connected ----------------------------------------------------------
+# int16 x int8 products reach 2^22, so an int32 sum overflows after 512 of them. Viper sums
+# each input's low byte (unsigned) and high byte (signed) apart, each product at most
+# 255 * 128, so 65,535 of them fit int32 on every port; Python's integers join the halves,
+# add the int64 bias and requantize exactly (TFLM's 64-bit MultiplyByQuantizedMultiplier).
+
+_CHUNK16 = const(65535)
+_acc16 = bytearray(8)
+
+
+@micropython.viper
+def _mac16(inp: ptr8, xb: int, weights: ptr8, wb: int, n: int, acc: ptr32):
+    """acc[0] = sum_i low_byte(x_i) * w_i, acc[1] = sum_i high_byte(x_i) * w_i."""
+    lo = 0
+    hi = 0
+    for i in range(n):
+        w = (weights[wb + i] ^ 0x80) - 0x80
+        j = xb + (i << 1)
+        lo += inp[j] * w
+        hi += ((inp[j + 1] ^ 0x80) - 0x80) * w
+    acc[0] = lo
+    acc[1] = hi
+
+
+def _requantize64(acc, mult, shift):
+    """TFLM's MultiplyByQuantizedMultiplier(int64 x, ...), in arbitrary-precision ints."""
+    reduced = (mult + 32768) >> 16 if mult < 0x7FFF0000 else 0x7FFF
+    total = 15 - shift
+    return (acc * reduced + (1 << (total - 1))) >> total
+
+
+def fully_connected_s16(inp, weights, bias, out, mult, shift, batches, in_depth, out_depth,
+                        act_min, act_max):
+    """16x8 FULLY_CONNECTED; arguments as the C binding's fully_connected_s16."""
+    acc = _acc16
+    for o in range(out_depth):
+        base = struct.unpack_from("<q", bias, 8 * o)[0] if bias is not None else 0
+        m, s = struct.unpack_from("<i", mult, 4 * o)[0], struct.unpack_from("<i", shift, 4 * o)[0]
+        for b in range(batches):
+            total = base
+            i = 0
+            while i < in_depth:
+                n = min(in_depth - i, _CHUNK16)
+                _mac16(inp, 2 * (b * in_depth + i), weights, o * in_depth + i, n, acc)
+                lo, hi = struct.unpack_from("<ii", acc, 0)
+                total += (hi << 8) + lo
+                i += n
+            y = min(max(_requantize64(total, m, s), act_min), act_max)
+            struct.pack_into("<h", out, 2 * (b * out_depth + o), y)
+
+
 # ---- convolution ----------------------------------------------------------------
 # Per output pixel: viper accumulates every output channel into the int32
 # scratch, then the shared _requantize and _store finish it. Geometry travels

@@ -16,6 +16,7 @@ MUL = 10
 LUT = 11
 COPY = 12
 MEAN = 13
+FULLY_CONNECTED_S16 = 14
 
 # opcode -> (name, number of tensor inputs, number of int32 params)
 OPS = {
@@ -32,6 +33,7 @@ OPS = {
     LUT: ('LUT', 2, 1),
     COPY: ('COPY', 1, 15),
     MEAN: ('MEAN', 1, 8),
+    FULLY_CONNECTED_S16: ('FULLY_CONNECTED_S16', 5, 5),
 }
 
 MAX_MACS = 65535  # k_h * k_w * in_c of a convolution, k_h * k_w of a depthwise one

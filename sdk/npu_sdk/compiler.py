@@ -13,9 +13,10 @@ from .quantize import is_float_model
 
 _BLOB_DTYPES = {np.dtype(np.int8): "int8", np.dtype(np.int32): "int32",
                 np.dtype(np.float32): "float32", np.dtype(np.int16): "int16",
-                np.dtype(np.uint8): "uint8"}
+                np.dtype(np.uint8): "uint8", np.dtype(np.int64): "int64"}
 SUPPORTED_HINT = "Supported ops: %s." % ", ".join(ops.SUPPORTED)
 INT8 = np.dtype(np.int8)
+INT16 = np.dtype(np.int16)
 FLOAT32 = np.dtype(np.float32)
 
 
@@ -34,12 +35,39 @@ def _dtype(graph, i):
     return np.dtype(graph.tensors[i].dtype)
 
 
+def _count(graph, i):
+    return int(np.prod(graph.tensors[i].shape, dtype=np.int64))
+
+
+def _is_16x8(graph, op):
+    """int16 activations (TFLite's 16x8 quantization) rather than int8."""
+    return _dtype(graph, op.inputs[0]) == INT16 and _dtype(graph, op.outputs[0]) == INT16
+
+
+def _int16_activations(graph, op, inputs):
+    """Reasons unless the given inputs and the output are 16x8 int16: quantized, zero point 0."""
+    reasons = []
+    for i in list(inputs) + [op.outputs[0]]:
+        t = graph.tensors[i]
+        if np.dtype(t.dtype) != INT16 or t.scales is None or np.any(t.zero_points != 0):
+            reasons.append("tensor %r must be int16 with zero point 0 (16x8)" % t.name)
+    return reasons
+
+
+#: 16x8 int64 accumulators stay within TFLM's 2^47: |bias| <= 2^46, in_depth < 2^24.
+_MAX_BIAS_S64 = 1 << 46
+
+
 def _check_fully_connected(graph, op):
     reasons = []
     x, w = op.inputs[0], op.inputs[1]
     bias = op.inputs[2] if len(op.inputs) > 2 else -1
-    if _dtype(graph, x) != INT8 or _dtype(graph, op.outputs[0]) != INT8:
-        reasons.append("input and output must be int8 (got %s -> %s)"
+    int16 = _is_16x8(graph, op)
+    bias_dtype = np.int64 if int16 else np.int32
+    if int16:
+        reasons += _int16_activations(graph, op, [x])
+    elif _dtype(graph, x) != INT8 or _dtype(graph, op.outputs[0]) != INT8:
+        reasons.append("input and output must be int8, or int16 for 16x8 (got %s -> %s)"
                        % (_dtype(graph, x), _dtype(graph, op.outputs[0])))
     else:
         reasons += _int8_activations(graph, op, [x])
@@ -50,11 +78,23 @@ def _check_fully_connected(graph, op):
         reasons.append("weights must be symmetric (zero point 0)")
     elif wt.scales is None or len(wt.scales) not in (1, wt.shape[0]):
         reasons.append("weights need one scale or one per output row")
-    elif graph.tensors[x].nbytes % max(wt.shape[1], 1) or wt.shape[1] < 1:
+    elif _count(graph, x) % max(wt.shape[1], 1) or wt.shape[1] < 1:
         reasons.append("input of %d values is not a whole number of rows of %d"
-                       % (graph.tensors[x].nbytes, wt.shape[1]))
-    if bias >= 0 and (not graph.tensors[bias].is_const or graph.tensors[bias].dtype != np.int32):
-        reasons.append("bias must be a constant int32 vector")
+                       % (_count(graph, x), wt.shape[1]))
+    if bias >= 0 and (not graph.tensors[bias].is_const
+                      or np.dtype(graph.tensors[bias].dtype) != bias_dtype):
+        reasons.append("bias must be a constant %s vector" % np.dtype(bias_dtype))
+    elif int16 and bias >= 0 and np.any(np.abs(graph.tensors[bias].data) > _MAX_BIAS_S64):
+        reasons.append("16x8 bias values must be within +-2^46 (int64 accumulators)")
+    if int16 and not reasons:
+        wt = graph.tensors[w]
+        if wt.shape[1] >= 1 << 24:
+            reasons.append("16x8 in_depth must be below 2^24")
+        xt, yt = graph.tensors[x], graph.tensors[op.outputs[0]]
+        p = lower.fully_connected_params(xt.scale, 0, wt.scales, yt.scale, 0, "NONE", wt.shape[0])
+        if int(np.max(p["shift"])) > 7:
+            reasons.append("input scale * weight scale / output scale is above 2^7: TFLM's 16x8 "
+                           "kernels take shifts up to 7")
     if op.options.get("activation", "NONE") not in lower.ACTIVATIONS:
         reasons.append("fused activation %s is not one of %s" % (op.options["activation"], lower.ACTIVATIONS))
     if op.options.get("weights_format", 0) != 0:
@@ -548,10 +588,16 @@ def _lower_fully_connected(lw, op):
     x, w, y = g.tensors[op.inputs[0]], g.tensors[op.inputs[1]], g.tensors[op.outputs[0]]
     bias = op.inputs[2] if len(op.inputs) > 2 else -1
     out_depth, in_depth = w.shape
+    int16 = _is_16x8(g, op)
     p = lower.fully_connected_params(x.scale, x.zero_point, w.scales, y.scale, y.zero_point,
-                                     op.options.get("activation", "NONE"), out_depth)
+                                     op.options.get("activation", "NONE"), out_depth, int16)
     inputs = [lw.tensor(op.inputs[0]), lw.tensor(op.inputs[1]), lw.tensor(bias),
               lw.const(p["mult"], np.int32), lw.const(p["shift"], np.int32)]
+    if int16:
+        lw.emit("FULLY_CONNECTED_S16", inputs, op.outputs, batches=x.nbytes // 2 // in_depth,
+                in_depth=in_depth, out_depth=out_depth, act_min=p["act_min"],
+                act_max=p["act_max"])
+        return
     lw.emit("FULLY_CONNECTED", inputs, op.outputs, batches=x.nbytes // in_depth,
             in_depth=in_depth, out_depth=out_depth, input_offset=p["input_offset"],
             output_offset=p["output_offset"], act_min=p["act_min"], act_max=p["act_max"])

@@ -75,6 +75,10 @@ KERNELS = (
     # QuantizedMeanOrSum with 1/(in_h * in_w) folded into multiplier and shift.
     Kernel("MEAN", 13, 1, ("batches", "in_h", "in_w", "channels", "input_offset", "multiplier",
                            "shift", "output_offset")),
+    # 16x8: int16 input and output (zero points 0), int8 weights, int64 bias (or -1), per-row
+    # mult and shift int32; int64 accumulators, TFLM's 64-bit MultiplyByQuantizedMultiplier.
+    Kernel("FULLY_CONNECTED_S16", 14, 5, ("batches", "in_depth", "out_depth", "act_min",
+                                          "act_max")),
 )
 
 # --- TFLite ops: what the SDK reads ---------------------------------------------------
@@ -100,8 +104,8 @@ Op = namedtuple("Op", ("name", "arity", "options", "lowering", "kernels", "quant
                 defaults=(None, None, (), None, None, None))
 
 OPS = {op.name: op for op in (
-    Op("FULLY_CONNECTED", 2, "FullyConnectedOptions", "fully_connected", ("FULLY_CONNECTED",),
-       WEIGHTED, weights=(1, 2, 0)),
+    Op("FULLY_CONNECTED", 2, "FullyConnectedOptions", "fully_connected",
+       ("FULLY_CONNECTED", "FULLY_CONNECTED_S16"), WEIGHTED, weights=(1, 2, 0)),
     Op("CONV_2D", 2, "Conv2DOptions", "conv_2d", ("CONV_2D",), WEIGHTED, weights=(1, 2, 0)),
     Op("DEPTHWISE_CONV_2D", 2, "DepthwiseConv2DOptions", "depthwise_conv_2d",
        ("DEPTHWISE_CONV_2D",), WEIGHTED, weights=(1, 2, 3)),

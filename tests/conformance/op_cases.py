@@ -16,7 +16,7 @@ ACTIVATIONS = ["NONE", "RELU", "RELU6", "RELU_N1_TO_1"]
 class Case:
     def __init__(self, name, model, inputs):
         self.name, self.model, self.inputs = name, model, inputs
-        self.expected = tb.run_tflm(model, inputs).astype(np.int8)
+        self.expected = tb.run_tflm(model, inputs)  # int8, or int16 for 16x8
 
 
 def _q(rng, lo=0.01, hi=0.1):
@@ -206,8 +206,42 @@ def transpose_cases():
     return cases
 
 
+# (batches, in_depth, out_depth, edge): edge cases put int16 and int8 extremes in every
+# product (-32768 * -128 = 2^22) so the sums leave int32, with int64 biases near 2^40;
+# in_depth 70,000 runs past the viper kernel's 65,535-product chunks.
+FC16_SHAPES = [(1, 16, 8, False), (3, 64, 10, False), (2, 1024, 6, True), (1, 70000, 3, True)]
+
+
+def fully_connected_s16_cases():
+    """16x8 FULLY_CONNECTED: int16 activations (zero point 0), int8 weights, int64 bias."""
+    rng = np.random.default_rng(65)
+    cases = []
+    for i, (batches, depth, out_depth, edge) in enumerate(FC16_SHAPES):
+        if edge:
+            w = rng.choice(np.array([-128, -127, 127], np.int8), (out_depth, depth))
+            w[0], w[1] = 127, -128
+            x = np.empty((batches, depth), np.int16)
+            x[0] = -32768
+            x[1:] = rng.choice(np.array([-32768, 32767], np.int16), (batches - 1, depth))
+            bias = rng.integers(-(1 << 40), 1 << 40, out_depth)
+        else:
+            w = rng.integers(-127, 128, (out_depth, depth)).astype(np.int8)
+            x = rng.integers(-32768, 32768, (batches, depth)).astype(np.int16)
+            bias = rng.integers(-(1 << 24), 1 << 24, out_depth)
+        s_in, s_out = float(np.float32(rng.uniform(1e-4, 1e-3))), 0.01
+        # weight scales that bring each row's largest accumulator to about +-20,000
+        acc = np.abs(x.astype(np.int64) @ w.astype(np.int64).T + bias).max(axis=0)
+        w_scales = (rng.uniform(8000, 30000, out_depth) * s_out / s_in
+                    / np.maximum(acc, 1)).astype(np.float32)
+        model = tb.fully_connected_model(depth, out_depth, batches, (s_in, 0), w, w_scales,
+                                         bias if i != 1 else None, (s_out, 0),
+                                         "NONE" if edge else ACTIVATIONS[i % 4], int16=True)
+        cases.append(Case("fc16_%d" % i, model, [x]))
+    return cases
+
+
 def all_cases():
     return (conv_cases(False) + conv_cases(True) + pool_cases("AVERAGE_POOL_2D")
             + pool_cases("MAX_POOL_2D") + elementwise_cases("ADD") + elementwise_cases("MUL")
             + pointwise_cases() + mean_cases() + pad_cases() + concatenation_cases()
-            + transpose_cases())
+            + transpose_cases() + fully_connected_s16_cases())

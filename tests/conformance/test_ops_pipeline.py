@@ -25,7 +25,7 @@ def cases():
 
 def _check(case, got):
     want = case.expected.reshape(-1)
-    got = np.frombuffer(bytes(got), np.int8)
+    got = np.frombuffer(bytes(got), want.dtype)
     assert np.array_equal(got, want), "%s: %d of %d outputs differ" % (
         case.name, int(np.sum(got != want)), want.size)
 

@@ -183,6 +183,12 @@ def test_pointwise_mean_pad_concat_compile_to_their_opcodes():
     (lambda tb: tb.transpose_model((2, 3, 4), (0.1, 0), (0, 1, 3)), "permutation of 0..rank-1"),
     (lambda tb: tb.transpose_model((2, 3), (0.1, 0), (1, 0), (0.2, 1)),
      "share scale and zero point"),
+    (lambda tb: tb.fully_connected_model(4, 2, 1, (0.01, 0), np.ones((2, 4)), [0.1], [1, 2],
+                                         (0.05, 3), int16=True), "zero point 0 (16x8)"),
+    (lambda tb: tb.fully_connected_model(4, 2, 1, (0.01, 0), np.ones((2, 4)), [0.1],
+                                         [1 << 50, 2], (0.05, 0), int16=True), "2^46"),
+    (lambda tb: tb.fully_connected_model(4, 2, 1, (1.0, 0), np.ones((2, 4)), [1.0], None,
+                                         (1e-3, 0), int16=True), "shifts up to 7"),
 ])
 def test_new_op_constraints_name_the_reason(model, match):
     from tools import tflite_build as tb

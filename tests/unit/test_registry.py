@@ -66,9 +66,9 @@ def test_compiler_tables_come_from_the_registry():
     assert set(compiler._LUTS) == lut_ops
     assert set(compiler._ELEMENTWISE_PARAMS) == {
         name for name, op in ops.OPS.items() if op.lowering == "elementwise"}
-    for name, op in ops.OPS.items():  # an op that lowers to one kernel emits exactly that
+    for name, op in ops.OPS.items():  # one kernel per activation type (int8, 16x8 *_S16)
         if op.lowering and op.lowering not in ("quantize", "reshape"):
-            assert len(op.kernels) == 1, name
+            assert len([k for k in op.kernels if not k.endswith("_S16")]) == 1, name
 
 
 def test_rewrite_folds_only_ops_the_registry_knows():
