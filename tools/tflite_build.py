@@ -142,12 +142,15 @@ _PADDINGS = {"SAME": tfl.Padding.SAME, "VALID": tfl.Padding.VALID}
 
 
 def conv2d_model(input_shape, input_q, weights, weight_scales, bias, output_q, stride=(1, 1),
-                 dilation=(1, 1), padding="SAME", activation="NONE", depthwise=False):
+                 dilation=(1, 1), padding="SAME", activation="NONE", depthwise=False,
+                 int16=False):
     """CONV_2D (weights OHWI, per-channel on axis 0) or DEPTHWISE_CONV_2D (weights
-    [1, k_h, k_w, out_c], per-channel on axis 3); int8 NHWC input, optional int32 bias.
+    [1, k_h, k_w, out_c], per-channel on axis 3); int8 NHWC input, optional int32 bias
+    (`int16`: 16x8, int16 input and output, int64 bias).
     The output shape is computed from the window arithmetic."""
     from npu_sdk import lower
 
+    act, bias_t = (np.int16, np.int64) if int16 else (np.int8, np.int32)
     weights = np.asarray(weights, dtype=np.int8)
     n, in_h, in_w, in_c = input_shape
     if depthwise:
@@ -159,15 +162,15 @@ def conv2d_model(input_shape, input_q, weights, weight_scales, bias, output_q, s
     w_scales = np.atleast_1d(np.asarray(weight_scales, dtype=np.float32))
     axis = 3 if depthwise else 0
     m = _Model()
-    x = m.tensor("input", input_shape, np.int8, input_q[0], input_q[1])
+    x = m.tensor("input", input_shape, act, input_q[0], input_q[1])
     w = m.tensor("weights", weights.shape, np.int8, w_scales, np.zeros(len(w_scales), np.int64),
                  data=weights, axis=axis)
     b = -1
     if bias is not None:
         b_scales = np.float32(input_q[0]) * w_scales
-        b = m.tensor("bias", [out_c], np.int32, b_scales, np.zeros(len(b_scales), np.int64),
-                     data=np.asarray(bias, dtype=np.int32), axis=0)
-    y = m.tensor("output", [n, out_h, out_w, out_c], np.int8, output_q[0], output_q[1])
+        b = m.tensor("bias", [out_c], bias_t, b_scales, np.zeros(len(b_scales), np.int64),
+                     data=np.asarray(bias, dtype=bias_t), axis=0)
+    y = m.tensor("output", [n, out_h, out_w, out_c], act, output_q[0], output_q[1])
     opts = tfl.DepthwiseConv2DOptionsT() if depthwise else tfl.Conv2DOptionsT()
     opts.padding = _PADDINGS[padding]
     opts.strideH, opts.strideW = stride

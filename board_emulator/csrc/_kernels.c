@@ -285,6 +285,25 @@ static PyObject *py_fully_connected(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* Shifts in [-31, 7], multipliers >= 0 and |bias| <= 2^46: TFLM's 64-bit requantization
+ * stays inside int64 (the 16x8 kernels' promise). */
+static int check_requant_s16(const Py_buffer *mult, const Py_buffer *shift,
+                             const Py_buffer *bias, int n) {
+    const int32_t *s = (const int32_t *)shift->buf, *m = (const int32_t *)mult->buf;
+    for (int o = 0; o < n; ++o) {
+        if (s[o] < -31 || s[o] > 7 || m[o] < 0) {
+            PyErr_Format(PyExc_ValueError, "shift[%d] must be in [-31, 7] and mult[%d] >= 0, "
+                         "got %d, %d", o, o, (int)s[o], (int)m[o]);
+            return -1;
+        }
+        if (bias != NULL && llabs((long long)((const int64_t *)bias->buf)[o]) > (1LL << 46)) {
+            PyErr_Format(PyExc_ValueError, "bias[%d] must be within +-2^46", o);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 PyDoc_STRVAR(fully_connected_s16_doc,
 "fully_connected_s16(inp, weights, bias_or_None, out, mult, shift, batches, in_depth,\n"
 "                    out_depth, act_min, act_max)\n"
@@ -323,21 +342,9 @@ static PyObject *py_fully_connected_s16(PyObject *self, PyObject *args) {
         release_all(&set);
         return NULL;
     }
-    {
-        const int32_t *s = (const int32_t *)shift->buf, *m = (const int32_t *)mult->buf;
-        for (int o = 0; o < out_depth; ++o) {
-            if (s[o] < -31 || s[o] > 7 || m[o] < 0) {
-                PyErr_Format(PyExc_ValueError, "shift[%d] must be in [-31, 7] and mult[%d] "
-                             ">= 0, got %d, %d", o, o, (int)s[o], (int)m[o]);
-                release_all(&set);
-                return NULL;
-            }
-            if (bias != NULL && llabs((long long)((const int64_t *)bias->buf)[o]) > (1LL << 46)) {
-                PyErr_Format(PyExc_ValueError, "bias[%d] must be within +-2^46", o);
-                release_all(&set);
-                return NULL;
-            }
-        }
+    if (check_requant_s16(mult, shift, bias, out_depth) < 0) {
+        release_all(&set);
+        return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
     npu_fully_connected_s16((const int16_t *)inp->buf, (const int8_t *)w->buf,
@@ -599,6 +606,91 @@ static PyObject *conv_common(PyObject *args, int depthwise) {
     scratch_free(scratch);
     release_all(&set);
     Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(conv2d_s16_doc,
+"conv2d_s16(inp, weights, bias_or_None, out, mult, shift, batches, in_h, in_w, in_c, out_h,\n"
+"           out_w, out_c, k_h, k_w, stride_h, stride_w, dilation_h, dilation_w, pad_h,\n"
+"           pad_w, act_min, act_max)\n"
+"--\n\n"
+"16x8 CONV_2D: int16 activations (zero points 0), int8 OHWI weights, int64 bias;\n"
+"bit-exact with TFLite Micro. Parameters as the blob's CONV_2D_S16 op.");
+
+PyDoc_STRVAR(depthwise_conv2d_s16_doc,
+"depthwise_conv2d_s16(inp, weights, bias_or_None, out, mult, shift, batches, in_h, in_w,\n"
+"                     in_c, out_h, out_w, depth_multiplier, k_h, k_w, stride_h, stride_w,\n"
+"                     dilation_h, dilation_w, pad_h, pad_w, act_min, act_max)\n"
+"--\n\n"
+"16x8 DEPTHWISE_CONV_2D, bit-exact with TFLite Micro.");
+
+static PyObject *conv_s16_common(PyObject *args, int depthwise) {
+    PyObject *inp_obj, *w_obj, *bias_obj, *out_obj, *mult_obj, *shift_obj;
+    npu_window g = {0};
+    int channels, act_min, act_max;
+    buffer_set set = {.count = 0};
+    const Py_buffer *inp, *w, *bias = NULL, *out, *mult, *shift;
+
+    if (!PyArg_ParseTuple(args, depthwise ? "OOOOOOiiiiiiiiiiiiiiiii:depthwise_conv2d_s16"
+                                          : "OOOOOOiiiiiiiiiiiiiiiii:conv2d_s16",
+                          &inp_obj, &w_obj, &bias_obj, &out_obj, &mult_obj, &shift_obj,
+                          &g.batches, &g.in_h, &g.in_w, &g.in_c, &g.out_h, &g.out_w, &channels,
+                          &g.k_h, &g.k_w, &g.stride_h, &g.stride_w, &g.dilation_h,
+                          &g.dilation_w, &g.pad_h, &g.pad_w, &act_min, &act_max)) {
+        return NULL;
+    }
+    if (check_positive(depthwise ? "depth_multiplier" : "out_c", channels) < 0 ||
+        check_positive("in_c", g.in_c) < 0) {
+        return NULL;
+    }
+    if (depthwise && (long long)g.in_c * channels > INT32_MAX / 2) {
+        PyErr_SetString(PyExc_ValueError, "in_c * depth_multiplier is too large");
+        return NULL;
+    }
+    g.depth_multiplier = depthwise ? channels : 1;
+    g.out_c = depthwise ? g.in_c * channels : channels;
+    if (check_window(&g) < 0 || check_range("act_min", act_min, -32768, 32767) < 0 ||
+        check_range("act_max", act_max, act_min, 32767) < 0) {
+        return NULL;
+    }
+    if ((depthwise ? (long long)g.k_h * g.k_w : volume(g.k_h, g.k_w, g.in_c, 1)) >
+        MAX_WINDOW_MACS) {
+        PyErr_Format(PyExc_ValueError, "%s must be at most %d", depthwise ? "k_h * k_w" :
+                     "k_h * k_w * in_c", MAX_WINDOW_MACS);
+        return NULL;
+    }
+    if ((inp = acquire(&set, inp_obj, "inp", ELEM_I16, 0,
+                       volume(g.batches, g.in_h, g.in_w, g.in_c))) == NULL ||
+        (w = acquire(&set, w_obj, "weights", ELEM_I8, 0,
+                     depthwise ? volume(g.k_h, g.k_w, g.out_c, 1)
+                               : volume(g.out_c, g.k_h, g.k_w, g.in_c))) == NULL ||
+        (bias_obj != Py_None &&
+         (bias = acquire(&set, bias_obj, "bias", ELEM_I64, 0, g.out_c)) == NULL) ||
+        (out = acquire(&set, out_obj, "out", ELEM_I16, 1,
+                       volume(g.batches, g.out_h, g.out_w, g.out_c))) == NULL ||
+        (mult = acquire(&set, mult_obj, "mult", ELEM_I32, 0, g.out_c)) == NULL ||
+        (shift = acquire(&set, shift_obj, "shift", ELEM_I32, 0, g.out_c)) == NULL ||
+        check_requant_s16(mult, shift, bias, g.out_c) < 0) {
+        release_all(&set);
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    npu_conv2d_s16((const int16_t *)inp->buf, (const int8_t *)w->buf,
+                   bias != NULL ? (const int64_t *)bias->buf : NULL, (int16_t *)out->buf,
+                   (const int32_t *)mult->buf, (const int32_t *)shift->buf, &g, depthwise,
+                   act_min, act_max);
+    Py_END_ALLOW_THREADS
+    release_all(&set);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_conv2d_s16(PyObject *self, PyObject *args) {
+    (void)self;
+    return conv_s16_common(args, 0);
+}
+
+static PyObject *py_depthwise_conv2d_s16(PyObject *self, PyObject *args) {
+    (void)self;
+    return conv_s16_common(args, 1);
 }
 
 static PyObject *py_conv2d(PyObject *self, PyObject *args) {
@@ -1000,6 +1092,8 @@ static PyMethodDef kernels_methods[] = {
     {"dequantize", py_dequantize, METH_VARARGS, dequantize_doc},
     {"conv2d", py_conv2d, METH_VARARGS, conv2d_doc},
     {"depthwise_conv2d", py_depthwise_conv2d, METH_VARARGS, depthwise_conv2d_doc},
+    {"conv2d_s16", py_conv2d_s16, METH_VARARGS, conv2d_s16_doc},
+    {"depthwise_conv2d_s16", py_depthwise_conv2d_s16, METH_VARARGS, depthwise_conv2d_s16_doc},
     {"average_pool2d", py_average_pool2d, METH_VARARGS, average_pool2d_doc},
     {"max_pool2d", py_max_pool2d, METH_VARARGS, max_pool2d_doc},
     {"add", py_add, METH_VARARGS, add_doc},

@@ -131,6 +131,50 @@ void npu_fully_connected_s16(const int16_t *input, const int8_t *weights, const 
     }
 }
 
+void npu_conv2d_s16(const int16_t *input, const int8_t *weights, const int64_t *bias,
+                    int16_t *output, const int32_t *mult, const int32_t *shift,
+                    const npu_window *g, int depthwise, int32_t act_min, int32_t act_max) {
+    const size_t in_c = (size_t)g->in_c, out_c = (size_t)g->out_c;
+    for (int32_t b = 0; b < g->batches; ++b) {
+        const int16_t *image = input + (size_t)b * (size_t)g->in_h * (size_t)g->in_w * in_c;
+        for (int32_t oy = 0; oy < g->out_h; ++oy) {
+            for (int32_t ox = 0; ox < g->out_w; ++ox) {
+                const int32_t y0 = oy * g->stride_h - g->pad_h, x0 = ox * g->stride_w - g->pad_w;
+                int16_t *out = output + (((size_t)b * (size_t)g->out_h + (size_t)oy) *
+                                         (size_t)g->out_w + (size_t)ox) * out_c;
+                for (size_t o = 0; o < out_c; ++o) {
+                    int64_t acc = bias != NULL ? bias[o] : 0;
+                    for (int32_t ky = 0; ky < g->k_h; ++ky) {
+                        const int32_t y = y0 + ky * g->dilation_h;
+                        if (y < 0 || y >= g->in_h) {
+                            continue; /* zero padding: zero point 0 contributes nothing */
+                        }
+                        for (int32_t kx = 0; kx < g->k_w; ++kx) {
+                            const int32_t x = x0 + kx * g->dilation_w;
+                            if (x < 0 || x >= g->in_w) {
+                                continue;
+                            }
+                            const int16_t *px = image + ((size_t)y * (size_t)g->in_w + (size_t)x) * in_c;
+                            const size_t tap = (size_t)ky * (size_t)g->k_w + (size_t)kx;
+                            if (depthwise) {
+                                acc += (int32_t)px[o / (size_t)g->depth_multiplier] *
+                                       (int32_t)weights[tap * out_c + o];
+                            } else {
+                                const int8_t *w = weights + (o * (size_t)g->k_h * (size_t)g->k_w + tap) * in_c;
+                                for (size_t ic = 0; ic < in_c; ++ic) {
+                                    acc += (int32_t)px[ic] * (int32_t)w[ic];
+                                }
+                            }
+                        }
+                    }
+                    const int32_t v = multiply_by_quantized_multiplier_s64(acc, mult[o], shift[o]);
+                    out[o] = (int16_t)clamp_i32(v, act_min, act_max);
+                }
+            }
+        }
+    }
+}
+
 /* ---- softmax (gemmlowp fixed point) ------------------------------------------ */
 
 /* Fixed-point formats below are named Qm: m integer bits, 31 - m fraction bits. */

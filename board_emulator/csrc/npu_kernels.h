@@ -95,6 +95,14 @@ void npu_depthwise_conv2d_s8(const int8_t *input, const int8_t *weights, const i
                              const npu_window *g, int32_t input_offset, int32_t output_offset,
                              int32_t act_min, int32_t act_max, void *scratch);
 
+/* 16x8 CONV_2D (depthwise = 0) or DEPTHWISE_CONV_2D (1): int16 activations (zero points
+ * 0), int8 weights laid out as the int8 kernels', int64 bias or NULL, int64 accumulators
+ * requantized as npu_fully_connected_s16. Caller guarantees shift in [-31, 7], |bias| <=
+ * 2^46 and k_h * k_w * in_c <= 65535. */
+void npu_conv2d_s16(const int16_t *input, const int8_t *weights, const int64_t *bias,
+                    int16_t *output, const int32_t *mult, const int32_t *shift,
+                    const npu_window *g, int depthwise, int32_t act_min, int32_t act_max);
+
 /* int8 AVERAGE_POOL_2D over the window clipped to the image (rounded half away from
  * zero), and MAX_POOL_2D; input and output share quantization; in_c == out_c.
  * Caller guarantees every window overlaps the image. */

@@ -121,6 +121,8 @@ class Model:
                                  rows, depth, mult, shift, diff_min)
         if code == opcodes.CONV_2D or code == opcodes.DEPTHWISE_CONV_2D:
             return self._prepare_conv(npu, op, what)
+        if code == opcodes.CONV_2D_S16 or code == opcodes.DEPTHWISE_CONV_2D_S16:
+            return self._prepare_conv_s16(npu, op, what)
         if code == opcodes.AVERAGE_POOL_2D or code == opcodes.MAX_POOL_2D:
             return self._prepare_pool(npu, op, what)
         if code == opcodes.ADD or code == opcodes.MUL:
@@ -167,6 +169,29 @@ class Model:
                     self._tensor(op.inputs[1], _INT8, w_size, what),
                     self._tensor(op.inputs[2], _INT32, 4 * out_c, what),
                     self._tensor(op.outputs[0], _INT8, batches * out_h * out_w * out_c, what),
+                    self._tensor(op.inputs[3], _INT32, 4 * out_c, what),
+                    self._tensor(op.inputs[4], _INT32, 4 * out_c, what)) + tuple(p)
+
+    def _prepare_conv_s16(self, npu, op, what):
+        p = op.params
+        (batches, in_h, in_w, in_c, out_h, out_w, channels, k_h, k_w, stride_h, stride_w,
+         dil_h, dil_w, pad_h, pad_w, amin, amax) = p
+        _check(min(batches, in_c, channels) >= 1, what, "bad shape")
+        _check_window(what, in_h, out_h, k_h, stride_h, dil_h, pad_h)
+        _check_window(what, in_w, out_w, k_w, stride_w, dil_w, pad_w)
+        _check(-32768 <= amin <= amax <= 32767, what, "bad activation range")
+        if op.opcode == opcodes.CONV_2D_S16:
+            out_c = channels
+            _check(k_h * k_w * in_c <= opcodes.MAX_MACS, what, "filter too large")
+            w_size, fn = out_c * k_h * k_w * in_c, npu.conv2d_s16
+        else:
+            out_c = in_c * channels
+            _check(k_h * k_w <= opcodes.MAX_MACS, what, "filter too large")
+            w_size, fn = k_h * k_w * out_c, npu.depthwise_conv2d_s16
+        return fn, (self._tensor(op.inputs[0], _INT16, 2 * batches * in_h * in_w * in_c, what),
+                    self._tensor(op.inputs[1], _INT8, w_size, what),
+                    self._tensor(op.inputs[2], _INT64, 8 * out_c, what),
+                    self._tensor(op.outputs[0], _INT16, 2 * batches * out_h * out_w * out_c, what),
                     self._tensor(op.inputs[3], _INT32, 4 * out_c, what),
                     self._tensor(op.inputs[4], _INT32, 4 * out_c, what)) + tuple(p)
 

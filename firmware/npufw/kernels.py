@@ -589,6 +589,94 @@ def mean(inp, out, batches, in_h, in_w, channels, input_offset, multiplier, shif
         _store(acc, out, b * channels, channels, output_offset, _INT8_MIN, _INT8_MAX)
 
 
+# ---- 16x8 convolutions: the byte-split sums of fully_connected_s16 per output pixel ----
+# k_h * k_w * in_c <= MAX_MACS = 65,535 products per output: one split sum each fits int32.
+
+@micropython.viper
+def _conv16_pixel(inp: ptr8, weights: ptr8, lo: ptr32, hi: ptr32, geom: ptr32, y0: int,
+                  x0: int, base: int):
+    """lo[o], hi[o]: the split sums of output channel o at one pixel; the window's top-left
+    at (y0, x0) (may be negative: padding), the image at element `base`. geom: in_h, in_w,
+    in_c, out_c, k_h, k_w, dilation_h, dilation_w, depth multiplier (0: CONV_2D)."""
+    in_h = geom[0]  # one by one: a tuple assignment would make them objects
+    in_w = geom[1]
+    in_c = geom[2]
+    out_c = geom[3]
+    k_h = geom[4]
+    k_w = geom[5]
+    d_h = geom[6]
+    d_w = geom[7]
+    dm = geom[8]
+    for o in range(out_c):
+        sl = 0
+        sh = 0
+        for ky in range(k_h):
+            y = y0 + ky * d_h
+            if y < 0 or y >= in_h:
+                continue
+            for kx in range(k_w):
+                x = x0 + kx * d_w
+                if x < 0 or x >= in_w:
+                    continue
+                p = (base + (y * in_w + x) * in_c) << 1
+                if dm:
+                    j = p + ((o // dm) << 1)
+                    w = (weights[(ky * k_w + kx) * out_c + o] ^ 0x80) - 0x80
+                    sl += inp[j] * w
+                    sh += ((inp[j + 1] ^ 0x80) - 0x80) * w
+                else:
+                    wb = ((o * k_h + ky) * k_w + kx) * in_c
+                    for ic in range(in_c):
+                        w = (weights[wb + ic] ^ 0x80) - 0x80
+                        j = p + (ic << 1)
+                        sl += inp[j] * w
+                        sh += ((inp[j + 1] ^ 0x80) - 0x80) * w
+        lo[o] = sl
+        hi[o] = sh
+
+
+_geom16 = array.array("i", [0] * 9)
+
+
+def _conv_s16(inp, weights, bias, out, mult, shift, dm, batches, in_h, in_w, in_c, out_h,
+              out_w, out_c, k_h, k_w, s_h, s_w, d_h, d_w, pad_h, pad_w, act_min, act_max):
+    _grow(out_c)
+    lo, hi, g = _acc, _acc2, _geom16
+    for k, v in enumerate((in_h, in_w, in_c, out_c, k_h, k_w, d_h, d_w, dm)):
+        g[k] = v
+    ms = [(struct.unpack_from("<i", mult, 4 * o)[0], struct.unpack_from("<i", shift, 4 * o)[0],
+           struct.unpack_from("<q", bias, 8 * o)[0] if bias is not None else 0)
+          for o in range(out_c)]
+    pos = 0
+    for b in range(batches):
+        for oy in range(out_h):
+            for ox in range(out_w):
+                _conv16_pixel(inp, weights, lo, hi, g, oy * s_h - pad_h, ox * s_w - pad_w,
+                              b * in_h * in_w * in_c)
+                for o in range(out_c):
+                    m, s, base = ms[o]
+                    total = (struct.unpack_from("<i", hi, 4 * o)[0] << 8) + struct.unpack_from(
+                        "<i", lo, 4 * o)[0] + base
+                    y = min(max(_requantize64(total, m, s), act_min), act_max)
+                    struct.pack_into("<h", out, pos, y)
+                    pos += 2
+
+
+def conv2d_s16(inp, weights, bias, out, mult, shift, batches, in_h, in_w, in_c, out_h, out_w,
+               out_c, k_h, k_w, s_h, s_w, d_h, d_w, pad_h, pad_w, act_min, act_max):
+    """16x8 CONV_2D; arguments as the C binding's conv2d_s16."""
+    _conv_s16(inp, weights, bias, out, mult, shift, 0, batches, in_h, in_w, in_c, out_h, out_w,
+              out_c, k_h, k_w, s_h, s_w, d_h, d_w, pad_h, pad_w, act_min, act_max)
+
+
+def depthwise_conv2d_s16(inp, weights, bias, out, mult, shift, batches, in_h, in_w, in_c,
+                         out_h, out_w, dm, k_h, k_w, s_h, s_w, d_h, d_w, pad_h, pad_w, act_min,
+                         act_max):
+    """16x8 DEPTHWISE_CONV_2D; arguments as the C binding's depthwise_conv2d_s16."""
+    _conv_s16(inp, weights, bias, out, mult, shift, dm, batches, in_h, in_w, in_c, out_h,
+              out_w, in_c * dm, k_h, k_w, s_h, s_w, d_h, d_w, pad_h, pad_w, act_min, act_max)
+
+
 # ---- softmax: gemmlowp fixed point in plain Python ---------------------------
 # Softmax runs once per row (usually one row of a few classes), so it stays in
 # plain Python: arbitrary-precision ints make each helper exact on every port,

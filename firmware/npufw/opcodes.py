@@ -17,6 +17,8 @@ LUT = 11
 COPY = 12
 MEAN = 13
 FULLY_CONNECTED_S16 = 14
+CONV_2D_S16 = 15
+DEPTHWISE_CONV_2D_S16 = 16
 
 # opcode -> (name, number of tensor inputs, number of int32 params)
 OPS = {
@@ -34,6 +36,8 @@ OPS = {
     COPY: ('COPY', 1, 15),
     MEAN: ('MEAN', 1, 8),
     FULLY_CONNECTED_S16: ('FULLY_CONNECTED_S16', 5, 5),
+    CONV_2D_S16: ('CONV_2D_S16', 5, 17),
+    DEPTHWISE_CONV_2D_S16: ('DEPTHWISE_CONV_2D_S16', 5, 17),
 }
 
 MAX_MACS = 65535  # k_h * k_w * in_c of a convolution, k_h * k_w of a depthwise one

@@ -90,11 +90,7 @@ def _check_fully_connected(graph, op):
         wt = graph.tensors[w]
         if wt.shape[1] >= 1 << 24:
             reasons.append("16x8 in_depth must be below 2^24")
-        xt, yt = graph.tensors[x], graph.tensors[op.outputs[0]]
-        p = lower.fully_connected_params(xt.scale, 0, wt.scales, yt.scale, 0, "NONE", wt.shape[0])
-        if int(np.max(p["shift"])) > 7:
-            reasons.append("input scale * weight scale / output scale is above 2^7: TFLM's 16x8 "
-                           "kernels take shifts up to 7")
+        reasons += _check_shift_s16(graph, op, wt.scales, wt.shape[0])
     if op.options.get("activation", "NONE") not in lower.ACTIVATIONS:
         reasons.append("fused activation %s is not one of %s" % (op.options["activation"], lower.ACTIVATIONS))
     if op.options.get("weights_format", 0) != 0:
@@ -200,7 +196,8 @@ def _check_output_shape(graph, op, filter_h, filter_w, channels, dilated=True):
 
 
 def _check_conv_weights(graph, op, out_c, axis):
-    """Symmetric per-tensor or per-channel (on `axis`) int8 weights, int32 bias of out_c."""
+    """Symmetric per-tensor or per-channel (on `axis`) int8 weights, int32 bias of out_c
+    (int64 for 16x8, within the int64 accumulators' bound, shifts up to 7)."""
     reasons = []
     wt = graph.tensors[op.inputs[1]]
     if wt.zero_points is not None and np.any(wt.zero_points != 0):
@@ -209,10 +206,37 @@ def _check_conv_weights(graph, op, out_c, axis):
             len(wt.scales) > 1 and wt.quantized_dim != axis):
         reasons.append("weights need one scale or one per output channel on axis %d" % axis)
     bias = op.inputs[2] if len(op.inputs) > 2 else -1
+    int16 = _is_16x8(graph, op)
+    bias_dtype = np.dtype(np.int64 if int16 else np.int32)
     if bias >= 0:
         bt = graph.tensors[bias]
-        if not bt.is_const or np.dtype(bt.dtype) != np.int32 or bt.nbytes != 4 * out_c:
-            reasons.append("bias must be a constant int32 vector of %d" % out_c)
+        if not bt.is_const or np.dtype(bt.dtype) != bias_dtype or _count(graph, bias) != out_c:
+            reasons.append("bias must be a constant %s vector of %d" % (bias_dtype, out_c))
+        elif int16 and np.any(np.abs(bt.data) > _MAX_BIAS_S64):
+            reasons.append("16x8 bias values must be within +-2^46 (int64 accumulators)")
+    if int16 and not reasons:
+        reasons += _check_shift_s16(graph, op, wt.scales, out_c)
+    return reasons
+
+
+def _check_shift_s16(graph, op, weight_scales, out_c):
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    p = lower.fully_connected_params(x.scale, 0, weight_scales, y.scale, 0, "NONE", out_c)
+    if int(np.max(p["shift"])) > 7:
+        return ["input scale * weight scale / output scale is above 2^7: TFLM's 16x8 kernels "
+                "take shifts up to 7"]
+    return []
+
+
+def _conv_activations(graph, op):
+    """int8 NHWC input and output, or int16 ones (16x8)."""
+    if not _is_16x8(graph, op):
+        return _int8_activations(graph, op, [op.inputs[0]], rank=4)
+    reasons = _int16_activations(graph, op, [op.inputs[0]])
+    for i in (op.inputs[0], op.outputs[0]):
+        if len(graph.tensors[i].shape) != 4 or 0 in tuple(graph.tensors[i].shape):
+            reasons.append("tensor %r must be a non-empty rank-4 NHWC tensor (got shape %s)"
+                           % (graph.tensors[i].name, graph.tensors[i].shape))
     return reasons
 
 
@@ -221,7 +245,7 @@ def _check_conv_2d(graph, op):
     input's (no groups), optional int32 bias, SAME/VALID padding, strides and dilations >= 1."""
     if len(op.inputs) < 2 or op.inputs[1] < 0:
         return ["needs input and weights"]
-    reasons = _int8_activations(graph, op, [op.inputs[0]], rank=4)
+    reasons = _conv_activations(graph, op)
     wt = graph.tensors[op.inputs[1]]
     if not wt.is_const or np.dtype(wt.dtype) != INT8 or len(wt.shape) != 4:
         return reasons + ["weights must be a constant int8 [out_c, k_h, k_w, in_c] tensor"]
@@ -248,7 +272,7 @@ def _check_depthwise_conv_2d(graph, op):
     multiplier] weights, optional int32 bias, SAME/VALID padding, strides, dilations >= 1."""
     if len(op.inputs) < 2 or op.inputs[1] < 0:
         return ["needs input and weights"]
-    reasons = _int8_activations(graph, op, [op.inputs[0]], rank=4)
+    reasons = _conv_activations(graph, op)
     wt = graph.tensors[op.inputs[1]]
     if not wt.is_const or np.dtype(wt.dtype) != INT8 or len(wt.shape) != 4 or wt.shape[0] != 1:
         return reasons + ["weights must be a constant int8 [1, k_h, k_w, out_c] tensor"]
@@ -631,11 +655,12 @@ def _lower_conv(lw, op):
         _, k_h, k_w, out_c = w.shape
         channel_param = dict(depth_multiplier=out_c // in_c)
     out_h, out_w, pad_h, pad_w = _window_geometry(g, op, k_h, k_w)
+    int16 = _is_16x8(g, op)
     p = lower.conv_params(x.scale, x.zero_point, w.scales, y.scale, y.zero_point,
-                          o.get("activation", "NONE"), out_c)
+                          o.get("activation", "NONE"), out_c, int16)
     inputs = [lw.tensor(op.inputs[0]), lw.tensor(op.inputs[1]), lw.tensor(bias),
               lw.const(p["mult"], np.int32), lw.const(p["shift"], np.int32)]
-    lw.emit(_kernel(op), inputs, op.outputs, batches=batches, in_h=in_h, in_w=in_w, in_c=in_c,
+    lw.emit(_kernel(op, int16), inputs, op.outputs, batches=batches, in_h=in_h, in_w=in_w, in_c=in_c,
             out_h=out_h, out_w=out_w, k_h=k_h, k_w=k_w, stride_h=o["stride_h"],
             stride_w=o["stride_w"], dilation_h=o["dilation_h"], dilation_w=o["dilation_w"],
             pad_h=pad_h, pad_w=pad_w, input_offset=p["input_offset"],
@@ -781,9 +806,10 @@ def _lower_reshape(lw, op):
     lw.tensor(op.outputs[0])
 
 
-def _kernel(op):
-    """The blob kernel of an op that lowers to one kernel."""
-    return ops.OPS[op.kind].kernels[0]
+def _kernel(op, int16=False):
+    """The blob kernel of an op that lowers to one kernel (its 16x8 twin with `int16`)."""
+    kernels = ops.OPS[op.kind].kernels
+    return kernels[1] if int16 else kernels[0]
 
 
 # How the compiler checks and lowers each family of ops (ops.Op.lowering): the

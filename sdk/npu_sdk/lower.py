@@ -168,7 +168,7 @@ def conv_padding(padding, in_size, filter_size, stride, dilation, out_size):
 
 
 def conv_params(input_scale, input_zero_point, weight_scales, output_scale, output_zero_point,
-                activation="NONE", out_depth=None):
+                activation="NONE", out_depth=None, int16=False):
     """Per-output-channel requantization for CONV_2D and DEPTHWISE_CONV_2D.
 
     TFLM's PopulateConvolutionQuantizationParams forms input_scale *
@@ -176,7 +176,7 @@ def conv_params(input_scale, input_zero_point, weight_scales, output_scale, outp
     connected layer does, so the same formula serves.
     """
     return fully_connected_params(input_scale, input_zero_point, weight_scales, output_scale,
-                                  output_zero_point, activation, out_depth)
+                                  output_zero_point, activation, out_depth, int16)
 
 
 # ---- elementwise arithmetic ---------------------------------------------------------

@@ -79,6 +79,11 @@ KERNELS = (
     # mult and shift int32; int64 accumulators, TFLM's 64-bit MultiplyByQuantizedMultiplier.
     Kernel("FULLY_CONNECTED_S16", 14, 5, ("batches", "in_depth", "out_depth", "act_min",
                                           "act_max")),
+    # 16x8 convolutions: tensors as CONV_2D / DEPTHWISE_CONV_2D with int16 activations and
+    # an int64 bias, int64 accumulators (zero points 0: no offsets)
+    Kernel("CONV_2D_S16", 15, 5, _CONV_GEOMETRY + ("out_c",) + _CONV_WINDOW + ("act_min", "act_max")),
+    Kernel("DEPTHWISE_CONV_2D_S16", 16, 5,
+           _CONV_GEOMETRY + ("depth_multiplier",) + _CONV_WINDOW + ("act_min", "act_max")),
 )
 
 # --- TFLite ops: what the SDK reads ---------------------------------------------------
@@ -106,9 +111,10 @@ Op = namedtuple("Op", ("name", "arity", "options", "lowering", "kernels", "quant
 OPS = {op.name: op for op in (
     Op("FULLY_CONNECTED", 2, "FullyConnectedOptions", "fully_connected",
        ("FULLY_CONNECTED", "FULLY_CONNECTED_S16"), WEIGHTED, weights=(1, 2, 0)),
-    Op("CONV_2D", 2, "Conv2DOptions", "conv_2d", ("CONV_2D",), WEIGHTED, weights=(1, 2, 0)),
+    Op("CONV_2D", 2, "Conv2DOptions", "conv_2d", ("CONV_2D", "CONV_2D_S16"), WEIGHTED,
+       weights=(1, 2, 0)),
     Op("DEPTHWISE_CONV_2D", 2, "DepthwiseConv2DOptions", "depthwise_conv_2d",
-       ("DEPTHWISE_CONV_2D",), WEIGHTED, weights=(1, 2, 3)),
+       ("DEPTHWISE_CONV_2D", "DEPTHWISE_CONV_2D_S16"), WEIGHTED, weights=(1, 2, 3)),
     Op("AVERAGE_POOL_2D", 1, "Pool2DOptions", "pool", ("AVERAGE_POOL_2D",), SAME_AS_INPUT),
     Op("MAX_POOL_2D", 1, "Pool2DOptions", "pool", ("MAX_POOL_2D",), SAME_AS_INPUT),
     Op("ADD", 2, "AddOptions", "elementwise", ("ADD",), CALIBRATED),

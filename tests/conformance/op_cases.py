@@ -240,8 +240,43 @@ def fully_connected_s16_cases():
     return cases
 
 
+def conv_s16_cases(depthwise):
+    """16x8 CONV_2D / DEPTHWISE_CONV_2D on CONV_SHAPES; the last case puts the int16 and
+    int8 extremes in every tap and biases beyond int32 so the sums leave int32."""
+    rng = np.random.default_rng(67 if depthwise else 66)
+    cases = []
+    shapes = CONV_SHAPES + [((1, 6, 6, 40), 3, (3, 3), (1, 1), (1, 1), "SAME")]
+    for i, (shape, ch, k, stride, dil, padding) in enumerate(shapes):
+        in_c = shape[3]
+        edge = i == len(shapes) - 1
+        out_c = in_c * ((1, 2, 3)[i % 3] if in_c < 17 else 1) if depthwise else ch
+        w_shape = (1, k[0], k[1], out_c) if depthwise else (out_c, k[0], k[1], in_c)
+        if edge:
+            w = rng.choice(np.array([-128, -127, 127], np.int8), w_shape)
+            x = rng.choice(np.array([-32768, 32767], np.int16), shape)
+            x[..., :2] = -32768
+        else:
+            w = rng.integers(-127, 128, w_shape).astype(np.int8)
+            x = rng.integers(-32768, 32768, shape).astype(np.int16)
+        taps = k[0] * k[1] * (1 if depthwise else in_c)
+        s_in, s_out = float(np.float32(rng.uniform(1e-4, 1e-3))), 0.01
+        # spread the outputs: accumulators of about 32768 * 128 * sqrt(taps) (for the edge
+        # case, biases beyond int32) land near +-15,000
+        typical = max(1 << 33, 32768 * 128 * taps) if edge else 32768 * 128 * 0.3 * np.sqrt(taps)
+        w_scales = (rng.uniform(8000, 20000, out_c if i % 2 == 0 else 1) * s_out / s_in
+                    / typical).astype(np.float32)
+        bias = rng.integers(-(1 << 33), 1 << 33, out_c) if edge else (
+            rng.integers(-(1 << 22), 1 << 22, out_c) if i % 3 or depthwise else None)
+        model = tb.conv2d_model(shape, (s_in, 0), w, w_scales, bias, (s_out, 0), stride, dil,
+                                padding, "NONE" if edge else ACTIVATIONS[i % 4],
+                                depthwise=depthwise, int16=True)
+        cases.append(Case("%s16_%d" % ("dw" if depthwise else "conv", i), model, [x]))
+    return cases
+
+
 def all_cases():
     return (conv_cases(False) + conv_cases(True) + pool_cases("AVERAGE_POOL_2D")
             + pool_cases("MAX_POOL_2D") + elementwise_cases("ADD") + elementwise_cases("MUL")
             + pointwise_cases() + mean_cases() + pad_cases() + concatenation_cases()
-            + transpose_cases() + fully_connected_s16_cases())
+            + transpose_cases() + fully_connected_s16_cases() + conv_s16_cases(False)
+            + conv_s16_cases(True))
