@@ -120,19 +120,19 @@ def softmax_model(shape, input_q, beta=1.0):
     return m.build(tfl.BuiltinOperator.SOFTMAX, [x], [y], tfl.BuiltinOptions.SoftmaxOptions, opts)
 
 
-def quantize_model(shape, output_q):
-    """QUANTIZE float32 -> int8."""
+def quantize_model(shape, output_q, dtype=np.int8):
+    """QUANTIZE float32 -> int8 (or `dtype`)."""
     m = _Model()
     x = m.tensor("input", shape, np.float32)
-    y = m.tensor("output", shape, np.int8, output_q[0], output_q[1])
+    y = m.tensor("output", shape, dtype, output_q[0], output_q[1])
     return m.build(tfl.BuiltinOperator.QUANTIZE, [x], [y], tfl.BuiltinOptions.QuantizeOptions,
                    tfl.QuantizeOptionsT())
 
 
-def dequantize_model(shape, input_q):
-    """DEQUANTIZE int8 -> float32."""
+def dequantize_model(shape, input_q, dtype=np.int8):
+    """DEQUANTIZE int8 (or `dtype`) -> float32."""
     m = _Model()
-    x = m.tensor("input", shape, np.int8, input_q[0], input_q[1])
+    x = m.tensor("input", shape, dtype, input_q[0], input_q[1])
     y = m.tensor("output", shape, np.float32)
     return m.build(tfl.BuiltinOperator.DEQUANTIZE, [x], [y],
                    tfl.BuiltinOptions.DequantizeOptions, tfl.DequantizeOptionsT())

@@ -392,7 +392,7 @@ static PyObject *py_softmax(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-static int check_quant_params(float scale, int zero_point) {
+static int check_quant_params_range(float scale, int zero_point, int lo, int hi) {
     if (!isfinite(scale) || !(scale > 0.0f)) {
         PyObject *value = PyFloat_FromDouble((double)scale);
         if (value != NULL) {
@@ -401,7 +401,63 @@ static int check_quant_params(float scale, int zero_point) {
         }
         return -1;
     }
-    return check_range("zero_point", zero_point, -128, 127);
+    return check_range("zero_point", zero_point, lo, hi);
+}
+
+static int check_quant_params(float scale, int zero_point) {
+    return check_quant_params_range(scale, zero_point, -128, 127);
+}
+
+PyDoc_STRVAR(quantize_s16_doc,
+"quantize_s16(inp, out, n, scale, zero_point)\n"
+"--\n\n"
+"float32 -> int16 as TFLite Micro QUANTIZE: round(inp / scale) + zero_point, clamped.");
+
+PyDoc_STRVAR(dequantize_s16_doc,
+"dequantize_s16(inp, out, n, scale, zero_point)\n"
+"--\n\n"
+"int16 -> float32 as TFLite Micro DEQUANTIZE: scale * (inp - zero_point).");
+
+/* quantize_s16 (to_float 0) or dequantize_s16 (1) */
+static PyObject *convert_s16(PyObject *args, int to_float) {
+    PyObject *inp_obj, *out_obj;
+    int n, zero_point;
+    float scale;
+    buffer_set set = {.count = 0};
+    const Py_buffer *inp, *out;
+
+    if (!PyArg_ParseTuple(args, to_float ? "OOifi:dequantize_s16" : "OOifi:quantize_s16",
+                          &inp_obj, &out_obj, &n, &scale, &zero_point)) {
+        return NULL;
+    }
+    if (check_positive("n", n) < 0 ||
+        check_quant_params_range(scale, zero_point, -32768, 32767) < 0) {
+        return NULL;
+    }
+    if ((inp = acquire(&set, inp_obj, "inp", to_float ? ELEM_I16 : ELEM_F32, 0, n)) == NULL ||
+        (out = acquire(&set, out_obj, "out", to_float ? ELEM_F32 : ELEM_I16, 1, n)) == NULL) {
+        release_all(&set);
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    if (to_float) {
+        npu_dequantize_s16_f32((const int16_t *)inp->buf, (float *)out->buf, n, scale, zero_point);
+    } else {
+        npu_quantize_f32_s16((const float *)inp->buf, (int16_t *)out->buf, n, scale, zero_point);
+    }
+    Py_END_ALLOW_THREADS
+    release_all(&set);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_quantize_s16(PyObject *self, PyObject *args) {
+    (void)self;
+    return convert_s16(args, 0);
+}
+
+static PyObject *py_dequantize_s16(PyObject *self, PyObject *args) {
+    (void)self;
+    return convert_s16(args, 1);
 }
 
 PyDoc_STRVAR(quantize_doc,
@@ -1090,6 +1146,8 @@ static PyMethodDef kernels_methods[] = {
     {"softmax", py_softmax, METH_VARARGS, softmax_doc},
     {"quantize", py_quantize, METH_VARARGS, quantize_doc},
     {"dequantize", py_dequantize, METH_VARARGS, dequantize_doc},
+    {"quantize_s16", py_quantize_s16, METH_VARARGS, quantize_s16_doc},
+    {"dequantize_s16", py_dequantize_s16, METH_VARARGS, dequantize_s16_doc},
     {"conv2d", py_conv2d, METH_VARARGS, conv2d_doc},
     {"depthwise_conv2d", py_depthwise_conv2d, METH_VARARGS, depthwise_conv2d_doc},
     {"conv2d_s16", py_conv2d_s16, METH_VARARGS, conv2d_s16_doc},

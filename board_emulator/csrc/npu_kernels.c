@@ -357,6 +357,22 @@ void npu_dequantize_s8_f32(const int8_t *in, float *out, int32_t n, float scale,
     }
 }
 
+void npu_quantize_f32_s16(const float *in, int16_t *out, int32_t n, float scale,
+                          int32_t zero_point) {
+    for (int32_t i = 0; i < n; ++i) {
+        const int64_t q = (int64_t)round_f32_to_i32_sat(in[i] / scale) + zero_point;
+        out[i] = (int16_t)(q < -32768 ? -32768 : (q > 32767 ? 32767 : q));
+    }
+}
+
+void npu_dequantize_s16_f32(const int16_t *in, float *out, int32_t n, float scale,
+                            int32_t zero_point) {
+    const double s = (double)scale; /* float * 17-bit integer: exact in double */
+    for (int32_t i = 0; i < n; ++i) {
+        out[i] = (float)(s * (double)((int64_t)in[i] - zero_point));
+    }
+}
+
 /* ---- convolution ------------------------------------------------------------ */
 
 /* sum_i (x_i + offset) * w_i: widening multiply-adds that gcc -O3 vectorizes. */

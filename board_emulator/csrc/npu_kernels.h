@@ -65,6 +65,12 @@ void npu_quantize_f32_s8(const float *in, int8_t *out, int32_t n, float scale,
 void npu_dequantize_s8_f32(const int8_t *in, float *out, int32_t n, float scale,
                            int32_t zero_point);
 
+/* The same for int16 (16x8 models' float edges): clamp to [-32768, 32767]. */
+void npu_quantize_f32_s16(const float *in, int16_t *out, int32_t n, float scale,
+                          int32_t zero_point);
+void npu_dequantize_s16_f32(const int16_t *in, float *out, int32_t n, float scale,
+                            int32_t zero_point);
+
 /* Window geometry of CONV_2D, DEPTHWISE_CONV_2D and the pools (NHWC, batch-major).
  * pad_h/pad_w are the top/left padding; trailing padding is implied by out_h/out_w.
  * The caller guarantees (out - 1) * stride + (k - 1) * dilation and pad stay below

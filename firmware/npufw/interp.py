@@ -138,6 +138,8 @@ class Model:
         if code == opcodes.MEAN:
             return self._prepare_mean(npu, op, what)
         count = p[0]
+        if code == opcodes.QUANTIZE_S16 or code == opcodes.DEQUANTIZE_S16:
+            return self._prepare_convert_s16(npu, op, what, count)
         if code == opcodes.QUANTIZE:
             q = self.blob.tensors[op.outputs[0]]
             return npu.quantize, (self._tensor(op.inputs[0], _FLOAT32, 4 * count, what),
@@ -147,6 +149,17 @@ class Model:
         return npu.dequantize, (self._tensor(op.inputs[0], _INT8, count, what),
                                 self._tensor(op.outputs[0], _FLOAT32, 4 * count, what),
                                 count, q.scale, q.zero_point)
+
+    def _prepare_convert_s16(self, npu, op, what, count):
+        if op.opcode == opcodes.QUANTIZE_S16:
+            q = self.blob.tensors[op.outputs[0]]
+            return npu.quantize_s16, (self._tensor(op.inputs[0], _FLOAT32, 4 * count, what),
+                                      self._tensor(op.outputs[0], _INT16, 2 * count, what),
+                                      count, q.scale, q.zero_point)
+        q = self.blob.tensors[op.inputs[0]]
+        return npu.dequantize_s16, (self._tensor(op.inputs[0], _INT16, 2 * count, what),
+                                    self._tensor(op.outputs[0], _FLOAT32, 4 * count, what),
+                                    count, q.scale, q.zero_point)
 
     def _prepare_conv(self, npu, op, what):
         p = op.params

@@ -827,24 +827,46 @@ def quantize(inp, out, n, scale, zero_point):
     f[0] = scale
     scale = f[0]
     for i in range(n):
-        f[0] = struct.unpack_from("<f", inp, 4 * i)[0] / scale
-        q = f[0]
-        a = -q if q < 0 else q
-        if q != q:  # NaN
-            v = zero_point
-        elif not a < 2147483648.0:
-            v = _INT8_MIN if q < 0 else _INT8_MAX
-        else:
-            # a - int(a) is exact in float32 too, so the tie test is exact.
-            r = int(a)
-            if a - r >= 0.5:
-                r += 1
-            v = (-r if q < 0 else r) + zero_point
-        if v > _INT8_MAX:
-            v = _INT8_MAX
-        elif v < _INT8_MIN:
-            v = _INT8_MIN
-        out[i] = v & 0xFF
+        out[i] = _quantized(f, struct.unpack_from("<f", inp, 4 * i)[0], scale, zero_point,
+                            _INT8_MIN, _INT8_MAX) & 0xFF
+
+
+def _quantized(f, x, scale, zero_point, lo, hi):
+    f[0] = x / scale
+    q = f[0]
+    a = -q if q < 0 else q
+    if q != q:  # NaN
+        v = zero_point
+    elif not a < 2147483648.0:
+        v = lo if q < 0 else hi
+    else:
+        # a - int(a) is exact in float32 too, so the tie test is exact.
+        r = int(a)
+        if a - r >= 0.5:
+            r += 1
+        v = (-r if q < 0 else r) + zero_point
+    return hi if v > hi else (lo if v < lo else v)
+
+
+def quantize_s16(inp, out, n, scale, zero_point):
+    """float32 -> int16, as quantize."""
+    f = _f32
+    f[0] = scale
+    scale = f[0]
+    for i in range(n):
+        struct.pack_into("<h", out, 2 * i, _quantized(f, struct.unpack_from("<f", inp, 4 * i)[0],
+                                                      scale, zero_point, -32768, 32767))
+
+
+def dequantize_s16(inp, out, n, scale, zero_point):
+    """int16 -> float32, as dequantize: a float32 times a 17-bit integer is exact in double
+    and in float32 arithmetic's single rounding alike."""
+    f = _f32
+    f[0] = scale
+    scale = f[0]
+    for i in range(n):
+        struct.pack_into("<f", out, 4 * i, scale * (struct.unpack_from("<h", inp, 2 * i)[0]
+                                                    - zero_point))
 
 
 def dequantize(inp, out, n, scale, zero_point):

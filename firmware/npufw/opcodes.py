@@ -19,6 +19,8 @@ MEAN = 13
 FULLY_CONNECTED_S16 = 14
 CONV_2D_S16 = 15
 DEPTHWISE_CONV_2D_S16 = 16
+QUANTIZE_S16 = 17
+DEQUANTIZE_S16 = 18
 
 # opcode -> (name, number of tensor inputs, number of int32 params)
 OPS = {
@@ -38,6 +40,8 @@ OPS = {
     FULLY_CONNECTED_S16: ('FULLY_CONNECTED_S16', 5, 5),
     CONV_2D_S16: ('CONV_2D_S16', 5, 17),
     DEPTHWISE_CONV_2D_S16: ('DEPTHWISE_CONV_2D_S16', 5, 17),
+    QUANTIZE_S16: ('QUANTIZE_S16', 1, 1),
+    DEQUANTIZE_S16: ('DEQUANTIZE_S16', 1, 1),
 }
 
 MAX_MACS = 65535  # k_h * k_w * in_c of a convolution, k_h * k_w of a depthwise one

@@ -127,18 +127,18 @@ def _check_reshape(graph, op):
 
 
 def _check_quantize(graph, op):
-    """QUANTIZE: float32 -> int8, or int8 -> int8 (requantization)."""
+    """QUANTIZE: float32 -> int8 or int16, or int8 -> int8 (requantization)."""
     if _dtype(graph, op.inputs[0]) == INT8 and _dtype(graph, op.outputs[0]) == INT8:
         return _check_pointwise(graph, op)
-    if _dtype(graph, op.inputs[0]) != FLOAT32 or _dtype(graph, op.outputs[0]) != INT8:
-        return ["only float32 -> int8 and int8 -> int8 are supported (got %s -> %s)"
+    if _dtype(graph, op.inputs[0]) != FLOAT32 or _dtype(graph, op.outputs[0]) not in (INT8, INT16):
+        return ["only float32 -> int8 or int16 and int8 -> int8 are supported (got %s -> %s)"
                 % (_dtype(graph, op.inputs[0]), _dtype(graph, op.outputs[0]))]
     return []
 
 
 def _check_dequantize(graph, op):
-    if _dtype(graph, op.inputs[0]) != INT8 or _dtype(graph, op.outputs[0]) != FLOAT32:
-        return ["only int8 -> float32 is supported"]
+    if _dtype(graph, op.inputs[0]) not in (INT8, INT16) or _dtype(graph, op.outputs[0]) != FLOAT32:
+        return ["only int8 or int16 -> float32 is supported"]
     return []
 
 
@@ -704,7 +704,11 @@ def _lower_quantize(lw, op):
     if _dtype(lw.graph, op.inputs[0]) == INT8:
         _lower_pointwise(lw, op)
     else:
-        _lower_edge("QUANTIZE")(lw, op)
+        _lower_edge("QUANTIZE_S16" if _dtype(lw.graph, op.outputs[0]) == INT16 else "QUANTIZE")(lw, op)
+
+
+def _lower_dequantize(lw, op):
+    _lower_edge("DEQUANTIZE_S16" if _dtype(lw.graph, op.inputs[0]) == INT16 else "DEQUANTIZE")(lw, op)
 
 
 def _strides4(shape):
@@ -819,7 +823,7 @@ FAMILIES = {
     "softmax": (_check_softmax, _lower_softmax),
     "reshape": (_check_reshape, _lower_reshape),
     "quantize": (_check_quantize, _lower_quantize),
-    "dequantize": (_check_dequantize, _lower_edge("DEQUANTIZE")),
+    "dequantize": (_check_dequantize, _lower_dequantize),
     "conv_2d": (_check_conv_2d, _lower_conv),
     "depthwise_conv_2d": (_check_depthwise_conv_2d, _lower_conv),
     "pool": (_check_pool_2d, _lower_pool),

@@ -84,6 +84,8 @@ KERNELS = (
     Kernel("CONV_2D_S16", 15, 5, _CONV_GEOMETRY + ("out_c",) + _CONV_WINDOW + ("act_min", "act_max")),
     Kernel("DEPTHWISE_CONV_2D_S16", 16, 5,
            _CONV_GEOMETRY + ("depth_multiplier",) + _CONV_WINDOW + ("act_min", "act_max")),
+    Kernel("QUANTIZE_S16", 17, 1, ("count",)),  # float32 -> int16 with the output's quantization
+    Kernel("DEQUANTIZE_S16", 18, 1, ("count",)),  # int16 -> float32 with the input's quantization
 )
 
 # --- TFLite ops: what the SDK reads ---------------------------------------------------
@@ -134,8 +136,8 @@ OPS = {op.name: op for op in (
     Op("RESHAPE", 1, "ReshapeOptions", "reshape", (), SAME_AS_INPUT),  # an alias: no kernel
     # A strided COPY with the input's strides permuted; an alias where it moves only size-1 dims
     Op("TRANSPOSE", 2, "TransposeOptions", "transpose", ("COPY",), SAME_AS_INPUT),
-    Op("QUANTIZE", 1, "QuantizeOptions", "quantize", ("QUANTIZE", "LUT")),
-    Op("DEQUANTIZE", 1, "DequantizeOptions", "dequantize", ("DEQUANTIZE",)),
+    Op("QUANTIZE", 1, "QuantizeOptions", "quantize", ("QUANTIZE", "LUT", "QUANTIZE_S16")),
+    Op("DEQUANTIZE", 1, "DequantizeOptions", "dequantize", ("DEQUANTIZE", "DEQUANTIZE_S16")),
     # What converters leave behind, folded or rewritten away by rewrite.py before the
     # compiler judges the ops (a dilated convolution's SPACE_TO_BATCH_ND, shape arithmetic).
     Op("SUB", 2, "SubOptions"),

@@ -274,9 +274,27 @@ def conv_s16_cases(depthwise):
     return cases
 
 
+def quantize_s16_cases():
+    """16x8 models' float edges: QUANTIZE float32 -> int16 on ties, saturation and signed
+    zeros; DEQUANTIZE of every int16 value."""
+    rng = np.random.default_rng(68)
+    cases = []
+    for i, (scale, zp) in enumerate([(1e-3, 0), (0.37, 0), (2.5e-5, 7)]):
+        k = rng.integers(-40000, 40000, 200)
+        x = np.concatenate([(k + 0.5) * scale, k * scale, rng.normal(0, 40000 * scale, 200),
+                            # far beyond int16, inside int32 (beyond, TFLM's cast is undefined)
+                            [0.0, -0.0, 2e9 * scale, -2e9 * scale]]).astype(np.float32).reshape(1, -1)
+        cases.append(Case("quantize16_%d" % i, tb.quantize_model(list(x.shape), (scale, zp),
+                                                                 np.int16), [x]))
+        q = np.arange(-32768, 32768, dtype=np.int16).reshape(256, 256)
+        cases.append(Case("dequantize16_%d" % i, tb.dequantize_model([256, 256], (scale, zp),
+                                                                     np.int16), [q]))
+    return cases
+
+
 def all_cases():
     return (conv_cases(False) + conv_cases(True) + pool_cases("AVERAGE_POOL_2D")
             + pool_cases("MAX_POOL_2D") + elementwise_cases("ADD") + elementwise_cases("MUL")
             + pointwise_cases() + mean_cases() + pad_cases() + concatenation_cases()
             + transpose_cases() + fully_connected_s16_cases() + conv_s16_cases(False)
-            + conv_s16_cases(True))
+            + conv_s16_cases(True) + quantize_s16_cases())
