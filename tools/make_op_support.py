@@ -46,8 +46,7 @@ _TREATMENT = {ops.WEIGHTED: "weights per channel, output calibrated",
 
 
 def _int16(op):
-    """A 16x8 kernel is one named *_S16 in the registry."""
-    return "yes" if any(k.endswith("_S16") for k in op.kernels) else "not yet"
+    return "yes" if op.int16 else "not yet"
 
 
 def _quantizer(op):

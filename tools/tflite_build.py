@@ -293,14 +293,14 @@ def concatenation_model(shapes, axis, q, qs=None):
                    tfl.BuiltinOptions.ConcatenationOptions, opts, graph_inputs=xs)
 
 
-def transpose_model(input_shape, q, perm, output_q=None):
-    """TRANSPOSE of an int8 tensor by the constant permutation `perm` (output quantization
-    `q` unless `output_q` is given)."""
+def transpose_model(input_shape, q, perm, output_q=None, dtype=np.int8):
+    """TRANSPOSE of an int8 (or `dtype`) tensor by the constant permutation `perm` (output
+    quantization `q` unless `output_q` is given)."""
     output_q = output_q or q
     m = _Model()
-    x = m.tensor("input", input_shape, np.int8, q[0], q[1])
+    x = m.tensor("input", input_shape, dtype, q[0], q[1])
     p = m.tensor("perm", [len(perm)], np.int32, data=np.asarray(perm, np.int32))
-    y = m.tensor("output", [input_shape[k % len(perm)] for k in perm], np.int8, output_q[0],
+    y = m.tensor("output", [input_shape[k % len(perm)] for k in perm], dtype, output_q[0],
                  output_q[1])
     return m.build(tfl.BuiltinOperator.TRANSPOSE, [x, p], [y],
                    tfl.BuiltinOptions.TransposeOptions, tfl.TransposeOptionsT())

@@ -251,9 +251,11 @@ class Model:
         return (npu.add if add else npu.mul), (
             views[0], views[1], self._tensor(op.outputs[0], _INT8, n, what)) + tuple(p)
 
-    def _int8_tensor(self, i, what):
-        _check(i >= 0 and self.blob.tensors[i].dtype == _INT8, what, "tensor %d is not int8" % i)
-        return self.blob.tensors[i].size
+    def _copy_tensor(self, i, what):
+        """(dtype, bytes) of a COPY operand: int8, or int16 copied as byte pairs."""
+        _check(i >= 0 and self.blob.tensors[i].dtype in (_INT8, _INT16), what,
+               "tensor %d is not int8 or int16" % i)
+        return self.blob.tensors[i].dtype, self.blob.tensors[i].size
 
     def _prepare_copy(self, npu, op, what):
         p = op.params
@@ -265,9 +267,11 @@ class Model:
         for d, a, b in zip(dims, s_in, s_out):
             in_extent += (d - 1) * a
             out_extent += (d - 1) * b
-        _check(in_extent <= self._int8_tensor(op.inputs[0], what), what, "copy reads past its input")
-        _check(out_extent <= self._int8_tensor(op.outputs[0], what), what,
-               "copy writes past its output")
+        in_type, in_size = self._copy_tensor(op.inputs[0], what)
+        out_type, out_size = self._copy_tensor(op.outputs[0], what)
+        _check(in_type == out_type, what, "copy between int8 and int16")
+        _check(in_extent <= in_size, what, "copy reads past its input")
+        _check(out_extent <= out_size, what, "copy writes past its output")
         return npu.copy, (self.views[op.inputs[0]], self.views[op.outputs[0]]) + tuple(p)
 
     def _prepare_mean(self, npu, op, what):

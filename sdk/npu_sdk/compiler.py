@@ -482,9 +482,11 @@ def _perm(graph, op):
 
 
 def _check_transpose(graph, op):
-    """TRANSPOSE: int8 of rank <= 4, a constant int32 permutation of its dimensions, the same
-    quantization in and out (TFLM's kernel moves bytes)."""
-    reasons = _int8_activations(graph, op, op.inputs[:1])
+    """TRANSPOSE: int8 or int16 (16x8) of rank <= 4, a constant int32 permutation of its
+    dimensions, the same quantization in and out (TFLM's kernel moves bytes); int16 moves
+    byte pairs, so at most 4 loops must remain once adjacent dimensions merge."""
+    int16 = _is_16x8(graph, op)
+    reasons = (_int16_activations if int16 else _int8_activations)(graph, op, op.inputs[:1])
     if reasons:
         return reasons
     x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
@@ -495,6 +497,9 @@ def _check_transpose(graph, op):
     want = tuple(x.shape[k] for k in perm)
     if tuple(y.shape) != want:
         return ["output shape %s is not the permuted shape %s" % (tuple(y.shape), want)]
+    if len(_transpose_loops(x, perm)[0]) > 4:
+        return ["an int16 TRANSPOSE moving all 4 dimensions is not supported (the byte copy "
+                "has 4 loops); use int8 or a lower rank"]
     return _same_quantization(graph, op.inputs[0], op.outputs[0])
 
 
@@ -732,7 +737,7 @@ def _coalesce(dims, in_strides, out_strides):
             loops[-1] = (loops[-1][0] * d, loops[-1][1], loops[-1][2])
         else:
             loops.append((d, a, b))
-    loops = [(1, 0, 0)] * (4 - len(loops)) + loops[::-1]
+    loops = [(1, 0, 0)] * (4 - len(loops)) + loops[::-1]  # more than 4: the caller refuses
     return [list(v) for v in zip(*loops)]
 
 
@@ -773,25 +778,41 @@ def _lower_concatenation(lw, op):
         position += lw.graph.tensors[i].shape[axis]
 
 
+def _contiguous(shape):
+    strides, step = [0] * len(shape), 1
+    for k in range(len(shape) - 1, -1, -1):
+        strides[k], step = step, step * shape[k]
+    return strides
+
+
+def _transpose_loops(x, perm):
+    """The byte copy of TRANSPOSE x by perm, coalesced: (dims, in strides, out strides), as
+    few loops as the layout allows (an int16 element is a trailing pair of bytes)."""
+    shape, perm = list(x.shape), list(perm)
+    if np.dtype(x.dtype).itemsize == 2:
+        shape, perm = shape + [2], perm + [len(perm)]
+    x_strides = _contiguous(shape)
+    dims = [shape[k] for k in perm]
+    in_strides, out_strides = [x_strides[k] for k in perm], _contiguous(dims)
+    # The copy's loops may run in any order: read the input's rows innermost when they are
+    # longer than the output's (NCHW -> NHWC: 96 pixels a row rather than 3 channels).
+    j = perm.index(len(perm) - 1)
+    if dims[j] > dims[-1]:
+        for v in (dims, in_strides, out_strides):
+            v[j], v[-1] = v[-1], v[j]
+    return _coalesce(dims, in_strides, out_strides)
+
+
 def _lower_transpose(lw, op):
     """A COPY that walks the output in order and reads the input with permuted strides; an
     alias (no kernel) when the permutation moves only size-1 dimensions."""
-    x, y = lw.graph.tensors[op.inputs[0]], lw.graph.tensors[op.outputs[0]]
+    x = lw.graph.tensors[op.inputs[0]]
     perm = _perm(lw.graph, op)
     moved = [k for k in perm if x.shape[k] != 1]
     if moved == sorted(moved):  # the bytes are already in the output's order
         _lower_reshape(lw, op)
         return
-    _, x_strides = _strides4(x.shape)
-    lead = 4 - len(perm)
-    in_strides = [0] * lead + [x_strides[lead + k] for k in perm]
-    dims, out_strides = _strides4(y.shape)
-    # The copy's loops may run in any order: read the input's rows innermost when they are
-    # longer than the output's (NCHW -> NHWC: 96 pixels a row rather than 3 channels).
-    j = lead + perm.index(len(perm) - 1)
-    if dims[j] > dims[3]:
-        for v in (dims, in_strides, out_strides):
-            v[j], v[3] = v[3], v[j]
+    dims, in_strides, out_strides = _transpose_loops(x, perm)
     _emit_copy(lw, op, op.inputs[0], 0, out_strides, in_view=(dims, in_strides))
 
 

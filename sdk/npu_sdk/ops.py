@@ -64,8 +64,8 @@ KERNELS = (
                                        "output_shift", "output_offset", "act_min", "act_max")),
     # out[i] = table[in[i] + 128]: every int8 -> int8 pointwise op; inputs: input, table int8[256]
     Kernel("LUT", 11, 2, ("count",)),
-    # Strided 4-D int8 copy into a part of the output (PAD, one per CONCATENATION input,
-    # TRANSPOSE with the input's strides permuted):
+    # Strided 4-D byte copy into a part of the output (PAD, one per CONCATENATION input,
+    # TRANSPOSE with the input's strides permuted; int16 as byte pairs):
     # out[out_offset + sum i_k * out_s_k] = in[sum i_k * in_s_k] for i_k < d_k; with
     # fill = 1 the whole output is first set to fill_value.
     Kernel("COPY", 12, 1, ("d0", "d1", "d2", "d3", "in_s0", "in_s1", "in_s2", "in_s3",
@@ -106,17 +106,19 @@ FIXED = "fixed by spec"  # TFLM's int8 kernel fixes it: `fixed_output`
 #: kernels: the blob kernels its lowering emits.
 #: quant, weights, fixed_output: the quantizer's treatment; weights is (weight input, bias
 #:   input, quantized dimension), fixed_output (scale, zero point).
+#: int16: the compiler also takes it in 16x8 models (int16 activations, int8 weights, int64
+#:   bias), through its *_S16 kernel or as bytes (docs/ops.md's 16x8 column).
 Op = namedtuple("Op", ("name", "arity", "options", "lowering", "kernels", "quant", "weights",
-                       "fixed_output"),
-                defaults=(None, None, (), None, None, None))
+                       "fixed_output", "int16"),
+                defaults=(None, None, (), None, None, None, False))
 
 OPS = {op.name: op for op in (
     Op("FULLY_CONNECTED", 2, "FullyConnectedOptions", "fully_connected",
-       ("FULLY_CONNECTED", "FULLY_CONNECTED_S16"), WEIGHTED, weights=(1, 2, 0)),
+       ("FULLY_CONNECTED", "FULLY_CONNECTED_S16"), WEIGHTED, weights=(1, 2, 0), int16=True),
     Op("CONV_2D", 2, "Conv2DOptions", "conv_2d", ("CONV_2D", "CONV_2D_S16"), WEIGHTED,
-       weights=(1, 2, 0)),
+       weights=(1, 2, 0), int16=True),
     Op("DEPTHWISE_CONV_2D", 2, "DepthwiseConv2DOptions", "depthwise_conv_2d",
-       ("DEPTHWISE_CONV_2D", "DEPTHWISE_CONV_2D_S16"), WEIGHTED, weights=(1, 2, 3)),
+       ("DEPTHWISE_CONV_2D", "DEPTHWISE_CONV_2D_S16"), WEIGHTED, weights=(1, 2, 3), int16=True),
     Op("AVERAGE_POOL_2D", 1, "Pool2DOptions", "pool", ("AVERAGE_POOL_2D",), SAME_AS_INPUT),
     Op("MAX_POOL_2D", 1, "Pool2DOptions", "pool", ("MAX_POOL_2D",), SAME_AS_INPUT),
     Op("ADD", 2, "AddOptions", "elementwise", ("ADD",), CALIBRATED),
@@ -133,11 +135,13 @@ OPS = {op.name: op for op in (
     Op("PADV2", 2, "PadV2Options", "pad", ("COPY",)),
     Op("CONCATENATION", 1, "ConcatenationOptions", "concatenation", ("COPY",)),
     Op("MEAN", 2, "ReducerOptions", "mean", ("MEAN",), CALIBRATED),
-    Op("RESHAPE", 1, "ReshapeOptions", "reshape", (), SAME_AS_INPUT),  # an alias: no kernel
+    Op("RESHAPE", 1, "ReshapeOptions", "reshape", (), SAME_AS_INPUT, int16=True),  # an alias
     # A strided COPY with the input's strides permuted; an alias where it moves only size-1 dims
-    Op("TRANSPOSE", 2, "TransposeOptions", "transpose", ("COPY",), SAME_AS_INPUT),
-    Op("QUANTIZE", 1, "QuantizeOptions", "quantize", ("QUANTIZE", "LUT", "QUANTIZE_S16")),
-    Op("DEQUANTIZE", 1, "DequantizeOptions", "dequantize", ("DEQUANTIZE", "DEQUANTIZE_S16")),
+    Op("TRANSPOSE", 2, "TransposeOptions", "transpose", ("COPY",), SAME_AS_INPUT, int16=True),
+    Op("QUANTIZE", 1, "QuantizeOptions", "quantize", ("QUANTIZE", "LUT", "QUANTIZE_S16"),
+       int16=True),
+    Op("DEQUANTIZE", 1, "DequantizeOptions", "dequantize", ("DEQUANTIZE", "DEQUANTIZE_S16"),
+       int16=True),
     # What converters leave behind, folded or rewritten away by rewrite.py before the
     # compiler judges the ops (a dilated convolution's SPACE_TO_BATCH_ND, shape arithmetic).
     Op("SUB", 2, "SubOptions"),
@@ -154,5 +158,7 @@ OPS = {op.name: op for op in (
 
 #: Ops the compiler takes, in the order `npu compile --help` lists them.
 SUPPORTED = tuple(sorted(name for name, op in OPS.items() if op.lowering))
+#: Ops the compiler takes in 16x8 models.
+INT16 = tuple(sorted(name for name, op in OPS.items() if op.int16))
 #: Ops the quantizer takes.
 QUANTIZABLE = tuple(sorted(name for name, op in OPS.items() if op.quant))

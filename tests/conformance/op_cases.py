@@ -203,6 +203,12 @@ def transpose_cases():
     for i, (shape, perm) in enumerate(TRANSPOSE_SHAPES):
         x = rng.integers(-128, 128, shape).astype(np.int8)
         cases.append(Case("transpose%d" % i, tb.transpose_model(shape, _q(rng), perm), [x]))
+    # 16x8: int16 elements move as byte pairs (a rank-4 one moving every axis is refused)
+    for i, (shape, perm) in enumerate([((1, 3, 5, 4), (0, 2, 3, 1)), ((3, 4, 5), (2, 0, 1)),
+                                       ((7, 6), (1, 0)), ((2, 1, 3, 4), (1, 3, 0, 2))]):
+        x = rng.integers(-32768, 32768, shape).astype(np.int16)
+        model = tb.transpose_model(shape, (0.001, 0), perm, dtype=np.int16)
+        cases.append(Case("transpose16_%d" % i, model, [x]))
     return cases
 
 

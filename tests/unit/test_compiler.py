@@ -183,6 +183,8 @@ def test_pointwise_mean_pad_concat_compile_to_their_opcodes():
     (lambda tb: tb.transpose_model((2, 3, 4), (0.1, 0), (0, 1, 3)), "permutation of 0..rank-1"),
     (lambda tb: tb.transpose_model((2, 3), (0.1, 0), (1, 0), (0.2, 1)),
      "share scale and zero point"),
+    (lambda tb: tb.transpose_model((2, 3, 4, 5), (0.1, 0), (3, 1, 0, 2), dtype=np.int16),
+     "int16 TRANSPOSE moving all 4 dimensions"),
     (lambda tb: tb.fully_connected_model(4, 2, 1, (0.01, 0), np.ones((2, 4)), [0.1], [1, 2],
                                          (0.05, 3), int16=True), "zero point 0 (16x8)"),
     (lambda tb: tb.fully_connected_model(4, 2, 1, (0.01, 0), np.ones((2, 4)), [0.1],

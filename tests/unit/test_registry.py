@@ -71,6 +71,11 @@ def test_compiler_tables_come_from_the_registry():
             assert len([k for k in op.kernels if not k.endswith("_S16")]) == 1, name
 
 
+def test_16x8_ops_are_the_ones_with_16x8_kernels_or_byte_moves():
+    with_s16 = {name for name, op in ops.OPS.items() if any(k.endswith("_S16") for k in op.kernels)}
+    assert with_s16 <= set(ops.INT16) <= with_s16 | {"RESHAPE", "TRANSPOSE"}
+
+
 def test_rewrite_folds_only_ops_the_registry_knows():
     assert set(rewrite._FOLDERS) <= set(ops.OPS)
 
