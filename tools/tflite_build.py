@@ -185,16 +185,17 @@ def conv2d_model(input_shape, input_q, weights, weight_scales, bias, output_q, s
 
 
 def pool2d_model(kind, input_shape, q, filter_hw, stride=(1, 1), padding="SAME",
-                 activation="NONE"):
-    """AVERAGE_POOL_2D or MAX_POOL_2D, int8 NHWC, input and output quantization `q`."""
+                 activation="NONE", dtype=np.int8):
+    """AVERAGE_POOL_2D or MAX_POOL_2D, int8 (or `dtype`) NHWC, input and output
+    quantization `q`."""
     from npu_sdk import lower
 
     n, in_h, in_w, c = input_shape
     out_h = lower.conv_output_size(padding, in_h, filter_hw[0], stride[0])
     out_w = lower.conv_output_size(padding, in_w, filter_hw[1], stride[1])
     m = _Model()
-    x = m.tensor("input", input_shape, np.int8, q[0], q[1])
-    y = m.tensor("output", [n, out_h, out_w, c], np.int8, q[0], q[1])
+    x = m.tensor("input", input_shape, dtype, q[0], q[1])
+    y = m.tensor("output", [n, out_h, out_w, c], dtype, q[0], q[1])
     opts = tfl.Pool2DOptionsT()
     opts.padding = _PADDINGS[padding]
     opts.strideH, opts.strideW = stride

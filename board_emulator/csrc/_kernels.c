@@ -772,15 +772,20 @@ PyDoc_STRVAR(max_pool2d_doc,
 "--\n\n"
 "int8 MAX_POOL_2D (NHWC), bit-exact with TFLite Micro.");
 
-static PyObject *pool_common(PyObject *args, int average) {
+/* int8 pools, or their int16 twins (wide = 1) */
+static PyObject *pool_common(PyObject *args, int average, int wide) {
     PyObject *inp_obj, *out_obj;
     npu_window g = {0};
     int act_min, act_max;
     buffer_set set = {.count = 0};
     const Py_buffer *inp, *out;
+    const int lo = wide ? -32768 : -128, hi = wide ? 32767 : 127;
+    const elem_kind kind = wide ? ELEM_I16 : ELEM_I8;
+    static const char *const formats[2][2] = {
+        {"OOiiiiiiiiiiiiii:max_pool2d", "OOiiiiiiiiiiiiii:average_pool2d"},
+        {"OOiiiiiiiiiiiiii:max_pool2d_s16", "OOiiiiiiiiiiiiii:average_pool2d_s16"}};
 
-    if (!PyArg_ParseTuple(args, average ? "OOiiiiiiiiiiiiii:average_pool2d"
-                                        : "OOiiiiiiiiiiiiii:max_pool2d",
+    if (!PyArg_ParseTuple(args, formats[wide][average],
                           &inp_obj, &out_obj, &g.batches, &g.in_h, &g.in_w, &g.in_c, &g.out_h,
                           &g.out_w, &g.k_h, &g.k_w, &g.stride_h, &g.stride_w, &g.pad_h, &g.pad_w,
                           &act_min, &act_max)) {
@@ -788,8 +793,9 @@ static PyObject *pool_common(PyObject *args, int average) {
     }
     g.out_c = g.in_c;
     g.dilation_h = g.dilation_w = g.depth_multiplier = 1;
-    if (check_window(&g) < 0 || check_range("act_min", act_min, -128, 127) < 0 ||
-        check_range("act_max", act_max, act_min, 127) < 0) {
+    if (check_window(&g) < 0 || check_range("act_min", act_min, lo, hi) < 0 ||
+        check_range("act_max", act_max, act_min, hi) < 0 ||
+        (wide && check_range("k_h * k_w", (long long)g.k_h * g.k_w, 1, MAX_WINDOW_MACS) < 0)) {
         return NULL;
     }
     if (g.pad_h >= g.k_h || g.pad_w >= g.k_w ||
@@ -800,15 +806,20 @@ static PyObject *pool_common(PyObject *args, int average) {
                         "overlap the input");
         return NULL;
     }
-    if ((inp = acquire(&set, inp_obj, "inp", ELEM_I8, 0,
+    if ((inp = acquire(&set, inp_obj, "inp", kind, 0,
                        volume(g.batches, g.in_h, g.in_w, g.in_c))) == NULL ||
-        (out = acquire(&set, out_obj, "out", ELEM_I8, 1,
+        (out = acquire(&set, out_obj, "out", kind, 1,
                        volume(g.batches, g.out_h, g.out_w, g.out_c))) == NULL) {
         release_all(&set);
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
-    if (average) {
+    if (wide && average) {
+        npu_average_pool2d_s16((const int16_t *)inp->buf, (int16_t *)out->buf, &g, act_min,
+                               act_max);
+    } else if (wide) {
+        npu_max_pool2d_s16((const int16_t *)inp->buf, (int16_t *)out->buf, &g, act_min, act_max);
+    } else if (average) {
         npu_average_pool2d_s8((const int8_t *)inp->buf, (int8_t *)out->buf, &g, act_min, act_max);
     } else {
         npu_max_pool2d_s8((const int8_t *)inp->buf, (int8_t *)out->buf, &g, act_min, act_max);
@@ -820,12 +831,22 @@ static PyObject *pool_common(PyObject *args, int average) {
 
 static PyObject *py_average_pool2d(PyObject *self, PyObject *args) {
     (void)self;
-    return pool_common(args, 1);
+    return pool_common(args, 1, 0);
 }
 
 static PyObject *py_max_pool2d(PyObject *self, PyObject *args) {
     (void)self;
-    return pool_common(args, 0);
+    return pool_common(args, 0, 0);
+}
+
+static PyObject *py_average_pool2d_s16(PyObject *self, PyObject *args) {
+    (void)self;
+    return pool_common(args, 1, 1);
+}
+
+static PyObject *py_max_pool2d_s16(PyObject *self, PyObject *args) {
+    (void)self;
+    return pool_common(args, 0, 1);
 }
 
 /* ---- elementwise ADD / MUL ---------------------------------------------------- */
@@ -1153,6 +1174,10 @@ static PyMethodDef kernels_methods[] = {
     {"conv2d_s16", py_conv2d_s16, METH_VARARGS, conv2d_s16_doc},
     {"depthwise_conv2d_s16", py_depthwise_conv2d_s16, METH_VARARGS, depthwise_conv2d_s16_doc},
     {"average_pool2d", py_average_pool2d, METH_VARARGS, average_pool2d_doc},
+    {"average_pool2d_s16", py_average_pool2d_s16, METH_VARARGS,
+     "average_pool2d_s16(...): the int16 (16x8) twin of average_pool2d."},
+    {"max_pool2d_s16", py_max_pool2d_s16, METH_VARARGS,
+     "max_pool2d_s16(...): the int16 (16x8) twin of max_pool2d."},
     {"max_pool2d", py_max_pool2d, METH_VARARGS, max_pool2d_doc},
     {"add", py_add, METH_VARARGS, add_doc},
     {"mul", py_mul, METH_VARARGS, mul_doc},

@@ -598,6 +598,61 @@ void npu_max_pool2d_s8(const int8_t *input, int8_t *output, const npu_window *g,
     pool2d_s8(input, output, g, act_min, act_max, 0);
 }
 
+/* The int16 twin of pool2d_s8 (16x8 models), the same arithmetic. */
+static void pool2d_s16(const int16_t *input, int16_t *output, const npu_window *g,
+                      int32_t act_min, int32_t act_max, int average) {
+    const size_t ch = (size_t)g->in_c;
+    int16_t *out = output;
+    for (int32_t b = 0; b < g->batches; ++b) {
+        const int16_t *image = input + (size_t)b * (size_t)g->in_h * (size_t)g->in_w * ch;
+        for (int32_t oy = 0; oy < g->out_h; ++oy) {
+            const int32_t y0 = oy * g->stride_h - g->pad_h;
+            int32_t ky0, ky1;
+            valid_taps(y0, 1, g->k_h, g->in_h, &ky0, &ky1);
+            for (int32_t ox = 0; ox < g->out_w; ++ox) {
+                const int32_t x0 = ox * g->stride_w - g->pad_w;
+                int32_t kx0, kx1;
+                valid_taps(x0, 1, g->k_w, g->in_w, &kx0, &kx1);
+                const int32_t count = (ky1 - ky0) * (kx1 - kx0);
+                for (size_t c = 0; c < ch; ++c) {
+                    int32_t acc = average ? 0 : -32768; /* |sum| < 2^15 * 65535 */
+                    for (int32_t ky = ky0; ky < ky1; ++ky) {
+                        const int16_t *row = image + (size_t)(y0 + ky) * (size_t)g->in_w * ch + c;
+                        for (int32_t kx = kx0; kx < kx1; ++kx) {
+                            const int32_t v = row[(size_t)(x0 + kx) * ch];
+                            if (average) {
+                                acc += v;
+                            } else if (v > acc) {
+                                acc = v;
+                            }
+                        }
+                    }
+                    if (average) {
+                        /* Round half away from zero; TFLM refuses empty windows and so
+                         * does the caller, the guard only keeps this defined. */
+                        if (count <= 0) {
+                            acc = 0;
+                        } else {
+                            acc = acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count;
+                        }
+                    }
+                    *out++ = (int16_t)clamp_i32(acc, act_min, act_max);
+                }
+            }
+        }
+    }
+}
+
+void npu_average_pool2d_s16(const int16_t *input, int16_t *output, const npu_window *g,
+                            int32_t act_min, int32_t act_max) {
+    pool2d_s16(input, output, g, act_min, act_max, 1);
+}
+
+void npu_max_pool2d_s16(const int16_t *input, int16_t *output, const npu_window *g,
+                        int32_t act_min, int32_t act_max) {
+    pool2d_s16(input, output, g, act_min, act_max, 0);
+}
+
 /* ---- elementwise ADD / MUL ------------------------------------------------------ */
 
 static inline int8_t add_one(int32_t a, int32_t b, const npu_arith *p) {

@@ -116,6 +116,11 @@ void npu_average_pool2d_s8(const int8_t *input, int8_t *output, const npu_window
                            int32_t act_min, int32_t act_max);
 void npu_max_pool2d_s8(const int8_t *input, int8_t *output, const npu_window *g,
                        int32_t act_min, int32_t act_max);
+/* The same for int16 (16x8); caller guarantees k_h * k_w <= 65535 (int32 sums). */
+void npu_average_pool2d_s16(const int16_t *input, int16_t *output, const npu_window *g,
+                            int32_t act_min, int32_t act_max);
+void npu_max_pool2d_s16(const int16_t *input, int16_t *output, const npu_window *g,
+                        int32_t act_min, int32_t act_max);
 
 /* Elementwise int8 ADD / MUL over a 4-D output dims[0..3]; input k is read at
  * sum_d index_d * strides_k[d] (stride 0 broadcasts). TFLite's arithmetic params. */

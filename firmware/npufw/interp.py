@@ -123,7 +123,8 @@ class Model:
             return self._prepare_conv(npu, op, what)
         if code == opcodes.CONV_2D_S16 or code == opcodes.DEPTHWISE_CONV_2D_S16:
             return self._prepare_conv_s16(npu, op, what)
-        if code == opcodes.AVERAGE_POOL_2D or code == opcodes.MAX_POOL_2D:
+        if code in (opcodes.AVERAGE_POOL_2D, opcodes.MAX_POOL_2D, opcodes.AVERAGE_POOL_2D_S16,
+                    opcodes.MAX_POOL_2D_S16):
             return self._prepare_pool(npu, op, what)
         if code == opcodes.ADD or code == opcodes.MUL:
             return self._prepare_elementwise(npu, op, what)
@@ -217,8 +218,17 @@ class Model:
         # No window may fall wholly into the padding (an average over nothing).
         _check(pad_h < k_h and pad_w < k_w and (out_h - 1) * s_h - pad_h < in_h
                and (out_w - 1) * s_w - pad_w < in_w, what, "a pooling window misses the input")
+        code = op.opcode
+        if code == opcodes.AVERAGE_POOL_2D_S16 or code == opcodes.MAX_POOL_2D_S16:
+            _check(-32768 <= amin <= amax <= 32767 and k_h * k_w <= opcodes.MAX_MACS, what,
+                   "bad activation range or window")
+            fn = npu.average_pool2d_s16 if code == opcodes.AVERAGE_POOL_2D_S16 else npu.max_pool2d_s16
+            return fn, (
+                self._tensor(op.inputs[0], _INT16, 2 * batches * in_h * in_w * channels, what),
+                self._tensor(op.outputs[0], _INT16, 2 * batches * out_h * out_w * channels, what)
+            ) + tuple(p)
         _check_act(what, amin, amax)
-        return (npu.average_pool2d if op.opcode == opcodes.AVERAGE_POOL_2D else npu.max_pool2d), (
+        return (npu.average_pool2d if code == opcodes.AVERAGE_POOL_2D else npu.max_pool2d), (
             self._tensor(op.inputs[0], _INT8, batches * in_h * in_w * channels, what),
             self._tensor(op.outputs[0], _INT8, batches * out_h * out_w * channels, what)) + tuple(p)
 

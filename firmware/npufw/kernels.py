@@ -364,9 +364,11 @@ def depthwise_conv2d(inp, weights, bias, out, mult, shift, batches, in_h, in_w, 
 # ---- pooling ------------------------------------------------------------------------
 
 @micropython.viper
-def _pool(inp: ptr8, out: ptr8, g: ptr32, average: int, act_min: int, act_max: int):
+def _pool(inp: ptr8, out: ptr8, g: ptr32, average: int, act_min: int, act_max: int,
+          wide: int):
     """g: batches, in_h, in_w, channels, out_h, out_w, k_h, k_w, stride_h, stride_w,
-    pad_h, pad_w. Every window overlaps the image (checked by the interpreter)."""
+    pad_h, pad_w. Every window overlaps the image (checked by the interpreter). wide: int16
+    elements (16x8), little-endian byte pairs; k_h * k_w <= 65535 keeps their sums in int32."""
     batches = g[0]
     in_h = g[1]
     in_w = g[2]
@@ -396,11 +398,15 @@ def _pool(inp: ptr8, out: ptr8, g: ptr32, average: int, act_min: int, act_max: i
                     kx1 -= 1
                 count = (ky1 - ky0) * (kx1 - kx0)
                 for c in range(ch):
-                    acc = 0 if average else -128
+                    acc = 0 if average else (-32768 if wide else -128)
                     for ky in range(ky0, ky1):
                         row = img + (y0 + ky) * in_w * ch + c
                         for kx in range(kx0, kx1):
-                            v = (inp[row + (x0 + kx) * ch] ^ 0x80) - 0x80
+                            p = row + (x0 + kx) * ch
+                            if wide:
+                                v = inp[p << 1] | (((inp[(p << 1) + 1] ^ 0x80) - 0x80) << 8)
+                            else:
+                                v = (inp[p] ^ 0x80) - 0x80
                             if average:
                                 acc += v
                             elif v > acc:
@@ -417,12 +423,16 @@ def _pool(inp: ptr8, out: ptr8, g: ptr32, average: int, act_min: int, act_max: i
                         acc = act_min
                     elif acc > act_max:
                         acc = act_max
-                    out[o] = acc
+                    if wide:
+                        out[o << 1] = acc & 0xFF
+                        out[(o << 1) + 1] = (acc >> 8) & 0xFF
+                    else:
+                        out[o] = acc
                     o += 1
 
 
 def _pool_call(average, inp, out, batches, in_h, in_w, channels, out_h, out_w, k_h, k_w,
-               stride_h, stride_w, pad_h, pad_w, act_min, act_max):
+               stride_h, stride_w, pad_h, pad_w, act_min, act_max, wide=0):
     g = _geom
     g[0] = batches  # one store per line (see _conv)
     g[1] = in_h
@@ -436,7 +446,7 @@ def _pool_call(average, inp, out, batches, in_h, in_w, channels, out_h, out_w, k
     g[9] = stride_w
     g[10] = pad_h
     g[11] = pad_w
-    _pool(inp, out, g, average, act_min, act_max)
+    _pool(inp, out, g, average, act_min, act_max, wide)
 
 
 def average_pool2d(inp, out, batches, in_h, in_w, channels, out_h, out_w, k_h, k_w,
@@ -451,6 +461,20 @@ def max_pool2d(inp, out, batches, in_h, in_w, channels, out_h, out_w, k_h, k_w,
     """int8 MAX_POOL_2D; arguments as the C binding's max_pool2d."""
     _pool_call(0, inp, out, batches, in_h, in_w, channels, out_h, out_w, k_h, k_w,
                stride_h, stride_w, pad_h, pad_w, act_min, act_max)
+
+
+def average_pool2d_s16(inp, out, batches, in_h, in_w, channels, out_h, out_w, k_h, k_w,
+                       stride_h, stride_w, pad_h, pad_w, act_min, act_max):
+    """16x8 AVERAGE_POOL_2D; arguments as the C binding's average_pool2d_s16."""
+    _pool_call(1, inp, out, batches, in_h, in_w, channels, out_h, out_w, k_h, k_w,
+               stride_h, stride_w, pad_h, pad_w, act_min, act_max, 1)
+
+
+def max_pool2d_s16(inp, out, batches, in_h, in_w, channels, out_h, out_w, k_h, k_w,
+                   stride_h, stride_w, pad_h, pad_w, act_min, act_max):
+    """16x8 MAX_POOL_2D; arguments as the C binding's max_pool2d_s16."""
+    _pool_call(0, inp, out, batches, in_h, in_w, channels, out_h, out_w, k_h, k_w,
+               stride_h, stride_w, pad_h, pad_w, act_min, act_max, 1)
 
 
 # ---- elementwise ADD / MUL --------------------------------------------------------------

@@ -21,6 +21,8 @@ CONV_2D_S16 = 15
 DEPTHWISE_CONV_2D_S16 = 16
 QUANTIZE_S16 = 17
 DEQUANTIZE_S16 = 18
+AVERAGE_POOL_2D_S16 = 19
+MAX_POOL_2D_S16 = 20
 
 # opcode -> (name, number of tensor inputs, number of int32 params)
 OPS = {
@@ -42,6 +44,8 @@ OPS = {
     DEPTHWISE_CONV_2D_S16: ('DEPTHWISE_CONV_2D_S16', 5, 17),
     QUANTIZE_S16: ('QUANTIZE_S16', 1, 1),
     DEQUANTIZE_S16: ('DEQUANTIZE_S16', 1, 1),
+    AVERAGE_POOL_2D_S16: ('AVERAGE_POOL_2D_S16', 1, 14),
+    MAX_POOL_2D_S16: ('MAX_POOL_2D_S16', 1, 14),
 }
 
 MAX_MACS = 65535  # k_h * k_w * in_c of a convolution, k_h * k_w of a depthwise one

@@ -296,12 +296,14 @@ def _same_quantization(graph, a, b):
 
 
 def _check_pool_2d(graph, op):
-    """AVERAGE_POOL_2D / MAX_POOL_2D: int8 NHWC, the same quantization in and out, SAME/VALID
-    padding, strides >= 1."""
-    reasons = _int8_activations(graph, op, [op.inputs[0]], rank=4)
+    """AVERAGE_POOL_2D / MAX_POOL_2D: int8 (or 16x8 int16) NHWC, the same quantization in and
+    out, SAME/VALID padding, strides >= 1."""
+    reasons = _conv_activations(graph, op)
     if reasons:
         return reasons
     k_h, k_w = op.options.get("filter_h", 0), op.options.get("filter_w", 0)
+    if _is_16x8(graph, op):
+        reasons += _check_macs(k_h * k_w, "k_h * k_w (int16 sums)")
     reasons = (_same_quantization(graph, op.inputs[0], op.outputs[0])
                + _window_options(op, k_h, k_w, dilated=False))
     channels = graph.tensors[op.inputs[0]].shape[3]
@@ -680,8 +682,11 @@ def _lower_pool(lw, op):
     batches, in_h, in_w, channels = x.shape
     k_h, k_w = o["filter_h"], o["filter_w"]
     out_h, out_w, pad_h, pad_w = _window_geometry(g, op, k_h, k_w, dilated=False)
-    act_min, act_max = lower.activation_range(o.get("activation", "NONE"), y.scale, y.zero_point)
-    lw.emit(_kernel(op), [lw.tensor(op.inputs[0])], op.outputs, batches=batches, in_h=in_h,
+    int16 = _is_16x8(g, op)
+    limits = (lower.INT16_MIN, lower.INT16_MAX) if int16 else (lower.INT8_MIN, lower.INT8_MAX)
+    act_min, act_max = lower.activation_range(o.get("activation", "NONE"), y.scale, y.zero_point,
+                                              *limits)
+    lw.emit(_kernel(op, int16), [lw.tensor(op.inputs[0])], op.outputs, batches=batches, in_h=in_h,
             in_w=in_w, channels=channels, out_h=out_h, out_w=out_w, k_h=k_h, k_w=k_w,
             stride_h=o["stride_h"], stride_w=o["stride_w"], pad_h=pad_h, pad_w=pad_w,
             act_min=act_min, act_max=act_max)

@@ -86,6 +86,8 @@ KERNELS = (
            _CONV_GEOMETRY + ("depth_multiplier",) + _CONV_WINDOW + ("act_min", "act_max")),
     Kernel("QUANTIZE_S16", 17, 1, ("count",)),  # float32 -> int16 with the output's quantization
     Kernel("DEQUANTIZE_S16", 18, 1, ("count",)),  # int16 -> float32 with the input's quantization
+    Kernel("AVERAGE_POOL_2D_S16", 19, 1, _POOL),  # 16x8 pools: int16 in and out, as the int8 ones
+    Kernel("MAX_POOL_2D_S16", 20, 1, _POOL),
 )
 
 # --- TFLite ops: what the SDK reads ---------------------------------------------------
@@ -119,8 +121,10 @@ OPS = {op.name: op for op in (
        weights=(1, 2, 0), int16=True),
     Op("DEPTHWISE_CONV_2D", 2, "DepthwiseConv2DOptions", "depthwise_conv_2d",
        ("DEPTHWISE_CONV_2D", "DEPTHWISE_CONV_2D_S16"), WEIGHTED, weights=(1, 2, 3), int16=True),
-    Op("AVERAGE_POOL_2D", 1, "Pool2DOptions", "pool", ("AVERAGE_POOL_2D",), SAME_AS_INPUT),
-    Op("MAX_POOL_2D", 1, "Pool2DOptions", "pool", ("MAX_POOL_2D",), SAME_AS_INPUT),
+    Op("AVERAGE_POOL_2D", 1, "Pool2DOptions", "pool", ("AVERAGE_POOL_2D", "AVERAGE_POOL_2D_S16"),
+       SAME_AS_INPUT, int16=True),
+    Op("MAX_POOL_2D", 1, "Pool2DOptions", "pool", ("MAX_POOL_2D", "MAX_POOL_2D_S16"),
+       SAME_AS_INPUT, int16=True),
     Op("ADD", 2, "AddOptions", "elementwise", ("ADD",), CALIBRATED),
     Op("MUL", 2, "MulOptions", "elementwise", ("MUL",), CALIBRATED),
     Op("SOFTMAX", 1, "SoftmaxOptions", "softmax", ("SOFTMAX",), FIXED,

@@ -81,14 +81,23 @@ POOL_SHAPES = [
 ]
 
 
-def pool_cases(kind):
-    rng = np.random.default_rng(40 if kind == "AVERAGE_POOL_2D" else 41)
+def pool_cases(kind, int16=False):
+    """int8 pools, or 16x8 ones (int16, zero point 0; the largest |values| in every window of
+    the last case so the sums reach 2^15 * taps)."""
+    rng = np.random.default_rng((40 if kind == "AVERAGE_POOL_2D" else 41) + 10 * int16)
     cases = []
     for i, (shape, f, stride, padding) in enumerate(POOL_SHAPES):
-        q = _q(rng, 0.02, 0.2)
-        model = tb.pool2d_model(kind, shape, q, f, stride, padding, ACTIVATIONS[i % 4])
-        x = rng.integers(-128, 128, shape).astype(np.int8)
-        cases.append(Case("%s%d" % (kind.lower(), i), model, [x]))
+        if int16:
+            q = (float(np.float32(rng.uniform(1e-4, 1e-3))), 0)
+            x = rng.integers(-32768, 32768, shape).astype(np.int16)
+            if i == len(POOL_SHAPES) - 1:
+                x = rng.choice(np.array([-32768, 32767], np.int16), shape)
+        else:
+            q = _q(rng, 0.02, 0.2)
+            x = rng.integers(-128, 128, shape).astype(np.int8)
+        model = tb.pool2d_model(kind, shape, q, f, stride, padding, ACTIVATIONS[i % 4],
+                                dtype=x.dtype)
+        cases.append(Case("%s%s%d" % (kind.lower(), "16_" if int16 else "", i), model, [x]))
     return cases
 
 
@@ -303,4 +312,5 @@ def all_cases():
             + pool_cases("MAX_POOL_2D") + elementwise_cases("ADD") + elementwise_cases("MUL")
             + pointwise_cases() + mean_cases() + pad_cases() + concatenation_cases()
             + transpose_cases() + fully_connected_s16_cases() + conv_s16_cases(False)
-            + conv_s16_cases(True) + quantize_s16_cases())
+            + conv_s16_cases(True) + quantize_s16_cases() + pool_cases("AVERAGE_POOL_2D", True)
+            + pool_cases("MAX_POOL_2D", True))
