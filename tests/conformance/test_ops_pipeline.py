@@ -74,8 +74,15 @@ def test_viper_kernels_match_tflm(cases):
         _check(case, out["y%d.bin" % k])
 
 
+# Beyond the 256 KB board: a 70,000-deep 16x8 row (140 KB of input, 210 KB of weights) that
+# runs past the viper kernel's 65,535-product chunks; the C and VM cores above cover it.
+TOO_BIG_FOR_THE_BOARD = {"fc16_3"}
+
+
 def test_qemu_board_matches_tflm(cases, qemu_board):
-    """Every case on the qemu board (a MicroPython firmware image for Cortex-M, viper kernels),
-    flashed and run over its UART as a user would."""
+    """Every case on the qemu board (a MicroPython firmware image for Cortex-M, viper kernels,
+    32-bit: the 16x8 kernels' int32-safe sums run where int is 32 bits), flashed and run over
+    its UART as a user would."""
     for case, blob in cases:
-        _check(case, run_on_board(qemu_board, blob, case.inputs))
+        if case.name not in TOO_BIG_FOR_THE_BOARD:
+            _check(case, run_on_board(qemu_board, blob, case.inputs))
