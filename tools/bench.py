@@ -6,8 +6,8 @@ Sections:
   compile  blob size vs the int8 .tflite; arena vs its lower bound and TFLite Micro's planned head
   latency  board-measured median invoke (`npu run --repeat N`: Board.invoke) of both emulator
            cores vs TFLite Micro, LiteRT builtin kernels and LiteRT with XNNPACK, all
-           single-threaded, on the same inputs: every zoo model and the MLPerf-Tiny-class
-           models of tools/bench_kernels.py
+           single-threaded, on the same inputs: every zoo model, the MLPerf-Tiny-class
+           models of tools/bench_kernels.py and its PyTorch-export MobileNetV2-class model
   memory   on the qemu board (mps3-an547, a 256 KB heap): each model's RAM on the board (its
            peak sampled heap over the heap before its load) vs TFLite Micro's whole arena
            (arena_used_bytes) for the same model, bit-exactness, and the firmware's idle heap
@@ -21,7 +21,7 @@ Sections:
   quant    SDK post-training quantization vs TensorFlow's converter on the same calibration
            data, every float zoo model (tools/quant_compare.py; TensorFlow from $NPU_TF_PYTHON
            or this interpreter, else "not measured")
---quick (CI smoke test): zoo models only, the CPython core, few repeats, link at 921600 only,
+--quick (CI smoke test): zoo models and the PyTorch-export one only, the CPython core, few repeats, link at 921600 only,
 no mpremote, 2 faulty transfers (the full run: 1,000 at 921600, half on each core), no
 memory or quantization section, the farm's flash only, the icount section's quick form.
 --only SECTION: one section alone (farm, memory, icount).
@@ -62,6 +62,16 @@ def mlperf_models(out_dir):
                                                   per_channel=per_channel))
         paths.append(path)
     return paths
+
+
+def pytorch_models(out_dir):
+    """The MobileNetV2-class model exported the PyTorch way (NCHW 1x3x96x96, leading TRANSPOSE;
+    tools/bench_kernels.mbv2_torch): latency only, its arena outgrows the qemu board's heap."""
+    import bench_kernels
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "mbv2_torch.tflite"
+    path.write_bytes(bench_kernels.int8_model(bench_kernels.mbv2_torch()))
+    return [path]
 
 
 def _tool_json(args, timeout):
@@ -362,6 +372,7 @@ def main():
         return 0 if "targets" in icount else 1
     models = zoo_models()
     latency_models = models if args.quick else models + mlperf_models(ROOT / "out" / "mlperf")
+    latency_models = latency_models + pytorch_models(ROOT / "out" / "mlperf")
     if args.only == "memory":
         rows, idle = bench_memory(models + mlperf_models(ROOT / "out" / "mlperf"))
         print(memory_text(rows, idle))
@@ -375,7 +386,7 @@ def main():
     result["farm"] = _tool_json(farm_args, timeout=600 if args.quick else 3600)
     result["icount"] = _tool_json(icount_args, timeout=1800 if args.quick else 7200)
     if not args.quick:
-        rows, idle = bench_memory(latency_models)
+        rows, idle = bench_memory([p for p in latency_models if p.stem != "mbv2_torch"])
         result["memory"] = dict(models=rows, idle_heap=idle)
         result["quant"] = _tool_json([ROOT / "tools" / "quant_compare.py", "--json"], timeout=1800)
     result["summary"] = summary(result)

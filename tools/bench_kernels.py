@@ -14,7 +14,8 @@ npu_sdk.compiler, and times on the same input, interleaved round by round:
 
 Models: kws (DS-CNN-like, 49x10x1), vww (MobileNetV1-0.25-like, 96x96x3),
 resnet8 (32x32x3, ADD shortcuts), ae (FC autoencoder 640 -> 8 -> 640), micro_speech
-(depthwise 10x8 stride 2, depth multiplier 8).
+(depthwise 10x8 stride 2, depth multiplier 8), mbv2_torch (MobileNetV2-class exported the
+PyTorch way: NCHW 1x3x96x96, leading TRANSPOSE).
 Also reports the fixed cost: the invoke time of chains of N tiny FULLY_CONNECTED
 ops, per op as the slope over N. Outputs are checked byte-equal to TFLM first.
 Medians in µs; ratios as emu/builtin, tflm/emu, emu/xnnpack (lower, higher, lower
@@ -76,16 +77,16 @@ class _Net:
                         dict(padding=padding, stride_h=stride, stride_w=stride, dilation_h=1,
                              dilation_w=1, activation=act))
 
-    def dw(self, x, k=3, stride=1, act="RELU", multiplier=1):
+    def dw(self, x, k=3, stride=1, act="RELU", multiplier=1, padding="SAME"):
         n, h, w, c = self.shape(x)
         kh, kw = (k, k) if isinstance(k, int) else k
         out_c = c * multiplier
         wt = self._t("dw", (1, kh, kw, out_c),
                      self.rng.normal(0, np.sqrt(2.0 / (kh * kw)), (1, kh, kw, out_c)).astype(F32))
         b = self._t("b", (out_c,), self.rng.normal(0, 0.05, out_c).astype(F32))
-        oh, ow = self._out(h, kh, stride, "SAME"), self._out(w, kw, stride, "SAME")
+        oh, ow = self._out(h, kh, stride, padding), self._out(w, kw, stride, padding)
         return self._op("DEPTHWISE_CONV_2D", [x, wt, b], (n, oh, ow, out_c),
-                        dict(padding="SAME", stride_h=stride, stride_w=stride, dilation_h=1,
+                        dict(padding=padding, stride_h=stride, stride_w=stride, dilation_h=1,
                              dilation_w=1, depth_multiplier=multiplier, activation=act))
 
     def reshape(self, x, shape):
@@ -100,6 +101,29 @@ class _Net:
         y = self._op("AVERAGE_POOL_2D", [x], (n, 1, 1, c),
                      dict(padding="VALID", stride_h=1, stride_w=1, filter_h=h, filter_w=w,
                           activation="NONE"))
+        s = self._t("shape", (2,), np.array([n, c], np.int32), np.int32)
+        return self._op("RESHAPE", [y, s], (n, c), {})
+
+    def transpose(self, x, perm):
+        p = self._t("perm", (len(perm),), np.array(perm, np.int32), np.int32)
+        return self._op("TRANSPOSE", [x, p], tuple(self.shape(x)[k] for k in perm), {})
+
+    def pad(self, x, pads):
+        """PAD by [[before, after], ...] per dimension."""
+        p = self._t("pads", (len(pads), 2), np.array(pads, np.int32), np.int32)
+        return self._op("PAD", [x, p], tuple(d + sum(ab) for d, ab in zip(self.shape(x), pads)), {})
+
+    def flatten(self, x):
+        """RESHAPE to [batch, everything else]."""
+        n = self.shape(x)[0]
+        s = self._t("shape", (2,), np.array([n, -1], np.int32), np.int32)
+        return self._op("RESHAPE", [x, s], (n, int(np.prod(self.shape(x)[1:]))), {})
+
+    def mean_flatten(self, x):
+        """PyTorch's adaptive_avg_pool2d(1) + flatten: MEAN over H, W keeping dims, RESHAPE."""
+        n, _, _, c = self.shape(x)
+        axes = self._t("axes", (2,), np.array([1, 2], np.int32), np.int32)
+        y = self._op("MEAN", [x, axes], (n, 1, 1, c), dict(keep_dims=True))
         s = self._t("shape", (2,), np.array([n, c], np.int32), np.int32)
         return self._op("RESHAPE", [y, s], (n, c), {})
 
@@ -163,6 +187,27 @@ def micro_speech():
     return n.graph(n.softmax(n.fc(n.reshape(x, (1, 4000)), 4, act="NONE")))
 
 
+def mbv2_torch(size=96):
+    """A MobileNetV2-0.35-class classifier exported the PyTorch way (as tflite-micro's
+    pytorch_to_tflite example, ai-edge-torch and onnx2tf write it): NCHW input 1x3xHxW, a
+    leading TRANSPOSE to NHWC, explicit symmetric PADs before VALID 3x3 convolutions
+    (PyTorch's padding=1, which TFLite's SAME does not give at stride 2), inverted
+    residual blocks with ADD shortcuts, MEAN + RESHAPE, FULLY_CONNECTED."""
+    n = _Net("mbv2_torch", (1, 3, size, size), 6)
+    pad1 = [[0, 0], [1, 1], [1, 1], [0, 0]]
+    x = n.transpose(0, (0, 2, 3, 1))
+    x = n.conv(n.pad(x, pad1), 16, 3, 2, act="RELU6", padding="VALID")
+    for expand, out_c, stride in [(1, 8, 1), (6, 8, 2), (6, 8, 1), (6, 16, 2), (6, 16, 1),
+                                  (6, 24, 2), (6, 24, 1), (6, 32, 1)]:
+        in_c = n.shape(x)[3]
+        y = n.conv(x, in_c * expand, 1, act="RELU6") if expand > 1 else x
+        y = n.dw(n.pad(y, pad1), 3, stride, act="RELU6", padding="VALID")
+        y = n.conv(y, out_c, 1, act="NONE")
+        x = n.add(y, x, act="NONE") if stride == 1 and in_c == out_c else y
+    x = n.conv(x, 128, 1, act="RELU6")
+    return n.graph(n.fc(n.mean_flatten(x), 10, act="NONE"))
+
+
 def fc_chain(ops):
     """`ops` tiny FULLY_CONNECTED layers (16 -> 16): the interpreter's fixed cost per op."""
     n = _Net("chain%d" % ops, (1, 16), 5)
@@ -172,7 +217,8 @@ def fc_chain(ops):
     return n.graph(x)
 
 
-MODELS = {"kws": kws, "vww": vww, "resnet8": resnet8, "ae": ae, "micro_speech": micro_speech}
+MODELS = {"kws": kws, "vww": vww, "resnet8": resnet8, "ae": ae, "micro_speech": micro_speech,
+          "mbv2_torch": mbv2_torch}
 
 
 def int8_model(graph, calib_count=16, seed=0, per_channel=True):

@@ -34,8 +34,8 @@ def render():
               "# constants): what npufw/checks.py checks at load",
               "CHECKS = {"]
     for k in ops.KERNELS:
-        ranges = tuple((i,) + ops.PARAM_RANGES[name] for i, name in enumerate(k.params)
-                       if name in ops.PARAM_RANGES)
+        limits = dict(ops.PARAM_RANGES, **(k.ranges or {}))
+        ranges = tuple((i,) + limits[name] for i, name in enumerate(k.params) if name in limits)
         work = tuple(k.params.index(name) for name in k.work)
         lines.append("    %s: (" % k.name)
         lines += textwrap.wrap("%r, %r, %r, %r)," % (ranges, work, k.optional, k.constant), 88,

@@ -3,7 +3,7 @@
 Test utility only: the models are the smallest flatbuffers TFLite Micro accepts
 for one op (FULLY_CONNECTED, SOFTMAX, QUANTIZE, DEQUANTIZE, CONV_2D,
 DEPTHWISE_CONV_2D, the pools, ADD, MUL, the pointwise activations, MEAN, PAD,
-CONCATENATION), so a conformance test can compare a
+CONCATENATION, TRANSPOSE), so a conformance test can compare a
 kernel with the oracle on exactly the parameters it chose.
 """
 
@@ -20,7 +20,9 @@ _ACTIVATIONS = {
 
 _TYPES = {
     np.dtype(np.int8): tfl.TensorType.INT8,
+    np.dtype(np.int16): tfl.TensorType.INT16,
     np.dtype(np.int32): tfl.TensorType.INT32,
+    np.dtype(np.int64): tfl.TensorType.INT64,
     np.dtype(np.float32): tfl.TensorType.FLOAT32,
 }
 
@@ -83,22 +85,25 @@ class _Model:
 
 
 def fully_connected_model(in_depth, out_depth, batches, input_q, weights, weight_scales,
-                          bias, output_q, activation="NONE"):
+                          bias, output_q, activation="NONE", int16=False):
     """FULLY_CONNECTED: int8 input [batches, in_depth], int8 weights [out, in]
-    (per-tensor if one scale, else per-channel on axis 0), optional int32 bias."""
+    (per-tensor if one scale, else per-channel on axis 0), optional int32 bias. With
+    `int16`, 16x8 as TensorFlow's converter writes it: int16 input and output (zero points
+    0: pass them in input_q/output_q), int64 bias."""
+    act, bias_t = (np.int16, np.int64) if int16 else (np.int8, np.int32)
     weights = np.asarray(weights, dtype=np.int8).reshape(out_depth, in_depth)
     w_scales = np.atleast_1d(np.asarray(weight_scales, dtype=np.float32))
     m = _Model()
-    x = m.tensor("input", [batches, in_depth], np.int8, input_q[0], input_q[1])
+    x = m.tensor("input", [batches, in_depth], act, input_q[0], input_q[1])
     w = m.tensor("weights", [out_depth, in_depth], np.int8, w_scales,
                  np.zeros(len(w_scales), np.int64), data=weights, axis=0)
     b = -1
     if bias is not None:
         # Bias scale = input scale * weight scale, which TFLM checks to 2%.
         b_scales = np.float32(input_q[0]) * w_scales
-        b = m.tensor("bias", [out_depth], np.int32, b_scales, np.zeros(len(b_scales), np.int64),
-                     data=np.asarray(bias, dtype=np.int32), axis=0)
-    y = m.tensor("output", [batches, out_depth], np.int8, output_q[0], output_q[1])
+        b = m.tensor("bias", [out_depth], bias_t, b_scales, np.zeros(len(b_scales), np.int64),
+                     data=np.asarray(bias, dtype=bias_t), axis=0)
+    y = m.tensor("output", [batches, out_depth], act, output_q[0], output_q[1])
     opts = tfl.FullyConnectedOptionsT()
     opts.fusedActivationFunction = _ACTIVATIONS[activation]
     return m.build(tfl.BuiltinOperator.FULLY_CONNECTED, [x, w, b], [y],
@@ -115,19 +120,19 @@ def softmax_model(shape, input_q, beta=1.0):
     return m.build(tfl.BuiltinOperator.SOFTMAX, [x], [y], tfl.BuiltinOptions.SoftmaxOptions, opts)
 
 
-def quantize_model(shape, output_q):
-    """QUANTIZE float32 -> int8."""
+def quantize_model(shape, output_q, dtype=np.int8):
+    """QUANTIZE float32 -> int8 (or `dtype`)."""
     m = _Model()
     x = m.tensor("input", shape, np.float32)
-    y = m.tensor("output", shape, np.int8, output_q[0], output_q[1])
+    y = m.tensor("output", shape, dtype, output_q[0], output_q[1])
     return m.build(tfl.BuiltinOperator.QUANTIZE, [x], [y], tfl.BuiltinOptions.QuantizeOptions,
                    tfl.QuantizeOptionsT())
 
 
-def dequantize_model(shape, input_q):
-    """DEQUANTIZE int8 -> float32."""
+def dequantize_model(shape, input_q, dtype=np.int8):
+    """DEQUANTIZE int8 (or `dtype`) -> float32."""
     m = _Model()
-    x = m.tensor("input", shape, np.int8, input_q[0], input_q[1])
+    x = m.tensor("input", shape, dtype, input_q[0], input_q[1])
     y = m.tensor("output", shape, np.float32)
     return m.build(tfl.BuiltinOperator.DEQUANTIZE, [x], [y],
                    tfl.BuiltinOptions.DequantizeOptions, tfl.DequantizeOptionsT())
@@ -138,13 +143,15 @@ _PADDINGS = {"SAME": tfl.Padding.SAME, "VALID": tfl.Padding.VALID}
 
 def conv2d_model(input_shape, input_q, weights, weight_scales, bias, output_q, stride=(1, 1),
                  dilation=(1, 1), padding="SAME", activation="NONE", depthwise=False,
-                 bias_axis=0):
+                 bias_axis=0, int16=False):
     """CONV_2D (weights OHWI, per-channel on axis 0) or DEPTHWISE_CONV_2D (weights
     [1, k_h, k_w, out_c], per-channel on axis 3); int8 NHWC input, optional int32 bias
-    (`bias_axis` 3: the quantized dimension converters leave on a 1-D bias).
+    (`bias_axis` 3: the quantized dimension converters leave on a 1-D bias; `int16`: 16x8,
+    int16 input and output, int64 bias).
     The output shape is computed from the window arithmetic."""
     from npu_sdk import lower
 
+    act, bias_t = (np.int16, np.int64) if int16 else (np.int8, np.int32)
     weights = np.asarray(weights, dtype=np.int8)
     n, in_h, in_w, in_c = input_shape
     if depthwise:
@@ -156,15 +163,15 @@ def conv2d_model(input_shape, input_q, weights, weight_scales, bias, output_q, s
     w_scales = np.atleast_1d(np.asarray(weight_scales, dtype=np.float32))
     axis = 3 if depthwise else 0
     m = _Model()
-    x = m.tensor("input", input_shape, np.int8, input_q[0], input_q[1])
+    x = m.tensor("input", input_shape, act, input_q[0], input_q[1])
     w = m.tensor("weights", weights.shape, np.int8, w_scales, np.zeros(len(w_scales), np.int64),
                  data=weights, axis=axis)
     b = -1
     if bias is not None:
         b_scales = np.float32(input_q[0]) * w_scales
-        b = m.tensor("bias", [out_c], np.int32, b_scales, np.zeros(len(b_scales), np.int64),
-                     data=np.asarray(bias, dtype=np.int32), axis=bias_axis)
-    y = m.tensor("output", [n, out_h, out_w, out_c], np.int8, output_q[0], output_q[1])
+        b = m.tensor("bias", [out_c], bias_t, b_scales, np.zeros(len(b_scales), np.int64),
+                     data=np.asarray(bias, dtype=bias_t), axis=bias_axis)
+    y = m.tensor("output", [n, out_h, out_w, out_c], act, output_q[0], output_q[1])
     opts = tfl.DepthwiseConv2DOptionsT() if depthwise else tfl.Conv2DOptionsT()
     opts.padding = _PADDINGS[padding]
     opts.strideH, opts.strideW = stride
@@ -179,16 +186,17 @@ def conv2d_model(input_shape, input_q, weights, weight_scales, bias, output_q, s
 
 
 def pool2d_model(kind, input_shape, q, filter_hw, stride=(1, 1), padding="SAME",
-                 activation="NONE"):
-    """AVERAGE_POOL_2D or MAX_POOL_2D, int8 NHWC, input and output quantization `q`."""
+                 activation="NONE", dtype=np.int8):
+    """AVERAGE_POOL_2D or MAX_POOL_2D, int8 (or `dtype`) NHWC, input and output
+    quantization `q`."""
     from npu_sdk import lower
 
     n, in_h, in_w, c = input_shape
     out_h = lower.conv_output_size(padding, in_h, filter_hw[0], stride[0])
     out_w = lower.conv_output_size(padding, in_w, filter_hw[1], stride[1])
     m = _Model()
-    x = m.tensor("input", input_shape, np.int8, q[0], q[1])
-    y = m.tensor("output", [n, out_h, out_w, c], np.int8, q[0], q[1])
+    x = m.tensor("input", input_shape, dtype, q[0], q[1])
+    y = m.tensor("output", [n, out_h, out_w, c], dtype, q[0], q[1])
     opts = tfl.Pool2DOptionsT()
     opts.padding = _PADDINGS[padding]
     opts.strideH, opts.strideW = stride
@@ -285,6 +293,19 @@ def concatenation_model(shapes, axis, q, qs=None):
     opts.axis = axis
     return m.build(tfl.BuiltinOperator.CONCATENATION, xs, [y],
                    tfl.BuiltinOptions.ConcatenationOptions, opts, graph_inputs=xs)
+
+
+def transpose_model(input_shape, q, perm, output_q=None, dtype=np.int8):
+    """TRANSPOSE of an int8 (or `dtype`) tensor by the constant permutation `perm` (output
+    quantization `q` unless `output_q` is given)."""
+    output_q = output_q or q
+    m = _Model()
+    x = m.tensor("input", input_shape, dtype, q[0], q[1])
+    p = m.tensor("perm", [len(perm)], np.int32, data=np.asarray(perm, np.int32))
+    y = m.tensor("output", [input_shape[k % len(perm)] for k in perm], dtype, output_q[0],
+                 output_q[1])
+    return m.build(tfl.BuiltinOperator.TRANSPOSE, [x, p], [y],
+                   tfl.BuiltinOptions.TransposeOptions, tfl.TransposeOptionsT())
 
 
 def run_tflm(model_bytes, input_array, arena_size=1 << 20):

@@ -20,6 +20,19 @@
 #include "npu_checks.h"
 #include "npu_kernels.h"
 
+/* The 16x8 kernels' calls are checked here, with npu_checks.c's scalar checks (they are not
+ * in the native module yet; when they join it, their checks move into npu_checks.c). */
+#define ELEM_I8 NPU_I8
+#define ELEM_I32 NPU_I32
+#define ELEM_F32 NPU_F32
+#define ELEM_I16 NPU_I16
+#define ELEM_I64 NPU_I64
+typedef npu_elem elem_kind;
+
+static long long volume(long long a, long long b, long long c, long long d) {
+    return a * b * c * d;
+}
+
 /* The buffers one call holds; released together on every path. */
 typedef struct {
     Py_buffer views[6];
@@ -105,12 +118,17 @@ static int check_format(const Py_buffer *view, const char *name, npu_elem kind) 
         if (kind == NPU_F32 && c == 'f' && view->itemsize == 4) {
             return 0;
         }
+        if (kind == ELEM_I16 && c == 'h' && view->itemsize == 2) {
+            return 0;
+        }
+        if (kind == ELEM_I64 && (c == 'q' || c == 'l') && view->itemsize == 8) {
+            return 0;
+        }
     }
     PyErr_Format(PyExc_TypeError,
                  "%s: expected %s elements (or raw bytes), got a buffer of format '%s' "
                  "(itemsize %zd); convert it, e.g. numpy.asarray(%s, dtype=numpy.%s)",
-                 name, npu_elem_names[kind], format, view->itemsize, name,
-                 kind == NPU_F32 ? "float32" : (kind == NPU_I32 ? "int32" : "int8"));
+                 name, npu_elem_names[kind], format, view->itemsize, name, npu_elem_names[kind]);
     return -1;
 }
 
@@ -183,6 +201,21 @@ static int raise_err(const npu_err *e) {
 static PyObject *raise_null(const npu_err *e) {
     raise_err(e);
     return NULL;
+}
+
+static int check_range(const char *name, long long value, long long lo, long long hi) {
+    npu_err e;
+    return npu_check_range(&e, name, value, lo, hi) < 0 ? raise_err(&e) : 0;
+}
+
+static int check_positive(const char *name, long long value) {
+    npu_err e;
+    return npu_check_positive(&e, name, value) < 0 ? raise_err(&e) : 0;
+}
+
+static int check_window(const npu_window *g) {
+    npu_err e;
+    return npu_check_window(&e, g) < 0 ? raise_err(&e) : 0;
 }
 
 /* The call's buffers objs[0..n-1], each checked against its need (npu_args_*): NULL for an
@@ -295,6 +328,78 @@ static PyObject *py_fully_connected(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* Shifts in [-31, 7], multipliers >= 0 and |bias| <= 2^46: TFLM's 64-bit requantization
+ * stays inside int64 (the 16x8 kernels' promise). */
+static int check_requant_s16(const Py_buffer *mult, const Py_buffer *shift,
+                             const Py_buffer *bias, int n) {
+    const int32_t *s = (const int32_t *)shift->buf, *m = (const int32_t *)mult->buf;
+    for (int o = 0; o < n; ++o) {
+        if (s[o] < -31 || s[o] > 7 || m[o] < 0) {
+            PyErr_Format(PyExc_ValueError, "shift[%d] must be in [-31, 7] and mult[%d] >= 0, "
+                         "got %d, %d", o, o, (int)s[o], (int)m[o]);
+            return -1;
+        }
+        if (bias != NULL && llabs((long long)((const int64_t *)bias->buf)[o]) > (1LL << 46)) {
+            PyErr_Format(PyExc_ValueError, "bias[%d] must be within +-2^46", o);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(fully_connected_s16_doc,
+"fully_connected_s16(inp, weights, bias_or_None, out, mult, shift, batches, in_depth,\n"
+"                    out_depth, act_min, act_max)\n"
+"--\n\n"
+"16x8 fully connected layer, bit-exact with TFLite Micro. inp: int16[batches*in_depth]\n"
+"(zero point 0), weights: int8[out_depth*in_depth], bias: int64[out_depth] or None,\n"
+"out: writable int16[batches*out_depth], mult/shift: int32[out_depth].");
+
+static PyObject *py_fully_connected_s16(PyObject *self, PyObject *args) {
+    PyObject *inp_obj, *w_obj, *bias_obj, *out_obj, *mult_obj, *shift_obj;
+    int batches, in_depth, out_depth, act_min, act_max;
+    buffer_set set = {.count = 0};
+    const Py_buffer *inp, *w, *bias = NULL, *out, *mult, *shift;
+    (void)self;
+
+    if (!PyArg_ParseTuple(args, "OOOOOOiiiii:fully_connected_s16", &inp_obj, &w_obj, &bias_obj,
+                          &out_obj, &mult_obj, &shift_obj, &batches, &in_depth, &out_depth,
+                          &act_min, &act_max)) {
+        return NULL;
+    }
+    /* |x * w| <= 2^22: in_depth < 2^24 and |bias| <= 2^46 keep the int64 sum inside
+     * TFLM's 2^47 bound (and its product with a 16-bit multiplier inside int64). */
+    if (check_positive("batches", batches) < 0 || check_positive("out_depth", out_depth) < 0 ||
+        check_range("in_depth", in_depth, 1, (1 << 24) - 1) < 0 ||
+        check_range("act_min", act_min, -32768, 32767) < 0 ||
+        check_range("act_max", act_max, act_min, 32767) < 0) {
+        return NULL;
+    }
+    if ((inp = acquire(&set, inp_obj, "inp", ELEM_I16, 0, (long long)batches * in_depth)) == NULL ||
+        (w = acquire(&set, w_obj, "weights", ELEM_I8, 0, (long long)out_depth * in_depth)) == NULL ||
+        (bias_obj != Py_None &&
+         (bias = acquire(&set, bias_obj, "bias", ELEM_I64, 0, out_depth)) == NULL) ||
+        (out = acquire(&set, out_obj, "out", ELEM_I16, 1, (long long)batches * out_depth)) == NULL ||
+        (mult = acquire(&set, mult_obj, "mult", ELEM_I32, 0, out_depth)) == NULL ||
+        (shift = acquire(&set, shift_obj, "shift", ELEM_I32, 0, out_depth)) == NULL) {
+        release_all(&set);
+        return NULL;
+    }
+    if (check_requant_s16(mult, shift, bias, out_depth) < 0) {
+        release_all(&set);
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    npu_fully_connected_s16((const int16_t *)inp->buf, (const int8_t *)w->buf,
+                            bias != NULL ? (const int64_t *)bias->buf : NULL,
+                            (int16_t *)out->buf, (const int32_t *)mult->buf,
+                            (const int32_t *)shift->buf, batches, in_depth, out_depth, act_min,
+                            act_max);
+    Py_END_ALLOW_THREADS
+    release_all(&set);
+    Py_RETURN_NONE;
+}
+
 PyDoc_STRVAR(softmax_doc,
 "softmax(inp, out, rows, depth, input_multiplier, input_left_shift, diff_min)\n"
 "--\n\n"
@@ -332,9 +437,7 @@ static PyObject *py_softmax(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-/* npu_args_quantize refuses a bad scale too; here the message also shows the value. */
-static int check_quant_params(float scale, int zero_point) {
-    (void)zero_point;
+static int check_quant_params_range(float scale, int zero_point, int lo, int hi) {
     if (!isfinite(scale) || !(scale > 0.0f)) {
         PyObject *value = PyFloat_FromDouble((double)scale);
         if (value != NULL) {
@@ -343,7 +446,63 @@ static int check_quant_params(float scale, int zero_point) {
         }
         return -1;
     }
-    return 0;
+    return check_range("zero_point", zero_point, lo, hi);
+}
+
+static int check_quant_params(float scale, int zero_point) {
+    return check_quant_params_range(scale, zero_point, -128, 127);
+}
+
+PyDoc_STRVAR(quantize_s16_doc,
+"quantize_s16(inp, out, n, scale, zero_point)\n"
+"--\n\n"
+"float32 -> int16 as TFLite Micro QUANTIZE: round(inp / scale) + zero_point, clamped.");
+
+PyDoc_STRVAR(dequantize_s16_doc,
+"dequantize_s16(inp, out, n, scale, zero_point)\n"
+"--\n\n"
+"int16 -> float32 as TFLite Micro DEQUANTIZE: scale * (inp - zero_point).");
+
+/* quantize_s16 (to_float 0) or dequantize_s16 (1) */
+static PyObject *convert_s16(PyObject *args, int to_float) {
+    PyObject *inp_obj, *out_obj;
+    int n, zero_point;
+    float scale;
+    buffer_set set = {.count = 0};
+    const Py_buffer *inp, *out;
+
+    if (!PyArg_ParseTuple(args, to_float ? "OOifi:dequantize_s16" : "OOifi:quantize_s16",
+                          &inp_obj, &out_obj, &n, &scale, &zero_point)) {
+        return NULL;
+    }
+    if (check_positive("n", n) < 0 ||
+        check_quant_params_range(scale, zero_point, -32768, 32767) < 0) {
+        return NULL;
+    }
+    if ((inp = acquire(&set, inp_obj, "inp", to_float ? ELEM_I16 : ELEM_F32, 0, n)) == NULL ||
+        (out = acquire(&set, out_obj, "out", to_float ? ELEM_F32 : ELEM_I16, 1, n)) == NULL) {
+        release_all(&set);
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    if (to_float) {
+        npu_dequantize_s16_f32((const int16_t *)inp->buf, (float *)out->buf, n, scale, zero_point);
+    } else {
+        npu_quantize_f32_s16((const float *)inp->buf, (int16_t *)out->buf, n, scale, zero_point);
+    }
+    Py_END_ALLOW_THREADS
+    release_all(&set);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_quantize_s16(PyObject *self, PyObject *args) {
+    (void)self;
+    return convert_s16(args, 0);
+}
+
+static PyObject *py_dequantize_s16(PyObject *self, PyObject *args) {
+    (void)self;
+    return convert_s16(args, 1);
 }
 
 PyDoc_STRVAR(quantize_doc,
@@ -495,6 +654,91 @@ static PyObject *conv_common(PyObject *args, int depthwise) {
     Py_RETURN_NONE;
 }
 
+PyDoc_STRVAR(conv2d_s16_doc,
+"conv2d_s16(inp, weights, bias_or_None, out, mult, shift, batches, in_h, in_w, in_c, out_h,\n"
+"           out_w, out_c, k_h, k_w, stride_h, stride_w, dilation_h, dilation_w, pad_h,\n"
+"           pad_w, act_min, act_max)\n"
+"--\n\n"
+"16x8 CONV_2D: int16 activations (zero points 0), int8 OHWI weights, int64 bias;\n"
+"bit-exact with TFLite Micro. Parameters as the blob's CONV_2D_S16 op.");
+
+PyDoc_STRVAR(depthwise_conv2d_s16_doc,
+"depthwise_conv2d_s16(inp, weights, bias_or_None, out, mult, shift, batches, in_h, in_w,\n"
+"                     in_c, out_h, out_w, depth_multiplier, k_h, k_w, stride_h, stride_w,\n"
+"                     dilation_h, dilation_w, pad_h, pad_w, act_min, act_max)\n"
+"--\n\n"
+"16x8 DEPTHWISE_CONV_2D, bit-exact with TFLite Micro.");
+
+static PyObject *conv_s16_common(PyObject *args, int depthwise) {
+    PyObject *inp_obj, *w_obj, *bias_obj, *out_obj, *mult_obj, *shift_obj;
+    npu_window g = {0};
+    int channels, act_min, act_max;
+    buffer_set set = {.count = 0};
+    const Py_buffer *inp, *w, *bias = NULL, *out, *mult, *shift;
+
+    if (!PyArg_ParseTuple(args, depthwise ? "OOOOOOiiiiiiiiiiiiiiiii:depthwise_conv2d_s16"
+                                          : "OOOOOOiiiiiiiiiiiiiiiii:conv2d_s16",
+                          &inp_obj, &w_obj, &bias_obj, &out_obj, &mult_obj, &shift_obj,
+                          &g.batches, &g.in_h, &g.in_w, &g.in_c, &g.out_h, &g.out_w, &channels,
+                          &g.k_h, &g.k_w, &g.stride_h, &g.stride_w, &g.dilation_h,
+                          &g.dilation_w, &g.pad_h, &g.pad_w, &act_min, &act_max)) {
+        return NULL;
+    }
+    if (check_positive(depthwise ? "depth_multiplier" : "out_c", channels) < 0 ||
+        check_positive("in_c", g.in_c) < 0) {
+        return NULL;
+    }
+    if (depthwise && (long long)g.in_c * channels > INT32_MAX / 2) {
+        PyErr_SetString(PyExc_ValueError, "in_c * depth_multiplier is too large");
+        return NULL;
+    }
+    g.depth_multiplier = depthwise ? channels : 1;
+    g.out_c = depthwise ? g.in_c * channels : channels;
+    if (check_window(&g) < 0 || check_range("act_min", act_min, -32768, 32767) < 0 ||
+        check_range("act_max", act_max, act_min, 32767) < 0) {
+        return NULL;
+    }
+    if ((depthwise ? (long long)g.k_h * g.k_w : volume(g.k_h, g.k_w, g.in_c, 1)) >
+        MAX_WINDOW_MACS) {
+        PyErr_Format(PyExc_ValueError, "%s must be at most %d", depthwise ? "k_h * k_w" :
+                     "k_h * k_w * in_c", MAX_WINDOW_MACS);
+        return NULL;
+    }
+    if ((inp = acquire(&set, inp_obj, "inp", ELEM_I16, 0,
+                       volume(g.batches, g.in_h, g.in_w, g.in_c))) == NULL ||
+        (w = acquire(&set, w_obj, "weights", ELEM_I8, 0,
+                     depthwise ? volume(g.k_h, g.k_w, g.out_c, 1)
+                               : volume(g.out_c, g.k_h, g.k_w, g.in_c))) == NULL ||
+        (bias_obj != Py_None &&
+         (bias = acquire(&set, bias_obj, "bias", ELEM_I64, 0, g.out_c)) == NULL) ||
+        (out = acquire(&set, out_obj, "out", ELEM_I16, 1,
+                       volume(g.batches, g.out_h, g.out_w, g.out_c))) == NULL ||
+        (mult = acquire(&set, mult_obj, "mult", ELEM_I32, 0, g.out_c)) == NULL ||
+        (shift = acquire(&set, shift_obj, "shift", ELEM_I32, 0, g.out_c)) == NULL ||
+        check_requant_s16(mult, shift, bias, g.out_c) < 0) {
+        release_all(&set);
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    npu_conv2d_s16((const int16_t *)inp->buf, (const int8_t *)w->buf,
+                   bias != NULL ? (const int64_t *)bias->buf : NULL, (int16_t *)out->buf,
+                   (const int32_t *)mult->buf, (const int32_t *)shift->buf, &g, depthwise,
+                   act_min, act_max);
+    Py_END_ALLOW_THREADS
+    release_all(&set);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_conv2d_s16(PyObject *self, PyObject *args) {
+    (void)self;
+    return conv_s16_common(args, 0);
+}
+
+static PyObject *py_depthwise_conv2d_s16(PyObject *self, PyObject *args) {
+    (void)self;
+    return conv_s16_common(args, 1);
+}
+
 static PyObject *py_conv2d(PyObject *self, PyObject *args) {
     (void)self;
     return conv_common(args, 0);
@@ -518,15 +762,18 @@ PyDoc_STRVAR(max_pool2d_doc,
 "--\n\n"
 "int8 MAX_POOL_2D (NHWC), bit-exact with TFLite Micro.");
 
-static PyObject *pool_common(PyObject *args, int average) {
+/* int8 pools, or their int16 twins (wide = 1) */
+static PyObject *pool_common(PyObject *args, int average, int wide) {
     PyObject *inp_obj, *out_obj;
     npu_window g = {0};
     int act_min, act_max;
     buffer_set set = {.count = 0};
     const Py_buffer *inp, *out;
+    static const char *const formats[2][2] = {
+        {"OOiiiiiiiiiiiiii:max_pool2d", "OOiiiiiiiiiiiiii:average_pool2d"},
+        {"OOiiiiiiiiiiiiii:max_pool2d_s16", "OOiiiiiiiiiiiiii:average_pool2d_s16"}};
 
-    if (!PyArg_ParseTuple(args, average ? "OOiiiiiiiiiiiiii:average_pool2d"
-                                        : "OOiiiiiiiiiiiiii:max_pool2d",
+    if (!PyArg_ParseTuple(args, formats[wide][average],
                           &inp_obj, &out_obj, &g.batches, &g.in_h, &g.in_w, &g.in_c, &g.out_h,
                           &g.out_w, &g.k_h, &g.k_w, &g.stride_h, &g.stride_w, &g.pad_h, &g.pad_w,
                           &act_min, &act_max)) {
@@ -537,7 +784,7 @@ static PyObject *pool_common(PyObject *args, int average) {
         const Py_buffer *v[2];
         npu_need needs[2];
         npu_err e;
-        const int n = npu_args_pool(&e, needs, &g, act_min, act_max);
+        const int n = npu_args_pool(&e, needs, &g, act_min, act_max, wide);
         if (n < 0) {
             return raise_null(&e);
         }
@@ -547,7 +794,12 @@ static PyObject *pool_common(PyObject *args, int average) {
         inp = v[0], out = v[1];
     }
     Py_BEGIN_ALLOW_THREADS
-    if (average) {
+    if (wide && average) {
+        npu_average_pool2d_s16((const int16_t *)inp->buf, (int16_t *)out->buf, &g, act_min,
+                               act_max);
+    } else if (wide) {
+        npu_max_pool2d_s16((const int16_t *)inp->buf, (int16_t *)out->buf, &g, act_min, act_max);
+    } else if (average) {
         npu_average_pool2d_s8((const int8_t *)inp->buf, (int8_t *)out->buf, &g, act_min, act_max);
     } else {
         npu_max_pool2d_s8((const int8_t *)inp->buf, (int8_t *)out->buf, &g, act_min, act_max);
@@ -559,12 +811,22 @@ static PyObject *pool_common(PyObject *args, int average) {
 
 static PyObject *py_average_pool2d(PyObject *self, PyObject *args) {
     (void)self;
-    return pool_common(args, 1);
+    return pool_common(args, 1, 0);
 }
 
 static PyObject *py_max_pool2d(PyObject *self, PyObject *args) {
     (void)self;
-    return pool_common(args, 0);
+    return pool_common(args, 0, 0);
+}
+
+static PyObject *py_average_pool2d_s16(PyObject *self, PyObject *args) {
+    (void)self;
+    return pool_common(args, 1, 1);
+}
+
+static PyObject *py_max_pool2d_s16(PyObject *self, PyObject *args) {
+    (void)self;
+    return pool_common(args, 0, 1);
 }
 
 /* ---- elementwise ADD / MUL ---------------------------------------------------- */
@@ -858,12 +1120,21 @@ static PyMethodDef kernels_methods[] = {
     {"copy", py_copy, METH_VARARGS, copy_doc},
     {"mean", py_mean, METH_VARARGS, mean_doc},
     {"fully_connected", py_fully_connected, METH_VARARGS, fully_connected_doc},
+    {"fully_connected_s16", py_fully_connected_s16, METH_VARARGS, fully_connected_s16_doc},
     {"softmax", py_softmax, METH_VARARGS, softmax_doc},
     {"quantize", py_quantize, METH_VARARGS, quantize_doc},
     {"dequantize", py_dequantize, METH_VARARGS, dequantize_doc},
+    {"quantize_s16", py_quantize_s16, METH_VARARGS, quantize_s16_doc},
+    {"dequantize_s16", py_dequantize_s16, METH_VARARGS, dequantize_s16_doc},
     {"conv2d", py_conv2d, METH_VARARGS, conv2d_doc},
     {"depthwise_conv2d", py_depthwise_conv2d, METH_VARARGS, depthwise_conv2d_doc},
+    {"conv2d_s16", py_conv2d_s16, METH_VARARGS, conv2d_s16_doc},
+    {"depthwise_conv2d_s16", py_depthwise_conv2d_s16, METH_VARARGS, depthwise_conv2d_s16_doc},
     {"average_pool2d", py_average_pool2d, METH_VARARGS, average_pool2d_doc},
+    {"average_pool2d_s16", py_average_pool2d_s16, METH_VARARGS,
+     "average_pool2d_s16(...): the int16 (16x8) twin of average_pool2d."},
+    {"max_pool2d_s16", py_max_pool2d_s16, METH_VARARGS,
+     "max_pool2d_s16(...): the int16 (16x8) twin of max_pool2d."},
     {"max_pool2d", py_max_pool2d, METH_VARARGS, max_pool2d_doc},
     {"add", py_add, METH_VARARGS, add_doc},
     {"mul", py_mul, METH_VARARGS, mul_doc},

@@ -2,8 +2,8 @@
  * Messages are built by hand: a bare-metal MicroPython image links no C library. */
 #include "npu_checks.h"
 
-const char *const npu_elem_names[] = {"int8", "int32", "float32"};
-const int npu_elem_sizes[] = {1, 4, 4};
+const char *const npu_elem_names[] = {"int8", "int32", "float32", "int16", "int64"};
+const int npu_elem_sizes[] = {1, 4, 4, 2, 8};
 
 #define WINDOW_LIMIT (1LL << 30)
 
@@ -236,7 +236,7 @@ static int check_axis(npu_err *e, const char *axis, int32_t in, int32_t out, int
     return 0;
 }
 
-static int check_window(npu_err *e, const npu_window *g) {
+int npu_check_window(npu_err *e, const npu_window *g) {
     return npu_check_positive(e, "batches", g->batches) < 0 ||
            npu_check_positive(e, "in_c", g->in_c) < 0 ||
            npu_check_positive(e, "out_c", g->out_c) < 0 ||
@@ -263,7 +263,7 @@ int npu_args_conv(npu_err *e, npu_need *needs, npu_window *g, int depthwise, int
         g->depth_multiplier = 1;
         g->out_c = channels;
     }
-    if (check_window(e, g) < 0 ||
+    if (npu_check_window(e, g) < 0 ||
         npu_check_range(e, "input_offset", input_offset, NPU_INPUT_OFFSET_MIN,
                         NPU_INPUT_OFFSET_MAX) < 0 ||
         check_act(e, act_min, act_max) < 0) {
@@ -290,10 +290,18 @@ int npu_args_conv(npu_err *e, npu_need *needs, npu_window *g, int depthwise, int
     return 6;
 }
 
-int npu_args_pool(npu_err *e, npu_need *needs, npu_window *g, int32_t act_min, int32_t act_max) {
+int npu_args_pool(npu_err *e, npu_need *needs, npu_window *g, int32_t act_min, int32_t act_max,
+                  int wide) {
+    const npu_elem kind = wide ? NPU_I16 : NPU_I8;
+    const long long hi = wide ? 32767 : 127;
     g->out_c = g->in_c;
     g->dilation_h = g->dilation_w = g->depth_multiplier = 1;
-    if (check_window(e, g) < 0 || check_act(e, act_min, act_max) < 0) {
+    if (npu_check_window(e, g) < 0 || npu_check_range(e, "act_min", act_min, -hi - 1, hi) < 0 ||
+        npu_check_range(e, "act_max", act_max, act_min, hi) < 0) {
+        return -1;
+    }
+    /* the 16x8 average sums k_h * k_w int16 values in int32 */
+    if (wide && npu_check_range(e, "k_h * k_w", (long long)g->k_h * g->k_w, 1, MAX_WINDOW_MACS) < 0) {
         return -1;
     }
     if (g->pad_h >= g->k_h || g->pad_w >= g->k_w ||
@@ -302,8 +310,8 @@ int npu_args_pool(npu_err *e, npu_need *needs, npu_window *g, int32_t act_min, i
         return fail(e, "a pooling window lies wholly in the padding; every window must "
                        "overlap the input");
     }
-    need(&needs[0], "inp", NPU_I8, 0, volume(g->batches, g->in_h, g->in_w, g->in_c));
-    need(&needs[1], "out", NPU_I8, 1, volume(g->batches, g->out_h, g->out_w, g->out_c));
+    need(&needs[0], "inp", kind, 0, volume(g->batches, g->in_h, g->in_w, g->in_c));
+    need(&needs[1], "out", kind, 1, volume(g->batches, g->out_h, g->out_w, g->out_c));
     return 2;
 }
 

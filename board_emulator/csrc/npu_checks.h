@@ -30,7 +30,7 @@ extern "C" {
 /* in_h * in_w values of |x + offset| <= 256 summed in int32. */
 #define NPU_MAX_MEAN_COUNT (1LL << 23)
 
-typedef enum { NPU_I8, NPU_I32, NPU_F32 } npu_elem;
+typedef enum { NPU_I8, NPU_I32, NPU_F32, NPU_I16, NPU_I64 } npu_elem;
 
 extern const char *const npu_elem_names[];
 extern const int npu_elem_sizes[];
@@ -69,8 +69,10 @@ int npu_args_quantize(npu_err *e, npu_need *needs, int to_int8, int32_t n, float
  * fills in g->out_c and g->depth_multiplier. */
 int npu_args_conv(npu_err *e, npu_need *needs, npu_window *g, int depthwise, int32_t channels,
                   int32_t input_offset, int32_t act_min, int32_t act_max);
-/* The pools: fills in out_c, the dilations and the depth multiplier of g. */
-int npu_args_pool(npu_err *e, npu_need *needs, npu_window *g, int32_t act_min, int32_t act_max);
+/* The pools (`wide`: the 16x8 ones, int16 in and out): fills in out_c, the dilations and
+ * the depth multiplier of g. */
+int npu_args_pool(npu_err *e, npu_need *needs, npu_window *g, int32_t act_min, int32_t act_max,
+                  int wide);
 int npu_args_arith(npu_err *e, npu_need *needs, const npu_arith *p, int is_add);
 int npu_args_lut(npu_err *e, npu_need *needs, int32_t n);
 int npu_args_copy(npu_err *e, npu_need *needs, const npu_copy *p);
@@ -82,6 +84,9 @@ int npu_check_buffer(npu_err *e, const npu_need *need, long long len, uintptr_t 
 
 /* Per-channel shifts feed C shift operators: each in [-31, 31]. */
 int npu_check_shifts(npu_err *e, const int32_t *shift, int32_t n);
+
+/* A window's geometry: sizes, strides, dilations, padding and spans in range. */
+int npu_check_window(npu_err *e, const npu_window *g);
 
 /* The scalar checks the functions above are made of. */
 int npu_check_positive(npu_err *e, const char *name, long long value);

@@ -105,6 +105,76 @@ void npu_fully_connected(const int8_t *input, const int8_t *weights, const int32
     }
 }
 
+/* TFLM's MultiplyByQuantizedMultiplier for int64 accumulators (16x8 kernels): the
+ * multiplier rounded to 16 bits, one rounding shift; |x| < 2^47 keeps it in int64. */
+static int32_t multiply_by_quantized_multiplier_s64(int64_t x, int32_t mult, int32_t shift) {
+    const int64_t reduced = mult < 0x7FFF0000 ? (mult + (1 << 15)) >> 16 : 0x7FFF;
+    const int32_t total_shift = 15 - shift;
+    return (int32_t)((x * reduced + ((int64_t)1 << (total_shift - 1))) >> total_shift);
+}
+
+void npu_fully_connected_s16(const int16_t *input, const int8_t *weights, const int64_t *bias,
+                             int16_t *output, const int32_t *mult, const int32_t *shift,
+                             int32_t batches, int32_t in_depth, int32_t out_depth,
+                             int32_t act_min, int32_t act_max) {
+    for (int32_t b = 0; b < batches; ++b) {
+        const int16_t *x = input + (size_t)b * (size_t)in_depth;
+        for (int32_t o = 0; o < out_depth; ++o) {
+            const int8_t *w = weights + (size_t)o * (size_t)in_depth;
+            int64_t acc = bias != NULL ? bias[o] : 0;
+            for (int32_t i = 0; i < in_depth; ++i) {
+                acc += (int32_t)x[i] * (int32_t)w[i];
+            }
+            const int32_t y = multiply_by_quantized_multiplier_s64(acc, mult[o], shift[o]);
+            output[(size_t)b * (size_t)out_depth + (size_t)o] = (int16_t)clamp_i32(y, act_min, act_max);
+        }
+    }
+}
+
+void npu_conv2d_s16(const int16_t *input, const int8_t *weights, const int64_t *bias,
+                    int16_t *output, const int32_t *mult, const int32_t *shift,
+                    const npu_window *g, int depthwise, int32_t act_min, int32_t act_max) {
+    const size_t in_c = (size_t)g->in_c, out_c = (size_t)g->out_c;
+    for (int32_t b = 0; b < g->batches; ++b) {
+        const int16_t *image = input + (size_t)b * (size_t)g->in_h * (size_t)g->in_w * in_c;
+        for (int32_t oy = 0; oy < g->out_h; ++oy) {
+            for (int32_t ox = 0; ox < g->out_w; ++ox) {
+                const int32_t y0 = oy * g->stride_h - g->pad_h, x0 = ox * g->stride_w - g->pad_w;
+                int16_t *out = output + (((size_t)b * (size_t)g->out_h + (size_t)oy) *
+                                         (size_t)g->out_w + (size_t)ox) * out_c;
+                for (size_t o = 0; o < out_c; ++o) {
+                    int64_t acc = bias != NULL ? bias[o] : 0;
+                    for (int32_t ky = 0; ky < g->k_h; ++ky) {
+                        const int32_t y = y0 + ky * g->dilation_h;
+                        if (y < 0 || y >= g->in_h) {
+                            continue; /* zero padding: zero point 0 contributes nothing */
+                        }
+                        for (int32_t kx = 0; kx < g->k_w; ++kx) {
+                            const int32_t x = x0 + kx * g->dilation_w;
+                            if (x < 0 || x >= g->in_w) {
+                                continue;
+                            }
+                            const int16_t *px = image + ((size_t)y * (size_t)g->in_w + (size_t)x) * in_c;
+                            const size_t tap = (size_t)ky * (size_t)g->k_w + (size_t)kx;
+                            if (depthwise) {
+                                acc += (int32_t)px[o / (size_t)g->depth_multiplier] *
+                                       (int32_t)weights[tap * out_c + o];
+                            } else {
+                                const int8_t *w = weights + (o * (size_t)g->k_h * (size_t)g->k_w + tap) * in_c;
+                                for (size_t ic = 0; ic < in_c; ++ic) {
+                                    acc += (int32_t)px[ic] * (int32_t)w[ic];
+                                }
+                            }
+                        }
+                    }
+                    const int32_t v = multiply_by_quantized_multiplier_s64(acc, mult[o], shift[o]);
+                    out[o] = (int16_t)clamp_i32(v, act_min, act_max);
+                }
+            }
+        }
+    }
+}
+
 /* ---- softmax (gemmlowp fixed point) ------------------------------------------ */
 
 /* Fixed-point formats below are named Qm: m integer bits, 31 - m fraction bits. */
@@ -282,6 +352,22 @@ void npu_dequantize_s8_f32(const int8_t *in, float *out, int32_t n, float scale,
     /* TFLM multiplies in double then narrows. The double product of a float
      * and a small integer is exact, so this is one correctly rounded result. */
     const double s = (double)scale;
+    for (int32_t i = 0; i < n; ++i) {
+        out[i] = (float)(s * (double)((int64_t)in[i] - zero_point));
+    }
+}
+
+void npu_quantize_f32_s16(const float *in, int16_t *out, int32_t n, float scale,
+                          int32_t zero_point) {
+    for (int32_t i = 0; i < n; ++i) {
+        const int64_t q = (int64_t)round_f32_to_i32_sat(in[i] / scale) + zero_point;
+        out[i] = (int16_t)(q < -32768 ? -32768 : (q > 32767 ? 32767 : q));
+    }
+}
+
+void npu_dequantize_s16_f32(const int16_t *in, float *out, int32_t n, float scale,
+                            int32_t zero_point) {
+    const double s = (double)scale; /* float * 17-bit integer: exact in double */
     for (int32_t i = 0; i < n; ++i) {
         out[i] = (float)(s * (double)((int64_t)in[i] - zero_point));
     }
@@ -547,6 +633,61 @@ void npu_max_pool2d_s8(const int8_t *input, int8_t *output, const npu_window *g,
     pool2d_s8(input, output, g, act_min, act_max, 0);
 }
 
+/* The int16 twin of pool2d_s8 (16x8 models), the same arithmetic. */
+static void pool2d_s16(const int16_t *input, int16_t *output, const npu_window *g,
+                      int32_t act_min, int32_t act_max, int average) {
+    const size_t ch = (size_t)g->in_c;
+    int16_t *out = output;
+    for (int32_t b = 0; b < g->batches; ++b) {
+        const int16_t *image = input + (size_t)b * (size_t)g->in_h * (size_t)g->in_w * ch;
+        for (int32_t oy = 0; oy < g->out_h; ++oy) {
+            const int32_t y0 = oy * g->stride_h - g->pad_h;
+            int32_t ky0, ky1;
+            valid_taps(y0, 1, g->k_h, g->in_h, &ky0, &ky1);
+            for (int32_t ox = 0; ox < g->out_w; ++ox) {
+                const int32_t x0 = ox * g->stride_w - g->pad_w;
+                int32_t kx0, kx1;
+                valid_taps(x0, 1, g->k_w, g->in_w, &kx0, &kx1);
+                const int32_t count = (ky1 - ky0) * (kx1 - kx0);
+                for (size_t c = 0; c < ch; ++c) {
+                    int32_t acc = average ? 0 : -32768; /* |sum| < 2^15 * 65535 */
+                    for (int32_t ky = ky0; ky < ky1; ++ky) {
+                        const int16_t *row = image + (size_t)(y0 + ky) * (size_t)g->in_w * ch + c;
+                        for (int32_t kx = kx0; kx < kx1; ++kx) {
+                            const int32_t v = row[(size_t)(x0 + kx) * ch];
+                            if (average) {
+                                acc += v;
+                            } else if (v > acc) {
+                                acc = v;
+                            }
+                        }
+                    }
+                    if (average) {
+                        /* Round half away from zero; TFLM refuses empty windows and so
+                         * does the caller, the guard only keeps this defined. */
+                        if (count <= 0) {
+                            acc = 0;
+                        } else {
+                            acc = acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count;
+                        }
+                    }
+                    *out++ = (int16_t)clamp_i32(acc, act_min, act_max);
+                }
+            }
+        }
+    }
+}
+
+void npu_average_pool2d_s16(const int16_t *input, int16_t *output, const npu_window *g,
+                            int32_t act_min, int32_t act_max) {
+    pool2d_s16(input, output, g, act_min, act_max, 1);
+}
+
+void npu_max_pool2d_s16(const int16_t *input, int16_t *output, const npu_window *g,
+                        int32_t act_min, int32_t act_max) {
+    pool2d_s16(input, output, g, act_min, act_max, 0);
+}
+
 /* ---- elementwise ADD / MUL ------------------------------------------------------ */
 
 static inline int8_t add_one(int32_t a, int32_t b, const npu_arith *p) {
@@ -628,9 +769,7 @@ void npu_lut_s8(const int8_t *input, const int8_t *table, int8_t *output, int32_
 void npu_copy_s8(const int8_t *input, int8_t *output, int32_t out_size, const npu_copy *p) {
     const size_t sa = (size_t)p->in_strides[3], sb = (size_t)p->out_strides[3];
     if (p->fill) {
-        for (int32_t i = 0; i < out_size; ++i) {
-            output[i] = (int8_t)p->fill_value;
-        }
+        memset(output, (int8_t)p->fill_value, (size_t)out_size);
     }
     for (int32_t i0 = 0; i0 < p->dims[0]; ++i0) {
         for (int32_t i1 = 0; i1 < p->dims[1]; ++i1) {
@@ -641,6 +780,10 @@ void npu_copy_s8(const int8_t *input, int8_t *output, int32_t out_size, const np
                 int8_t *b = output + (size_t)p->out_offset + (size_t)i0 * (size_t)p->out_strides[0] +
                             (size_t)i1 * (size_t)p->out_strides[1] +
                             (size_t)i2 * (size_t)p->out_strides[2];
+                if (sa == 1 && sb == 1) { /* PAD and CONCATENATION rows: contiguous */
+                    memcpy(b, a, (size_t)p->dims[3]);
+                    continue;
+                }
                 for (int32_t i3 = 0; i3 < p->dims[3]; ++i3) {
                     b[(size_t)i3 * sb] = a[(size_t)i3 * sa];
                 }

@@ -44,6 +44,15 @@ void npu_fully_connected(const int8_t *input, const int8_t *weights, const int32
                          int32_t input_offset, int32_t output_offset,
                          int32_t act_min, int32_t act_max, void *scratch);
 
+/* 16x8 fully connected (int16 activations, zero points 0; int8 weights; int64 bias or
+ * NULL): output[b, o] = clamp(requant64(bias[o] + sum_i input[b, i] * weights[o, i]),
+ * act_min, act_max), accumulated in int64 as TFLM's reference_integer_ops. shift in
+ * [-31, 7]; |accumulator| < 2^47 (in_depth < 2^25). */
+void npu_fully_connected_s16(const int16_t *input, const int8_t *weights, const int64_t *bias,
+                             int16_t *output, const int32_t *mult, const int32_t *shift,
+                             int32_t batches, int32_t in_depth, int32_t out_depth,
+                             int32_t act_min, int32_t act_max);
+
 /* Softmax over the last axis of [rows, depth]; output scale 1/256, zero point -128. */
 void npu_softmax_s8(const int8_t *input, int8_t *output, int32_t rows, int32_t depth,
                     int32_t input_multiplier, int32_t input_left_shift, int32_t diff_min);
@@ -55,6 +64,12 @@ void npu_quantize_f32_s8(const float *in, int8_t *out, int32_t n, float scale,
 /* out = (float)((double)scale * (in - zero_point)). */
 void npu_dequantize_s8_f32(const int8_t *in, float *out, int32_t n, float scale,
                            int32_t zero_point);
+
+/* The same for int16 (16x8 models' float edges): clamp to [-32768, 32767]. */
+void npu_quantize_f32_s16(const float *in, int16_t *out, int32_t n, float scale,
+                          int32_t zero_point);
+void npu_dequantize_s16_f32(const int16_t *in, float *out, int32_t n, float scale,
+                            int32_t zero_point);
 
 /* Window geometry of CONV_2D, DEPTHWISE_CONV_2D and the pools (NHWC, batch-major).
  * pad_h/pad_w are the top/left padding; trailing padding is implied by out_h/out_w.
@@ -86,6 +101,14 @@ void npu_depthwise_conv2d_s8(const int8_t *input, const int8_t *weights, const i
                              const npu_window *g, int32_t input_offset, int32_t output_offset,
                              int32_t act_min, int32_t act_max, void *scratch);
 
+/* 16x8 CONV_2D (depthwise = 0) or DEPTHWISE_CONV_2D (1): int16 activations (zero points
+ * 0), int8 weights laid out as the int8 kernels', int64 bias or NULL, int64 accumulators
+ * requantized as npu_fully_connected_s16. Caller guarantees shift in [-31, 7], |bias| <=
+ * 2^46 and k_h * k_w * in_c <= 65535. */
+void npu_conv2d_s16(const int16_t *input, const int8_t *weights, const int64_t *bias,
+                    int16_t *output, const int32_t *mult, const int32_t *shift,
+                    const npu_window *g, int depthwise, int32_t act_min, int32_t act_max);
+
 /* int8 AVERAGE_POOL_2D over the window clipped to the image (rounded half away from
  * zero), and MAX_POOL_2D; input and output share quantization; in_c == out_c.
  * Caller guarantees every window overlaps the image. */
@@ -93,6 +116,11 @@ void npu_average_pool2d_s8(const int8_t *input, int8_t *output, const npu_window
                            int32_t act_min, int32_t act_max);
 void npu_max_pool2d_s8(const int8_t *input, int8_t *output, const npu_window *g,
                        int32_t act_min, int32_t act_max);
+/* The same for int16 (16x8); caller guarantees k_h * k_w <= 65535 (int32 sums). */
+void npu_average_pool2d_s16(const int16_t *input, int16_t *output, const npu_window *g,
+                            int32_t act_min, int32_t act_max);
+void npu_max_pool2d_s16(const int16_t *input, int16_t *output, const npu_window *g,
+                        int32_t act_min, int32_t act_max);
 
 /* Elementwise int8 ADD / MUL over a 4-D output dims[0..3]; input k is read at
  * sum_d index_d * strides_k[d] (stride 0 broadcasts). TFLite's arithmetic params. */

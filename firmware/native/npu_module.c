@@ -194,7 +194,7 @@ static mp_obj_t pool_common(const mp_obj_t *args, int average) {
     g.batches = s[0], g.in_h = s[1], g.in_w = s[2], g.in_c = s[3], g.out_h = s[4];
     g.out_w = s[5], g.k_h = s[6], g.k_w = s[7], g.stride_h = s[8], g.stride_w = s[9];
     g.pad_h = s[10], g.pad_w = s[11];
-    check_or_raise(npu_args_pool(&e, needs, &g, s[12], s[13]), &e);
+    check_or_raise(npu_args_pool(&e, needs, &g, s[12], s[13], 0), &e);
     get_buffers(args, needs, 2, b);
     if (average) {
         npu_average_pool2d_any(b[0], b[1], &g, s[12], s[13]);

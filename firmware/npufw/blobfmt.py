@@ -10,7 +10,7 @@ import struct
 from . import opcodes
 
 MAGIC = b"NPUB"
-VERSION = 0
+VERSION = 1
 ALIGN = 16
 _HEADER = "<4sHHHBBII"
 _HEADER_SIZE = 20
@@ -18,7 +18,7 @@ _TENSOR = "<BBBx4IfiII"
 _TENSOR_SIZE = 36
 
 # dtype code -> item size; names as in blob.DType
-DTYPE_SIZE = {0: 1, 1: 4, 2: 4, 3: 2, 4: 1}
+DTYPE_SIZE = {0: 1, 1: 4, 2: 4, 3: 2, 4: 1, 5: 8}
 ARENA = 0
 CONST = 1
 

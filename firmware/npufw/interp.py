@@ -6,6 +6,8 @@ from .pool import buffer
 _INT8 = 0
 _INT32 = 1
 _FLOAT32 = 2
+_INT16 = 3
+_INT64 = 5
 _LIMIT = 1 << 30  # window coordinates and offsets stay far inside int32
 _MAX_MEAN = 1 << 23  # in_h * in_w: 255 * 2**23 fits the int32 sum (as the C binding)
 
@@ -103,6 +105,18 @@ class Model:
                 self._tensor(op.inputs[3], _INT32, 4 * rows, what),
                 self._tensor(op.inputs[4], _INT32, 4 * rows, what),
                 batches, in_d, out_d, in_off, out_off, amin, amax)
+        if code == opcodes.FULLY_CONNECTED_S16:
+            batches, in_d, out_d, amin, amax = p
+            if not (-32768 <= amin <= amax <= 32767) or not 0 < in_d < 1 << 24:
+                raise BlobError(what + ": bad activation range or depth")
+            return npu.fully_connected_s16, (
+                self._tensor(op.inputs[0], _INT16, 2 * batches * in_d, what),
+                self._tensor(op.inputs[1], _INT8, out_d * in_d, what),
+                self._tensor(op.inputs[2], _INT64, 8 * out_d, what),
+                self._tensor(op.outputs[0], _INT16, 2 * batches * out_d, what),
+                self._tensor(op.inputs[3], _INT32, 4 * out_d, what),
+                self._tensor(op.inputs[4], _INT32, 4 * out_d, what),
+                batches, in_d, out_d, amin, amax)
         if code == opcodes.SOFTMAX:
             rows, depth, mult, shift, diff_min = p
             n = rows * depth
@@ -111,7 +125,10 @@ class Model:
                                  rows, depth, mult, shift, diff_min)
         if code == opcodes.CONV_2D or code == opcodes.DEPTHWISE_CONV_2D:
             return self._prepare_conv(npu, op, what)
-        if code == opcodes.AVERAGE_POOL_2D or code == opcodes.MAX_POOL_2D:
+        if code == opcodes.CONV_2D_S16 or code == opcodes.DEPTHWISE_CONV_2D_S16:
+            return self._prepare_conv_s16(npu, op, what)
+        if code in (opcodes.AVERAGE_POOL_2D, opcodes.MAX_POOL_2D, opcodes.AVERAGE_POOL_2D_S16,
+                    opcodes.MAX_POOL_2D_S16):
             return self._prepare_pool(npu, op, what)
         if code == opcodes.ADD or code == opcodes.MUL:
             return self._prepare_elementwise(npu, op, what)
@@ -126,6 +143,8 @@ class Model:
         if code == opcodes.MEAN:
             return self._prepare_mean(npu, op, what)
         count = p[0]
+        if code == opcodes.QUANTIZE_S16 or code == opcodes.DEQUANTIZE_S16:
+            return self._prepare_convert_s16(npu, op, what, count)
         if code == opcodes.QUANTIZE:
             q = self.blob.tensors[op.outputs[0]]
             return npu.quantize, (self._tensor(op.inputs[0], _FLOAT32, 4 * count, what),
@@ -135,6 +154,17 @@ class Model:
         return npu.dequantize, (self._tensor(op.inputs[0], _INT8, count, what),
                                 self._tensor(op.outputs[0], _FLOAT32, 4 * count, what),
                                 count, q.scale, q.zero_point)
+
+    def _prepare_convert_s16(self, npu, op, what, count):
+        if op.opcode == opcodes.QUANTIZE_S16:
+            q = self.blob.tensors[op.outputs[0]]
+            return npu.quantize_s16, (self._tensor(op.inputs[0], _FLOAT32, 4 * count, what),
+                                      self._tensor(op.outputs[0], _INT16, 2 * count, what),
+                                      count, q.scale, q.zero_point)
+        q = self.blob.tensors[op.inputs[0]]
+        return npu.dequantize_s16, (self._tensor(op.inputs[0], _INT16, 2 * count, what),
+                                    self._tensor(op.outputs[0], _FLOAT32, 4 * count, what),
+                                    count, q.scale, q.zero_point)
 
     def _prepare_conv(self, npu, op, what):
         p = op.params
@@ -160,6 +190,29 @@ class Model:
                     self._tensor(op.inputs[3], _INT32, 4 * out_c, what),
                     self._tensor(op.inputs[4], _INT32, 4 * out_c, what)) + tuple(p)
 
+    def _prepare_conv_s16(self, npu, op, what):
+        p = op.params
+        (batches, in_h, in_w, in_c, out_h, out_w, channels, k_h, k_w, stride_h, stride_w,
+         dil_h, dil_w, pad_h, pad_w, amin, amax) = p
+        _check(min(batches, in_c, channels) >= 1, what, "bad shape")
+        _check_window(what, in_h, out_h, k_h, stride_h, dil_h, pad_h)
+        _check_window(what, in_w, out_w, k_w, stride_w, dil_w, pad_w)
+        _check(-32768 <= amin <= amax <= 32767, what, "bad activation range")
+        if op.opcode == opcodes.CONV_2D_S16:
+            out_c = channels
+            _check(k_h * k_w * in_c <= opcodes.MAX_MACS, what, "filter too large")
+            w_size, fn = out_c * k_h * k_w * in_c, npu.conv2d_s16
+        else:
+            out_c = in_c * channels
+            _check(k_h * k_w <= opcodes.MAX_MACS, what, "filter too large")
+            w_size, fn = k_h * k_w * out_c, npu.depthwise_conv2d_s16
+        return fn, (self._tensor(op.inputs[0], _INT16, 2 * batches * in_h * in_w * in_c, what),
+                    self._tensor(op.inputs[1], _INT8, w_size, what),
+                    self._tensor(op.inputs[2], _INT64, 8 * out_c, what),
+                    self._tensor(op.outputs[0], _INT16, 2 * batches * out_h * out_w * out_c, what),
+                    self._tensor(op.inputs[3], _INT32, 4 * out_c, what),
+                    self._tensor(op.inputs[4], _INT32, 4 * out_c, what)) + tuple(p)
+
     def _prepare_pool(self, npu, op, what):
         p = op.params
         batches, in_h, in_w, channels, out_h, out_w, k_h, k_w, s_h, s_w, pad_h, pad_w, amin, amax = p
@@ -169,8 +222,17 @@ class Model:
         # No window may fall wholly into the padding (an average over nothing).
         _check(pad_h < k_h and pad_w < k_w and (out_h - 1) * s_h - pad_h < in_h
                and (out_w - 1) * s_w - pad_w < in_w, what, "a pooling window misses the input")
+        code = op.opcode
+        if code == opcodes.AVERAGE_POOL_2D_S16 or code == opcodes.MAX_POOL_2D_S16:
+            _check(-32768 <= amin <= amax <= 32767 and k_h * k_w <= opcodes.MAX_MACS, what,
+                   "bad activation range or window")
+            fn = npu.average_pool2d_s16 if code == opcodes.AVERAGE_POOL_2D_S16 else npu.max_pool2d_s16
+            return fn, (
+                self._tensor(op.inputs[0], _INT16, 2 * batches * in_h * in_w * channels, what),
+                self._tensor(op.outputs[0], _INT16, 2 * batches * out_h * out_w * channels, what)
+            ) + tuple(p)
         _check_act(what, amin, amax)
-        return (npu.average_pool2d if op.opcode == opcodes.AVERAGE_POOL_2D else npu.max_pool2d), (
+        return (npu.average_pool2d if code == opcodes.AVERAGE_POOL_2D else npu.max_pool2d), (
             self._tensor(op.inputs[0], _INT8, batches * in_h * in_w * channels, what),
             self._tensor(op.outputs[0], _INT8, batches * out_h * out_w * channels, what)) + tuple(p)
 
@@ -203,9 +265,11 @@ class Model:
         return (npu.add if add else npu.mul), (
             views[0], views[1], self._tensor(op.outputs[0], _INT8, n, what)) + tuple(p)
 
-    def _int8_tensor(self, i, what):
-        _check(i >= 0 and self.blob.tensors[i].dtype == _INT8, what, "tensor %d is not int8" % i)
-        return self.blob.tensors[i].size
+    def _copy_tensor(self, i, what):
+        """(dtype, bytes) of a COPY operand: int8, or int16 copied as byte pairs."""
+        _check(i >= 0 and self.blob.tensors[i].dtype in (_INT8, _INT16), what,
+               "tensor %d is not int8 or int16" % i)
+        return self.blob.tensors[i].dtype, self.blob.tensors[i].size
 
     def _prepare_copy(self, npu, op, what):
         p = op.params
@@ -217,9 +281,11 @@ class Model:
         for d, a, b in zip(dims, s_in, s_out):
             in_extent += (d - 1) * a
             out_extent += (d - 1) * b
-        _check(in_extent <= self._int8_tensor(op.inputs[0], what), what, "copy reads past its input")
-        _check(out_extent <= self._int8_tensor(op.outputs[0], what), what,
-               "copy writes past its output")
+        in_type, in_size = self._copy_tensor(op.inputs[0], what)
+        out_type, out_size = self._copy_tensor(op.outputs[0], what)
+        _check(in_type == out_type, what, "copy between int8 and int16")
+        _check(in_extent <= in_size, what, "copy reads past its input")
+        _check(out_extent <= out_size, what, "copy writes past its output")
         return npu.copy, (self.views[op.inputs[0]], self.views[op.outputs[0]]) + tuple(p)
 
     def _prepare_mean(self, npu, op, what):

@@ -16,6 +16,13 @@ MUL = 10
 LUT = 11
 COPY = 12
 MEAN = 13
+FULLY_CONNECTED_S16 = 14
+CONV_2D_S16 = 15
+DEPTHWISE_CONV_2D_S16 = 16
+QUANTIZE_S16 = 17
+DEQUANTIZE_S16 = 18
+AVERAGE_POOL_2D_S16 = 19
+MAX_POOL_2D_S16 = 20
 
 # opcode -> (name, number of tensor inputs, number of int32 params)
 OPS = {
@@ -32,6 +39,13 @@ OPS = {
     LUT: ('LUT', 2, 1),
     COPY: ('COPY', 1, 15),
     MEAN: ('MEAN', 1, 8),
+    FULLY_CONNECTED_S16: ('FULLY_CONNECTED_S16', 5, 5),
+    CONV_2D_S16: ('CONV_2D_S16', 5, 17),
+    DEPTHWISE_CONV_2D_S16: ('DEPTHWISE_CONV_2D_S16', 5, 17),
+    QUANTIZE_S16: ('QUANTIZE_S16', 1, 1),
+    DEQUANTIZE_S16: ('DEQUANTIZE_S16', 1, 1),
+    AVERAGE_POOL_2D_S16: ('AVERAGE_POOL_2D_S16', 1, 14),
+    MAX_POOL_2D_S16: ('MAX_POOL_2D_S16', 1, 14),
 }
 
 # opcode -> (ranges: ((param index, lo, hi), ...), work: the param indices whose
@@ -70,6 +84,23 @@ CHECKS = {
         ((13, 0, 1), (14, -128, 127)), (0, 1, 2, 3), (), ()),
     MEAN: (
         ((4, -127, 128), (6, -31, 31), (7, -128, 127)), (0, 1, 2, 3), (), ()),
+    FULLY_CONNECTED_S16: (
+        ((1, 1, 131071), (3, -32768, 32767), (4, -32768, 32767)), (0, 1, 2), (2,), (3,
+        4)),
+    CONV_2D_S16: (
+        ((15, -32768, 32767), (16, -32768, 32767)), (0, 4, 5, 6, 7, 8, 3), (2,), (3,
+        4)),
+    DEPTHWISE_CONV_2D_S16: (
+        ((15, -32768, 32767), (16, -32768, 32767)), (0, 4, 5, 3, 6, 7, 8), (2,), (3,
+        4)),
+    QUANTIZE_S16: (
+        (), (0,), (), ()),
+    DEQUANTIZE_S16: (
+        (), (0,), (), ()),
+    AVERAGE_POOL_2D_S16: (
+        ((12, -32768, 32767), (13, -32768, 32767)), (0, 4, 5, 3, 6, 7), (), ()),
+    MAX_POOL_2D_S16: (
+        ((12, -32768, 32767), (13, -32768, 32767)), (0, 4, 5, 3, 6, 7), (), ()),
 }
 CHANNEL_SHIFT = (-31, 31)  # each element of a per-channel shift table
 

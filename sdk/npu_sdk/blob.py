@@ -26,7 +26,7 @@ from . import ops
 from .errors import BlobFormatError
 
 MAGIC = b"NPUB"
-VERSION = 0
+VERSION = 1
 ALIGN = 16
 MAX_RANK = 4
 
@@ -36,7 +36,7 @@ OPNAMES = {v: k for k, v in OPCODES.items()}
 KERNELS = {k.opcode: k for k in ops.KERNELS}
 PARAMS = {k.name: k.params for k in ops.KERNELS}
 
-DType = Enum(Int8ul, int8=0, int32=1, float32=2, int16=3, uint8=4)
+DType = Enum(Int8ul, int8=0, int32=1, float32=2, int16=3, uint8=4, int64=5)
 Location = Enum(Int8ul, arena=0, const=1)
 
 Header = Struct(

@@ -62,7 +62,7 @@ def _compile(args):
                        "to quantize it to int8 (see docs/quantization.md)" % args.model)
     result = quantize.quantize_with_report(
         graph, quantize.load_calibration(args.calib), method=args.method, int8_io=args.int8_io,
-        per_channel=not args.per_tensor,
+        per_channel=not args.per_tensor, activations=args.activations,
         overrides=quantize.load_overrides(args.overrides) if args.overrides else None)
     return compiler.compile_graph(result.graph), result
 
@@ -642,6 +642,10 @@ def build_parser():
                              % (quant_methods.DEFAULT_METHOD, quant_methods.DEFAULT_PERCENTILE))
         sp.add_argument("--int8-io", action="store_true",
                         help="int8 model inputs/outputs (default: keep the float model's float32 I/O)")
+        sp.add_argument("--activations", default="int8", choices=("int8", "int16"),
+                        help="int16: TFLite's 16x8 (int16 activations, int8 weights, int64 bias) "
+                             "for models int8 is not accurate enough for; docs/ops.md lists the "
+                             "16x8 ops (default: int8)")
         sp.add_argument("--per-tensor", action="store_true", help="per-tensor weights (default: per-channel)")
         sp.add_argument("--overrides", help="JSON/TOML file of per-layer settings (docs/quantization.md)")
 

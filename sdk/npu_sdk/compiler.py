@@ -13,9 +13,10 @@ from .quantize import is_float_model
 
 _BLOB_DTYPES = {np.dtype(np.int8): "int8", np.dtype(np.int32): "int32",
                 np.dtype(np.float32): "float32", np.dtype(np.int16): "int16",
-                np.dtype(np.uint8): "uint8"}
+                np.dtype(np.uint8): "uint8", np.dtype(np.int64): "int64"}
 SUPPORTED_HINT = "Supported ops: %s." % ", ".join(ops.SUPPORTED)
 INT8 = np.dtype(np.int8)
+INT16 = np.dtype(np.int16)
 FLOAT32 = np.dtype(np.float32)
 
 
@@ -34,12 +35,39 @@ def _dtype(graph, i):
     return np.dtype(graph.tensors[i].dtype)
 
 
+def _count(graph, i):
+    return int(np.prod(graph.tensors[i].shape, dtype=np.int64))
+
+
+def _is_16x8(graph, op):
+    """int16 activations (TFLite's 16x8 quantization) rather than int8."""
+    return _dtype(graph, op.inputs[0]) == INT16 and _dtype(graph, op.outputs[0]) == INT16
+
+
+def _int16_activations(graph, op, inputs):
+    """Reasons unless the given inputs and the output are 16x8 int16: quantized, zero point 0."""
+    reasons = []
+    for i in list(inputs) + [op.outputs[0]]:
+        t = graph.tensors[i]
+        if np.dtype(t.dtype) != INT16 or t.scales is None or np.any(t.zero_points != 0):
+            reasons.append("tensor %r must be int16 with zero point 0 (16x8)" % t.name)
+    return reasons
+
+
+#: 16x8 int64 accumulators stay within TFLM's 2^47: |bias| <= 2^46, in_depth < 2^24.
+_MAX_BIAS_S64 = 1 << 46
+
+
 def _check_fully_connected(graph, op):
     reasons = []
     x, w = op.inputs[0], op.inputs[1]
     bias = op.inputs[2] if len(op.inputs) > 2 else -1
-    if _dtype(graph, x) != INT8 or _dtype(graph, op.outputs[0]) != INT8:
-        reasons.append("input and output must be int8 (got %s -> %s)"
+    int16 = _is_16x8(graph, op)
+    bias_dtype = np.int64 if int16 else np.int32
+    if int16:
+        reasons += _int16_activations(graph, op, [x])
+    elif _dtype(graph, x) != INT8 or _dtype(graph, op.outputs[0]) != INT8:
+        reasons.append("input and output must be int8, or int16 for 16x8 (got %s -> %s)"
                        % (_dtype(graph, x), _dtype(graph, op.outputs[0])))
     else:
         reasons += _int8_activations(graph, op, [x])
@@ -50,11 +78,19 @@ def _check_fully_connected(graph, op):
         reasons.append("weights must be symmetric (zero point 0)")
     elif wt.scales is None or len(wt.scales) not in (1, wt.shape[0]):
         reasons.append("weights need one scale or one per output row")
-    elif graph.tensors[x].nbytes % max(wt.shape[1], 1) or wt.shape[1] < 1:
+    elif _count(graph, x) % max(wt.shape[1], 1) or wt.shape[1] < 1:
         reasons.append("input of %d values is not a whole number of rows of %d"
-                       % (graph.tensors[x].nbytes, wt.shape[1]))
-    if bias >= 0 and (not graph.tensors[bias].is_const or graph.tensors[bias].dtype != np.int32):
-        reasons.append("bias must be a constant int32 vector")
+                       % (_count(graph, x), wt.shape[1]))
+    if bias >= 0 and (not graph.tensors[bias].is_const
+                      or np.dtype(graph.tensors[bias].dtype) != bias_dtype):
+        reasons.append("bias must be a constant %s vector" % np.dtype(bias_dtype))
+    elif int16 and bias >= 0 and np.any(np.abs(graph.tensors[bias].data) > _MAX_BIAS_S64):
+        reasons.append("16x8 bias values must be within +-2^46 (int64 accumulators)")
+    if int16 and not reasons:
+        wt = graph.tensors[w]
+        if wt.shape[1] >= 1 << 24:
+            reasons.append("16x8 in_depth must be below 2^24")
+        reasons += _check_shift_s16(graph, op, wt.scales, wt.shape[0])
     if op.options.get("activation", "NONE") not in lower.ACTIVATIONS:
         reasons.append("fused activation %s is not one of %s" % (op.options["activation"], lower.ACTIVATIONS))
     if op.options.get("weights_format", 0) != 0:
@@ -91,18 +127,18 @@ def _check_reshape(graph, op):
 
 
 def _check_quantize(graph, op):
-    """QUANTIZE: float32 -> int8, or int8 -> int8 (requantization)."""
+    """QUANTIZE: float32 -> int8 or int16, or int8 -> int8 (requantization)."""
     if _dtype(graph, op.inputs[0]) == INT8 and _dtype(graph, op.outputs[0]) == INT8:
         return _check_pointwise(graph, op)
-    if _dtype(graph, op.inputs[0]) != FLOAT32 or _dtype(graph, op.outputs[0]) != INT8:
-        return ["only float32 -> int8 and int8 -> int8 are supported (got %s -> %s)"
+    if _dtype(graph, op.inputs[0]) != FLOAT32 or _dtype(graph, op.outputs[0]) not in (INT8, INT16):
+        return ["only float32 -> int8 or int16 and int8 -> int8 are supported (got %s -> %s)"
                 % (_dtype(graph, op.inputs[0]), _dtype(graph, op.outputs[0]))]
     return []
 
 
 def _check_dequantize(graph, op):
-    if _dtype(graph, op.inputs[0]) != INT8 or _dtype(graph, op.outputs[0]) != FLOAT32:
-        return ["only int8 -> float32 is supported"]
+    if _dtype(graph, op.inputs[0]) not in (INT8, INT16) or _dtype(graph, op.outputs[0]) != FLOAT32:
+        return ["only int8 or int16 -> float32 is supported"]
     return []
 
 
@@ -160,7 +196,8 @@ def _check_output_shape(graph, op, filter_h, filter_w, channels, dilated=True):
 
 
 def _check_conv_weights(graph, op, out_c, axis):
-    """Symmetric per-tensor or per-channel (on `axis`) int8 weights, int32 bias of out_c."""
+    """Symmetric per-tensor or per-channel (on `axis`) int8 weights, int32 bias of out_c
+    (int64 for 16x8, within the int64 accumulators' bound, shifts up to 7)."""
     reasons = []
     wt = graph.tensors[op.inputs[1]]
     if wt.zero_points is not None and np.any(wt.zero_points != 0):
@@ -169,10 +206,37 @@ def _check_conv_weights(graph, op, out_c, axis):
             len(wt.scales) > 1 and wt.quantized_dim != axis):
         reasons.append("weights need one scale or one per output channel on axis %d" % axis)
     bias = op.inputs[2] if len(op.inputs) > 2 else -1
+    int16 = _is_16x8(graph, op)
+    bias_dtype = np.dtype(np.int64 if int16 else np.int32)
     if bias >= 0:
         bt = graph.tensors[bias]
-        if not bt.is_const or np.dtype(bt.dtype) != np.int32 or bt.nbytes != 4 * out_c:
-            reasons.append("bias must be a constant int32 vector of %d" % out_c)
+        if not bt.is_const or np.dtype(bt.dtype) != bias_dtype or _count(graph, bias) != out_c:
+            reasons.append("bias must be a constant %s vector of %d" % (bias_dtype, out_c))
+        elif int16 and np.any(np.abs(bt.data) > _MAX_BIAS_S64):
+            reasons.append("16x8 bias values must be within +-2^46 (int64 accumulators)")
+    if int16 and not reasons:
+        reasons += _check_shift_s16(graph, op, wt.scales, out_c)
+    return reasons
+
+
+def _check_shift_s16(graph, op, weight_scales, out_c):
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    p = lower.fully_connected_params(x.scale, 0, weight_scales, y.scale, 0, "NONE", out_c)
+    if int(np.max(p["shift"])) > 7:
+        return ["input scale * weight scale / output scale is above 2^7: TFLM's 16x8 kernels "
+                "take shifts up to 7"]
+    return []
+
+
+def _conv_activations(graph, op):
+    """int8 NHWC input and output, or int16 ones (16x8)."""
+    if not _is_16x8(graph, op):
+        return _int8_activations(graph, op, [op.inputs[0]], rank=4)
+    reasons = _int16_activations(graph, op, [op.inputs[0]])
+    for i in (op.inputs[0], op.outputs[0]):
+        if len(graph.tensors[i].shape) != 4 or 0 in tuple(graph.tensors[i].shape):
+            reasons.append("tensor %r must be a non-empty rank-4 NHWC tensor (got shape %s)"
+                           % (graph.tensors[i].name, graph.tensors[i].shape))
     return reasons
 
 
@@ -181,7 +245,7 @@ def _check_conv_2d(graph, op):
     input's (no groups), optional int32 bias, SAME/VALID padding, strides and dilations >= 1."""
     if len(op.inputs) < 2 or op.inputs[1] < 0:
         return ["needs input and weights"]
-    reasons = _int8_activations(graph, op, [op.inputs[0]], rank=4)
+    reasons = _conv_activations(graph, op)
     wt = graph.tensors[op.inputs[1]]
     if not wt.is_const or np.dtype(wt.dtype) != INT8 or len(wt.shape) != 4:
         return reasons + ["weights must be a constant int8 [out_c, k_h, k_w, in_c] tensor"]
@@ -208,7 +272,7 @@ def _check_depthwise_conv_2d(graph, op):
     multiplier] weights, optional int32 bias, SAME/VALID padding, strides, dilations >= 1."""
     if len(op.inputs) < 2 or op.inputs[1] < 0:
         return ["needs input and weights"]
-    reasons = _int8_activations(graph, op, [op.inputs[0]], rank=4)
+    reasons = _conv_activations(graph, op)
     wt = graph.tensors[op.inputs[1]]
     if not wt.is_const or np.dtype(wt.dtype) != INT8 or len(wt.shape) != 4 or wt.shape[0] != 1:
         return reasons + ["weights must be a constant int8 [1, k_h, k_w, out_c] tensor"]
@@ -232,12 +296,14 @@ def _same_quantization(graph, a, b):
 
 
 def _check_pool_2d(graph, op):
-    """AVERAGE_POOL_2D / MAX_POOL_2D: int8 NHWC, the same quantization in and out, SAME/VALID
-    padding, strides >= 1."""
-    reasons = _int8_activations(graph, op, [op.inputs[0]], rank=4)
+    """AVERAGE_POOL_2D / MAX_POOL_2D: int8 (or 16x8 int16) NHWC, the same quantization in and
+    out, SAME/VALID padding, strides >= 1."""
+    reasons = _conv_activations(graph, op)
     if reasons:
         return reasons
     k_h, k_w = op.options.get("filter_h", 0), op.options.get("filter_w", 0)
+    if _is_16x8(graph, op):
+        reasons += _check_macs(k_h * k_w, "k_h * k_w (int16 sums)")
     reasons = (_same_quantization(graph, op.inputs[0], op.outputs[0])
                + _window_options(op, k_h, k_w, dilated=False))
     channels = graph.tensors[op.inputs[0]].shape[3]
@@ -412,6 +478,33 @@ def _check_concatenation(graph, op):
     return reasons
 
 
+def _perm(graph, op):
+    """TRANSPOSE's constant permutation, or None."""
+    return _const_ints(graph, op.inputs[1])
+
+
+def _check_transpose(graph, op):
+    """TRANSPOSE: int8 or int16 (16x8) of rank <= 4, a constant int32 permutation of its
+    dimensions, the same quantization in and out (TFLM's kernel moves bytes); int16 moves
+    byte pairs, so at most 4 loops must remain once adjacent dimensions merge."""
+    int16 = _is_16x8(graph, op)
+    reasons = (_int16_activations if int16 else _int8_activations)(graph, op, op.inputs[:1])
+    if reasons:
+        return reasons
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    perm = _perm(graph, op)
+    if len(x.shape) > 4 or perm is None or sorted(perm) != list(range(len(x.shape))):
+        return ["permutation must be a constant int32 permutation of 0..rank-1, rank <= 4 (got "
+                "%s for rank %d)" % (perm, len(x.shape))]
+    want = tuple(x.shape[k] for k in perm)
+    if tuple(y.shape) != want:
+        return ["output shape %s is not the permuted shape %s" % (tuple(y.shape), want)]
+    if len(_transpose_loops(x, perm)[0]) > 4:
+        return ["an int16 TRANSPOSE moving all 4 dimensions is not supported (the byte copy "
+                "has 4 loops); use int8 or a lower rank"]
+    return _same_quantization(graph, op.inputs[0], op.outputs[0])
+
+
 # Inputs every op of a kind the SDK reads must have (present, not -1) and that the compiler
 # and rewrite.py read without looking; every one of them has exactly one output.
 _ARITY = {name: op.arity for name, op in ops.OPS.items()}
@@ -555,11 +648,18 @@ def _lower_fully_connected(lw, op):
     x, w, y = g.tensors[op.inputs[0]], g.tensors[op.inputs[1]], g.tensors[op.outputs[0]]
     bias = op.inputs[2] if len(op.inputs) > 2 else -1
     out_depth, in_depth = w.shape
+    int16 = _is_16x8(g, op)
     p = lower.fully_connected_params(x.scale, x.zero_point, w.scales, y.scale, y.zero_point,
-                                     op.options.get("activation", "NONE"), out_depth)
-    rows = out_depth if len(w.scales) > 1 else 1  # per-tensor weights: one pair, not one per row
+                                     op.options.get("activation", "NONE"), out_depth, int16)
+    # per-tensor int8 weights: one pair, not one per row (the 16x8 kernel takes one per row)
+    rows = out_depth if len(w.scales) > 1 or int16 else 1
     inputs = [lw.tensor(op.inputs[0]), lw.tensor(op.inputs[1]), lw.tensor(bias),
               lw.const(p["mult"][:rows], np.int32), lw.const(p["shift"][:rows], np.int32)]
+    if int16:
+        lw.emit("FULLY_CONNECTED_S16", inputs, op.outputs, batches=x.nbytes // 2 // in_depth,
+                in_depth=in_depth, out_depth=out_depth, act_min=p["act_min"],
+                act_max=p["act_max"])
+        return
     lw.emit("FULLY_CONNECTED", inputs, op.outputs, batches=x.nbytes // in_depth,
             in_depth=in_depth, out_depth=out_depth, input_offset=p["input_offset"],
             output_offset=p["output_offset"], act_min=p["act_min"], act_max=p["act_max"])
@@ -593,11 +693,12 @@ def _lower_conv(lw, op):
         _, k_h, k_w, out_c = w.shape
         channel_param = dict(depth_multiplier=out_c // in_c)
     out_h, out_w, pad_h, pad_w = _window_geometry(g, op, k_h, k_w)
+    int16 = _is_16x8(g, op)
     p = lower.conv_params(x.scale, x.zero_point, w.scales, y.scale, y.zero_point,
-                          o.get("activation", "NONE"), out_c)
+                          o.get("activation", "NONE"), out_c, int16)
     inputs = [lw.tensor(op.inputs[0]), lw.tensor(op.inputs[1]), lw.tensor(bias),
               lw.const(p["mult"], np.int32), lw.const(p["shift"], np.int32)]
-    lw.emit(_kernel(op), inputs, op.outputs, batches=batches, in_h=in_h, in_w=in_w, in_c=in_c,
+    lw.emit(_kernel(op, int16), inputs, op.outputs, batches=batches, in_h=in_h, in_w=in_w, in_c=in_c,
             out_h=out_h, out_w=out_w, k_h=k_h, k_w=k_w, stride_h=o["stride_h"],
             stride_w=o["stride_w"], dilation_h=o["dilation_h"], dilation_w=o["dilation_w"],
             pad_h=pad_h, pad_w=pad_w, input_offset=p["input_offset"],
@@ -612,8 +713,11 @@ def _lower_pool(lw, op):
     batches, in_h, in_w, channels = x.shape
     k_h, k_w = o["filter_h"], o["filter_w"]
     out_h, out_w, pad_h, pad_w = _window_geometry(g, op, k_h, k_w, dilated=False)
-    act_min, act_max = lower.activation_range(o.get("activation", "NONE"), y.scale, y.zero_point)
-    lw.emit(_kernel(op), [lw.tensor(op.inputs[0])], op.outputs, batches=batches, in_h=in_h,
+    int16 = _is_16x8(g, op)
+    limits = (lower.INT16_MIN, lower.INT16_MAX) if int16 else (lower.INT8_MIN, lower.INT8_MAX)
+    act_min, act_max = lower.activation_range(o.get("activation", "NONE"), y.scale, y.zero_point,
+                                              *limits)
+    lw.emit(_kernel(op, int16), [lw.tensor(op.inputs[0])], op.outputs, batches=batches, in_h=in_h,
             in_w=in_w, channels=channels, out_h=out_h, out_w=out_w, k_h=k_h, k_w=k_w,
             stride_h=o["stride_h"], stride_w=o["stride_w"], pad_h=pad_h, pad_w=pad_w,
             act_min=act_min, act_max=act_max)
@@ -641,7 +745,11 @@ def _lower_quantize(lw, op):
     if _dtype(lw.graph, op.inputs[0]) == INT8:
         _lower_pointwise(lw, op)
     else:
-        _lower_edge("QUANTIZE")(lw, op)
+        _lower_edge("QUANTIZE_S16" if _dtype(lw.graph, op.outputs[0]) == INT16 else "QUANTIZE")(lw, op)
+
+
+def _lower_dequantize(lw, op):
+    _lower_edge("DEQUANTIZE_S16" if _dtype(lw.graph, op.inputs[0]) == INT16 else "DEQUANTIZE")(lw, op)
 
 
 def _strides4(shape):
@@ -653,8 +761,27 @@ def _strides4(shape):
     return shape, strides
 
 
-def _emit_copy(lw, op, src, out_offset, out_strides, fill=0, fill_value=0):
-    dims, in_strides = _strides4(lw.graph.tensors[src].shape)
+def _coalesce(dims, in_strides, out_strides):
+    """The same copy with fewer, longer loops: a dimension contiguous with the one inside it
+    in both input and output merges into it (PAD's rows of 3 channels become rows of
+    width x 3 bytes); size-1 ones go."""
+    loops = []  # (d, in stride, out stride), innermost first
+    for d, a, b in reversed(list(zip(dims, in_strides, out_strides))):
+        if d == 1:
+            continue
+        if loops and a == loops[-1][0] * loops[-1][1] and b == loops[-1][0] * loops[-1][2]:
+            loops[-1] = (loops[-1][0] * d, loops[-1][1], loops[-1][2])
+        else:
+            loops.append((d, a, b))
+    loops = [(1, 0, 0)] * (4 - len(loops)) + loops[::-1]  # more than 4: the caller refuses
+    return [list(v) for v in zip(*loops)]
+
+
+def _emit_copy(lw, op, src, out_offset, out_strides, fill=0, fill_value=0, in_view=None):
+    """COPY src (read as `in_view`: rank-4 dims and strides, default its own layout) into
+    the output at out_offset with out_strides."""
+    dims, in_strides = in_view or _strides4(lw.graph.tensors[src].shape)
+    dims, in_strides, out_strides = _coalesce(dims, in_strides, out_strides)
     params = dict(out_offset=out_offset, fill=fill, fill_value=fill_value)
     for k in range(4):
         params["d%d" % k], params["in_s%d" % k] = dims[k], in_strides[k]
@@ -687,6 +814,44 @@ def _lower_concatenation(lw, op):
         position += lw.graph.tensors[i].shape[axis]
 
 
+def _contiguous(shape):
+    strides, step = [0] * len(shape), 1
+    for k in range(len(shape) - 1, -1, -1):
+        strides[k], step = step, step * shape[k]
+    return strides
+
+
+def _transpose_loops(x, perm):
+    """The byte copy of TRANSPOSE x by perm, coalesced: (dims, in strides, out strides), as
+    few loops as the layout allows (an int16 element is a trailing pair of bytes)."""
+    shape, perm = list(x.shape), list(perm)
+    if np.dtype(x.dtype).itemsize == 2:
+        shape, perm = shape + [2], perm + [len(perm)]
+    x_strides = _contiguous(shape)
+    dims = [shape[k] for k in perm]
+    in_strides, out_strides = [x_strides[k] for k in perm], _contiguous(dims)
+    # The copy's loops may run in any order: read the input's rows innermost when they are
+    # longer than the output's (NCHW -> NHWC: 96 pixels a row rather than 3 channels).
+    j = perm.index(len(perm) - 1)
+    if dims[j] > dims[-1]:
+        for v in (dims, in_strides, out_strides):
+            v[j], v[-1] = v[-1], v[j]
+    return _coalesce(dims, in_strides, out_strides)
+
+
+def _lower_transpose(lw, op):
+    """A COPY that walks the output in order and reads the input with permuted strides; an
+    alias (no kernel) when the permutation moves only size-1 dimensions."""
+    x = lw.graph.tensors[op.inputs[0]]
+    perm = _perm(lw.graph, op)
+    moved = [k for k in perm if x.shape[k] != 1]
+    if moved == sorted(moved):  # the bytes are already in the output's order
+        _lower_reshape(lw, op)
+        return
+    dims, in_strides, out_strides = _transpose_loops(x, perm)
+    _emit_copy(lw, op, op.inputs[0], 0, out_strides, in_view=(dims, in_strides))
+
+
 def _lower_mean(lw, op):
     x, y = lw.graph.tensors[op.inputs[0]], lw.graph.tensors[op.outputs[0]]
     n, h, w, c = x.shape
@@ -702,9 +867,10 @@ def _lower_reshape(lw, op):
     lw.tensor(op.outputs[0])
 
 
-def _kernel(op):
-    """The blob kernel of an op that lowers to one kernel."""
-    return ops.OPS[op.kind].kernels[0]
+def _kernel(op, int16=False):
+    """The blob kernel of an op that lowers to one kernel (its 16x8 twin with `int16`)."""
+    kernels = ops.OPS[op.kind].kernels
+    return kernels[1] if int16 else kernels[0]
 
 
 # How the compiler checks and lowers each family of ops (ops.Op.lowering): the
@@ -714,7 +880,7 @@ FAMILIES = {
     "softmax": (_check_softmax, _lower_softmax),
     "reshape": (_check_reshape, _lower_reshape),
     "quantize": (_check_quantize, _lower_quantize),
-    "dequantize": (_check_dequantize, _lower_edge("DEQUANTIZE")),
+    "dequantize": (_check_dequantize, _lower_dequantize),
     "conv_2d": (_check_conv_2d, _lower_conv),
     "depthwise_conv_2d": (_check_depthwise_conv_2d, _lower_conv),
     "pool": (_check_pool_2d, _lower_pool),
@@ -723,6 +889,7 @@ FAMILIES = {
     "pad": (_check_pad, _lower_pad),
     "mean": (_check_mean, _lower_mean),
     "concatenation": (_check_concatenation, _lower_concatenation),
+    "transpose": (_check_transpose, _lower_transpose),
 }
 CONSTRAINTS = {name: FAMILIES[op.lowering][0] for name, op in ops.OPS.items() if op.lowering}
 LOWERINGS = {name: FAMILIES[op.lowering][1] for name, op in ops.OPS.items() if op.lowering}

@@ -14,6 +14,7 @@ import numpy as np
 from .errors import ModelError
 
 INT8_MIN, INT8_MAX = -128, 127
+INT16_MIN, INT16_MAX = -32768, 32767
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
 
 # Softmax input differences are held in Q5.26 (TFLM kScaledDiffIntegerBits).
@@ -83,8 +84,9 @@ def activation_range(activation, scale, zero_point, qmin=INT8_MIN, qmax=INT8_MAX
 
 
 def fully_connected_params(input_scale, input_zero_point, weight_scales, output_scale,
-                           output_zero_point, activation="NONE", out_depth=None):
-    """Per-output-channel multipliers/shifts, offsets and clamp for an int8 FC.
+                           output_zero_point, activation="NONE", out_depth=None, int16=False):
+    """Per-output-channel multipliers/shifts, offsets and clamp for an int8 FC (`int16`:
+    16x8, the clamp in int16).
 
     `weight_scales` has one entry (per-tensor weights, replicated to `out_depth`
     channels) or one per output channel.
@@ -111,7 +113,8 @@ def fully_connected_params(input_scale, input_zero_point, weight_scales, output_
     pairs = [quantize_multiplier(in_s * _f32(w) / out_s) for w in scales]
     mult = np.array([p[0] for p in pairs], dtype=np.int32)
     shift = np.array([p[1] for p in pairs], dtype=np.int32)
-    act_min, act_max = activation_range(activation, out_s, int(output_zero_point))
+    limits = (INT16_MIN, INT16_MAX) if int16 else (INT8_MIN, INT8_MAX)
+    act_min, act_max = activation_range(activation, out_s, int(output_zero_point), *limits)
     return {
         "mult": mult,
         "shift": shift,
@@ -165,7 +168,7 @@ def conv_padding(padding, in_size, filter_size, stride, dilation, out_size):
 
 
 def conv_params(input_scale, input_zero_point, weight_scales, output_scale, output_zero_point,
-                activation="NONE", out_depth=None):
+                activation="NONE", out_depth=None, int16=False):
     """Per-output-channel requantization for CONV_2D and DEPTHWISE_CONV_2D.
 
     TFLM's PopulateConvolutionQuantizationParams forms input_scale *
@@ -173,7 +176,7 @@ def conv_params(input_scale, input_zero_point, weight_scales, output_scale, outp
     connected layer does, so the same formula serves.
     """
     return fully_connected_params(input_scale, input_zero_point, weight_scales, output_scale,
-                                  output_zero_point, activation, out_depth)
+                                  output_zero_point, activation, out_depth, int16)
 
 
 # ---- elementwise arithmetic ---------------------------------------------------------

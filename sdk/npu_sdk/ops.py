@@ -48,8 +48,11 @@ PARAM_RANGES = {
 #: inputs that must be constants, read at load (their values are checked: channel_shift);
 #: `work`: the params whose product is the work of one run (MAX_RUN_MACS).
 #: Opcodes never change meaning (a change is a new blob format version: tests/unit/test_blob.py).
+#: `ranges`: params whose range differs from PARAM_RANGES for this kernel (the 16x8 ones).
 Kernel = namedtuple("Kernel", ("name", "opcode", "inputs", "params", "work", "optional",
-                               "constant"), defaults=((), ()))
+                               "constant", "ranges"), defaults=((), (), None))
+#: 16x8 kernels clamp to int16.
+_INT16_ACT = {"act_min": (-32768, 32767), "act_max": (-32768, 32767)}
 #: The per-channel kernels' inputs: input, weights, bias (optional), multipliers, shifts.
 _PER_CHANNEL = {"optional": (2,), "constant": (3, 4)}
 
@@ -94,7 +97,8 @@ KERNELS = (
            _DIMS),
     # out[i] = table[in[i] + 128]: every int8 -> int8 pointwise op; inputs: input, table int8[256]
     Kernel("LUT", 11, 2, ("count",), ("count",), constant=(1,)),
-    # Strided 4-D int8 copy into a part of the output (PAD, one per CONCATENATION input):
+    # Strided 4-D byte copy into a part of the output (PAD, one per CONCATENATION input,
+    # TRANSPOSE with the input's strides permuted; int16 as byte pairs):
     # out[out_offset + sum i_k * out_s_k] = in[sum i_k * in_s_k] for i_k < d_k; with
     # fill = 1 the whole output is first set to fill_value.
     Kernel("COPY", 12, 1, ("d0", "d1", "d2", "d3", "in_s0", "in_s1", "in_s2", "in_s3",
@@ -104,6 +108,26 @@ KERNELS = (
     # QuantizedMeanOrSum with 1/(in_h * in_w) folded into multiplier and shift.
     Kernel("MEAN", 13, 1, ("batches", "in_h", "in_w", "channels", "input_offset", "multiplier",
                            "shift", "output_offset"), ("batches", "in_h", "in_w", "channels")),
+    # 16x8: int16 input and output (zero points 0), int8 weights, int64 bias (or -1), per-row
+    # mult and shift int32; int64 accumulators, TFLM's 64-bit MultiplyByQuantizedMultiplier.
+    Kernel("FULLY_CONNECTED_S16", 14, 5, ("batches", "in_depth", "out_depth", "act_min",
+                                          "act_max"),
+           ("batches", "in_depth", "out_depth"), ranges=_INT16_ACT, **_PER_CHANNEL),
+    # 16x8 convolutions: tensors as CONV_2D / DEPTHWISE_CONV_2D with int16 activations and
+    # an int64 bias, int64 accumulators (zero points 0: no offsets)
+    Kernel("CONV_2D_S16", 15, 5, _CONV_GEOMETRY + ("out_c",) + _CONV_WINDOW + ("act_min", "act_max"),
+           ("batches", "out_h", "out_w", "out_c", "k_h", "k_w", "in_c"), ranges=_INT16_ACT,
+           **_PER_CHANNEL),
+    Kernel("DEPTHWISE_CONV_2D_S16", 16, 5,
+           _CONV_GEOMETRY + ("depth_multiplier",) + _CONV_WINDOW + ("act_min", "act_max"),
+           ("batches", "out_h", "out_w", "in_c", "depth_multiplier", "k_h", "k_w"),
+           ranges=_INT16_ACT, **_PER_CHANNEL),
+    # float32 -> int16 with the output's quantization, and back
+    Kernel("QUANTIZE_S16", 17, 1, ("count",), ("count",)),
+    Kernel("DEQUANTIZE_S16", 18, 1, ("count",), ("count",)),
+    # 16x8 pools: int16 in and out, as the int8 ones
+    Kernel("AVERAGE_POOL_2D_S16", 19, 1, _POOL, _POOL_WORK, ranges=_INT16_ACT),
+    Kernel("MAX_POOL_2D_S16", 20, 1, _POOL, _POOL_WORK, ranges=_INT16_ACT),
 )
 
 # --- TFLite ops: what the SDK reads ---------------------------------------------------
@@ -124,18 +148,23 @@ FIXED = "fixed by spec"  # TFLM's int8 kernel fixes it: `fixed_output`
 #: kernels: the blob kernels its lowering emits.
 #: quant, weights, fixed_output: the quantizer's treatment; weights is (weight input, bias
 #:   input, quantized dimension), fixed_output (scale, zero point).
+#: int16: the compiler also takes it in 16x8 models (int16 activations, int8 weights, int64
+#:   bias), through its *_S16 kernel or as bytes (docs/ops.md's 16x8 column).
 Op = namedtuple("Op", ("name", "arity", "options", "lowering", "kernels", "quant", "weights",
-                       "fixed_output"),
-                defaults=(None, None, (), None, None, None))
+                       "fixed_output", "int16"),
+                defaults=(None, None, (), None, None, None, False))
 
 OPS = {op.name: op for op in (
-    Op("FULLY_CONNECTED", 2, "FullyConnectedOptions", "fully_connected", ("FULLY_CONNECTED",),
-       WEIGHTED, weights=(1, 2, 0)),
-    Op("CONV_2D", 2, "Conv2DOptions", "conv_2d", ("CONV_2D",), WEIGHTED, weights=(1, 2, 0)),
+    Op("FULLY_CONNECTED", 2, "FullyConnectedOptions", "fully_connected",
+       ("FULLY_CONNECTED", "FULLY_CONNECTED_S16"), WEIGHTED, weights=(1, 2, 0), int16=True),
+    Op("CONV_2D", 2, "Conv2DOptions", "conv_2d", ("CONV_2D", "CONV_2D_S16"), WEIGHTED,
+       weights=(1, 2, 0), int16=True),
     Op("DEPTHWISE_CONV_2D", 2, "DepthwiseConv2DOptions", "depthwise_conv_2d",
-       ("DEPTHWISE_CONV_2D",), WEIGHTED, weights=(1, 2, 3)),
-    Op("AVERAGE_POOL_2D", 1, "Pool2DOptions", "pool", ("AVERAGE_POOL_2D",), SAME_AS_INPUT),
-    Op("MAX_POOL_2D", 1, "Pool2DOptions", "pool", ("MAX_POOL_2D",), SAME_AS_INPUT),
+       ("DEPTHWISE_CONV_2D", "DEPTHWISE_CONV_2D_S16"), WEIGHTED, weights=(1, 2, 3), int16=True),
+    Op("AVERAGE_POOL_2D", 1, "Pool2DOptions", "pool", ("AVERAGE_POOL_2D", "AVERAGE_POOL_2D_S16"),
+       SAME_AS_INPUT, int16=True),
+    Op("MAX_POOL_2D", 1, "Pool2DOptions", "pool", ("MAX_POOL_2D", "MAX_POOL_2D_S16"),
+       SAME_AS_INPUT, int16=True),
     Op("ADD", 2, "AddOptions", "elementwise", ("ADD",), CALIBRATED),
     Op("MUL", 2, "MulOptions", "elementwise", ("MUL",), CALIBRATED),
     Op("SOFTMAX", 1, "SoftmaxOptions", "softmax", ("SOFTMAX",), FIXED,
@@ -150,9 +179,13 @@ OPS = {op.name: op for op in (
     Op("PADV2", 2, "PadV2Options", "pad", ("COPY",)),
     Op("CONCATENATION", 1, "ConcatenationOptions", "concatenation", ("COPY",)),
     Op("MEAN", 2, "ReducerOptions", "mean", ("MEAN",), CALIBRATED),
-    Op("RESHAPE", 1, "ReshapeOptions", "reshape", (), SAME_AS_INPUT),  # an alias: no kernel
-    Op("QUANTIZE", 1, "QuantizeOptions", "quantize", ("QUANTIZE", "LUT")),
-    Op("DEQUANTIZE", 1, "DequantizeOptions", "dequantize", ("DEQUANTIZE",)),
+    Op("RESHAPE", 1, "ReshapeOptions", "reshape", (), SAME_AS_INPUT, int16=True),  # an alias
+    # A strided COPY with the input's strides permuted; an alias where it moves only size-1 dims
+    Op("TRANSPOSE", 2, "TransposeOptions", "transpose", ("COPY",), SAME_AS_INPUT, int16=True),
+    Op("QUANTIZE", 1, "QuantizeOptions", "quantize", ("QUANTIZE", "LUT", "QUANTIZE_S16"),
+       int16=True),
+    Op("DEQUANTIZE", 1, "DequantizeOptions", "dequantize", ("DEQUANTIZE", "DEQUANTIZE_S16"),
+       int16=True),
     # What converters leave behind, folded or rewritten away by rewrite.py before the
     # compiler judges the ops (a dilated convolution's SPACE_TO_BATCH_ND, shape arithmetic).
     Op("SUB", 2, "SubOptions"),
@@ -169,5 +202,7 @@ OPS = {op.name: op for op in (
 
 #: Ops the compiler takes, in the order `npu compile --help` lists them.
 SUPPORTED = tuple(sorted(name for name, op in OPS.items() if op.lowering))
+#: Ops the compiler takes in 16x8 models.
+INT16 = tuple(sorted(name for name, op in OPS.items() if op.int16))
 #: Ops the quantizer takes.
 QUANTIZABLE = tuple(sorted(name for name, op in OPS.items() if op.quant))

@@ -39,6 +39,10 @@ MAX_VALUES_PER_SAMPLE = 4096  # per tensor; larger activations are subsampled fo
 
 FLOAT32 = np.dtype(np.float32)
 INT8 = np.dtype(np.int8)
+INT16 = np.dtype(np.int16)
+#: activation types `activations=` takes: int8, or int16 (TFLite's 16x8: int16 activations
+#: with zero point 0, int8 weights, int64 bias)
+ACTIVATIONS = ("int8", "int16")
 INT32 = np.dtype(np.int32)
 
 # How each op's output is quantized: the registry's (npu_sdk/ops.py) quant, weights and fixed_output.
@@ -96,12 +100,22 @@ def symmetric_weight_params(w, axis, per_channel=True):
     return np.clip(q, -127, 127).astype(np.int8), scales
 
 
-def bias_params(b, input_scale, weight_scales):
-    """(int32 bias, float32 scales): scale = input_scale * weight_scale, q = round(b / scale)."""
+def bias_params(b, input_scale, weight_scales, int64=False):
+    """(int32 bias, float32 scales): scale = input_scale * weight_scale, q = round(b / scale);
+    int64 for 16x8 (kept within the kernels' +-2^46)."""
     scales = (np.float32(input_scale) * np.asarray(weight_scales, dtype=np.float32)).astype(np.float32)
     inv = (1.0 / scales.astype(np.float64))
     q = _round_half_away(np.asarray(b, dtype=np.float64) * inv)
+    if int64:
+        return np.clip(q, -(1 << 46), 1 << 46).astype(np.int64), scales
     return np.clip(q, -(1 << 31), (1 << 31) - 1).astype(np.int32), scales
+
+
+def symmetric_int16_params(lo, hi):
+    """(scale, 0) for 16x8 int16 activations covering [lo, hi], as TFLite's converter:
+    scale = max(|lo|, |hi|) / 32767."""
+    scale = np.float32(max(abs(float(lo)), abs(float(hi)))) / np.float32(32767.0)
+    return (float(scale), 0) if scale > 0 else (1.0 / 32767.0, 0)
 
 
 def _round_half_away(x):
@@ -361,7 +375,7 @@ def _stability(per_sample, method, percentile):
 # --- the pass ---------------------------------------------------------------------------
 
 def quantize(graph, calibration, method=DEFAULT_METHOD, per_channel=True, int8_io=False,
-             overrides=None, percentile=DEFAULT_PERCENTILE):
+             overrides=None, percentile=DEFAULT_PERCENTILE, activations="int8"):
     """Quantize a float Graph into an int8 Graph for compiler.compile_graph.
 
     calibration: an iterable of input samples (arrays shaped like the model
@@ -371,33 +385,45 @@ def quantize(graph, calibration, method=DEFAULT_METHOD, per_channel=True, int8_i
     activation ranges. per_channel: per-output-channel weight scales.
     int8_io: int8 model inputs/outputs instead of float32 ones behind
     QUANTIZE/DEQUANTIZE. overrides: {layer: {"method", "percentile",
-    "per_tensor", "range": [lo, hi]}}, see load_overrides.
+    "per_tensor", "range": [lo, hi]}}, see load_overrides. activations: "int8", or "int16"
+    for 16x8 (int16 activations with zero point 0, int8 weights, int64 bias; int8_io then
+    means int16 inputs and outputs).
     Calibration problems are emitted as CalibrationWarning.
     """
     graph_q, _, notes = _quantize(graph, calibration, method, per_channel, int8_io, overrides,
-                                  percentile)
+                                  percentile, activations)
     for note in notes:
         warnings.warn(note, CalibrationWarning, stacklevel=2)
     return graph_q
 
 
 def quantize_with_report(graph, calibration, method=DEFAULT_METHOD, per_channel=True, int8_io=False,
-                         overrides=None, percentile=DEFAULT_PERCENTILE):
+                         overrides=None, percentile=DEFAULT_PERCENTILE, activations="int8"):
     """quantize() plus the per-layer SQNR report on the calibration data; warnings are
     returned in the result, not emitted. What `npu compile --calib` calls."""
     graph_q, info, notes = _quantize(graph, calibration, method, per_channel, int8_io, overrides,
-                                     percentile)
+                                     percentile, activations)
     report = layer_report(info["float_graph"], graph_q, info["samples"], info)
     return QuantizationResult(graph_q, report, notes)
 
 
-def _quantize(graph, calibration, method, per_channel, int8_io, overrides, percentile):
+def _quantize(graph, calibration, method, per_channel, int8_io, overrides, percentile,
+              activations="int8"):
     if method not in METHODS:
         raise ModelError("unknown range method %r; choose one of %s" % (method, ", ".join(METHODS)))
+    if activations not in ACTIVATIONS:
+        raise ModelError("unknown activation type %r; choose one of %s"
+                         % (activations, ", ".join(ACTIVATIONS)))
+    int16 = activations == "int16"
     # Shape arithmetic (Keras Flatten's SHAPE, STRIDED_SLICE, PACK) folds to constants as on
     # the int8 path: int32 tensors, nothing to calibrate.
     graph = rewrite.simplify(graph, (rewrite.fold_constants, rewrite.prune))
     check_float(graph)
+    fixed = sorted({op.kind for op in graph.ops if op.kind in _FIXED_OUTPUT})
+    if int16 and fixed:
+        raise ModelError("%s: %s cannot be quantized to 16x8 yet (their int16 output "
+                         "quantization is not implemented); quantize to int8 (drop "
+                         "--activations int16)" % (graph.name, ", ".join(fixed)))
     settings = _resolve_overrides(graph, overrides)
     notes = []
     samples = _samples(graph, calibration, notes)
@@ -413,7 +439,7 @@ def _quantize(graph, calibration, method, per_channel, int8_io, overrides, perce
 
     def set_activation(t, scale, zp):
         tensor = g.tensors[t]
-        tensor.dtype = INT8
+        tensor.dtype = INT16 if int16 else INT8
         tensor.scales = np.array([scale], np.float32)
         tensor.zero_points = np.array([zp], np.int64)
         tensor.quantized_dim = 0
@@ -432,7 +458,7 @@ def _quantize(graph, calibration, method, per_channel, int8_io, overrides, perce
                 notes.append("%s %r: activation range differs by %.0f%% between the two halves of the "
                              "calibration set; use more (or more varied) calibration data"
                              % (kind, graph.tensors[t].name, 100 * drift))
-        scale, zp = asymmetric_params(lo, hi)
+        scale, zp = symmetric_int16_params(lo, hi) if int16 else asymmetric_params(lo, hi)
         set_activation(t, scale, zp)
         info["layers"][t] = {"method": m, "range": [float(lo), float(hi)]}
 
@@ -469,8 +495,8 @@ def _quantize(graph, calibration, method, per_channel, int8_io, overrides, perce
             b_index = _own(g, op, b_pos, used)
             b = g.tensors[b_index]
             in_scale = g.tensors[op.inputs[0]].scale
-            qb, b_scales = bias_params(b.data, in_scale, w_scales)
-            g.tensors[b_index] = Tensor(b.name, b.shape, INT32, b_scales,
+            qb, b_scales = bias_params(b.data, in_scale, w_scales, int64=int16)
+            g.tensors[b_index] = Tensor(b.name, b.shape, qb.dtype, b_scales,
                                         np.zeros(len(b_scales), np.int64), 0, qb)
     if not int8_io:
         _float_edges(g)
@@ -561,7 +587,8 @@ def layer_report(float_graph, int8_graph, calibration, info=None):
     for op, t in layers:
         tq = int8_graph.tensors[t]
         r, v = np.concatenate(ref[t]), np.concatenate(got[t])
-        lo, hi = (-128 - tq.zero_point) * tq.scale, (127 - tq.zero_point) * tq.scale
+        limits = np.iinfo(np.dtype(tq.dtype))  # int8, or int16 for 16x8
+        lo, hi = (limits.min - tq.zero_point) * tq.scale, (limits.max - tq.zero_point) * tq.scale
         meta = info["layers"].get(t, {})
         s = sqnr_db(r, v)
         rows.append({
@@ -585,6 +612,9 @@ def _int8_inputs(graph, samples):
             t = graph.tensors[i]
             if np.dtype(t.dtype) == np.int8:
                 x = quantize_values(x, t.scale, t.zero_point)
+            elif np.dtype(t.dtype) == INT16:  # 16x8 with int16 inputs
+                x = np.clip(_round_half_away(np.asarray(x, np.float32) / np.float32(t.scale)),
+                            -32768, 32767).astype(np.int16)
             fed.append(x)
         out.append(fed)
     return out

@@ -12,6 +12,9 @@ shared.
   fold_dilated_conv   SPACE_TO_BATCH_ND -> CONV_2D / DEPTHWISE_CONV_2D (VALID) ->
                       BATCH_TO_SPACE_ND, TF's lowering of a dilated convolution ->
                       one convolution with dilation factors and SAME or VALID padding.
+  fold_transpose_into_fully_connected
+                      TRANSPOSE (-> RESHAPE) -> FULLY_CONNECTED, PyTorch's flatten of an
+                      NCHW tensor -> FULLY_CONNECTED with its weight columns permuted.
   drop_identity_reshapes, merge_reshape_chains, cancel_requantize_pairs
                       pass-through ops that change nothing.
   prune               ops nobody reads, tensors nobody references; renumbers tensors.
@@ -389,6 +392,66 @@ def cancel_requantize_pairs(graph):
     return graph
 
 
+# --- layout moves a FULLY_CONNECTED can absorb ----------------------------------------
+
+def _single_use_producer(graph, t, kind, producers):
+    """The op of `kind` writing t when t is read only once and is not a graph output."""
+    op = producers.get(t)
+    if (op is None or op.kind != kind or t in graph.outputs or len(_readers(graph, t)) != 1
+            or not _same_quantization(graph.tensors[op.inputs[0]], graph.tensors[t])):
+        return None
+    return op
+
+
+def _row_permutation(shape, perm, depth):
+    """sigma with transpose(x, perm) rows of `depth` == x's rows of `depth` read at sigma,
+    the same for every row; None when the transpose moves values between rows."""
+    size = int(np.prod(shape, dtype=np.int64))
+    if depth < 1 or size % depth:
+        return None
+    src = np.arange(size).reshape(shape).transpose(perm).reshape(-1, depth)
+    src = src - np.arange(src.shape[0])[:, None] * depth
+    if src.min() < 0 or src.max() >= depth or np.any(src != src[0]):
+        return None
+    return src[0]
+
+
+def fold_transpose_into_fully_connected(graph):
+    """FULLY_CONNECTED(RESHAPE(TRANSPOSE(x))) or FULLY_CONNECTED(TRANSPOSE(x)) ->
+    FULLY_CONNECTED(x) with the weights' columns permuted: exact (the same products summed
+    in another order: integer sums), one COPY less. Only when each row of the transposed
+    values is a permutation of the same row of x."""
+    producers = _producers(graph)
+    for fc in graph.ops:
+        if fc.kind != "FULLY_CONNECTED" or len(fc.inputs) < 2:
+            continue
+        w = graph.tensors[fc.inputs[1]]
+        if w.data is None or len(w.shape) != 2:
+            continue
+        removed = []
+        src = fc.inputs[0]
+        reshape = _single_use_producer(graph, src, "RESHAPE", producers)
+        if reshape is not None:
+            removed.append(reshape)
+            src = reshape.inputs[0]
+        transpose = _single_use_producer(graph, src, "TRANSPOSE", producers)
+        perm = None if transpose is None else _const(graph, transpose.inputs[1])
+        if perm is None:
+            continue
+        x = graph.tensors[transpose.inputs[0]]
+        sigma = _row_permutation(x.shape, [int(k) for k in np.asarray(perm).reshape(-1)],
+                                 w.shape[1])
+        if sigma is None:
+            continue
+        data = np.empty_like(w.data)
+        data[:, sigma] = w.data
+        tensors = graph.tensors + [dataclasses.replace(w, name=w.name + "/permuted", data=data)]
+        inputs = [transpose.inputs[0], len(tensors) - 1] + list(fc.inputs[2:])
+        new = _replace_ops(graph, removed + [transpose], [(fc, dataclasses.replace(fc, inputs=inputs))])
+        return dataclasses.replace(new, tensors=tensors)
+    return graph
+
+
 # --- dead code -----------------------------------------------------------------------
 
 def prune(graph):
@@ -419,7 +482,7 @@ def prune(graph):
 # --- driver --------------------------------------------------------------------------
 
 REWRITES = (fold_constants, fold_dilated_conv, drop_identity_reshapes, merge_reshape_chains,
-            cancel_requantize_pairs, prune)
+            cancel_requantize_pairs, fold_transpose_into_fully_connected, prune)
 
 
 def simplify(graph, rewrites=REWRITES, max_rounds=1000):

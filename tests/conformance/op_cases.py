@@ -1,5 +1,6 @@
-"""Single-op int8 models for FULLY_CONNECTED, CONV_2D, DEPTHWISE_CONV_2D, the pools, ADD, MUL, the pointwise
-activations and int8 QUANTIZE, MEAN, PAD/PADV2 and CONCATENATION, each
+"""Single-op int8 models for FULLY_CONNECTED, CONV_2D, DEPTHWISE_CONV_2D, the pools, ADD, MUL,
+the pointwise activations and int8 QUANTIZE, MEAN, PAD/PADV2, CONCATENATION and TRANSPOSE
+(and the 16x8 kernels), each
 with inputs and the TFLite Micro output: the vectors test_ops_pipeline.py runs
 through the whole stack (compiler -> blob -> firmware interpreter -> kernels).
 
@@ -16,7 +17,7 @@ ACTIVATIONS = ["NONE", "RELU", "RELU6", "RELU_N1_TO_1"]
 class Case:
     def __init__(self, name, model, inputs):
         self.name, self.model, self.inputs = name, model, inputs
-        self.expected = tb.run_tflm(model, inputs).astype(np.int8)
+        self.expected = tb.run_tflm(model, inputs)  # int8, or int16 for 16x8
 
 
 def _q(rng, lo=0.01, hi=0.1):
@@ -81,14 +82,23 @@ POOL_SHAPES = [
 ]
 
 
-def pool_cases(kind):
-    rng = np.random.default_rng(40 if kind == "AVERAGE_POOL_2D" else 41)
+def pool_cases(kind, int16=False):
+    """int8 pools, or 16x8 ones (int16, zero point 0; the largest |values| in every window of
+    the last case so the sums reach 2^15 * taps)."""
+    rng = np.random.default_rng((40 if kind == "AVERAGE_POOL_2D" else 41) + 10 * int16)
     cases = []
     for i, (shape, f, stride, padding) in enumerate(POOL_SHAPES):
-        q = _q(rng, 0.02, 0.2)
-        model = tb.pool2d_model(kind, shape, q, f, stride, padding, ACTIVATIONS[i % 4])
-        x = rng.integers(-128, 128, shape).astype(np.int8)
-        cases.append(Case("%s%d" % (kind.lower(), i), model, [x]))
+        if int16:
+            q = (float(np.float32(rng.uniform(1e-4, 1e-3))), 0)
+            x = rng.integers(-32768, 32768, shape).astype(np.int16)
+            if i == len(POOL_SHAPES) - 1:
+                x = rng.choice(np.array([-32768, 32767], np.int16), shape)
+        else:
+            q = _q(rng, 0.02, 0.2)
+            x = rng.integers(-128, 128, shape).astype(np.int8)
+        model = tb.pool2d_model(kind, shape, q, f, stride, padding, ACTIVATIONS[i % 4],
+                                dtype=x.dtype)
+        cases.append(Case("%s%s%d" % (kind.lower(), "16_" if int16 else "", i), model, [x]))
     return cases
 
 
@@ -200,7 +210,128 @@ def fully_connected_cases():
     return cases
 
 
+# (input shape, permutation): PyTorch's NCHW -> NHWC and back, every rank up to 4, and
+# permutations that only move size-1 dimensions (compiled as an alias, no kernel)
+TRANSPOSE_SHAPES = [
+    ((1, 3, 5, 4), (0, 2, 3, 1)),
+    ((1, 5, 4, 3), (0, 3, 1, 2)),
+    ((2, 3, 4, 5), (3, 1, 0, 2)),
+    ((3, 4, 5), (2, 0, 1)),
+    ((7, 6), (1, 0)),
+    ((9,), (0,)),
+    ((1, 1, 6, 5), (1, 2, 0, 3)),
+    ((4, 1, 1, 3), (1, 0, 3, 2)),
+]
+
+
+def transpose_cases():
+    rng = np.random.default_rng(64)
+    cases = []
+    for i, (shape, perm) in enumerate(TRANSPOSE_SHAPES):
+        x = rng.integers(-128, 128, shape).astype(np.int8)
+        cases.append(Case("transpose%d" % i, tb.transpose_model(shape, _q(rng), perm), [x]))
+    # 16x8: int16 elements move as byte pairs (a rank-4 one moving every axis is refused)
+    for i, (shape, perm) in enumerate([((1, 3, 5, 4), (0, 2, 3, 1)), ((3, 4, 5), (2, 0, 1)),
+                                       ((7, 6), (1, 0)), ((2, 1, 3, 4), (1, 3, 0, 2))]):
+        x = rng.integers(-32768, 32768, shape).astype(np.int16)
+        model = tb.transpose_model(shape, (0.001, 0), perm, dtype=np.int16)
+        cases.append(Case("transpose16_%d" % i, model, [x]))
+    return cases
+
+
+# (batches, in_depth, out_depth, edge): edge cases put int16 and int8 extremes in every
+# product (-32768 * -128 = 2^22) so the sums leave int32, with int64 biases near 2^40;
+# in_depth 70,000 runs past the viper kernel's 65,535-product chunks.
+FC16_SHAPES = [(1, 16, 8, False), (3, 64, 10, False), (2, 1024, 6, True), (1, 70000, 3, True)]
+
+
+def fully_connected_s16_cases():
+    """16x8 FULLY_CONNECTED: int16 activations (zero point 0), int8 weights, int64 bias."""
+    rng = np.random.default_rng(65)
+    cases = []
+    for i, (batches, depth, out_depth, edge) in enumerate(FC16_SHAPES):
+        if edge:
+            w = rng.choice(np.array([-128, -127, 127], np.int8), (out_depth, depth))
+            w[0], w[1] = 127, -128
+            x = np.empty((batches, depth), np.int16)
+            x[0] = -32768
+            x[1:] = rng.choice(np.array([-32768, 32767], np.int16), (batches - 1, depth))
+            bias = rng.integers(-(1 << 40), 1 << 40, out_depth)
+        else:
+            w = rng.integers(-127, 128, (out_depth, depth)).astype(np.int8)
+            x = rng.integers(-32768, 32768, (batches, depth)).astype(np.int16)
+            bias = rng.integers(-(1 << 24), 1 << 24, out_depth)
+        s_in, s_out = float(np.float32(rng.uniform(1e-4, 1e-3))), 0.01
+        # weight scales that bring each row's largest accumulator to about +-20,000
+        acc = np.abs(x.astype(np.int64) @ w.astype(np.int64).T + bias).max(axis=0)
+        w_scales = (rng.uniform(8000, 30000, out_depth) * s_out / s_in
+                    / np.maximum(acc, 1)).astype(np.float32)
+        model = tb.fully_connected_model(depth, out_depth, batches, (s_in, 0), w, w_scales,
+                                         bias if i != 1 else None, (s_out, 0),
+                                         "NONE" if edge else ACTIVATIONS[i % 4], int16=True)
+        cases.append(Case("fc16_%d" % i, model, [x]))
+    return cases
+
+
+def conv_s16_cases(depthwise):
+    """16x8 CONV_2D / DEPTHWISE_CONV_2D on CONV_SHAPES; the last case puts the int16 and
+    int8 extremes in every tap and biases beyond int32 so the sums leave int32."""
+    rng = np.random.default_rng(67 if depthwise else 66)
+    cases = []
+    shapes = CONV_SHAPES + [((1, 6, 6, 40), 3, (3, 3), (1, 1), (1, 1), "SAME")]
+    for i, (shape, ch, k, stride, dil, padding) in enumerate(shapes):
+        in_c = shape[3]
+        edge = i == len(shapes) - 1
+        out_c = in_c * ((1, 2, 3)[i % 3] if in_c < 17 else 1) if depthwise else ch
+        w_shape = (1, k[0], k[1], out_c) if depthwise else (out_c, k[0], k[1], in_c)
+        if edge:
+            w = rng.choice(np.array([-128, -127, 127], np.int8), w_shape)
+            x = rng.choice(np.array([-32768, 32767], np.int16), shape)
+            x[..., :2] = -32768
+        else:
+            w = rng.integers(-127, 128, w_shape).astype(np.int8)
+            x = rng.integers(-32768, 32768, shape).astype(np.int16)
+        taps = k[0] * k[1] * (1 if depthwise else in_c)
+        s_in, s_out = float(np.float32(rng.uniform(1e-4, 1e-3))), 0.01
+        # spread the outputs: accumulators of about 32768 * 128 * sqrt(taps) (for the edge
+        # case, biases beyond int32) land near +-15,000
+        typical = max(1 << 33, 32768 * 128 * taps) if edge else 32768 * 128 * 0.3 * np.sqrt(taps)
+        w_scales = (rng.uniform(8000, 20000, out_c if i % 2 == 0 else 1) * s_out / s_in
+                    / typical).astype(np.float32)
+        bias = rng.integers(-(1 << 33), 1 << 33, out_c) if edge else (
+            rng.integers(-(1 << 22), 1 << 22, out_c) if i % 3 or depthwise else None)
+        model = tb.conv2d_model(shape, (s_in, 0), w, w_scales, bias, (s_out, 0), stride, dil,
+                                padding, "NONE" if edge else ACTIVATIONS[i % 4],
+                                depthwise=depthwise, int16=True)
+        cases.append(Case("%s16_%d" % ("dw" if depthwise else "conv", i), model, [x]))
+    return cases
+
+
+def quantize_s16_cases():
+    """16x8 models' float edges: QUANTIZE float32 -> int16 on ties, saturation and signed
+    zeros; DEQUANTIZE of every 4th int16 value (a different quarter per scale; 96 KB of
+    arena, so that a 256 KB board runs it) and both extremes."""
+    rng = np.random.default_rng(68)
+    cases = []
+    for i, (scale, zp) in enumerate([(1e-3, 0), (0.37, 0), (2.5e-5, 7)]):
+        k = rng.integers(-40000, 40000, 200)
+        x = np.concatenate([(k + 0.5) * scale, k * scale, rng.normal(0, 40000 * scale, 200),
+                            # far beyond int16, inside int32 (beyond, TFLM's cast is undefined)
+                            [0.0, -0.0, 2e9 * scale, -2e9 * scale]]).astype(np.float32).reshape(1, -1)
+        cases.append(Case("quantize16_%d" % i, tb.quantize_model(list(x.shape), (scale, zp),
+                                                                 np.int16), [x]))
+        q = np.arange(-32768 + i, 32768, 4, dtype=np.int16)
+        q[0], q[-1] = -32768, 32767
+        q = q.reshape(64, 256)
+        cases.append(Case("dequantize16_%d" % i, tb.dequantize_model([64, 256], (scale, zp),
+                                                                     np.int16), [q]))
+    return cases
+
+
 def all_cases():
     return (fully_connected_cases() + conv_cases(False) + conv_cases(True) + pool_cases("AVERAGE_POOL_2D")
             + pool_cases("MAX_POOL_2D") + elementwise_cases("ADD") + elementwise_cases("MUL")
-            + pointwise_cases() + mean_cases() + pad_cases() + concatenation_cases())
+            + pointwise_cases() + mean_cases() + pad_cases() + concatenation_cases()
+            + transpose_cases() + fully_connected_s16_cases() + conv_s16_cases(False)
+            + conv_s16_cases(True) + quantize_s16_cases() + pool_cases("AVERAGE_POOL_2D", True)
+            + pool_cases("MAX_POOL_2D", True))

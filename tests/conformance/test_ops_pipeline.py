@@ -1,5 +1,5 @@
 """CONV_2D, DEPTHWISE_CONV_2D, the pools, ADD, MUL, the pointwise activations, int8
-QUANTIZE, MEAN, PAD and CONCATENATION through the whole stack vs TFLite Micro.
+QUANTIZE, MEAN, PAD, CONCATENATION and TRANSPOSE through the whole stack vs TFLite Micro.
 
 Each single-op model (op_cases) is compiled by npu_sdk.compiler, parsed and
 prepared by the firmware interpreter (npufw.interp) and run on both kernel sets:
@@ -26,8 +26,8 @@ def cases():
 
 def _check(case, got):
     want = case.expected.reshape(-1)
-    got = np.frombuffer(bytes(got), np.int8)
-    assert np.array_equal(got, want), "%s: %d of %d outputs differ" % (
+    got = np.frombuffer(bytes(got), want.dtype)
+    assert got.tobytes() == want.tobytes(), "%s: %d of %d outputs differ" % (  # bits: -0.0
         case.name, int(np.sum(got != want)), want.size)
 
 
@@ -75,6 +75,11 @@ def test_viper_kernels_match_tflm(cases):
         _check(case, out["y%d.bin" % k])
 
 
+# Beyond the 256 KB board: a 70,000-deep 16x8 row (140 KB of input, 210 KB of weights) that
+# runs past the viper kernel's 65,535-product chunks; the C and VM cores above cover it.
+TOO_BIG_FOR_THE_BOARD = {"fc16_3"}
+
+
 @pytest.fixture(scope="module", params=sorted(firmware_image.TARGETS))
 def native_board(request, tmp_path_factory):
     """A Board on each qemu image (Cortex-M55, Cortex-M4), whose firmware runs the native
@@ -91,7 +96,9 @@ def native_board(request, tmp_path_factory):
 def test_qemu_boards_match_tflm_with_the_native_module(cases, native_board):
     """Every case on both qemu boards (MicroPython firmware images for Cortex-M), flashed and
     run over the UART as a user would: the native module's kernels (and viper's for any
-    kernel the module lacks) against TFLite Micro."""
+    kernel the module lacks, such as the 16x8 ones, whose int32-safe sums then run where int
+    is 32 bits) against TFLite Micro."""
     assert native_board.info.kernels.startswith("native ("), native_board.info.kernels
     for case, blob in cases:
-        _check(case, run_on_board(native_board, blob, case.inputs))
+        if case.name not in TOO_BIG_FOR_THE_BOARD:
+            _check(case, run_on_board(native_board, blob, case.inputs))

@@ -138,6 +138,7 @@ def test_flash_tflite_directly(emulator, tmp_path):
 
 def test_flash_refuses_a_bad_file_before_opening_the_port(tmp_path):
     bad = tmp_path / "bad.npb"
-    bad.write_bytes(b"NPUB" + bytes(100))
+    from npu_sdk import blob
+    bad.write_bytes(b"NPUB" + blob.VERSION.to_bytes(2, "little") + bytes(98))  # damaged body
     r = npu("flash", bad, "--port", tmp_path / "no-such-tty", check=False)
     assert r.returncode == 1 and "npu: blob SHA-256 mismatch" in r.stderr

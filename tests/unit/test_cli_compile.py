@@ -80,3 +80,35 @@ def test_report_lifetimes_cover_every_arena_tensor():
     assert len(spans) == sum(1 for t in body.tensors if t.location == "arena")
     for _, offset, size, first, last in spans:
         assert 0 <= first <= last < len(body.ops) and offset + size <= body.header.value.arena_size
+
+
+def test_float_model_to_16x8(tmp_path, capsys):
+    """--activations int16: TFLite's 16x8, int16 activations between float edges."""
+    from tools import bench_kernels
+    from npu_sdk import tflite_writer
+    n = bench_kernels._Net("mlp", (1, 8), 3)
+    model = tmp_path / "mlp.tflite"
+    model.write_bytes(tflite_writer.write(n.graph(n.fc(n.fc(0, 16), 4, act="NONE"))))
+    calib = tmp_path / "calib.npy"
+    np.save(calib, np.random.default_rng(0).uniform(-1, 1, (64, 1, 8)).astype(np.float32))
+    out = tmp_path / "mlp.npb"
+    sqnr = {}
+    for activations in ("int8", "int16"):
+        assert cli.main(["compile", str(model), "-o", str(out), "--calib", str(calib),
+                         "--activations", activations, "--json"]) == 0
+        rows = json.loads(capsys.readouterr().out)["quantization"]
+        sqnr[activations] = min(row["sqnr_db"] for row in rows)
+        assert all(row["clipped_pct"] < 1 for row in rows)
+    assert sqnr["int16"] > sqnr["int8"] + 3  # the int8 weights bound it from above
+    body = blob.unpack(out.read_bytes())
+    assert str(body.tensors[body.inputs[0]].dtype) == "float32"
+    assert {str(t.dtype) for t in body.tensors} >= {"int16", "int64"}
+
+
+def test_16x8_refuses_ops_without_it_in_one_line(tmp_path, capsys, calib):
+    out = tmp_path / "f.npb"
+    assert cli.main(["compile", str(FLOAT), "-o", str(out), "--calib", str(calib),
+                     "--activations", "int16"]) == 1
+    err = capsys.readouterr().err
+    assert "SOFTMAX cannot be quantized to 16x8" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()

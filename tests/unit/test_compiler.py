@@ -160,6 +160,9 @@ def test_pointwise_mean_pad_concat_compile_to_their_opcodes():
         "PADV2": (tb.pad_model((2, 3), (0.1, 0), [[1, 0], [0, 2]], constant=5), [copy]),
         "CONCATENATION": (tb.concatenation_model([(1, 2), (1, 3), (1, 1)], 1, (0.1, 0)),
                           [copy] * 3),
+        "TRANSPOSE": (tb.transpose_model((1, 3, 4, 5), (0.1, 0), (0, 2, 3, 1)), [copy]),
+        # only size-1 dimensions move: the bytes are in order already, an alias
+        "TRANSPOSE size-1": (tb.transpose_model((1, 3, 1, 5), (0.1, 0), (2, 1, 0, 3)), []),
     }
     for kind, (model, opcodes) in models.items():
         data = compiler.compile_graph(tflite.parse(model)).blob
@@ -176,6 +179,18 @@ def test_pointwise_mean_pad_concat_compile_to_their_opcodes():
      "share scale and zero point"),
     (lambda tb: tb.mean_model((1, 3, 3, 2), (0.1, 0), (0.05, 0), axes=(3,)),
      "axes 1 and 2"),
+    (lambda tb: tb.transpose_model((2, 3, 4), (0.1, 0), (0, 0, 1)), "permutation of 0..rank-1"),
+    (lambda tb: tb.transpose_model((2, 3, 4), (0.1, 0), (0, 1, 3)), "permutation of 0..rank-1"),
+    (lambda tb: tb.transpose_model((2, 3), (0.1, 0), (1, 0), (0.2, 1)),
+     "share scale and zero point"),
+    (lambda tb: tb.transpose_model((2, 3, 4, 5), (0.1, 0), (3, 1, 0, 2), dtype=np.int16),
+     "int16 TRANSPOSE moving all 4 dimensions"),
+    (lambda tb: tb.fully_connected_model(4, 2, 1, (0.01, 0), np.ones((2, 4)), [0.1], [1, 2],
+                                         (0.05, 3), int16=True), "zero point 0 (16x8)"),
+    (lambda tb: tb.fully_connected_model(4, 2, 1, (0.01, 0), np.ones((2, 4)), [0.1],
+                                         [1 << 50, 2], (0.05, 0), int16=True), "2^46"),
+    (lambda tb: tb.fully_connected_model(4, 2, 1, (1.0, 0), np.ones((2, 4)), [1.0], None,
+                                         (1e-3, 0), int16=True), "shifts up to 7"),
 ])
 def test_new_op_constraints_name_the_reason(model, match):
     from tools import tflite_build as tb

