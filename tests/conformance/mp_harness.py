@@ -150,3 +150,26 @@ def run_kernels(calls, heapsize=DEFAULT_HEAPSIZE, module="kernels"):
         results.append(data[pos:pos + n])
         pos += n
     return results
+
+
+_SAMPLES_SCRIPT = """
+from npufw import interp, kernels
+def rd(name):
+    with open(DATA_DIR + '/' + name, 'rb') as f:
+        return f.read()
+m = interp.Model(rd('m.npb'), kernels)
+for s in range(N):
+    m.set_input(0, rd('x%d.bin' % s))
+    m.invoke()
+    with open(DATA_DIR + '/y%d.bin' % s, 'wb') as f:
+        f.write(m.output(0))
+"""
+
+
+def run_samples(blob, xs, heapsize=DEFAULT_HEAPSIZE):
+    """Output 0's bytes for each input sample of a one-input blob, run by the firmware's
+    interpreter with the viper kernels on the MicroPython VM."""
+    files = {"m.npb": blob}
+    files.update(("x%d.bin" % s, x.tobytes()) for s, x in enumerate(xs))
+    _, out = run_script("N = %d\n" % len(xs) + _SAMPLES_SCRIPT, files, heapsize=heapsize)
+    return [out["y%d.bin" % s] for s in range(len(xs))]

