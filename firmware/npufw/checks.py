@@ -15,7 +15,10 @@ from .blobfmt import ARENA, CONST, DTYPE_SIZE, BlobError
 
 _INT32 = 1
 _SHIFT_LO, _SHIFT_HI = opcodes.CHANNEL_SHIFT
-_PER_CHANNEL = (opcodes.FULLY_CONNECTED, opcodes.CONV_2D, opcodes.DEPTHWISE_CONV_2D)
+_PER_CHANNEL = (opcodes.FULLY_CONNECTED, opcodes.CONV_2D, opcodes.DEPTHWISE_CONV_2D,
+                opcodes.FULLY_CONNECTED_S16, opcodes.CONV_2D_S16, opcodes.DEPTHWISE_CONV_2D_S16)
+_POOLS = (opcodes.AVERAGE_POOL_2D, opcodes.MAX_POOL_2D, opcodes.AVERAGE_POOL_2D_S16,
+          opcodes.MAX_POOL_2D_S16)
 
 
 def _refuse(what, message):
@@ -90,7 +93,7 @@ def check_op(b, index, op, read):
                 if not _SHIFT_LO <= s <= _SHIFT_HI:
                     _refuse(what, "shift[%d] must be in [%d, %d], got %d"
                             % (c, _SHIFT_LO, _SHIFT_HI, s))
-    if code == opcodes.AVERAGE_POOL_2D or code == opcodes.MAX_POOL_2D:
+    if code in _POOLS:
         _check_pool(what, p)
     elif code == opcodes.SOFTMAX:
         _check_softmax(what, p)

@@ -24,6 +24,16 @@ def _check_window(what, in_size, out_size, k, stride, dilation, pad):
     _check((out_size - 1) * stride + (k - 1) * dilation < _LIMIT, what, "window too large")
 
 
+def _kernel16(npu, name):
+    """A 16x8 kernel: the board's own where it has one (the C binding, a native module),
+    else viper's from npufw.kernels16, imported only when a model needs it."""
+    fn = getattr(npu, name, None)
+    if fn is None:
+        from . import kernels16
+        fn = getattr(kernels16, name)
+    return fn
+
+
 def _check_act(what, amin, amax):
     _check(-128 <= amin <= amax <= 127, what, "bad activation range")
 
@@ -109,7 +119,7 @@ class Model:
             batches, in_d, out_d, amin, amax = p
             if not (-32768 <= amin <= amax <= 32767) or not 0 < in_d < 1 << 24:
                 raise BlobError(what + ": bad activation range or depth")
-            return npu.fully_connected_s16, (
+            return _kernel16(npu, "fully_connected_s16"), (
                 self._tensor(op.inputs[0], _INT16, 2 * batches * in_d, what),
                 self._tensor(op.inputs[1], _INT8, out_d * in_d, what),
                 self._tensor(op.inputs[2], _INT64, 8 * out_d, what),
@@ -158,11 +168,11 @@ class Model:
     def _prepare_convert_s16(self, npu, op, what, count):
         if op.opcode == opcodes.QUANTIZE_S16:
             q = self.blob.tensors[op.outputs[0]]
-            return npu.quantize_s16, (self._tensor(op.inputs[0], _FLOAT32, 4 * count, what),
+            return _kernel16(npu, "quantize_s16"), (self._tensor(op.inputs[0], _FLOAT32, 4 * count, what),
                                       self._tensor(op.outputs[0], _INT16, 2 * count, what),
                                       count, q.scale, q.zero_point)
         q = self.blob.tensors[op.inputs[0]]
-        return npu.dequantize_s16, (self._tensor(op.inputs[0], _INT16, 2 * count, what),
+        return _kernel16(npu, "dequantize_s16"), (self._tensor(op.inputs[0], _INT16, 2 * count, what),
                                     self._tensor(op.outputs[0], _FLOAT32, 4 * count, what),
                                     count, q.scale, q.zero_point)
 
@@ -201,11 +211,11 @@ class Model:
         if op.opcode == opcodes.CONV_2D_S16:
             out_c = channels
             _check(k_h * k_w * in_c <= opcodes.MAX_MACS, what, "filter too large")
-            w_size, fn = out_c * k_h * k_w * in_c, npu.conv2d_s16
+            w_size, fn = out_c * k_h * k_w * in_c, _kernel16(npu, "conv2d_s16")
         else:
             out_c = in_c * channels
             _check(k_h * k_w <= opcodes.MAX_MACS, what, "filter too large")
-            w_size, fn = k_h * k_w * out_c, npu.depthwise_conv2d_s16
+            w_size, fn = k_h * k_w * out_c, _kernel16(npu, "depthwise_conv2d_s16")
         return fn, (self._tensor(op.inputs[0], _INT16, 2 * batches * in_h * in_w * in_c, what),
                     self._tensor(op.inputs[1], _INT8, w_size, what),
                     self._tensor(op.inputs[2], _INT64, 8 * out_c, what),

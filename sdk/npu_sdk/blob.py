@@ -143,7 +143,7 @@ def unpack(data):
     return body
 
 
-_ITEM = {"int8": 1, "int32": 4, "float32": 4, "int16": 2, "uint8": 1}
+_ITEM = {"int8": 1, "int32": 4, "float32": 4, "int16": 2, "uint8": 1, "int64": 8}
 
 
 def _check_tables(body):

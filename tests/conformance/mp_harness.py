@@ -42,11 +42,12 @@ def micropython_exe():
     return shutil.which("micropython")
 
 
-def run_script(script, files=None, heapsize=DEFAULT_HEAPSIZE, timeout=120):
+def run_script(script, files=None, heapsize=DEFAULT_HEAPSIZE, timeout=120, firmware=FIRMWARE_DIR):
     """Run `script` on the VM; return (stdout, {name: bytes} of every file in DATA_DIR).
 
     `files` ({name: bytes}) are written to DATA_DIR first; the script sees
-    DATA_DIR as a global and can import npufw.
+    DATA_DIR as a global and can import npufw: from source (`firmware` default), or from
+    the .mpy files the emulator's micropython core runs (firmware_build.for_host_vm()).
     """
     exe = micropython_exe()
     if exe is None:
@@ -55,7 +56,7 @@ def run_script(script, files=None, heapsize=DEFAULT_HEAPSIZE, timeout=120):
         for name, data in (files or {}).items():
             with open(os.path.join(tmp, name), "wb") as f:
                 f.write(data)
-        prelude = "import sys\nsys.path.insert(0, %r)\nDATA_DIR = %r\n" % (FIRMWARE_DIR, tmp)
+        prelude = "import sys\nsys.path.insert(0, %r)\nDATA_DIR = %r\n" % (str(firmware), tmp)
         path = os.path.join(tmp, "_main.py")
         with open(path, "w") as f:
             f.write(prelude + script)

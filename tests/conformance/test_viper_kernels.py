@@ -319,7 +319,7 @@ def test_copy_and_mean_match_the_c_kernels():
         calls.append(("copy", [x.tobytes(), Out(size)] + list(dims + a + b) + [off, fill, value]))
         want.append(out)
     for shape, in_off, mult, shift, out_off in [((1, 3, 3, 4), 128, INT32_MAX, 5, -128),
-                                                 ((2, 8, 8, 3), -128, 1 << 30, -31, 127),
+                                                 ((2, 8, 8, 3), -127, 1 << 30, -31, 127),
                                                  ((1, 64, 64, 2), 17, 1234567890, -12, 3)]:
         x = rng.integers(-128, 128, shape).astype(np.int8)
         n, h, w, ch = shape
