@@ -72,6 +72,8 @@ static void check_or_raise(int result, const npu_err *e) {
 
 /* ---- fully connected, softmax, quantize ------------------------------------------ */
 
+#define FC_CHUNK 64 /* output rows per call for per-tensor weights */
+
 static mp_obj_t npu_fully_connected_(size_t n_args, const mp_obj_t *args) {
     npu_need needs[MAX_BUFFERS];
     void *b[MAX_BUFFERS];
@@ -85,16 +87,25 @@ static mp_obj_t npu_fully_connected_(size_t n_args, const mp_obj_t *args) {
     check_or_raise(pairs, &e);
     check_or_raise(npu_check_shifts(&e, (const int32_t *)b[5], pairs), &e);
     if (pairs == 1 && s[2] > 1) {
-        /* The kernels take a pair per row: a shared pair (per-tensor weights, stored once in
-         * the blob) is repeated for the call, and the block freed at once (no garbage). */
-        int32_t *rows = m_new(int32_t, 2 * (size_t)s[2]);
-        for (int32_t o = 0; o < s[2]; ++o) {
-            rows[o] = *(const int32_t *)b[4];
-            rows[s[2] + o] = *(const int32_t *)b[5];
+        /* The kernels take a pair per row; per-tensor weights store one. It is repeated on the
+         * stack and the rows run FC_CHUNK at a time: no heap on the hot path (a block's search
+         * through a fragmented heap made a run's instruction count depend on its history). */
+        int32_t rows[2 * FC_CHUNK];
+        const int8_t *in = b[0], *w = b[1];
+        const int32_t *bias = b[2];
+        int8_t *out = b[3];
+        for (int i = 0; i < FC_CHUNK; ++i) {
+            rows[i] = *(const int32_t *)b[4];
+            rows[FC_CHUNK + i] = *(const int32_t *)b[5];
         }
-        npu_fully_connected_any(b[0], b[1], b[2], b[3], rows, rows + s[2], s[0], s[1], s[2],
-                                s[3], s[4], s[5], s[6]);
-        m_del(int32_t, rows, 2 * (size_t)s[2]);
+        for (int32_t n = 0; n < s[0]; ++n) {
+            for (int32_t o = 0; o < s[2]; o += FC_CHUNK) {
+                const int32_t k = s[2] - o < FC_CHUNK ? s[2] - o : FC_CHUNK;
+                npu_fully_connected_any(in + n * s[1], w + o * s[1], bias ? bias + o : NULL,
+                                        out + n * s[2] + o, rows, rows + FC_CHUNK, 1, s[1], k,
+                                        s[3], s[4], s[5], s[6]);
+            }
+        }
         return mp_const_none;
     }
     npu_fully_connected_any(b[0], b[1], b[2], b[3], b[4], b[5], s[0], s[1], s[2], s[3], s[4],
