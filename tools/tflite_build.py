@@ -206,14 +206,15 @@ def pool2d_model(kind, input_shape, q, filter_hw, stride=(1, 1), padding="SAME",
                    opts)
 
 
-def elementwise_model(kind, shape1, q1, shape2, q2, output_q, activation="NONE", const2=None):
-    """ADD or MUL of two int8 tensors broadcast to their common shape. With `const2`
-    the second operand is a constant and the model has one input; else two."""
+def elementwise_model(kind, shape1, q1, shape2, q2, output_q, activation="NONE", const2=None,
+                      dtype=np.int8):
+    """ADD or MUL of two int8 (or `dtype`) tensors broadcast to their common shape. With
+    `const2` the second operand is a constant and the model has one input; else two."""
     out_shape = list(np.broadcast_shapes(tuple(shape1), tuple(shape2)))
     m = _Model()
-    a = m.tensor("input1", shape1, np.int8, q1[0], q1[1])
-    b = m.tensor("input2", shape2, np.int8, q2[0], q2[1], data=const2)
-    y = m.tensor("output", out_shape, np.int8, output_q[0], output_q[1])
+    a = m.tensor("input1", shape1, dtype, q1[0], q1[1])
+    b = m.tensor("input2", shape2, dtype, q2[0], q2[1], data=const2)
+    y = m.tensor("output", out_shape, dtype, output_q[0], output_q[1])
     if kind == "ADD":
         opts, otype = tfl.AddOptionsT(), tfl.BuiltinOptions.AddOptions
     else:
@@ -259,19 +260,19 @@ def mean_model(input_shape, input_q, output_q, axes=(1, 2), keep_dims=True):
                    opts)
 
 
-def pad_model(input_shape, q, paddings, constant=None):
-    """PAD (or PADV2 with an int8 `constant` pad value) of an int8 tensor; `paddings` is
-    [[before, after], ...] per dimension."""
+def pad_model(input_shape, q, paddings, constant=None, dtype=np.int8):
+    """PAD (or PADV2 with an int8 `constant` pad value) of an int8 (or `dtype`) tensor;
+    `paddings` is [[before, after], ...] per dimension."""
     paddings = np.asarray(paddings, np.int32).reshape(len(input_shape), 2)
     out_shape = [d + int(p.sum()) for d, p in zip(input_shape, paddings)]
     m = _Model()
-    x = m.tensor("input", input_shape, np.int8, q[0], q[1])
+    x = m.tensor("input", input_shape, dtype, q[0], q[1])
     p = m.tensor("paddings", list(paddings.shape), np.int32, data=paddings)
     inputs = [x, p]
     if constant is not None:
         inputs.append(m.tensor("constant", [], np.int8, q[0], q[1],
                                data=np.asarray(constant, np.int8)))
-    y = m.tensor("output", out_shape, np.int8, q[0], q[1])
+    y = m.tensor("output", out_shape, dtype, q[0], q[1])
     if constant is None:
         return m.build(tfl.BuiltinOperator.PAD, inputs, [y], tfl.BuiltinOptions.PadOptions,
                        tfl.PadOptionsT())
@@ -279,16 +280,16 @@ def pad_model(input_shape, q, paddings, constant=None):
                    tfl.PadV2OptionsT())
 
 
-def concatenation_model(shapes, axis, q, qs=None):
-    """CONCATENATION of int8 tensors along `axis`; every input has quantization `q` unless
-    `qs` gives one per input."""
+def concatenation_model(shapes, axis, q, qs=None, dtype=np.int8):
+    """CONCATENATION of int8 (or `dtype`) tensors along `axis`; every input has quantization
+    `q` unless `qs` gives one per input."""
     out_shape = list(shapes[0])
     out_shape[axis] = sum(s[axis] for s in shapes)
     m = _Model()
     qs = qs or [q] * len(shapes)
-    xs = [m.tensor("input%d" % i, s, np.int8, qi[0], qi[1]) for i, (s, qi) in
+    xs = [m.tensor("input%d" % i, s, dtype, qi[0], qi[1]) for i, (s, qi) in
           enumerate(zip(shapes, qs))]
-    y = m.tensor("output", out_shape, np.int8, q[0], q[1])
+    y = m.tensor("output", out_shape, dtype, q[0], q[1])
     opts = tfl.ConcatenationOptionsT()
     opts.axis = axis
     return m.build(tfl.BuiltinOperator.CONCATENATION, xs, [y],

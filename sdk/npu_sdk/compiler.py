@@ -395,13 +395,24 @@ def _const_ints(graph, i):
     return [int(v) for v in np.asarray(t.data).reshape(-1)]
 
 
+def _activations(graph, op, inputs):
+    """Reasons unless the inputs and the output are all int8, or all 16x8 int16 (for an op
+    that moves bytes: PAD, CONCATENATION)."""
+    if _dtype(graph, op.outputs[0]) == INT16:
+        return _int16_activations(graph, op, inputs)
+    return _int8_activations(graph, op, inputs)
+
+
 def _check_pad(graph, op):
-    """PAD / PADV2: int8 of rank <= 4, constant non-negative int32 paddings [rank, 2], the
-    same quantization in and out; PADV2's pad value a constant int8 scalar of the output's
-    quantization."""
+    """PAD / PADV2: int8 (or 16x8 int16) of rank <= 4, constant non-negative int32 paddings
+    [rank, 2], the same quantization in and out; PADV2's pad value a constant int8 scalar of
+    the output's quantization (int16 pads with 0: TFLM's int16 PAD with zero point 0)."""
     if len(op.inputs) < 2:
         return ["needs input and paddings"]
-    reasons = _int8_activations(graph, op, op.inputs[:1])
+    reasons = _activations(graph, op, op.inputs[:1])
+    if not reasons and _dtype(graph, op.outputs[0]) == INT16 and len(op.inputs) > 2 \
+            and op.inputs[2] >= 0:
+        reasons = ["an int16 PADV2 (a pad value of its own) is not supported; use PAD"]
     if reasons:
         return reasons
     x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
@@ -452,9 +463,10 @@ def _check_mean(graph, op):
 
 
 def _check_concatenation(graph, op):
-    """CONCATENATION: int8 inputs of rank <= 4 with the output's quantization (TFLM copies
-    bytes, it does not rescale), along any axis, no fused activation."""
-    reasons = _int8_activations(graph, op, op.inputs)
+    """CONCATENATION: int8 (or 16x8 int16) inputs of rank <= 4 with the output's
+    quantization (TFLM copies bytes, it does not rescale), along any axis, no fused
+    activation."""
+    reasons = _activations(graph, op, op.inputs)
     if reasons or not op.inputs:
         return reasons or ["needs at least one input"]
     y = graph.tensors[op.outputs[0]]
@@ -778,10 +790,20 @@ def _coalesce(dims, in_strides, out_strides):
 
 
 def _emit_copy(lw, op, src, out_offset, out_strides, fill=0, fill_value=0, in_view=None):
-    """COPY src (read as `in_view`: rank-4 dims and strides, default its own layout) into
-    the output at out_offset with out_strides."""
-    dims, in_strides = in_view or _strides4(lw.graph.tensors[src].shape)
+    """COPY src (read as `in_view`: rank-4 dims and strides in bytes, default its own
+    layout) into the output at out_offset with out_strides (in elements without `in_view`,
+    in bytes with it). An int16 element is a trailing pair of bytes: innermost, contiguous
+    in both, it merges into the rows (PAD's and CONCATENATION's stay within 4 loops)."""
+    if in_view is None:
+        dims, in_strides = _strides4(lw.graph.tensors[src].shape)
+        size = np.dtype(lw.graph.tensors[src].dtype).itemsize
+        if size > 1:
+            dims, in_strides = dims + [size], [s * size for s in in_strides] + [1]
+            out_strides, out_offset = [s * size for s in out_strides] + [1], out_offset * size
+    else:
+        dims, in_strides = in_view
     dims, in_strides, out_strides = _coalesce(dims, in_strides, out_strides)
+    assert len(dims) == 4, "a byte copy of more than 4 loops"
     params = dict(out_offset=out_offset, fill=fill, fill_value=fill_value)
     for k in range(4):
         params["d%d" % k], params["in_s%d" % k] = dims[k], in_strides[k]

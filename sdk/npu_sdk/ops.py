@@ -175,9 +175,9 @@ OPS = {op.name: op for op in (
     Op("HARD_SWISH", 1, "HardSwishOptions", "pointwise", ("LUT",), CALIBRATED),
     Op("LOGISTIC", 1, None, "pointwise", ("LUT",), FIXED, fixed_output=(1 / 256, -128)),
     Op("TANH", 1, None, "pointwise", ("LUT",), FIXED, fixed_output=(1 / 128, 0)),
-    Op("PAD", 2, "PadOptions", "pad", ("COPY",), SAME_AS_INPUT),
+    Op("PAD", 2, "PadOptions", "pad", ("COPY",), SAME_AS_INPUT, int16=True),
     Op("PADV2", 2, "PadV2Options", "pad", ("COPY",)),
-    Op("CONCATENATION", 1, "ConcatenationOptions", "concatenation", ("COPY",)),
+    Op("CONCATENATION", 1, "ConcatenationOptions", "concatenation", ("COPY",), int16=True),
     Op("MEAN", 2, "ReducerOptions", "mean", ("MEAN",), CALIBRATED),
     Op("RESHAPE", 1, "ReshapeOptions", "reshape", (), SAME_AS_INPUT, int16=True),  # an alias
     # A strided COPY with the input's strides permuted; an alias where it moves only size-1 dims

@@ -193,6 +193,26 @@ def concatenation_cases():
     return cases
 
 
+def pad_s16_cases():
+    """16x8 PAD (int16 byte pairs, pad value 0) and CONCATENATION along every kind of axis."""
+    rng = np.random.default_rng(64)
+    cases = []
+    for i, (shape, pads) in enumerate([((1, 3, 4, 2), [[0, 0], [1, 2], [2, 1], [0, 0]]),
+                                       ((2, 3, 5), [[1, 0], [0, 2], [3, 1]]),
+                                       ((1, 2, 3, 1), [[0, 1], [1, 1], [0, 0], [1, 2]])]):
+        x = rng.integers(-32768, 32768, shape).astype(np.int16)
+        model = tb.pad_model(shape, (0.001, 0), pads, dtype=np.int16)
+        cases.append(Case("pad16_%d" % i, model, [x]))
+    for i, (shapes, axis) in enumerate([([(1, 2, 3, 4), (1, 2, 3, 2)], 3),
+                                        ([(1, 2, 3, 4), (1, 5, 3, 4), (1, 1, 3, 4)], 1),
+                                        ([(2, 3), (1, 3), (4, 3)], 0),
+                                        ([(1, 2, 2, 1), (1, 2, 2, 3)], -1)]):
+        xs = [rng.integers(-32768, 32768, s).astype(np.int16) for s in shapes]
+        model = tb.concatenation_model(shapes, axis, (0.002, 0), dtype=np.int16)
+        cases.append(Case("concat16_%d" % i, model, xs))
+    return cases
+
+
 def fully_connected_cases():
     """Per-tensor weights (the blob stores one mult/shift pair) and per-channel ones."""
     rng, cases = np.random.default_rng(18), []
@@ -334,4 +354,4 @@ def all_cases():
             + pointwise_cases() + mean_cases() + pad_cases() + concatenation_cases()
             + transpose_cases() + fully_connected_s16_cases() + conv_s16_cases(False)
             + conv_s16_cases(True) + quantize_s16_cases() + pool_cases("AVERAGE_POOL_2D", True)
-            + pool_cases("MAX_POOL_2D", True))
+            + pool_cases("MAX_POOL_2D", True) + pad_s16_cases())
