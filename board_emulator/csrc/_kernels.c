@@ -847,7 +847,38 @@ PyDoc_STRVAR(mul_doc,
 "--\n\n"
 "int8 MUL over a 4-D output with broadcasting strides, bit-exact with TFLite Micro.");
 
-static PyObject *elementwise_common(PyObject *args, int is_add) {
+PyDoc_STRVAR(add_s16_doc,
+"add_s16(in1, in2, out, d0, d1, d2, d3, in1_s0, in1_s1, in1_s2, in1_s3, in2_s0, in2_s1,\n"
+"        in2_s2, in2_s3, left_shift, input1_multiplier, input1_shift, input2_multiplier,\n"
+"        input2_shift, output_multiplier, output_shift, act_min, act_max)\n"
+"--\n\n"
+"16x8 ADD: int16 in and out, zero points 0, bit-exact with TFLite Micro.");
+
+PyDoc_STRVAR(mul_s16_doc,
+"mul_s16(in1, in2, out, d0, d1, d2, d3, in1_s0, in1_s1, in1_s2, in1_s3, in2_s0, in2_s1,\n"
+"        in2_s2, in2_s3, output_multiplier, output_shift, act_min, act_max)\n"
+"--\n\n"
+"16x8 MUL: int16 in and out, zero points 0, bit-exact with TFLite Micro.");
+
+/* add_s16 / mul_s16: the int8 calls without the offsets (zero points 0). */
+static int parse_elementwise_s16(PyObject *args, int is_add, PyObject **a, PyObject **b,
+                                 PyObject **out, npu_arith *p) {
+    int32_t *d = p->dims, *s1 = p->strides1, *s2 = p->strides2;
+    if (is_add) {
+        return PyArg_ParseTuple(args, "OOO" "iiii" "iiii" "iiii" "iiiiiiiii:add_s16", a, b, out,
+                                &d[0], &d[1], &d[2], &d[3], &s1[0], &s1[1], &s1[2], &s1[3],
+                                &s2[0], &s2[1], &s2[2], &s2[3], &p->left_shift,
+                                &p->input1_multiplier, &p->input1_shift, &p->input2_multiplier,
+                                &p->input2_shift, &p->output_multiplier, &p->output_shift,
+                                &p->act_min, &p->act_max);
+    }
+    return PyArg_ParseTuple(args, "OOO" "iiii" "iiii" "iiii" "iiii:mul_s16", a, b, out,
+                            &d[0], &d[1], &d[2], &d[3], &s1[0], &s1[1], &s1[2], &s1[3],
+                            &s2[0], &s2[1], &s2[2], &s2[3], &p->output_multiplier,
+                            &p->output_shift, &p->act_min, &p->act_max);
+}
+
+static PyObject *elementwise_common(PyObject *args, int is_add, int wide) {
     PyObject *a_obj, *b_obj, *out_obj;
     npu_arith p;
     int32_t *d = p.dims, *s1 = p.strides1, *s2 = p.strides2;
@@ -856,7 +887,9 @@ static PyObject *elementwise_common(PyObject *args, int is_add) {
     const Py_buffer *a, *b, *out;
     int ok;
 
-    if (is_add) {
+    if (wide) {
+        ok = parse_elementwise_s16(args, is_add, &a_obj, &b_obj, &out_obj, &p);
+    } else if (is_add) {
         ok = PyArg_ParseTuple(args, "OOO" "iiii" "iiii" "iiii" "iiiiiiiiiiii:add", &a_obj, &b_obj, &out_obj,
                               &d[0], &d[1], &d[2], &d[3], &s1[0], &s1[1], &s1[2], &s1[3],
                               &s2[0], &s2[1], &s2[2], &s2[3], &p.input1_offset,
@@ -879,7 +912,8 @@ static PyObject *elementwise_common(PyObject *args, int is_add) {
         const Py_buffer *v[3];
         npu_need needs[3];
         npu_err e;
-        const int n = npu_args_arith(&e, needs, &p, is_add);
+        const int n = wide ? npu_args_arith_s16(&e, needs, &p, is_add)
+                           : npu_args_arith(&e, needs, &p, is_add);
         if (n < 0) {
             return raise_null(&e);
         }
@@ -889,7 +923,11 @@ static PyObject *elementwise_common(PyObject *args, int is_add) {
         a = v[0], b = v[1], out = v[2];
     }
     Py_BEGIN_ALLOW_THREADS
-    if (is_add) {
+    if (wide && is_add) {
+        npu_add_s16((const int16_t *)a->buf, (const int16_t *)b->buf, (int16_t *)out->buf, &p);
+    } else if (wide) {
+        npu_mul_s16((const int16_t *)a->buf, (const int16_t *)b->buf, (int16_t *)out->buf, &p);
+    } else if (is_add) {
         npu_add_s8((const int8_t *)a->buf, (const int8_t *)b->buf, (int8_t *)out->buf, &p);
     } else {
         npu_mul_s8((const int8_t *)a->buf, (const int8_t *)b->buf, (int8_t *)out->buf, &p);
@@ -901,12 +939,22 @@ static PyObject *elementwise_common(PyObject *args, int is_add) {
 
 static PyObject *py_add(PyObject *self, PyObject *args) {
     (void)self;
-    return elementwise_common(args, 1);
+    return elementwise_common(args, 1, 0);
 }
 
 static PyObject *py_mul(PyObject *self, PyObject *args) {
     (void)self;
-    return elementwise_common(args, 0);
+    return elementwise_common(args, 0, 0);
+}
+
+static PyObject *py_add_s16(PyObject *self, PyObject *args) {
+    (void)self;
+    return elementwise_common(args, 1, 1);
+}
+
+static PyObject *py_mul_s16(PyObject *self, PyObject *args) {
+    (void)self;
+    return elementwise_common(args, 0, 1);
 }
 
 /* ---- lookup table, strided copy, mean ------------------------------------------- */
@@ -1135,6 +1183,8 @@ static PyMethodDef kernels_methods[] = {
      "average_pool2d_s16(...): the int16 (16x8) twin of average_pool2d."},
     {"max_pool2d_s16", py_max_pool2d_s16, METH_VARARGS,
      "max_pool2d_s16(...): the int16 (16x8) twin of max_pool2d."},
+    {"add_s16", py_add_s16, METH_VARARGS, add_s16_doc},
+    {"mul_s16", py_mul_s16, METH_VARARGS, mul_s16_doc},
     {"max_pool2d", py_max_pool2d, METH_VARARGS, max_pool2d_doc},
     {"add", py_add, METH_VARARGS, add_doc},
     {"mul", py_mul, METH_VARARGS, mul_doc},

@@ -347,6 +347,32 @@ int npu_args_arith(npu_err *e, npu_need *needs, const npu_arith *p, int is_add) 
     return 3;
 }
 
+int npu_args_arith_s16(npu_err *e, npu_need *needs, const npu_arith *p, int is_add) {
+    for (int k = 0; k < 4; ++k) {
+        if (npu_check_range(e, "dims", p->dims[k], 1, INT32_MAX) < 0 ||
+            npu_check_range(e, "in1 strides", p->strides1[k], 0, INT32_MAX) < 0 ||
+            npu_check_range(e, "in2 strides", p->strides2[k], 0, INT32_MAX) < 0) {
+            return -1;
+        }
+    }
+    /* zero points 0: no offsets; |x| << 15 at most keeps an int16 inside int32 */
+    if (npu_check_range(e, "input1_offset", p->input1_offset, 0, 0) < 0 ||
+        npu_check_range(e, "input2_offset", p->input2_offset, 0, 0) < 0 ||
+        npu_check_range(e, "output_offset", p->output_offset, 0, 0) < 0 ||
+        npu_check_range(e, "output_shift", p->output_shift, -31, 31) < 0 ||
+        (is_add && (npu_check_range(e, "left_shift", p->left_shift, 0, 15) < 0 ||
+                    npu_check_range(e, "input1_shift", p->input1_shift, -31, 31) < 0 ||
+                    npu_check_range(e, "input2_shift", p->input2_shift, -31, 31) < 0)) ||
+        npu_check_range(e, "act_min", p->act_min, -32768, 32767) < 0 ||
+        npu_check_range(e, "act_max", p->act_max, p->act_min, 32767) < 0) {
+        return -1;
+    }
+    need(&needs[0], "in1", NPU_I16, 0, strided_extent(p->dims, p->strides1));
+    need(&needs[1], "in2", NPU_I16, 0, strided_extent(p->dims, p->strides2));
+    need(&needs[2], "out", NPU_I16, 1, volume(p->dims[0], p->dims[1], p->dims[2], p->dims[3]));
+    return 3;
+}
+
 int npu_args_lut(npu_err *e, npu_need *needs, int32_t n) {
     if (npu_check_positive(e, "n", n) < 0) {
         return -1;

@@ -709,17 +709,36 @@ static inline int8_t mul_one(int32_t a, int32_t b, const npu_arith *p) {
     return (int8_t)clamp_i32(npu_wrap_add(r, p->output_offset), p->act_min, p->act_max);
 }
 
-#define NPU_ELEMENTWISE(name, one)                                                          \
-    NPU_ELEMENTWISE_LINKAGE void name(const int8_t *input1, const int8_t *input2, int8_t *output,                  \
+/* 16x8: zero points 0 (the offsets are 0), int16 in and out; the int8 arithmetic with
+ * ADD's left shift 15, |x| << 15 and |x1 * x2| at most 2^30. */
+static inline int16_t add_one_s16(int32_t a, int32_t b, const npu_arith *p) {
+    const int32_t s1 = npu_multiply_by_quantized_multiplier(a * (1 << p->left_shift),
+                                                            p->input1_multiplier, p->input1_shift);
+    const int32_t s2 = npu_multiply_by_quantized_multiplier(b * (1 << p->left_shift),
+                                                            p->input2_multiplier, p->input2_shift);
+    const int32_t r = npu_multiply_by_quantized_multiplier(npu_wrap_add(s1, s2), p->output_multiplier,
+                                                           p->output_shift);
+    return (int16_t)clamp_i32(r, p->act_min, p->act_max);
+}
+
+static inline int16_t mul_one_s16(int32_t a, int32_t b, const npu_arith *p) {
+    const int32_t r = npu_multiply_by_quantized_multiplier(a * b, p->output_multiplier,
+                                                           p->output_shift);
+    return (int16_t)clamp_i32(r, p->act_min, p->act_max);
+}
+
+#define NPU_ELEMENTWISE(name, one) NPU_ELEMENTWISE_T(name, one, int8_t)
+#define NPU_ELEMENTWISE_T(name, one, T)                                                     \
+    NPU_ELEMENTWISE_LINKAGE void name(const T *input1, const T *input2, T *output,          \
               const npu_arith *p) {                                                        \
-        int8_t *out = output;                                                               \
+        T *out = output;                                                                    \
         for (int32_t i0 = 0; i0 < p->dims[0]; ++i0) {                                       \
             for (int32_t i1 = 0; i1 < p->dims[1]; ++i1) {                                   \
                 for (int32_t i2 = 0; i2 < p->dims[2]; ++i2) {                               \
-                    const int8_t *a = input1 + (size_t)i0 * (size_t)p->strides1[0] +         \
+                    const T *a = input1 + (size_t)i0 * (size_t)p->strides1[0] +              \
                                       (size_t)i1 * (size_t)p->strides1[1] +                 \
                                       (size_t)i2 * (size_t)p->strides1[2];                  \
-                    const int8_t *b = input2 + (size_t)i0 * (size_t)p->strides2[0] +         \
+                    const T *b = input2 + (size_t)i0 * (size_t)p->strides2[0] +              \
                                       (size_t)i1 * (size_t)p->strides2[1] +                 \
                                       (size_t)i2 * (size_t)p->strides2[2];                  \
                     const size_t sa = (size_t)p->strides1[3], sb = (size_t)p->strides2[3];  \
@@ -736,6 +755,8 @@ NPU_ELEMENTWISE(add_s8_portable, add_one)
 #undef NPU_ELEMENTWISE_LINKAGE
 #define NPU_ELEMENTWISE_LINKAGE
 NPU_ELEMENTWISE(npu_mul_s8, mul_one)
+NPU_ELEMENTWISE_T(npu_add_s16, add_one_s16, int16_t)
+NPU_ELEMENTWISE_T(npu_mul_s16, mul_one_s16, int16_t)
 
 void npu_add_s8(const int8_t *input1, const int8_t *input2, int8_t *output, const npu_arith *p) {
 #if NPU_HAVE_X86_DISPATCH

@@ -133,6 +133,11 @@ typedef struct {
 
 void npu_add_s8(const int8_t *input1, const int8_t *input2, int8_t *output, const npu_arith *p);
 void npu_mul_s8(const int8_t *input1, const int8_t *input2, int8_t *output, const npu_arith *p);
+/* 16x8 ADD and MUL: int16 in and out, zero points 0 (offsets ignored), ADD's left_shift 15. */
+void npu_add_s16(const int16_t *input1, const int16_t *input2, int16_t *output,
+                 const npu_arith *p);
+void npu_mul_s16(const int16_t *input1, const int16_t *input2, int16_t *output,
+                 const npu_arith *p);
 
 /* out[i] = table[in[i] + 128]: every int8 -> int8 pointwise op, the table computed
  * on the host with TFLM's integer arithmetic (npu_sdk.lower.*_lut). */

@@ -140,7 +140,7 @@ class Model:
         if code in (opcodes.AVERAGE_POOL_2D, opcodes.MAX_POOL_2D, opcodes.AVERAGE_POOL_2D_S16,
                     opcodes.MAX_POOL_2D_S16):
             return self._prepare_pool(npu, op, what)
-        if code == opcodes.ADD or code == opcodes.MUL:
+        if code in (opcodes.ADD, opcodes.MUL, opcodes.ADD_S16, opcodes.MUL_S16):
             return self._prepare_elementwise(npu, op, what)
         if code == opcodes.LUT:
             n = p[0]
@@ -250,18 +250,31 @@ class Model:
         p = op.params
         dims, s1, s2 = p[0:4], p[4:8], p[8:12]
         _check(min(dims) >= 1 and min(s1) >= 0 and min(s2) >= 0, what, "bad broadcast shape")
-        add = op.opcode == opcodes.ADD
-        if add:  # the parameters after the broadcast geometry, in blob order
+        code = op.opcode
+        add = code == opcodes.ADD or code == opcodes.ADD_S16
+        wide = code == opcodes.ADD_S16 or code == opcodes.MUL_S16  # 16x8: no offsets
+        # the parameters after the broadcast geometry, in blob order
+        if add and wide:
+            left_shift, _, shift1, _, shift2, _, out_shift, amin, amax = p[12:]
+        elif add:
             _, _, left_shift, _, shift1, _, shift2, _, out_shift, _, amin, amax = p[12:]
-            shifts = (shift1, shift2, out_shift)
+        elif wide:
+            _, out_shift, amin, amax = p[12:]
         else:
             _, _, _, out_shift, _, amin, amax = p[12:]
+        if add:
+            shifts = (shift1, shift2, out_shift)
+        else:
             left_shift, shifts = 0, (out_shift,)
-        _check_act(what, amin, amax)
-        _check(0 <= left_shift <= 22, what, "left_shift out of range")
+        if wide:
+            _check(-32768 <= amin <= amax <= 32767, what, "bad activation range")
+        else:
+            _check_act(what, amin, amax)
+        _check(0 <= left_shift <= (15 if wide else 22), what, "left_shift out of range")
         for sh in shifts:
             _check(-31 <= sh <= 31, what, "shift out of range")
         n = dims[0] * dims[1] * dims[2] * dims[3]
+        dtype, size = (_INT16, 2) if wide else (_INT8, 1)
         views = []
         for i, strides in ((op.inputs[0], s1), (op.inputs[1], s2)):
             _check(i >= 0, what, "missing input")
@@ -269,11 +282,15 @@ class Model:
             extent = 1
             for d, s in zip(dims, strides):
                 extent += (d - 1) * s
-            _check(t.dtype == _INT8 and t.size >= extent, what,
-                   "input %d is not int8 of at least %d elements" % (i, extent))
+            _check(t.dtype == dtype and t.size >= size * extent, what,
+                   "input %d is not %s of at least %d elements"
+                   % (i, "int16" if wide else "int8", extent))
             views.append(self.views[i])
-        return (npu.add if add else npu.mul), (
-            views[0], views[1], self._tensor(op.outputs[0], _INT8, n, what)) + tuple(p)
+        if wide:
+            fn = _kernel16(npu, "add_s16" if add else "mul_s16")
+        else:
+            fn = npu.add if add else npu.mul
+        return fn, (views[0], views[1], self._tensor(op.outputs[0], dtype, size * n, what)) + tuple(p)
 
     def _copy_tensor(self, i, what):
         """(dtype, bytes) of a COPY operand: int8, or int16 copied as byte pairs."""

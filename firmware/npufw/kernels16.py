@@ -171,3 +171,79 @@ def dequantize_s16(inp, out, n, scale, zero_point):
     for i in range(n):
         struct.pack_into("<f", out, 4 * i, scale * (struct.unpack_from("<h", inp, 2 * i)[0]
                                                     - zero_point))
+
+
+# ---- 16x8 ADD and MUL: the int8 kernels' requantization on int16 loads and stores --------
+# Zero points are 0 (no offsets); |x| << 15 and |x1 * x2| reach 2^30 at most: int32 on
+# every port.
+
+@micropython.viper
+def _ew_load16(inp: ptr8, base: int, stride: int, n: int, left_shift: int, acc: ptr32):
+    """acc[i] = int16 element (base + i * stride) << left_shift."""
+    for i in range(n):
+        j = (base + i * stride) << 1
+        acc[i] = (inp[j] | (((inp[j + 1] ^ 0x80) - 0x80) << 8)) << left_shift
+
+
+@micropython.viper
+def _ew_mul16(a: ptr8, abase: int, sa: int, b: ptr8, bbase: int, sb: int, n: int, acc: ptr32):
+    for i in range(n):
+        j = (abase + i * sa) << 1
+        k = (bbase + i * sb) << 1
+        acc[i] = ((a[j] | (((a[j + 1] ^ 0x80) - 0x80) << 8))
+                  * (b[k] | (((b[k + 1] ^ 0x80) - 0x80) << 8)))
+
+
+@micropython.viper
+def _store16(acc: ptr32, out: ptr8, out_base: int, n: int, act_min: int, act_max: int):
+    """int16 element out_base + o = clamp(acc[o], act_min, act_max)."""
+    for o in range(n):
+        x = int(acc[o])
+        x = (((((x >> 16) & 0xFFFF) ^ 0x8000) - 0x8000) << 16) | (x & 0xFFFF)  # sign, any word
+        if x < act_min:
+            x = act_min
+        elif x > act_max:
+            x = act_max
+        j = (out_base + o) << 1
+        out[j] = x
+        out[j + 1] = x >> 8
+
+
+def add_s16(in1, in2, out, d0, d1, d2, d3, a0, a1, a2, a3, b0, b1, b2, b3, left_shift,
+            input1_multiplier, input1_shift, input2_multiplier, input2_shift,
+            output_multiplier, output_shift, act_min, act_max):
+    """16x8 ADD; arguments as the C binding's add_s16."""
+    kernels._grow(d3)
+    acc, acc2, w = kernels._acc, kernels._acc2, kernels._word
+    m1, s1 = w(0, input1_multiplier), w(1, input1_shift)
+    m2, s2 = w(2, input2_multiplier), w(3, input2_shift)
+    mo, so = w(4, output_multiplier), w(5, output_shift)
+    o = 0
+    for i0 in range(d0):
+        for i1 in range(d1):
+            for i2 in range(d2):
+                _ew_load16(in1, i0 * a0 + i1 * a1 + i2 * a2, a3, d3, left_shift, acc)
+                _ew_load16(in2, i0 * b0 + i1 * b1 + i2 * b2, b3, d3, left_shift, acc2)
+                kernels._requantize(acc, d3, m1, s1, 0)
+                kernels._requantize(acc2, d3, m2, s2, 0)
+                kernels._ew_sum(acc, acc2, d3)
+                kernels._requantize(acc, d3, mo, so, 0)
+                _store16(acc, out, o, d3, act_min, act_max)
+                o += d3
+
+
+def mul_s16(in1, in2, out, d0, d1, d2, d3, a0, a1, a2, a3, b0, b1, b2, b3, output_multiplier,
+            output_shift, act_min, act_max):
+    """16x8 MUL; arguments as the C binding's mul_s16."""
+    kernels._grow(d3)
+    acc = kernels._acc
+    mo, so = kernels._word(4, output_multiplier), kernels._word(5, output_shift)
+    o = 0
+    for i0 in range(d0):
+        for i1 in range(d1):
+            for i2 in range(d2):
+                _ew_mul16(in1, i0 * a0 + i1 * a1 + i2 * a2, a3, in2, i0 * b0 + i1 * b1 + i2 * b2,
+                          b3, d3, acc)
+                kernels._requantize(acc, d3, mo, so, 0)
+                _store16(acc, out, o, d3, act_min, act_max)
+                o += d3

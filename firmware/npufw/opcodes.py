@@ -23,6 +23,8 @@ QUANTIZE_S16 = 17
 DEQUANTIZE_S16 = 18
 AVERAGE_POOL_2D_S16 = 19
 MAX_POOL_2D_S16 = 20
+ADD_S16 = 21
+MUL_S16 = 22
 
 # opcode -> (name, number of tensor inputs, number of int32 params)
 OPS = {
@@ -46,6 +48,8 @@ OPS = {
     DEQUANTIZE_S16: ('DEQUANTIZE_S16', 1, 1),
     AVERAGE_POOL_2D_S16: ('AVERAGE_POOL_2D_S16', 1, 14),
     MAX_POOL_2D_S16: ('MAX_POOL_2D_S16', 1, 14),
+    ADD_S16: ('ADD_S16', 2, 21),
+    MUL_S16: ('MUL_S16', 2, 16),
 }
 
 # opcode -> (ranges: ((param index, lo, hi), ...), work: the param indices whose
@@ -101,6 +105,12 @@ CHECKS = {
         ((12, -32768, 32767), (13, -32768, 32767)), (0, 4, 5, 3, 6, 7), (), ()),
     MAX_POOL_2D_S16: (
         ((12, -32768, 32767), (13, -32768, 32767)), (0, 4, 5, 3, 6, 7), (), ()),
+    ADD_S16: (
+        ((12, 0, 15), (14, -31, 31), (16, -31, 31), (18, -31, 31), (19, -32768, 32767),
+        (20, -32768, 32767)), (0, 1, 2, 3), (), ()),
+    MUL_S16: (
+        ((13, -31, 31), (14, -32768, 32767), (15, -32768, 32767)), (0, 1, 2, 3), (),
+        ()),
 }
 CHANNEL_SHIFT = (-31, 31)  # each element of a per-channel shift table
 

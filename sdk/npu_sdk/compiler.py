@@ -156,6 +156,14 @@ def _int8_activations(graph, op, inputs, rank=None):
     return reasons
 
 
+def _activations(graph, op, inputs):
+    """Reasons unless the inputs and the output are all int8, or all 16x8 int16
+    (the 16x8 ops whose int8 and int16 kernels share a lowering)."""
+    if _dtype(graph, op.outputs[0]) == INT16:
+        return _int16_activations(graph, op, inputs)
+    return _int8_activations(graph, op, inputs)
+
+
 def _window_options(op, filter_h, filter_w, dilated=True):
     """Reasons the padding/stride/dilation/activation options are unsupported."""
     o = op.options
@@ -316,10 +324,12 @@ _ELEMENTWISE_PARAMS = {"ADD": lower.add_params, "MUL": lower.mul_params}
 
 def _check_elementwise(graph, op):
     """ADD / MUL: two int8 inputs (activations or constants) of rank <= 4 that broadcast to
-    the int8 output; ADD needs its output rescaling factor below 1."""
+    the int8 output, or 16x8 int16 ones (zero points 0); ADD needs its output rescaling
+    factor below 1."""
     if len(op.inputs) != 2 or min(op.inputs) < 0:
         return ["needs exactly two inputs (got %d)" % len(op.inputs)]
-    reasons = _int8_activations(graph, op, op.inputs[:2])
+    int16 = _dtype(graph, op.outputs[0]) == INT16
+    reasons = _activations(graph, op, op.inputs[:2])
     if reasons:
         return reasons
     x1, x2, y = (graph.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
@@ -336,7 +346,7 @@ def _check_elementwise(graph, op):
     params = _ELEMENTWISE_PARAMS[op.kind]
     try:
         params(x1.scale, x1.zero_point, x2.scale, x2.zero_point, y.scale, y.zero_point,
-               op.options.get("activation", "NONE"))
+               op.options.get("activation", "NONE"), int16)
     except ModelError as e:
         return [str(e)]
     return []
@@ -393,14 +403,6 @@ def _const_ints(graph, i):
                                                                 np.dtype(np.int64)):
         return None
     return [int(v) for v in np.asarray(t.data).reshape(-1)]
-
-
-def _activations(graph, op, inputs):
-    """Reasons unless the inputs and the output are all int8, or all 16x8 int16 (for an op
-    that moves bytes: PAD, CONCATENATION)."""
-    if _dtype(graph, op.outputs[0]) == INT16:
-        return _int16_activations(graph, op, inputs)
-    return _int8_activations(graph, op, inputs)
 
 
 def _check_pad(graph, op):
@@ -738,14 +740,16 @@ def _lower_pool(lw, op):
 def _lower_elementwise(lw, op):
     g = lw.graph
     x1, x2, y = (g.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
-    p = _ELEMENTWISE_PARAMS[op.kind](x1.scale, x1.zero_point, x2.scale, x2.zero_point, y.scale, y.zero_point,
-               op.options.get("activation", "NONE"))
+    int16 = _dtype(g, op.outputs[0]) == INT16
+    p = _ELEMENTWISE_PARAMS[op.kind](x1.scale, x1.zero_point, x2.scale, x2.zero_point, y.scale,
+                                     y.zero_point, op.options.get("activation", "NONE"), int16)
     dims = [1] * (4 - len(y.shape)) + list(y.shape)
     s1 = lower.broadcast_strides(x1.shape, y.shape)
     s2 = lower.broadcast_strides(x2.shape, y.shape)
     for k in range(4):
         p["d%d" % k], p["in1_s%d" % k], p["in2_s%d" % k] = dims[k], s1[k], s2[k]
-    lw.emit(_kernel(op), [lw.tensor(op.inputs[0]), lw.tensor(op.inputs[1])], op.outputs, **p)
+    lw.emit(_kernel(op, int16), [lw.tensor(op.inputs[0]), lw.tensor(op.inputs[1])], op.outputs,
+            **p)
 
 
 def _lower_pointwise(lw, op):

@@ -181,7 +181,8 @@ def conv_params(input_scale, input_zero_point, weight_scales, output_scale, outp
 
 # ---- elementwise arithmetic ---------------------------------------------------------
 
-ADD_LEFT_SHIFT = 20  # TFLM's int8 ADD headroom (15 for int16)
+ADD_LEFT_SHIFT = 20  # TFLM's int8 ADD headroom
+ADD_LEFT_SHIFT_S16 = 15  # and its int16 one: |x| << 15 <= 2^30 fits int32
 
 
 def _quantize_multiplier_smaller_than_one(real, what):
@@ -192,26 +193,29 @@ def _quantize_multiplier_smaller_than_one(real, what):
 
 
 def add_params(input1_scale, input1_zero_point, input2_scale, input2_zero_point, output_scale,
-               output_zero_point, activation="NONE"):
-    """int8 ADD parameters, as TFLM's CalculateOpDataAdd (doubles from float32 scales)."""
+               output_zero_point, activation="NONE", int16=False):
+    """int8 ADD parameters, as TFLM's CalculateOpDataAdd (doubles from float32 scales);
+    `int16`: 16x8, its left shift 15 and the clamp in int16."""
     s1, s2, so = _f32(input1_scale), _f32(input2_scale), _f32(output_scale)
     if not (s1 > 0 and s2 > 0 and so > 0):
         raise ModelError("add: scales must be > 0, got %r, %r -> %r" % (s1, s2, so))
     twice_max = 2 * max(s1, s2)
     m1, sh1 = _quantize_multiplier_smaller_than_one(s1 / twice_max, "add input 1")
     m2, sh2 = _quantize_multiplier_smaller_than_one(s2 / twice_max, "add input 2")
+    left_shift = ADD_LEFT_SHIFT_S16 if int16 else ADD_LEFT_SHIFT
     mo, sho = _quantize_multiplier_smaller_than_one(
-        twice_max / ((1 << ADD_LEFT_SHIFT) * so), "add output")
-    act_min, act_max = activation_range(activation, so, int(output_zero_point))
+        twice_max / ((1 << left_shift) * so), "add output")
+    act_min, act_max = activation_range(activation, so, int(output_zero_point), *_limits(int16))
     return dict(input1_offset=-int(input1_zero_point), input2_offset=-int(input2_zero_point),
-                left_shift=ADD_LEFT_SHIFT, input1_multiplier=m1, input1_shift=sh1,
+                left_shift=left_shift, input1_multiplier=m1, input1_shift=sh1,
                 input2_multiplier=m2, input2_shift=sh2, output_multiplier=mo, output_shift=sho,
                 output_offset=int(output_zero_point), act_min=act_min, act_max=act_max)
 
 
 def mul_params(input1_scale, input1_zero_point, input2_scale, input2_zero_point, output_scale,
-               output_zero_point, activation="NONE"):
-    """int8 MUL parameters, as TFLM's CalculateOpDataMul (double product and quotient)."""
+               output_zero_point, activation="NONE", int16=False):
+    """int8 MUL parameters, as TFLM's CalculateOpDataMul (double product and quotient);
+    `int16`: 16x8, the clamp in int16."""
     s1, s2, so = _f32(input1_scale), _f32(input2_scale), _f32(output_scale)
     if not so > 0:
         raise ModelError("mul: output scale must be > 0, got %r" % so)
@@ -219,10 +223,14 @@ def mul_params(input1_scale, input1_zero_point, input2_scale, input2_zero_point,
     if not -31 <= shift <= 31:
         raise ModelError("mul: rescaling factor %g is out of the int32 fixed-point range"
                          % (s1 * s2 / so))
-    act_min, act_max = activation_range(activation, so, int(output_zero_point))
+    act_min, act_max = activation_range(activation, so, int(output_zero_point), *_limits(int16))
     return dict(input1_offset=-int(input1_zero_point), input2_offset=-int(input2_zero_point),
                 output_multiplier=mult, output_shift=shift, output_offset=int(output_zero_point),
                 act_min=act_min, act_max=act_max)
+
+
+def _limits(int16):
+    return (INT16_MIN, INT16_MAX) if int16 else (INT8_MIN, INT8_MAX)
 
 
 def broadcast_strides(in_shape, out_shape):

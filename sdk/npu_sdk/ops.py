@@ -128,6 +128,15 @@ KERNELS = (
     # 16x8 pools: int16 in and out, as the int8 ones
     Kernel("AVERAGE_POOL_2D_S16", 19, 1, _POOL, _POOL_WORK, ranges=_INT16_ACT),
     Kernel("MAX_POOL_2D_S16", 20, 1, _POOL, _POOL_WORK, ranges=_INT16_ACT),
+    # 16x8 elementwise: int16 inputs and output with zero points 0 (no offsets), the int8
+    # kernels' arithmetic otherwise (ADD's left shift 15; |x1 * x2| <= 2^30 fits int32)
+    Kernel("ADD_S16", 21, 2, _BROADCAST + ("left_shift", "input1_multiplier", "input1_shift",
+                                          "input2_multiplier", "input2_shift",
+                                          "output_multiplier", "output_shift", "act_min",
+                                          "act_max"), _DIMS,
+           ranges=dict(_INT16_ACT, left_shift=(0, 15))),
+    Kernel("MUL_S16", 22, 2, _BROADCAST + ("output_multiplier", "output_shift", "act_min",
+                                          "act_max"), _DIMS, ranges=_INT16_ACT),
 )
 
 # --- TFLite ops: what the SDK reads ---------------------------------------------------
@@ -165,8 +174,8 @@ OPS = {op.name: op for op in (
        SAME_AS_INPUT, int16=True),
     Op("MAX_POOL_2D", 1, "Pool2DOptions", "pool", ("MAX_POOL_2D", "MAX_POOL_2D_S16"),
        SAME_AS_INPUT, int16=True),
-    Op("ADD", 2, "AddOptions", "elementwise", ("ADD",), CALIBRATED),
-    Op("MUL", 2, "MulOptions", "elementwise", ("MUL",), CALIBRATED),
+    Op("ADD", 2, "AddOptions", "elementwise", ("ADD", "ADD_S16"), CALIBRATED, int16=True),
+    Op("MUL", 2, "MulOptions", "elementwise", ("MUL", "MUL_S16"), CALIBRATED, int16=True),
     Op("SOFTMAX", 1, "SoftmaxOptions", "softmax", ("SOFTMAX",), FIXED,
        fixed_output=(1 / 256, -128)),
     Op("RELU", 1, None, "pointwise", ("LUT",), CALIBRATED),

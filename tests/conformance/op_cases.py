@@ -131,6 +131,31 @@ def elementwise_cases(kind):
     return cases
 
 
+def elementwise_s16_cases(kind):
+    """16x8 ADD / MUL (int16, zero points 0) on ELEMENTWISE_SHAPES; the second case of each
+    shape puts int16 extremes in both inputs (ADD's |x| << 15 and MUL's |x1 * x2| at 2^30)."""
+    rng = np.random.default_rng(52 if kind == "ADD" else 53)
+    extremes = np.array([-32768, 32767, -32767, 0], np.int16)
+    cases = []
+    for i, (s1, s2, const) in enumerate(ELEMENTWISE_SHAPES):
+        for j in range(2):
+            q1, q2 = (float(np.float32(rng.uniform(3e-5, 2e-4))) for _ in range(2))
+            if kind == "ADD":
+                out_s = rng.uniform(max(q1, q2), 3 * max(q1, q2))
+            else:
+                out_s = q1 * q2 * rng.uniform(3000, 40000)
+            if j:
+                a, b = rng.choice(extremes, s1), rng.choice(extremes, s2)
+            else:
+                a = rng.integers(-32768, 32768, s1).astype(np.int16)
+                b = rng.integers(-32768, 32768, s2).astype(np.int16)
+            model = tb.elementwise_model(kind, s1, (q1, 0), s2, (q2, 0),
+                                         (float(np.float32(out_s)), 0), ACTIVATIONS[(i + j) % 4],
+                                         const2=b if const else None, dtype=np.int16)
+            cases.append(Case("%s16_%d_%d" % (kind.lower(), i, j), model, [a] if const else [a, b]))
+    return cases
+
+
 POINTWISE = ["RELU", "RELU6", "LEAKY_RELU", "HARD_SWISH", "LOGISTIC", "TANH", "QUANTIZE"]
 
 
@@ -354,4 +379,5 @@ def all_cases():
             + pointwise_cases() + mean_cases() + pad_cases() + concatenation_cases()
             + transpose_cases() + fully_connected_s16_cases() + conv_s16_cases(False)
             + conv_s16_cases(True) + quantize_s16_cases() + pool_cases("AVERAGE_POOL_2D", True)
-            + pool_cases("MAX_POOL_2D", True) + pad_s16_cases())
+            + pool_cases("MAX_POOL_2D", True) + pad_s16_cases() + elementwise_s16_cases("ADD")
+            + elementwise_s16_cases("MUL"))
