@@ -231,12 +231,12 @@ _UNARY_OPTIONS = {
 }
 
 
-def unary_model(kind, shape, input_q, output_q, alpha=None):
-    """An int8 -> int8 pointwise op: RELU, RELU6, LEAKY_RELU (alpha), HARD_SWISH, LOGISTIC,
-    TANH or QUANTIZE (requantization)."""
+def unary_model(kind, shape, input_q, output_q, alpha=None, dtype=np.int8):
+    """An int8 (or `dtype`) pointwise op: RELU, RELU6, LEAKY_RELU (alpha), HARD_SWISH,
+    LOGISTIC, TANH or QUANTIZE (requantization)."""
     m = _Model()
-    x = m.tensor("input", shape, np.int8, input_q[0], input_q[1])
-    y = m.tensor("output", shape, np.int8, output_q[0], output_q[1])
+    x = m.tensor("input", shape, dtype, input_q[0], input_q[1])
+    y = m.tensor("output", shape, dtype, output_q[0], output_q[1])
     otype, opts = 0, None
     if kind in _UNARY_OPTIONS:
         name, cls = _UNARY_OPTIONS[kind]

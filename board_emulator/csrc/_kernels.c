@@ -996,6 +996,55 @@ static PyObject *py_lut(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+PyDoc_STRVAR(logistic_s16_doc,
+"logistic_s16(inp, table, out, n, input_multiplier, input_left_shift)\n"
+"--\n\n"
+"16x8 LOGISTIC of n int16 values, output Q0.15, bit-exact with TFLite Micro. table:\n"
+"int16[256] holding npu_sdk.tables16.SIGMOID_U16's bits; parameters from\n"
+"npu_sdk.lower.sigmoid_s16_params.");
+
+PyDoc_STRVAR(tanh_s16_doc,
+"tanh_s16(inp, table, out, n, input_multiplier, input_left_shift)\n"
+"--\n\n"
+"16x8 TANH, as logistic_s16.");
+
+static PyObject *sigmoid_s16_common(PyObject *args, int tanh) {
+    PyObject *objs[3];
+    int n, mult, left_shift;
+    buffer_set set = {.count = 0};
+    const Py_buffer *v[3];
+    npu_need needs[3];
+    npu_err e;
+
+    if (!PyArg_ParseTuple(args, tanh ? "OOOiii:tanh_s16" : "OOOiii:logistic_s16", &objs[0],
+                          &objs[1], &objs[2], &n, &mult, &left_shift)) {
+        return NULL;
+    }
+    const int count = npu_args_sigmoid_s16(&e, needs, n, mult, left_shift);
+    if (count < 0) {
+        return raise_null(&e);
+    }
+    if (acquire_needs(&set, objs, needs, count, v) < 0) {
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    npu_sigmoid_s16((const int16_t *)v[0]->buf, (const uint16_t *)v[1]->buf,
+                    (int16_t *)v[2]->buf, n, mult, left_shift, tanh);
+    Py_END_ALLOW_THREADS
+    release_all(&set);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_logistic_s16(PyObject *self, PyObject *args) {
+    (void)self;
+    return sigmoid_s16_common(args, 0);
+}
+
+static PyObject *py_tanh_s16(PyObject *self, PyObject *args) {
+    (void)self;
+    return sigmoid_s16_common(args, 1);
+}
+
 PyDoc_STRVAR(copy_doc,
 "copy(inp, out, d0, d1, d2, d3, in_s0, in_s1, in_s2, in_s3, out_s0, out_s1, out_s2,\n"
 "     out_s3, out_offset, fill, fill_value)\n"
@@ -1185,6 +1234,8 @@ static PyMethodDef kernels_methods[] = {
      "max_pool2d_s16(...): the int16 (16x8) twin of max_pool2d."},
     {"add_s16", py_add_s16, METH_VARARGS, add_s16_doc},
     {"mul_s16", py_mul_s16, METH_VARARGS, mul_s16_doc},
+    {"logistic_s16", py_logistic_s16, METH_VARARGS, logistic_s16_doc},
+    {"tanh_s16", py_tanh_s16, METH_VARARGS, tanh_s16_doc},
     {"max_pool2d", py_max_pool2d, METH_VARARGS, max_pool2d_doc},
     {"add", py_add, METH_VARARGS, add_doc},
     {"mul", py_mul, METH_VARARGS, mul_doc},

@@ -373,6 +373,19 @@ int npu_args_arith_s16(npu_err *e, npu_need *needs, const npu_arith *p, int is_a
     return 3;
 }
 
+int npu_args_sigmoid_s16(npu_err *e, npu_need *needs, int32_t n, int32_t mult,
+                         int32_t left_shift) {
+    if (npu_check_positive(e, "n", n) < 0 ||
+        npu_check_range(e, "input_multiplier", mult, 1, 32767) < 0 ||
+        npu_check_range(e, "input_left_shift", left_shift, 0, 30) < 0) {
+        return -1;
+    }
+    need(&needs[0], "inp", NPU_I16, 0, n);
+    need(&needs[1], "table", NPU_I16, 0, 256);
+    need(&needs[2], "out", NPU_I16, 1, n);
+    return 3;
+}
+
 int npu_args_lut(npu_err *e, npu_need *needs, int32_t n) {
     if (npu_check_positive(e, "n", n) < 0) {
         return -1;

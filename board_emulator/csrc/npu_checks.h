@@ -76,6 +76,9 @@ int npu_args_pool(npu_err *e, npu_need *needs, npu_window *g, int32_t act_min, i
 int npu_args_arith(npu_err *e, npu_need *needs, const npu_arith *p, int is_add);
 /* 16x8 ADD and MUL: int16 buffers, offsets 0, ADD's left_shift at most 15. */
 int npu_args_arith_s16(npu_err *e, npu_need *needs, const npu_arith *p, int is_add);
+/* 16x8 LOGISTIC and TANH: |x * mult| + rounding inside int32. */
+int npu_args_sigmoid_s16(npu_err *e, npu_need *needs, int32_t n, int32_t mult,
+                         int32_t left_shift);
 int npu_args_lut(npu_err *e, npu_need *needs, int32_t n);
 int npu_args_copy(npu_err *e, npu_need *needs, const npu_copy *p);
 int npu_args_mean(npu_err *e, npu_need *needs, int32_t batches, int32_t in_h, int32_t in_w,

@@ -779,6 +779,39 @@ void npu_add_s8(const int8_t *input1, const int8_t *input2, int8_t *output, cons
     add_s8_portable(input1, input2, output, p);
 }
 
+/* ---- 16x8 LOGISTIC and TANH ------------------------------------------------------ */
+
+/* TFLM's int16 interpolation in sigmoid(i / 24) (0.16 fixed point, 256 entries), with
+ * tanh(x) = 2 sigmoid(2x) - 1: LOGISTIC steps 2^9 per entry, TANH 2^8. The caller keeps
+ * 1 <= mult <= 32767 and 0 <= left_shift <= 30, so x * mult + rounding fits int32. */
+void npu_sigmoid_s16(const int16_t *input, const uint16_t *table, int16_t *output, int32_t n,
+                     int32_t mult, int32_t left_shift, int tanh) {
+    const int32_t round = left_shift > 0 ? (int32_t)1 << (left_shift - 1) : 0;
+    const int step = tanh ? 8 : 9;
+    const uint32_t frac_mask = (1u << step) - 1u;
+    for (int32_t i = 0; i < n; ++i) {
+        const int32_t x = (input[i] * mult + round) >> left_shift;
+        const uint32_t ax = (uint32_t)(x < 0 ? -x : x);
+        const uint32_t k = ax >> step;
+        /* int64: a table that is not increasing (a crafted blob) gives wrong values, never
+         * undefined behaviour; TFLM's increasing one keeps r within 2^25 */
+        int64_t r;
+        if (k >= 255) {
+            r = tanh ? 0xFFFF << 8 : 0x7FFF << 10;
+        } else {
+            r = ((int64_t)table[k] << step) +
+                (int64_t)(ax & frac_mask) * ((int64_t)table[k + 1] - (int64_t)table[k]);
+        }
+        if (tanh) {
+            r = x >= 0 ? r - (1 << 23) + (1 << 7) : -r + (1 << 23) + (1 << 7) - 1;
+            output[i] = (int16_t)(r >> 8);
+        } else {
+            r = x >= 0 ? r + (1 << 9) : (1 << 25) - r + (1 << 9) - 1;
+            output[i] = (int16_t)(r >> 10);
+        }
+    }
+}
+
 /* ---- lookup table, strided copy, mean ---------------------------------------- */
 
 void npu_lut_s8(const int8_t *input, const int8_t *table, int8_t *output, int32_t n) {

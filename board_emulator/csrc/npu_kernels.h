@@ -139,6 +139,12 @@ void npu_add_s16(const int16_t *input1, const int16_t *input2, int16_t *output,
 void npu_mul_s16(const int16_t *input1, const int16_t *input2, int16_t *output,
                  const npu_arith *p);
 
+/* 16x8 LOGISTIC (tanh 0) and TANH (tanh 1) as TFLM: interpolation in `table`, sigmoid(i / 24)
+ * in 0.16 fixed point (npu_sdk.tables16); output Q0.15. Caller guarantees
+ * 1 <= mult <= 32767 and 0 <= left_shift <= 30. */
+void npu_sigmoid_s16(const int16_t *input, const uint16_t *table, int16_t *output, int32_t n,
+                     int32_t mult, int32_t left_shift, int tanh);
+
 /* out[i] = table[in[i] + 128]: every int8 -> int8 pointwise op, the table computed
  * on the host with TFLM's integer arithmetic (npu_sdk.lower.*_lut). */
 void npu_lut_s8(const int8_t *input, const int8_t *table, int8_t *output, int32_t n);

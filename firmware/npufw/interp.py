@@ -148,6 +148,14 @@ class Model:
             return npu.lut, (self._tensor(op.inputs[0], _INT8, n, what),
                              self._tensor(op.inputs[1], _INT8, 256, what),
                              self._tensor(op.outputs[0], _INT8, n, what), n)
+        if code == opcodes.LOGISTIC_S16 or code == opcodes.TANH_S16:
+            n, mult, left_shift = p
+            _check(n >= 1 and 1 <= mult <= 32767 and 0 <= left_shift <= 30, what,
+                   "bad count or input rescaling")
+            return _kernel16(npu, "logistic_s16" if code == opcodes.LOGISTIC_S16 else "tanh_s16"), (
+                self._tensor(op.inputs[0], _INT16, 2 * n, what),
+                self._tensor(op.inputs[1], _INT16, 512, what),
+                self._tensor(op.outputs[0], _INT16, 2 * n, what), n, mult, left_shift)
         if code == opcodes.COPY:
             return self._prepare_copy(npu, op, what)
         if code == opcodes.MEAN:

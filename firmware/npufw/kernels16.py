@@ -247,3 +247,44 @@ def mul_s16(in1, in2, out, d0, d1, d2, d3, a0, a1, a2, a3, b0, b1, b2, b3, outpu
                 kernels._requantize(acc, d3, mo, so, 0)
                 _store16(acc, out, o, d3, act_min, act_max)
                 o += d3
+
+
+# ---- 16x8 LOGISTIC and TANH: TFLM's interpolation in its sigmoid table ------------------
+# |x * mult| + rounding <= 2^30 + 2^29 (mult <= 32767, left_shift <= 30: interp checks) and
+# every later value stays within 2^26 for TFLM's increasing table: int32 on every port.
+
+@micropython.viper
+def _sigmoid16(inp: ptr8, table: ptr8, out: ptr8, n: int, mult: int, left_shift: int,
+               tanh: int):
+    rnd = (1 << (left_shift - 1)) if left_shift > 0 else 0
+    step = 8 if tanh else 9
+    mask = (1 << step) - 1
+    for i in range(n):
+        j = i << 1
+        x = ((inp[j] | (((inp[j + 1] ^ 0x80) - 0x80) << 8)) * mult + rnd) >> left_shift
+        ax = x if x >= 0 else 0 - x
+        k = ax >> step
+        if k >= 255:
+            r = (0xFFFF << 8) if tanh else (0x7FFF << 10)
+        else:
+            a = table[k << 1] | (table[(k << 1) + 1] << 8)
+            b = table[(k << 1) + 2] | (table[(k << 1) + 3] << 8)
+            r = (a << step) + (ax & mask) * (b - a)
+        if tanh:
+            r = (r - (1 << 23) + 128) if x >= 0 else ((1 << 23) + 127 - r)
+            r = r >> 8
+        else:
+            r = (r + 512) if x >= 0 else ((1 << 25) + 511 - r)
+            r = r >> 10
+        out[j] = r
+        out[j + 1] = r >> 8
+
+
+def logistic_s16(inp, table, out, n, input_multiplier, input_left_shift):
+    """16x8 LOGISTIC; arguments as the C binding's logistic_s16."""
+    _sigmoid16(inp, table, out, n, input_multiplier, input_left_shift, 0)
+
+
+def tanh_s16(inp, table, out, n, input_multiplier, input_left_shift):
+    """16x8 TANH; arguments as the C binding's tanh_s16."""
+    _sigmoid16(inp, table, out, n, input_multiplier, input_left_shift, 1)

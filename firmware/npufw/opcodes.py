@@ -25,6 +25,8 @@ AVERAGE_POOL_2D_S16 = 19
 MAX_POOL_2D_S16 = 20
 ADD_S16 = 21
 MUL_S16 = 22
+LOGISTIC_S16 = 23
+TANH_S16 = 24
 
 # opcode -> (name, number of tensor inputs, number of int32 params)
 OPS = {
@@ -50,6 +52,8 @@ OPS = {
     MAX_POOL_2D_S16: ('MAX_POOL_2D_S16', 1, 14),
     ADD_S16: ('ADD_S16', 2, 21),
     MUL_S16: ('MUL_S16', 2, 16),
+    LOGISTIC_S16: ('LOGISTIC_S16', 2, 3),
+    TANH_S16: ('TANH_S16', 2, 3),
 }
 
 # opcode -> (ranges: ((param index, lo, hi), ...), work: the param indices whose
@@ -111,6 +115,10 @@ CHECKS = {
     MUL_S16: (
         ((13, -31, 31), (14, -32768, 32767), (15, -32768, 32767)), (0, 1, 2, 3), (),
         ()),
+    LOGISTIC_S16: (
+        ((1, 1, 32767), (2, 0, 30)), (0,), (), (1,)),
+    TANH_S16: (
+        ((1, 1, 32767), (2, 0, 30)), (0,), (), (1,)),
 }
 CHANNEL_SHIFT = (-31, 31)  # each element of a per-channel shift table
 

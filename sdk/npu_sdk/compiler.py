@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import blob, lower, ops, plan, rewrite, tflite
+from . import blob, lower, ops, plan, rewrite, tables16, tflite
 from .errors import BlobFormatError, ModelError, UnsupportedOpError
 from .quantize import is_float_model
 
@@ -371,12 +371,33 @@ def _lut(graph, op):
     return _LUTS[op.kind](op, (x.scale, x.zero_point, y.scale, y.zero_point))
 
 
+_SIGMOID_S16 = ("LOGISTIC", "TANH")  # the 16x8 pointwise ops: their own kernels
+
+
+def _check_sigmoid_s16(graph, op):
+    """16x8 LOGISTIC / TANH: int16 in and out, zero points 0, output scale 2^-15."""
+    if op.kind not in _SIGMOID_S16:
+        return ["int16 (16x8) %s is not supported; only LOGISTIC and TANH" % op.kind]
+    reasons = _int16_activations(graph, op, op.inputs)
+    if reasons:
+        return reasons
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    try:
+        lower.sigmoid_s16_params(x.scale, y.scale, op.kind == "TANH")
+    except ModelError as e:
+        return [str(e)]
+    return []
+
+
 def _check_pointwise(graph, op):
     """RELU, RELU6, LEAKY_RELU, HARD_SWISH, LOGISTIC, TANH, QUANTIZE int8 -> int8: int8 in
     and out of the same shape; LOGISTIC outputs scale 1/256 zero point -128, TANH 1/128 and
-    0; RELU6 keeps its input's quantization (TFLM's int8 RELU6 only clamps)."""
+    0; RELU6 keeps its input's quantization (TFLM's int8 RELU6 only clamps). LOGISTIC and
+    TANH also 16x8 (int16, output 2^-15)."""
     if len(op.inputs) != 1 or op.inputs[0] < 0:
         return ["needs exactly one input"]
+    if _dtype(graph, op.outputs[0]) == INT16:
+        return _check_sigmoid_s16(graph, op)
     reasons = _int8_activations(graph, op, op.inputs)
     if reasons:
         return reasons
@@ -753,6 +774,13 @@ def _lower_elementwise(lw, op):
 
 
 def _lower_pointwise(lw, op):
+    x, y = lw.graph.tensors[op.inputs[0]], lw.graph.tensors[op.outputs[0]]
+    if _dtype(lw.graph, op.outputs[0]) == INT16:
+        mult, shift = lower.sigmoid_s16_params(x.scale, y.scale, op.kind == "TANH")
+        table = np.array(tables16.SIGMOID_U16, np.uint16).view(np.int16)
+        lw.emit(_kernel(op, True), [lw.tensor(op.inputs[0]), lw.const(table, np.int16)],
+                op.outputs, count=x.nbytes // 2, input_multiplier=mult, input_left_shift=shift)
+        return
     lw.emit("LUT", [lw.tensor(op.inputs[0]), lw.const(_lut(lw.graph, op), np.int8)], op.outputs,
             count=lw.graph.tensors[op.inputs[0]].nbytes)
 

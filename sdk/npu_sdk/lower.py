@@ -484,6 +484,39 @@ def tanh_lut(input_scale, input_zero_point):
     return _saturating_lut(input_scale, input_zero_point, "tanh", _tanh)
 
 
+# ---- 16x8 LOGISTIC and TANH: TFLM's interpolation in its sigmoid table --------------
+
+def _checked_log2(x):
+    """TFLM's CheckedLog2: (whether x is a power of two within 1e-3 in log2, the rounded log2)."""
+    log = math.log2(x)
+    return abs(log - round(log)) < 1e-3, round(log)
+
+
+def sigmoid_s16_params(input_scale, output_scale, tanh):
+    """(input_multiplier, input_left_shift) of 16x8 LOGISTIC (`tanh` False) or TANH, as TFLM's
+    Prepare: the input rescaled to 1/(3 * 4096) per step, with a power-of-two scale's
+    multiplier 0 resolved here to 3 << shift (the kernels then take one form). The kernels'
+    x * multiplier + rounding stays in int32 for input_left_shift <= 30."""
+    scale = _f32(input_scale)
+    exact, log = _checked_log2(_f32(output_scale))
+    if not (exact and log == -15):
+        raise ModelError("int16 output must have scale 2^-15 (got %g)" % _f32(output_scale))
+    if not scale > 0:
+        raise ModelError("input scale must be > 0, got %r" % scale)
+    pot, log = _checked_log2(scale)
+    shift = 12 + log
+    if pot and shift in ((0, 1) if tanh else (0,)):
+        return 3 << shift, 0
+    multiplier, shift = scale * 4096.0 * 3.0, 0
+    while multiplier <= 32767.0 / 2.0 and shift <= 30:
+        shift += 1
+        multiplier *= 2.0
+    if shift > 30 or not 1 <= int(multiplier) <= 32767:
+        raise ModelError("input scale %g is outside what the int16 kernel rescales (%g to %g)"
+                         % (scale, 2.0 ** -31, 32767 / 12288.0))
+    return int(multiplier), shift
+
+
 def requantize_lut(input_scale, input_zero_point, output_scale, output_zero_point):
     """QUANTIZE int8 -> int8 as TFLM's reference_ops::Requantize."""
     mult, shift = quantize_multiplier(_f32(input_scale) / _f32(output_scale))

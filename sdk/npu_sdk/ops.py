@@ -53,6 +53,8 @@ Kernel = namedtuple("Kernel", ("name", "opcode", "inputs", "params", "work", "op
                                "constant", "ranges"), defaults=((), (), None))
 #: 16x8 kernels clamp to int16.
 _INT16_ACT = {"act_min": (-32768, 32767), "act_max": (-32768, 32767)}
+#: |x * input_multiplier| + rounding of an int16 x stays in int32.
+_SIGMOID_S16 = {"input_multiplier": (1, 32767), "input_left_shift": (0, 30)}
 #: The per-channel kernels' inputs: input, weights, bias (optional), multipliers, shifts.
 _PER_CHANNEL = {"optional": (2,), "constant": (3, 4)}
 
@@ -137,6 +139,12 @@ KERNELS = (
            ranges=dict(_INT16_ACT, left_shift=(0, 15))),
     Kernel("MUL_S16", 22, 2, _BROADCAST + ("output_multiplier", "output_shift", "act_min",
                                           "act_max"), _DIMS, ranges=_INT16_ACT),
+    # 16x8 LOGISTIC and TANH, TFLM's interpolation in sigmoid(i / 24): inputs: input, table
+    # (uint16[256] bits in an int16 tensor, npu_sdk.tables16); output Q0.15
+    Kernel("LOGISTIC_S16", 23, 2, ("count", "input_multiplier", "input_left_shift"), ("count",),
+           constant=(1,), ranges=_SIGMOID_S16),
+    Kernel("TANH_S16", 24, 2, ("count", "input_multiplier", "input_left_shift"), ("count",),
+           constant=(1,), ranges=_SIGMOID_S16),
 )
 
 # --- TFLite ops: what the SDK reads ---------------------------------------------------
@@ -146,6 +154,8 @@ WEIGHTED = "weighted"  # from calibration; constant weights and bias quantized p
 CALIBRATED = "calibrated"  # from calibration; constant float operands get their own
 SAME_AS_INPUT = "same as input"  # TFLM's int8 kernel only moves or clamps bytes
 FIXED = "fixed by spec"  # TFLM's int8 kernel fixes it: `fixed_output`
+#: ... and its 16x8 kernel (an op with int16 and FIXED): Q0.15, zero point 0
+FIXED_OUTPUT_S16 = (1 / 32768, 0)
 
 #: A TFLite builtin operator the SDK reads.
 #: name: the TFLite BuiltinOperator name.
@@ -182,8 +192,10 @@ OPS = {op.name: op for op in (
     Op("RELU6", 1, None, "pointwise", ("LUT",), SAME_AS_INPUT),
     Op("LEAKY_RELU", 1, "LeakyReluOptions", "pointwise", ("LUT",), CALIBRATED),
     Op("HARD_SWISH", 1, "HardSwishOptions", "pointwise", ("LUT",), CALIBRATED),
-    Op("LOGISTIC", 1, None, "pointwise", ("LUT",), FIXED, fixed_output=(1 / 256, -128)),
-    Op("TANH", 1, None, "pointwise", ("LUT",), FIXED, fixed_output=(1 / 128, 0)),
+    Op("LOGISTIC", 1, None, "pointwise", ("LUT", "LOGISTIC_S16"), FIXED,
+       fixed_output=(1 / 256, -128), int16=True),
+    Op("TANH", 1, None, "pointwise", ("LUT", "TANH_S16"), FIXED, fixed_output=(1 / 128, 0),
+       int16=True),
     Op("PAD", 2, "PadOptions", "pad", ("COPY",), SAME_AS_INPUT, int16=True),
     Op("PADV2", 2, "PadV2Options", "pad", ("COPY",)),
     Op("CONCATENATION", 1, "ConcatenationOptions", "concatenation", ("COPY",), int16=True),

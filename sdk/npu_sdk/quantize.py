@@ -419,7 +419,8 @@ def _quantize(graph, calibration, method, per_channel, int8_io, overrides, perce
     # the int8 path: int32 tensors, nothing to calibrate.
     graph = rewrite.simplify(graph, (rewrite.fold_constants, rewrite.prune))
     check_float(graph)
-    fixed = sorted({op.kind for op in graph.ops if op.kind in _FIXED_OUTPUT})
+    fixed = sorted({op.kind for op in graph.ops if op.kind in _FIXED_OUTPUT
+                    and not ops.OPS[op.kind].int16})
     if int16 and fixed:
         raise ModelError("%s: %s cannot be quantized to 16x8 yet (their int16 output "
                          "quantization is not implemented); quantize to int8 (drop "
@@ -473,7 +474,7 @@ def _quantize(graph, calibration, method, per_channel, int8_io, overrides, perce
             info["layers"][out] = {"method": "same as input", "range": None}
             continue
         if op.kind in _FIXED_OUTPUT:
-            set_activation(out, *_FIXED_OUTPUT[op.kind])
+            set_activation(out, *(ops.FIXED_OUTPUT_S16 if int16 else _FIXED_OUTPUT[op.kind]))
             info["layers"][out] = {"method": "fixed by spec", "range": None}
             continue
         calibrated(out, op.kind)

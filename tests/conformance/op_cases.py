@@ -156,6 +156,18 @@ def elementwise_s16_cases(kind):
     return cases
 
 
+def sigmoid_s16_cases():
+    """16x8 LOGISTIC and TANH: every 4th int16 value (a different quarter per case), at
+    power-of-two input scales (TFLM's multiplier-0 form) and others, output Q0.15."""
+    cases = []
+    for kind in ("LOGISTIC", "TANH"):
+        for i, scale in enumerate((2 ** -12, 2 ** -11, 1 / 3000, 7e-4, 2 ** -15, 0.01)):
+            x = np.arange(-32768 + i % 4, 32768, 4, dtype=np.int16).reshape(1, 64, 256)
+            model = tb.unary_model(kind, list(x.shape), (scale, 0), (2 ** -15, 0), dtype=np.int16)
+            cases.append(Case("%s16_%d" % (kind.lower(), i), model, [x]))
+    return cases
+
+
 POINTWISE = ["RELU", "RELU6", "LEAKY_RELU", "HARD_SWISH", "LOGISTIC", "TANH", "QUANTIZE"]
 
 
@@ -380,4 +392,4 @@ def all_cases():
             + transpose_cases() + fully_connected_s16_cases() + conv_s16_cases(False)
             + conv_s16_cases(True) + quantize_s16_cases() + pool_cases("AVERAGE_POOL_2D", True)
             + pool_cases("MAX_POOL_2D", True) + pad_s16_cases() + elementwise_s16_cases("ADD")
-            + elementwise_s16_cases("MUL"))
+            + elementwise_s16_cases("MUL") + sigmoid_s16_cases())

@@ -38,6 +38,12 @@ def test_the_op_support_doc_is_current():
         "stale: run tools/make_op_support.py"
 
 
+def test_the_16x8_sigmoid_table_is_current():
+    """npu_sdk/tables16.py against the table the installed TFLite Micro interpolates in."""
+    assert (ROOT / "sdk" / "npu_sdk" / "tables16.py").read_text() == \
+        _tool("make_tables16").render(), "stale: run tools/make_tables16.py"
+
+
 def test_the_firmware_reads_the_generated_tables():
     assert blobfmt.OPS is opcodes.OPS
     assert {code: name for code, (name, _, _) in opcodes.OPS.items()} == blob.OPNAMES
