@@ -246,14 +246,14 @@ def unary_model(kind, shape, input_q, output_q, alpha=None, dtype=np.int8):
     return m.build(getattr(tfl.BuiltinOperator, kind), [x], [y], otype, opts)
 
 
-def mean_model(input_shape, input_q, output_q, axes=(1, 2), keep_dims=True):
-    """MEAN of an int8 tensor over constant `axes`."""
+def mean_model(input_shape, input_q, output_q, axes=(1, 2), keep_dims=True, dtype=np.int8):
+    """MEAN of an int8 (or `dtype`) tensor over constant `axes`."""
     out_shape = [1 if i in axes else d for i, d in enumerate(input_shape)
                  if keep_dims or i not in axes]
     m = _Model()
-    x = m.tensor("input", input_shape, np.int8, input_q[0], input_q[1])
+    x = m.tensor("input", input_shape, dtype, input_q[0], input_q[1])
     a = m.tensor("axis", [len(axes)], np.int32, data=np.asarray(axes, np.int32))
-    y = m.tensor("output", out_shape, np.int8, output_q[0], output_q[1])
+    y = m.tensor("output", out_shape, dtype, output_q[0], output_q[1])
     opts = tfl.ReducerOptionsT()
     opts.keepDims = keep_dims
     return m.build(tfl.BuiltinOperator.MEAN, [x, a], [y], tfl.BuiltinOptions.ReducerOptions,

@@ -1134,6 +1134,40 @@ static PyObject *py_mean(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+PyDoc_STRVAR(mean_s16_doc,
+"mean_s16(inp, out, batches, in_h, in_w, channels, multiplier, shift)\n"
+"--\n\n"
+"16x8 MEAN over height and width of NHWC int16 into [batches, channels], zero points 0,\n"
+"bit-exact with TFLite Micro; in_h * in_w <= 65535.");
+
+static PyObject *py_mean_s16(PyObject *self, PyObject *args) {
+    PyObject *objs[2];
+    int batches, in_h, in_w, channels, multiplier, shift;
+    buffer_set set = {.count = 0};
+    const Py_buffer *v[2];
+    npu_need needs[2];
+    npu_err e;
+    (void)self;
+
+    if (!PyArg_ParseTuple(args, "OOiiiiii:mean_s16", &objs[0], &objs[1], &batches, &in_h,
+                          &in_w, &channels, &multiplier, &shift)) {
+        return NULL;
+    }
+    const int n = npu_args_mean_s16(&e, needs, batches, in_h, in_w, channels, shift);
+    if (n < 0) {
+        return raise_null(&e);
+    }
+    if (acquire_needs(&set, objs, needs, n, v) < 0) {
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    npu_mean_s16((const int16_t *)v[0]->buf, (int16_t *)v[1]->buf, batches, in_h, in_w,
+                 channels, multiplier, shift);
+    Py_END_ALLOW_THREADS
+    release_all(&set);
+    Py_RETURN_NONE;
+}
+
 /* ---- instruction set choice -------------------------------------------------- */
 
 static const char *const isa_names[] = {"scalar", "avx2"};
@@ -1216,6 +1250,7 @@ static PyMethodDef kernels_methods[] = {
     {"lut", py_lut, METH_VARARGS, lut_doc},
     {"copy", py_copy, METH_VARARGS, copy_doc},
     {"mean", py_mean, METH_VARARGS, mean_doc},
+    {"mean_s16", py_mean_s16, METH_VARARGS, mean_s16_doc},
     {"fully_connected", py_fully_connected, METH_VARARGS, fully_connected_doc},
     {"fully_connected_s16", py_fully_connected_s16, METH_VARARGS, fully_connected_s16_doc},
     {"softmax", py_softmax, METH_VARARGS, softmax_doc},

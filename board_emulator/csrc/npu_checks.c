@@ -419,6 +419,21 @@ int npu_args_copy(npu_err *e, npu_need *needs, const npu_copy *p) {
     return 2;
 }
 
+int npu_args_mean_s16(npu_err *e, npu_need *needs, int32_t batches, int32_t in_h, int32_t in_w,
+                      int32_t channels, int32_t shift) {
+    if (npu_check_positive(e, "batches", batches) < 0 ||
+        npu_check_positive(e, "in_h", in_h) < 0 || npu_check_positive(e, "in_w", in_w) < 0 ||
+        npu_check_positive(e, "channels", channels) < 0 ||
+        /* int16 values summed in int32 */
+        npu_check_range(e, "in_h * in_w", (long long)in_h * in_w, 1, 65535) < 0 ||
+        npu_check_range(e, "shift", shift, -31, 31) < 0) {
+        return -1;
+    }
+    need(&needs[0], "inp", NPU_I16, 0, volume(batches, in_h, in_w, channels));
+    need(&needs[1], "out", NPU_I16, 1, (long long)batches * channels);
+    return 2;
+}
+
 int npu_args_mean(npu_err *e, npu_need *needs, int32_t batches, int32_t in_h, int32_t in_w,
                   int32_t channels, int32_t input_offset, int32_t shift, int32_t output_offset) {
     if (npu_check_positive(e, "batches", batches) < 0 ||

@@ -84,6 +84,9 @@ int npu_args_copy(npu_err *e, npu_need *needs, const npu_copy *p);
 int npu_args_mean(npu_err *e, npu_need *needs, int32_t batches, int32_t in_h, int32_t in_w,
                   int32_t channels, int32_t input_offset, int32_t shift, int32_t output_offset);
 
+int npu_args_mean_s16(npu_err *e, npu_need *needs, int32_t batches, int32_t in_h, int32_t in_w,
+                      int32_t channels, int32_t shift);
+
 /* A buffer of `len` bytes at `address` for `need`: large enough, aligned for its elements. */
 int npu_check_buffer(npu_err *e, const npu_need *need, long long len, uintptr_t address);
 

@@ -846,6 +846,23 @@ void npu_copy_s8(const int8_t *input, int8_t *output, int32_t out_size, const np
     }
 }
 
+void npu_mean_s16(const int16_t *input, int16_t *output, int32_t batches, int32_t in_h,
+                  int32_t in_w, int32_t channels, int32_t multiplier, int32_t shift) {
+    const size_t ch = (size_t)channels, count = (size_t)in_h * (size_t)in_w;
+    for (int32_t b = 0; b < batches; ++b) {
+        const int16_t *image = input + (size_t)b * count * ch;
+        for (size_t c = 0; c < ch; ++c) {
+            /* |x| <= 2^15 and count <= 65535: the sum fits int32. */
+            int32_t acc = 0;
+            for (size_t k = 0; k < count; ++k) {
+                acc += image[k * ch + c];
+            }
+            output[(size_t)b * ch + c] = (int16_t)clamp_i32(
+                npu_multiply_by_quantized_multiplier(acc, multiplier, shift), -32768, 32767);
+        }
+    }
+}
+
 void npu_mean_s8(const int8_t *input, int8_t *output, int32_t batches, int32_t in_h,
                  int32_t in_w, int32_t channels, int32_t input_offset, int32_t multiplier,
                  int32_t shift, int32_t output_offset) {

@@ -163,6 +163,10 @@ void npu_copy_s8(const int8_t *input, int8_t *output, int32_t out_size, const np
  * QuantizedMeanOrSum: sum of (x + input_offset), times multiplier/shift (1/count
  * folded in by the host), plus output_offset, clamped to int8.
  * Caller guarantees in_h * in_w <= 2^23 and -31 <= shift <= 31. */
+/* 16x8 MEAN: as npu_mean_s8 with zero points 0, clamped to int16; caller guarantees
+ * in_h * in_w <= 65535 and -31 <= shift <= 31. */
+void npu_mean_s16(const int16_t *input, int16_t *output, int32_t batches, int32_t in_h,
+                  int32_t in_w, int32_t channels, int32_t multiplier, int32_t shift);
 void npu_mean_s8(const int8_t *input, int8_t *output, int32_t batches, int32_t in_h,
                  int32_t in_w, int32_t channels, int32_t input_offset, int32_t multiplier,
                  int32_t shift, int32_t output_offset);

