@@ -110,11 +110,13 @@ def fully_connected_model(in_depth, out_depth, batches, input_q, weights, weight
                    tfl.BuiltinOptions.FullyConnectedOptions, opts)
 
 
-def softmax_model(shape, input_q, beta=1.0):
-    """SOFTMAX on the last axis: int8 in, int8 out with scale 1/256, zero point -128."""
+def softmax_model(shape, input_q, beta=1.0, dtype=np.int8):
+    """SOFTMAX on the last axis: int8 in, int8 out with scale 1/256, zero point -128 (int16:
+    out 1/32768, 0)."""
     m = _Model()
-    x = m.tensor("input", shape, np.int8, input_q[0], input_q[1])
-    y = m.tensor("output", shape, np.int8, 1.0 / 256.0, -128)
+    x = m.tensor("input", shape, dtype, input_q[0], input_q[1])
+    out_q = (1.0 / 32768.0, 0) if np.dtype(dtype) == np.int16 else (1.0 / 256.0, -128)
+    y = m.tensor("output", shape, dtype, out_q[0], out_q[1])
     opts = tfl.SoftmaxOptionsT()
     opts.beta = beta
     return m.build(tfl.BuiltinOperator.SOFTMAX, [x], [y], tfl.BuiltinOptions.SoftmaxOptions, opts)

@@ -996,6 +996,75 @@ static PyObject *py_lut(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+PyDoc_STRVAR(rescale_s16_doc,
+"rescale_s16(inp, out, n, pos_multiplier, pos_shift, neg_multiplier, neg_shift, act_min,\n"
+"            act_max)\n"
+"--\n\n"
+"16x8 RELU, RELU6 and LEAKY_RELU: each int16 x rescaled by the pos (x >= 0) or neg\n"
+"multiplier and shift, clamped; bit-exact with TFLite Micro (npu_sdk.lower.rescale_s16_params).");
+
+static PyObject *py_rescale_s16(PyObject *self, PyObject *args) {
+    PyObject *objs[2];
+    int n, pm, ps, nm, ns, act_min, act_max;
+    buffer_set set = {.count = 0};
+    const Py_buffer *v[2];
+    npu_need needs[2];
+    npu_err e;
+    (void)self;
+
+    if (!PyArg_ParseTuple(args, "OOiiiiiii:rescale_s16", &objs[0], &objs[1], &n, &pm, &ps, &nm,
+                          &ns, &act_min, &act_max)) {
+        return NULL;
+    }
+    const int count = npu_args_rescale_s16(&e, needs, n, ps, ns, act_min, act_max);
+    if (count < 0) {
+        return raise_null(&e);
+    }
+    if (acquire_needs(&set, objs, needs, count, v) < 0) {
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    npu_rescale_s16((const int16_t *)v[0]->buf, (int16_t *)v[1]->buf, n, pm, ps, nm, ns, act_min,
+                    act_max);
+    Py_END_ALLOW_THREADS
+    release_all(&set);
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(softmax_s16_doc,
+"softmax_s16(inp, out, exp_lut, recip_lut, rows, depth, input_multiplier, input_shift)\n"
+"--\n\n"
+"16x8 softmax over the last axis, output Q0.15, bit-exact with TFLite Micro. Tables and\n"
+"parameters from npu_sdk.lower.softmax_s16_luts and softmax_s16_params.");
+
+static PyObject *py_softmax_s16(PyObject *self, PyObject *args) {
+    PyObject *objs[4];
+    int rows, depth, mult, shift;
+    buffer_set set = {.count = 0};
+    const Py_buffer *v[4];
+    npu_need needs[4];
+    npu_err e;
+    (void)self;
+
+    if (!PyArg_ParseTuple(args, "OOOOiiii:softmax_s16", &objs[0], &objs[1], &objs[2], &objs[3],
+                          &rows, &depth, &mult, &shift)) {
+        return NULL;
+    }
+    const int n = npu_args_softmax_s16(&e, needs, rows, depth, shift);
+    if (n < 0) {
+        return raise_null(&e);
+    }
+    if (acquire_needs(&set, objs, needs, n, v) < 0) {
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    npu_softmax_s16((const int16_t *)v[0]->buf, (int16_t *)v[1]->buf, (const int16_t *)v[2]->buf,
+                    (const int16_t *)v[3]->buf, rows, depth, mult, shift);
+    Py_END_ALLOW_THREADS
+    release_all(&set);
+    Py_RETURN_NONE;
+}
+
 PyDoc_STRVAR(logistic_s16_doc,
 "logistic_s16(inp, table, out, n, input_multiplier, input_left_shift)\n"
 "--\n\n"
@@ -1270,6 +1339,8 @@ static PyMethodDef kernels_methods[] = {
     {"add_s16", py_add_s16, METH_VARARGS, add_s16_doc},
     {"mul_s16", py_mul_s16, METH_VARARGS, mul_s16_doc},
     {"logistic_s16", py_logistic_s16, METH_VARARGS, logistic_s16_doc},
+    {"softmax_s16", py_softmax_s16, METH_VARARGS, softmax_s16_doc},
+    {"rescale_s16", py_rescale_s16, METH_VARARGS, rescale_s16_doc},
     {"tanh_s16", py_tanh_s16, METH_VARARGS, tanh_s16_doc},
     {"max_pool2d", py_max_pool2d, METH_VARARGS, max_pool2d_doc},
     {"add", py_add, METH_VARARGS, add_doc},

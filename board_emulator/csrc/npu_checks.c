@@ -373,6 +373,35 @@ int npu_args_arith_s16(npu_err *e, npu_need *needs, const npu_arith *p, int is_a
     return 3;
 }
 
+int npu_args_rescale_s16(npu_err *e, npu_need *needs, int32_t n, int32_t pos_shift,
+                         int32_t neg_shift, int32_t act_min, int32_t act_max) {
+    if (npu_check_positive(e, "n", n) < 0 ||
+        npu_check_range(e, "pos_shift", pos_shift, -31, 31) < 0 ||
+        npu_check_range(e, "neg_shift", neg_shift, -31, 31) < 0 ||
+        npu_check_range(e, "act_min", act_min, -32768, 32767) < 0 ||
+        npu_check_range(e, "act_max", act_max, act_min, 32767) < 0) {
+        return -1;
+    }
+    need(&needs[0], "inp", NPU_I16, 0, n);
+    need(&needs[1], "out", NPU_I16, 1, n);
+    return 2;
+}
+
+int npu_args_softmax_s16(npu_err *e, npu_need *needs, int32_t rows, int32_t depth,
+                         int32_t shift) {
+    if (npu_check_positive(e, "rows", rows) < 0 ||
+        /* depth exps of at most 32767 summed in int32 */
+        npu_check_range(e, "depth", depth, 1, 65535) < 0 ||
+        npu_check_range(e, "input_shift", shift, -31, 31) < 0) {
+        return -1;
+    }
+    need(&needs[0], "inp", NPU_I16, 0, (long long)rows * depth);
+    need(&needs[1], "out", NPU_I16, 1, (long long)rows * depth);
+    need(&needs[2], "exp_lut", NPU_I16, 0, 513);
+    need(&needs[3], "recip_lut", NPU_I16, 0, 513);
+    return 4;
+}
+
 int npu_args_sigmoid_s16(npu_err *e, npu_need *needs, int32_t n, int32_t mult,
                          int32_t left_shift) {
     if (npu_check_positive(e, "n", n) < 0 ||

@@ -76,6 +76,12 @@ int npu_args_pool(npu_err *e, npu_need *needs, npu_window *g, int32_t act_min, i
 int npu_args_arith(npu_err *e, npu_need *needs, const npu_arith *p, int is_add);
 /* 16x8 ADD and MUL: int16 buffers, offsets 0, ADD's left_shift at most 15. */
 int npu_args_arith_s16(npu_err *e, npu_need *needs, const npu_arith *p, int is_add);
+/* 16x8 RELU, RELU6, LEAKY_RELU. */
+int npu_args_rescale_s16(npu_err *e, npu_need *needs, int32_t n, int32_t pos_shift,
+                         int32_t neg_shift, int32_t act_min, int32_t act_max);
+/* 16x8 SOFTMAX: needs inp, out, exp_lut, recip_lut. */
+int npu_args_softmax_s16(npu_err *e, npu_need *needs, int32_t rows, int32_t depth,
+                         int32_t shift);
 /* 16x8 LOGISTIC and TANH: |x * mult| + rounding inside int32. */
 int npu_args_sigmoid_s16(npu_err *e, npu_need *needs, int32_t n, int32_t mult,
                          int32_t left_shift);

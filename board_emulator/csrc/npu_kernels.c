@@ -812,6 +812,62 @@ void npu_sigmoid_s16(const int16_t *input, const uint16_t *table, int16_t *outpu
     }
 }
 
+/* ---- 16x8 RELU, RELU6, LEAKY_RELU -------------------------------------------------- */
+
+void npu_rescale_s16(const int16_t *input, int16_t *output, int32_t n, int32_t pos_mult,
+                     int32_t pos_shift, int32_t neg_mult, int32_t neg_shift, int32_t act_min,
+                     int32_t act_max) {
+    for (int32_t i = 0; i < n; ++i) {
+        const int32_t x = input[i];
+        const int32_t y = x >= 0 ? npu_multiply_by_quantized_multiplier(x, pos_mult, pos_shift)
+                                 : npu_multiply_by_quantized_multiplier(x, neg_mult, neg_shift);
+        output[i] = (int16_t)clamp_i32(y, act_min, act_max);
+    }
+}
+
+/* ---- 16x8 SOFTMAX ----------------------------------------------------------------- */
+
+/* TFLM's int16 table lookup: 512 segments of 128 inputs, linear between lut[i], lut[i + 1]. */
+static int16_t lookup_s16(int32_t value, const int16_t *lut) {
+    const int32_t index = 256 + (value >> 7), offset = value & 0x7f;
+    const int16_t slope = (int16_t)(lut[index + 1] - lut[index]);
+    return (int16_t)(lut[index] + ((slope * offset + 64) >> 7));
+}
+
+void npu_softmax_s16(const int16_t *input, int16_t *output, const int16_t *exp_lut,
+                     const int16_t *recip_lut, int32_t rows, int32_t depth, int32_t mult,
+                     int32_t shift) {
+    for (int32_t r = 0; r < rows; ++r) {
+        const int16_t *x = input + (size_t)r * (size_t)depth;
+        int16_t *y = output + (size_t)r * (size_t)depth; /* the exps first, as TFLM */
+        int32_t max = -32768;
+        for (int32_t c = 0; c < depth; ++c) {
+            max = x[c] > max ? x[c] : max;
+        }
+        /* depth <= 65535 exps of at most 32767: the sum fits int32 */
+        int32_t sum = 0;
+        for (int32_t c = 0; c < depth; ++c) {
+            const int32_t d = npu_multiply_by_quantized_multiplier(x[c] - max, mult, shift);
+            y[c] = lookup_s16(clamp_i32(npu_wrap_add(d, 32767), -32768, 32767), exp_lut);
+            sum += y[c];
+        }
+        /* TFLM's exp table gives the row's max exp(0) = 32767, so 1 <= headroom_plus_one <= 17;
+         * the clamp only keeps a crafted table's sum <= 0 from undefined shifts */
+        int headroom_plus_one = count_leading_zeros_u32((uint32_t)sum);
+        headroom_plus_one = headroom_plus_one < 1 ? 1 : headroom_plus_one > 31 ? 31 : headroom_plus_one;
+        const int32_t shifted =
+            (int32_t)(((int64_t)sum * ((int64_t)1 << (headroom_plus_one - 1)) + (1 << 13)) >> 14);
+        const int16_t recip = lookup_s16(clamp_i32(shifted - (1 << 15) - (1 << 16), -32768, 32767),
+                                         recip_lut);
+        const int right_shift = 31 - headroom_plus_one;
+        const int64_t round = right_shift > 0 ? (int64_t)1 << (right_shift - 1) : 0;
+        for (int32_t c = 0; c < depth; ++c) {
+            const int64_t v = ((int64_t)y[c] * recip + round) >> right_shift;
+            y[c] = (int16_t)(v < 0 ? 0 : v > 32767 ? 32767 : v);
+        }
+    }
+}
+
 /* ---- lookup table, strided copy, mean ---------------------------------------- */
 
 void npu_lut_s8(const int8_t *input, const int8_t *table, int8_t *output, int32_t n) {

@@ -139,6 +139,19 @@ void npu_add_s16(const int16_t *input1, const int16_t *input2, int16_t *output,
 void npu_mul_s16(const int16_t *input1, const int16_t *input2, int16_t *output,
                  const npu_arith *p);
 
+/* 16x8 RELU, RELU6, LEAKY_RELU (zero points 0): x rescaled by the pos pair (x >= 0) or the
+ * neg pair, clamped to [act_min, act_max]. Caller guarantees shifts in [-31, 31]. */
+void npu_rescale_s16(const int16_t *input, int16_t *output, int32_t n, int32_t pos_mult,
+                     int32_t pos_shift, int32_t neg_mult, int32_t neg_shift, int32_t act_min,
+                     int32_t act_max);
+
+/* 16x8 SOFTMAX over rows of `depth` int16 values as TFLM: exp and 1 / (1 + x) interpolated
+ * in int16[513] tables (npu_sdk.lower.softmax_s16_luts), output Q0.15. Caller guarantees
+ * 1 <= depth <= 65535, -31 <= shift <= 31; input and output may not overlap. */
+void npu_softmax_s16(const int16_t *input, int16_t *output, const int16_t *exp_lut,
+                     const int16_t *recip_lut, int32_t rows, int32_t depth, int32_t mult,
+                     int32_t shift);
+
 /* 16x8 LOGISTIC (tanh 0) and TANH (tanh 1) as TFLM: interpolation in `table`, sigmoid(i / 24)
  * in 0.16 fixed point (npu_sdk.tables16); output Q0.15. Caller guarantees
  * 1 <= mult <= 32767 and 0 <= left_shift <= 30. */

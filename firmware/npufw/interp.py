@@ -148,6 +148,23 @@ class Model:
             return npu.lut, (self._tensor(op.inputs[0], _INT8, n, what),
                              self._tensor(op.inputs[1], _INT8, 256, what),
                              self._tensor(op.outputs[0], _INT8, n, what), n)
+        if code == opcodes.RESCALE_S16:
+            n, _, ps, _, ns, amin, amax = p
+            _check(n >= 1 and -31 <= ps <= 31 and -31 <= ns <= 31
+                   and -32768 <= amin <= amax <= 32767, what, "bad count, shift or range")
+            return _kernel16(npu, "rescale_s16"), (
+                self._tensor(op.inputs[0], _INT16, 2 * n, what),
+                self._tensor(op.outputs[0], _INT16, 2 * n, what)) + tuple(p)
+        if code == opcodes.SOFTMAX_S16:
+            rows, depth, mult, shift = p
+            _check(rows >= 1 and 1 <= depth <= 65535 and -31 <= shift <= 31, what,
+                   "bad softmax shape or shift")
+            n = rows * depth
+            return _kernel16(npu, "softmax_s16"), (
+                self._tensor(op.inputs[0], _INT16, 2 * n, what),
+                self._tensor(op.outputs[0], _INT16, 2 * n, what),
+                self._tensor(op.inputs[1], _INT16, 1026, what),
+                self._tensor(op.inputs[2], _INT16, 1026, what)) + tuple(p)
         if code == opcodes.LOGISTIC_S16 or code == opcodes.TANH_S16:
             n, mult, left_shift = p
             _check(n >= 1 and 1 <= mult <= 32767 and 0 <= left_shift <= 30, what,

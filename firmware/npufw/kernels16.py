@@ -315,3 +315,123 @@ def mean_s16(inp, out, batches, in_h, in_w, channels, multiplier, shift):
         _mean_sums16(inp, b * count * channels, count, channels, acc)
         kernels._requantize(acc, channels, mo, so, 0)
         _store16(acc, out, b * channels, channels, -32768, 32767)
+
+
+# ---- 16x8 SOFTMAX: TFLM's two interpolated tables ------------------------------------
+# Every value stays in int32: differences of int16s rescaled by _requantize, a sum of at most
+# 65,535 exps of 32767 (interp checks depth), and exp * reciprocal <= 2^30.
+
+@micropython.viper
+def _lookup16(value: int, lut: ptr8) -> int:
+    """TFLM's int16 table lookup, value in [-32768, 32767]."""
+    i = (256 + (value >> 7)) << 1
+    base = lut[i] | (((lut[i + 1] ^ 0x80) - 0x80) << 8)
+    nxt = lut[i + 2] | (((lut[i + 3] ^ 0x80) - 0x80) << 8)
+    slope = (((nxt - base) & 0xFFFF) ^ 0x8000) - 0x8000
+    r = base + ((slope * (value & 0x7F) + 64) >> 7)
+    return (((r & 0xFFFF) ^ 0x8000) - 0x8000)
+
+
+@micropython.viper
+def _softmax16_diffs(inp: ptr8, base: int, depth: int, acc: ptr32):
+    """acc[c] = x[c] - max of the row."""
+    mx = -32768
+    for c in range(depth):
+        j = (base + c) << 1
+        v = inp[j] | (((inp[j + 1] ^ 0x80) - 0x80) << 8)
+        if v > mx:
+            mx = v
+    for c in range(depth):
+        j = (base + c) << 1
+        acc[c] = (inp[j] | (((inp[j + 1] ^ 0x80) - 0x80) << 8)) - mx
+
+
+@micropython.viper
+def _softmax16_exps(acc: ptr32, depth: int, exp_lut: ptr8) -> int:
+    """acc[c] = exp table at the rescaled difference; returns their sum."""
+    total = 0
+    for c in range(depth):
+        x = int(acc[c])
+        x = (((((x >> 16) & 0xFFFF) ^ 0x8000) - 0x8000) << 16) | (x & 0xFFFF)  # sign, any word
+        x += 32767
+        if x < -32768:
+            x = -32768
+        elif x > 32767:
+            x = 32767
+        i = (256 + (x >> 7)) << 1  # _lookup16, inline: a viper call per value would cost more
+        base = exp_lut[i] | (((exp_lut[i + 1] ^ 0x80) - 0x80) << 8)
+        nxt = exp_lut[i + 2] | (((exp_lut[i + 3] ^ 0x80) - 0x80) << 8)
+        slope = (((nxt - base) & 0xFFFF) ^ 0x8000) - 0x8000
+        e = base + ((slope * (x & 0x7F) + 64) >> 7)
+        e = (((e & 0xFFFF) ^ 0x8000) - 0x8000)
+        acc[c] = e
+        total += e
+    return total
+
+
+@micropython.viper
+def _softmax16_out(acc: ptr32, depth: int, recip: int, right_shift: int, out: ptr8, base: int):
+    rnd = (1 << (right_shift - 1)) if right_shift > 0 else 0
+    for c in range(depth):
+        x = int(acc[c])
+        x = (((((x >> 16) & 0xFFFF) ^ 0x8000) - 0x8000) << 16) | (x & 0xFFFF)
+        v = (x * recip + rnd) >> right_shift
+        if v < 0:
+            v = 0
+        elif v > 32767:
+            v = 32767
+        j = (base + c) << 1
+        out[j] = v
+        out[j + 1] = v >> 8
+
+
+def softmax_s16(inp, out, exp_lut, recip_lut, rows, depth, input_multiplier, input_shift):
+    """16x8 SOFTMAX; arguments as the C binding's softmax_s16."""
+    kernels._grow(depth)
+    acc = kernels._acc
+    mo, so = kernels._word(4, input_multiplier), kernels._word(5, input_shift)
+    for r in range(rows):
+        _softmax16_diffs(inp, r * depth, depth, acc)
+        kernels._requantize(acc, depth, mo, so, 0)
+        total = _softmax16_exps(acc, depth, exp_lut)
+        clz = 1  # leading zeros of the uint32 sum, within [1, 31] as the C kernel's
+        while clz < 31 and 0 <= total < (1 << (31 - clz)):
+            clz += 1
+        shifted = (total * (1 << (clz - 1)) + (1 << 13)) >> 14
+        recip = _lookup16(min(max(shifted - (1 << 15) - (1 << 16), -32768), 32767), recip_lut)
+        _softmax16_out(acc, depth, recip, 31 - clz, out, r * depth)
+
+
+# ---- 16x8 RELU, RELU6, LEAKY_RELU: two rescales by sign, then a clamp ------------------
+# Requantizing 0 gives 0 for any multiplier: x = max(x, 0) + min(x, 0), each rescaled by its
+# own pair in chunks of the shared scratch, summed.
+
+_CHUNK = const(256)
+
+
+@micropython.viper
+def _split16(inp: ptr8, base: int, n: int, pos: ptr32, neg: ptr32):
+    for i in range(n):
+        j = (base + i) << 1
+        x = inp[j] | (((inp[j + 1] ^ 0x80) - 0x80) << 8)
+        if x >= 0:
+            pos[i] = x
+            neg[i] = 0
+        else:
+            pos[i] = 0
+            neg[i] = x
+
+
+def rescale_s16(inp, out, n, pos_multiplier, pos_shift, neg_multiplier, neg_shift, act_min,
+                act_max):
+    """16x8 RELU, RELU6, LEAKY_RELU; arguments as the C binding's rescale_s16."""
+    kernels._grow(_CHUNK)
+    pos, neg, w = kernels._acc, kernels._acc2, kernels._word
+    mp, sp, mn, sn = w(0, pos_multiplier), w(1, pos_shift), w(2, neg_multiplier), w(3, neg_shift)
+    for i in range(0, n, _CHUNK):
+        k = min(_CHUNK, n - i)
+        _split16(inp, i, k, pos, neg)
+        kernels._requantize(pos, k, mp, sp, 0)
+        kernels._requantize(neg, k, mn, sn, 0)
+        kernels._ew_sum(pos, neg, k)
+        _store16(pos, out, i, k, act_min, act_max)

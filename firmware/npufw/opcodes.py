@@ -28,6 +28,8 @@ MUL_S16 = 22
 LOGISTIC_S16 = 23
 TANH_S16 = 24
 MEAN_S16 = 25
+SOFTMAX_S16 = 26
+RESCALE_S16 = 27
 
 # opcode -> (name, number of tensor inputs, number of int32 params)
 OPS = {
@@ -56,6 +58,8 @@ OPS = {
     LOGISTIC_S16: ('LOGISTIC_S16', 2, 3),
     TANH_S16: ('TANH_S16', 2, 3),
     MEAN_S16: ('MEAN_S16', 1, 6),
+    SOFTMAX_S16: ('SOFTMAX_S16', 3, 4),
+    RESCALE_S16: ('RESCALE_S16', 1, 7),
 }
 
 # opcode -> (ranges: ((param index, lo, hi), ...), work: the param indices whose
@@ -123,6 +127,11 @@ CHECKS = {
         ((1, 1, 32767), (2, 0, 30)), (0,), (), (1,)),
     MEAN_S16: (
         ((5, -31, 31),), (0, 1, 2, 3), (), ()),
+    SOFTMAX_S16: (
+        ((1, 1, 65535), (3, -31, 31)), (0, 1), (), (1, 2)),
+    RESCALE_S16: (
+        ((2, -31, 31), (4, -31, 31), (5, -32768, 32767), (6, -32768, 32767)), (0,), (),
+        ()),
 }
 CHANNEL_SHIFT = (-31, 31)  # each element of a per-channel shift table
 

@@ -100,6 +100,8 @@ def _check_fully_connected(graph, op):
 
 def _check_softmax(graph, op):
     out = graph.tensors[op.outputs[0]]
+    if _is_16x8(graph, op):
+        return _check_softmax_s16(graph, op)
     if _dtype(graph, op.inputs[0]) != INT8 or out.dtype != INT8:
         return ["input and output must be int8"]
     reasons = _int8_activations(graph, op, op.inputs[:1])
@@ -108,6 +110,22 @@ def _check_softmax(graph, op):
     if not graph.tensors[op.inputs[0]].shape or graph.tensors[op.inputs[0]].shape[-1] < 1:
         return ["input must have a last axis of at least one value"]
     return _fixed_output(op, out)
+
+
+def _check_softmax_s16(graph, op):
+    """16x8 SOFTMAX: int16 in (zero point 0) and out (1/32768, 0), a last axis of at most
+    65535 values."""
+    reasons = _int16_activations(graph, op, op.inputs[:1])
+    if reasons:
+        return reasons
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    if not x.shape or not 1 <= x.shape[-1] <= 65535:
+        return ["input must have a last axis of 1 to 65535 values"]
+    try:
+        lower.softmax_s16_params(x.scale, op.options.get("beta", 1.0), y.scale, y.zero_point)
+    except ModelError as e:
+        return [str(e)]
+    return []
 
 
 def _fixed_output(op, y):
@@ -371,19 +389,33 @@ def _lut(graph, op):
     return _LUTS[op.kind](op, (x.scale, x.zero_point, y.scale, y.zero_point))
 
 
-_SIGMOID_S16 = ("LOGISTIC", "TANH")  # the 16x8 pointwise ops: their own kernels
+_SIGMOID_S16 = ("LOGISTIC", "TANH")  # the 16x8 pointwise ops with their own kernels; RELU,
+_RESCALE_S16 = ("RELU", "RELU6", "LEAKY_RELU")  # RELU6 and LEAKY_RELU share RESCALE_S16
 
 
-def _check_sigmoid_s16(graph, op):
-    """16x8 LOGISTIC / TANH: int16 in and out, zero points 0, output scale 2^-15."""
-    if op.kind not in _SIGMOID_S16:
-        return ["int16 (16x8) %s is not supported; only LOGISTIC and TANH" % op.kind]
+def _rescale_s16(graph, op):
+    """RESCALE_S16's parameters of a 16x8 RELU, RELU6 or LEAKY_RELU (raises ModelError)."""
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    return lower.rescale_s16_params(op.kind, op.options.get("alpha", 0.0), x.scale, y.scale)
+
+
+def _check_pointwise_s16(graph, op):
+    """16x8 LOGISTIC / TANH (output scale 2^-15), RELU, RELU6 (its input's quantization),
+    LEAKY_RELU: int16 in and out, zero points 0."""
+    if op.kind not in _SIGMOID_S16 + _RESCALE_S16:
+        return ["int16 (16x8) %s is not supported (TFLite Micro has no int16 kernel for it)"
+                % op.kind]
     reasons = _int16_activations(graph, op, op.inputs)
+    if not reasons and op.kind == "RELU6":
+        reasons = _same_quantization(graph, op.inputs[0], op.outputs[0])
     if reasons:
         return reasons
     x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
     try:
-        lower.sigmoid_s16_params(x.scale, y.scale, op.kind == "TANH")
+        if op.kind in _SIGMOID_S16:
+            lower.sigmoid_s16_params(x.scale, y.scale, op.kind == "TANH")
+        else:
+            _rescale_s16(graph, op)
     except ModelError as e:
         return [str(e)]
     return []
@@ -392,12 +424,12 @@ def _check_sigmoid_s16(graph, op):
 def _check_pointwise(graph, op):
     """RELU, RELU6, LEAKY_RELU, HARD_SWISH, LOGISTIC, TANH, QUANTIZE int8 -> int8: int8 in
     and out of the same shape; LOGISTIC outputs scale 1/256 zero point -128, TANH 1/128 and
-    0; RELU6 keeps its input's quantization (TFLM's int8 RELU6 only clamps). LOGISTIC and
-    TANH also 16x8 (int16, output 2^-15)."""
+    0; RELU6 keeps its input's quantization (TFLM's int8 RELU6 only clamps). All but
+    HARD_SWISH and QUANTIZE also 16x8 (_check_pointwise_s16)."""
     if len(op.inputs) != 1 or op.inputs[0] < 0:
         return ["needs exactly one input"]
     if _dtype(graph, op.outputs[0]) == INT16:
-        return _check_sigmoid_s16(graph, op)
+        return _check_pointwise_s16(graph, op)
     reasons = _int8_activations(graph, op, op.inputs)
     if reasons:
         return reasons
@@ -707,9 +739,17 @@ def _lower_fully_connected(lw, op):
 
 
 def _lower_softmax(lw, op):
-    x = lw.graph.tensors[op.inputs[0]]
-    mult, shift, diff_min = lower.softmax_params(x.scale, op.options.get("beta", 1.0))
+    x, y = lw.graph.tensors[op.inputs[0]], lw.graph.tensors[op.outputs[0]]
     depth = x.shape[-1]
+    if _is_16x8(lw.graph, op):
+        mult, shift = lower.softmax_s16_params(x.scale, op.options.get("beta", 1.0), y.scale,
+                                               y.zero_point)
+        exp_lut, recip_lut = lower.softmax_s16_luts()
+        lw.emit("SOFTMAX_S16", [lw.tensor(op.inputs[0]), lw.const(exp_lut, np.int16),
+                                lw.const(recip_lut, np.int16)], op.outputs,
+                rows=x.nbytes // 2 // depth, depth=depth, input_multiplier=mult, input_shift=shift)
+        return
+    mult, shift, diff_min = lower.softmax_params(x.scale, op.options.get("beta", 1.0))
     lw.emit("SOFTMAX", [lw.tensor(op.inputs[0])], op.outputs, rows=x.nbytes // depth, depth=depth,
             input_multiplier=mult, input_left_shift=shift, diff_min=diff_min)
 
@@ -781,6 +821,10 @@ def _lower_elementwise(lw, op):
 
 def _lower_pointwise(lw, op):
     x, y = lw.graph.tensors[op.inputs[0]], lw.graph.tensors[op.outputs[0]]
+    if _dtype(lw.graph, op.outputs[0]) == INT16 and op.kind in _RESCALE_S16:
+        lw.emit("RESCALE_S16", [lw.tensor(op.inputs[0])], op.outputs, count=x.nbytes // 2,
+                **_rescale_s16(lw.graph, op))
+        return
     if _dtype(lw.graph, op.outputs[0]) == INT16:
         mult, shift = lower.sigmoid_s16_params(x.scale, y.scale, op.kind == "TANH")
         table = np.array(tables16.SIGMOID_U16, np.uint16).view(np.int16)

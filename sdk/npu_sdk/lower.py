@@ -141,6 +141,57 @@ def softmax_params(input_scale, beta=1.0):
     return mult, shift, -int(radius)
 
 
+def _round_f32(x):
+    """TfLiteRound on a float: ties away from zero, in float32."""
+    return np.float32(math.floor(abs(float(x)) + 0.5) * (1 if x >= 0 else -1))
+
+
+def _gen_lut_s16(func, input_min, input_max):
+    """TFLM's gen_lut<float, int16_t, int16_t> with outputs in [-1, 1]: 512 samples of
+    `func` over [input_min, input_max] in float32, each biased by half its interpolation
+    error at the midpoint, and a 513th for the last slope."""
+    f32 = np.float32
+    lo, hi = f32(input_min), f32(input_max)
+    step = (hi - lo) / f32(512)
+    half, scale = step / f32(2), f32(65536) / (f32(1) - f32(-1))
+    lut = []
+    for i in range(512):
+        val = func(lo + f32(i) * step)
+        mid = func(lo + f32(i) * step + half)
+        nxt = func(lo + f32(i + 1) * step)
+        sample = _round_f32(val * scale)
+        interp = _round_f32((nxt * scale + _round_f32(val * scale)) / f32(2))
+        bias = _round_f32((interp - _round_f32(mid * scale)) / f32(2))
+        lut.append(int(min(max(sample - bias, f32(-32768)), f32(32767))))
+    lut.append(int(min(max(_round_f32(func(hi) * scale), f32(-32768)), f32(32767))))
+    return lut
+
+
+def _expf(x):
+    """float32 exp, correctly rounded (as glibc's expf)."""
+    return np.float32(math.exp(float(x)))
+
+
+def softmax_s16_luts():
+    """TFLM's 16x8 SOFTMAX tables, 513 int16 each: exp over [-10, 0] and 1 / (1 + x) over
+    [0, 1], outputs Q0.15 (computed as its Prepare does)."""
+    return (_gen_lut_s16(_expf, -10.0, 0.0),
+            _gen_lut_s16(lambda v: np.float32(1) / (np.float32(1) + v), 0.0, 1.0))
+
+
+def softmax_s16_params(input_scale, beta, output_scale, output_zero_point):
+    """(input_multiplier, input_shift) of 16x8 SOFTMAX as TFLM's Prepare: the input
+    difference rescaled so that [-65535, 0] is [-10, 0]; output 1/32768 (within 0.1%), 0."""
+    if output_zero_point != 0 or abs(_f32(output_scale) - 1 / 32768) > 0.001 / 32768:
+        raise ModelError("int16 softmax output must have scale 1/32768 and zero point 0 (got "
+                         "%g, %d)" % (_f32(output_scale), output_zero_point))
+    mult, shift = quantize_multiplier(_f32(input_scale) * _f32(beta) / (10.0 / 65535.0))
+    if not -31 <= shift <= 31 or mult <= 0:
+        raise ModelError("int16 softmax: beta * input scale %g is out of the fixed-point range"
+                         % (_f32(input_scale) * _f32(beta)))
+    return mult, shift
+
+
 # ---- convolution and pooling geometry -------------------------------------------
 
 PADDINGS = ("SAME", "VALID")
@@ -381,6 +432,30 @@ def leaky_relu_lut(alpha, input_scale, input_zero_point, output_scale, output_ze
         m, s = (m_id, s_id) if x >= 0 else (m_alpha, s_alpha)
         out.append(output_zero_point + multiply_by_quantized_multiplier(x, m, s))
     return _table(out)
+
+
+def rescale_s16_params(kind, alpha, input_scale, output_scale):
+    """16x8 RELU, RELU6 and LEAKY_RELU (zero points 0) as one two-slope rescale and clamp:
+    y = clamp(MultiplyByQuantizedMultiplier(x, pos or neg multiplier and shift), act_min,
+    act_max), with TFLM's Prepare-time arithmetic of each (RELU6 clamps its raw input)."""
+    identity = (1 << 30, 1)  # MultiplyByQuantizedMultiplier(x, 2^30, 1) == x for int16 x
+    if kind == "RELU6":
+        act = activation_range("RELU6", input_scale, 0, INT16_MIN, INT16_MAX)
+        pos = neg = identity
+    elif kind == "RELU":
+        pos = neg = quantize_multiplier(_f32(input_scale) / _f32(output_scale))
+        act = activation_range("RELU", output_scale, 0, INT16_MIN, INT16_MAX)
+    else:  # the int16 kernel's multipliers from float32 scales and alpha in double (measured:
+        # float32 products differ from TFLM's int16 outputs at ties)
+        s_in, s_out, a = _f32(input_scale), _f32(output_scale), _f32(alpha)
+        neg, pos = quantize_multiplier(s_in * a / s_out), quantize_multiplier(s_in / s_out)
+        act = (INT16_MIN, INT16_MAX)
+    for _, shift in (pos, neg):
+        if not -31 <= shift <= 31:
+            raise ModelError("%s: rescaling factor is out of the int32 fixed-point range"
+                             % kind.lower())
+    return dict(pos_multiplier=pos[0], pos_shift=pos[1], neg_multiplier=neg[0],
+                neg_shift=neg[1], act_min=act[0], act_max=act[1])
 
 
 def _sat16(x):

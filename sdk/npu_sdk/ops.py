@@ -149,6 +149,17 @@ KERNELS = (
     # in_h * in_w <= 65535 int16 values summed in int32, clamped to int16
     Kernel("MEAN_S16", 25, 1, ("batches", "in_h", "in_w", "channels", "multiplier", "shift"),
            ("batches", "in_h", "in_w", "channels")),
+    # 16x8 SOFTMAX over the last axis, TFLM's: exp and 1 / (1 + x) interpolated in two
+    # tables (int16[513] each, npu_sdk.lower.softmax_s16_luts); output Q0.15. depth <= 65535
+    # keeps the int32 sum of exps (each <= 32767) below 2^31.
+    Kernel("SOFTMAX_S16", 26, 3, ("rows", "depth", "input_multiplier", "input_shift"),
+           ("rows", "depth"), constant=(1, 2),
+           ranges={"input_shift": (-31, 31), "depth": (1, 65535)}),
+    # 16x8 RELU, RELU6, LEAKY_RELU: y = clamp(x rescaled by the pos pair (x >= 0) or the neg
+    # pair, act_min, act_max), zero points 0
+    Kernel("RESCALE_S16", 27, 1, ("count", "pos_multiplier", "pos_shift", "neg_multiplier",
+                                  "neg_shift", "act_min", "act_max"), ("count",),
+           ranges=dict(_INT16_ACT, pos_shift=(-31, 31), neg_shift=(-31, 31))),
 )
 
 # --- TFLite ops: what the SDK reads ---------------------------------------------------
@@ -190,11 +201,12 @@ OPS = {op.name: op for op in (
        SAME_AS_INPUT, int16=True),
     Op("ADD", 2, "AddOptions", "elementwise", ("ADD", "ADD_S16"), CALIBRATED, int16=True),
     Op("MUL", 2, "MulOptions", "elementwise", ("MUL", "MUL_S16"), CALIBRATED, int16=True),
-    Op("SOFTMAX", 1, "SoftmaxOptions", "softmax", ("SOFTMAX",), FIXED,
-       fixed_output=(1 / 256, -128)),
-    Op("RELU", 1, None, "pointwise", ("LUT",), CALIBRATED),
-    Op("RELU6", 1, None, "pointwise", ("LUT",), SAME_AS_INPUT),
-    Op("LEAKY_RELU", 1, "LeakyReluOptions", "pointwise", ("LUT",), CALIBRATED),
+    Op("SOFTMAX", 1, "SoftmaxOptions", "softmax", ("SOFTMAX", "SOFTMAX_S16"), FIXED,
+       fixed_output=(1 / 256, -128), int16=True),
+    Op("RELU", 1, None, "pointwise", ("LUT", "RESCALE_S16"), CALIBRATED, int16=True),
+    Op("RELU6", 1, None, "pointwise", ("LUT", "RESCALE_S16"), SAME_AS_INPUT, int16=True),
+    Op("LEAKY_RELU", 1, "LeakyReluOptions", "pointwise", ("LUT", "RESCALE_S16"), CALIBRATED,
+       int16=True),
     Op("HARD_SWISH", 1, "HardSwishOptions", "pointwise", ("LUT",), CALIBRATED),
     Op("LOGISTIC", 1, None, "pointwise", ("LUT", "LOGISTIC_S16"), FIXED,
        fixed_output=(1 / 256, -128), int16=True),

@@ -419,12 +419,12 @@ def _quantize(graph, calibration, method, per_channel, int8_io, overrides, perce
     # the int8 path: int32 tensors, nothing to calibrate.
     graph = rewrite.simplify(graph, (rewrite.fold_constants, rewrite.prune))
     check_float(graph)
-    fixed = sorted({op.kind for op in graph.ops if op.kind in _FIXED_OUTPUT
-                    and not ops.OPS[op.kind].int16})
-    if int16 and fixed:
-        raise ModelError("%s: %s cannot be quantized to 16x8 yet (their int16 output "
-                         "quantization is not implemented); quantize to int8 (drop "
-                         "--activations int16)" % (graph.name, ", ".join(fixed)))
+    lacking = sorted({op.kind for op in graph.ops if op.kind in ops.QUANTIZABLE
+                      and not ops.OPS[op.kind].int16})
+    if int16 and lacking:
+        raise ModelError("%s: %s cannot be quantized to 16x8 (TFLite Micro has no int16 kernel "
+                         "for it); quantize to int8 (drop --activations int16)"
+                         % (graph.name, ", ".join(lacking)))
     settings = _resolve_overrides(graph, overrides)
     notes = []
     samples = _samples(graph, calibration, notes)

@@ -156,6 +156,23 @@ def elementwise_s16_cases(kind):
     return cases
 
 
+def rescale_s16_cases():
+    """16x8 RELU, RELU6 (its input's quantization) and LEAKY_RELU: every 4th int16 value, a
+    few scales; LEAKY_RELU's alphas include a negative one."""
+    rng = np.random.default_rng(67)
+    cases = []
+    for kind in ("RELU", "RELU6", "LEAKY_RELU"):
+        for j in range(3):
+            x = np.arange(-32768 + j, 32768, 4, dtype=np.int16).reshape(1, 64, 256)
+            in_s = float(np.float32(rng.uniform(1e-4, 1e-3)))
+            out_s = in_s if kind == "RELU6" else float(np.float32(in_s * rng.uniform(0.5, 2.0)))
+            alpha = (0.1, 0.3, -0.2)[j] if kind == "LEAKY_RELU" else None
+            model = tb.unary_model(kind, list(x.shape), (in_s, 0), (out_s, 0), alpha,
+                                   dtype=np.int16)
+            cases.append(Case("%s16_%d" % (kind.lower(), j), model, [x]))
+    return cases
+
+
 def sigmoid_s16_cases():
     """16x8 LOGISTIC and TANH: every 4th int16 value (a different quarter per case), at
     power-of-two input scales (TFLM's multiplier-0 form) and others, output Q0.15."""
@@ -198,6 +215,24 @@ def mean_cases():
                                      int(rng.integers(-30, 31)))
         x = rng.integers(-128, 128, shape).astype(np.int8)
         cases.append(Case("mean%d" % i, tb.mean_model(shape, in_q, out_q, keep_dims=keep), [x]))
+    return cases
+
+
+def softmax_s16_cases():
+    """16x8 SOFTMAX: rows of int16 at several input scales and betas (from every logit far
+    below the max to all equal), a 2,000-deep row, and a row of int16 extremes."""
+    rng = np.random.default_rng(66)
+    cases = []
+    for i, (shape, scale, beta) in enumerate([((4, 10), 1e-3, 1.0), ((3, 7), 3e-4, 0.5),
+                                              ((2, 100), 5e-5, 1.0), ((1, 2000), 1e-4, 1.0),
+                                              ((16, 3), 2e-3, 2.0), ((2, 6), 1e-3, 1.0)]):
+        if i == 5:
+            x = np.array([[-32768, 32767, 32767, -32768, 0, 1],
+                          [-32768] * 6], np.int16)
+        else:
+            x = rng.integers(-32768, 32768, shape).astype(np.int16)
+        model = tb.softmax_model(list(shape), (scale, 0), beta, dtype=np.int16)
+        cases.append(Case("softmax16_%d" % i, model, [x]))
     return cases
 
 
@@ -410,4 +445,5 @@ def all_cases():
             + transpose_cases() + fully_connected_s16_cases() + conv_s16_cases(False)
             + conv_s16_cases(True) + quantize_s16_cases() + pool_cases("AVERAGE_POOL_2D", True)
             + pool_cases("MAX_POOL_2D", True) + pad_s16_cases() + elementwise_s16_cases("ADD")
-            + elementwise_s16_cases("MUL") + sigmoid_s16_cases() + mean_s16_cases())
+            + elementwise_s16_cases("MUL") + sigmoid_s16_cases() + mean_s16_cases()
+            + softmax_s16_cases() + rescale_s16_cases())

@@ -2,7 +2,7 @@
 (`quantize(..., activations="int16")`, what `npu compile --activations int16` runs), through
 the whole stack vs TFLite Micro on the C and viper kernels: float32 in and out (QUANTIZE and
 DEQUANTIZE to int16 at the edges), CONV_2D, DEPTHWISE_CONV_2D, RESHAPE and FULLY_CONNECTED;
-then ADD, MUL, TANH, LOGISTIC, PAD and MEAN.
+then ADD, MUL, TANH, LOGISTIC, LEAKY_RELU, RELU, PAD, MEAN and SOFTMAX.
 Tolerance 0.
 """
 import warnings
@@ -70,15 +70,17 @@ def test_viper_kernels_match_tflm(model):
 
 def _float_model_elementwise():
     """The 16x8 elementwise, activation and byte-moving ops the quantizer and compiler take:
-    a residual ADD, TANH * LOGISTIC (a gate), PAD, MEAN (CONCATENATION is not quantized by
-    the SDK in int8 either: op_cases has its 16x8 cases)."""
+    a residual ADD, LEAKY_RELU, TANH * LOGISTIC (a gate), RELU, PAD, MEAN, SOFTMAX
+    (CONCATENATION is not quantized by the SDK in int8 either: op_cases has its 16x8 cases)."""
     n = bench_kernels._Net("gates16x8", (1, 10, 10, 3), 24)
     x = n.conv(0, 8, 3, act="RELU")
     y = n.add(x, n.dw(x, 3, 1, act="NONE"), act="NONE")
+    y = n._op("LEAKY_RELU", [y], n.shape(y), dict(alpha=0.2))
     gate = n._op("MUL", [n._op("TANH", [y], n.shape(y), {}), n._op("LOGISTIC", [y], n.shape(y), {})],
                  n.shape(y), dict(activation="NONE"))
-    z = n.conv(n.pad(n.add(gate, y, act="NONE"), [[0, 0], [1, 1], [1, 1], [0, 0]]), 8, 3, act="NONE", padding="VALID")
-    return n.graph(n.fc(n.mean_flatten(z), 10, act="NONE"))
+    r = n._op("RELU", [n.add(gate, y, act="NONE")], n.shape(y), {})
+    z = n.conv(n.pad(r, [[0, 0], [1, 1], [1, 1], [0, 0]]), 8, 3, act="NONE", padding="VALID")
+    return n.graph(n.softmax(n.fc(n.mean_flatten(z), 10, act="NONE")))
 
 
 def _compiled_16x8(graph, rng):
@@ -104,10 +106,11 @@ def gates():
 def test_elementwise_activation_and_copy_ops_quantize_to_16x8(gates):
     graph, _, _, expected = gates
     kinds = {op.kind for op in graph.ops}
-    assert {"ADD", "MUL", "TANH", "LOGISTIC", "PAD", "MEAN"} <= kinds
+    assert {"ADD", "MUL", "TANH", "LOGISTIC", "PAD", "MEAN", "LEAKY_RELU", "RELU",
+            "SOFTMAX"} <= kinds
     for op in graph.ops[1:-1]:
         assert np.dtype(graph.tensors[op.outputs[0]].dtype) == np.int16, op.kind
-        if op.kind in ("TANH", "LOGISTIC"):
+        if op.kind in ("TANH", "LOGISTIC", "SOFTMAX"):
             assert graph.tensors[op.outputs[0]].scale == 2 ** -15
     assert len(np.unique(np.concatenate(expected))) > 20
 
@@ -123,7 +126,7 @@ def test_elementwise_16x8_on_viper_matches_tflm(gates):
 
 
 def test_ops_without_16x8_quantization_are_refused_by_name():
-    n = bench_kernels._Net("soft", (1, 8), 23)
-    graph = n.graph(n.softmax(n.fc(0, 4, act="NONE")))
-    with pytest.raises(Exception, match="SOFTMAX cannot be quantized to 16x8"):
+    n = bench_kernels._Net("swish", (1, 8), 23)
+    graph = n.graph(n._op("HARD_SWISH", [n.fc(0, 4, act="NONE")], (1, 4), {}))
+    with pytest.raises(Exception, match="HARD_SWISH cannot be quantized to 16x8"):
         quantize.quantize(graph, np.zeros((4, 1, 8), np.float32), activations="int16")
