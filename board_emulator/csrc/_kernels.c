@@ -29,10 +29,6 @@
 #define ELEM_I64 NPU_I64
 typedef npu_elem elem_kind;
 
-static long long volume(long long a, long long b, long long c, long long d) {
-    return a * b * c * d;
-}
-
 /* The buffers one call holds; released together on every path. */
 typedef struct {
     Py_buffer views[6];
@@ -208,15 +204,6 @@ static int check_range(const char *name, long long value, long long lo, long lon
     return npu_check_range(&e, name, value, lo, hi) < 0 ? raise_err(&e) : 0;
 }
 
-static int check_positive(const char *name, long long value) {
-    npu_err e;
-    return npu_check_positive(&e, name, value) < 0 ? raise_err(&e) : 0;
-}
-
-static int check_window(const npu_window *g) {
-    npu_err e;
-    return npu_check_window(&e, g) < 0 ? raise_err(&e) : 0;
-}
 
 /* The call's buffers objs[0..n-1], each checked against its need (npu_args_*): NULL for an
  * optional one given as None. On failure an exception is set and nothing is held. */
@@ -328,23 +315,14 @@ static PyObject *py_fully_connected(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-/* Shifts in [-31, 7], multipliers >= 0 and |bias| <= 2^46: TFLM's 64-bit requantization
- * stays inside int64 (the 16x8 kernels' promise). */
+/* The 16x8 requantization's values (npu_check_requant_s16), once the buffers are held. */
 static int check_requant_s16(const Py_buffer *mult, const Py_buffer *shift,
                              const Py_buffer *bias, int n) {
-    const int32_t *s = (const int32_t *)shift->buf, *m = (const int32_t *)mult->buf;
-    for (int o = 0; o < n; ++o) {
-        if (s[o] < -31 || s[o] > 7 || m[o] < 0) {
-            PyErr_Format(PyExc_ValueError, "shift[%d] must be in [-31, 7] and mult[%d] >= 0, "
-                         "got %d, %d", o, o, (int)s[o], (int)m[o]);
-            return -1;
-        }
-        if (bias != NULL && llabs((long long)((const int64_t *)bias->buf)[o]) > (1LL << 46)) {
-            PyErr_Format(PyExc_ValueError, "bias[%d] must be within +-2^46", o);
-            return -1;
-        }
-    }
-    return 0;
+    npu_err e;
+    return npu_check_requant_s16(&e, (const int32_t *)mult->buf, (const int32_t *)shift->buf,
+                                 bias != NULL ? (const int64_t *)bias->buf : NULL, n) < 0
+               ? raise_err(&e)
+               : 0;
 }
 
 PyDoc_STRVAR(fully_connected_s16_doc,
@@ -356,44 +334,36 @@ PyDoc_STRVAR(fully_connected_s16_doc,
 "out: writable int16[batches*out_depth], mult/shift: int32[out_depth].");
 
 static PyObject *py_fully_connected_s16(PyObject *self, PyObject *args) {
-    PyObject *inp_obj, *w_obj, *bias_obj, *out_obj, *mult_obj, *shift_obj;
+    PyObject *objs[6];
     int batches, in_depth, out_depth, act_min, act_max;
     buffer_set set = {.count = 0};
-    const Py_buffer *inp, *w, *bias = NULL, *out, *mult, *shift;
+    const Py_buffer *v[6];
+    npu_need needs[6];
+    npu_err e;
     (void)self;
 
-    if (!PyArg_ParseTuple(args, "OOOOOOiiiii:fully_connected_s16", &inp_obj, &w_obj, &bias_obj,
-                          &out_obj, &mult_obj, &shift_obj, &batches, &in_depth, &out_depth,
+    if (!PyArg_ParseTuple(args, "OOOOOOiiiii:fully_connected_s16", &objs[0], &objs[1], &objs[2],
+                          &objs[3], &objs[4], &objs[5], &batches, &in_depth, &out_depth,
                           &act_min, &act_max)) {
         return NULL;
     }
-    /* |x * w| <= 2^22: in_depth < 2^24 and |bias| <= 2^46 keep the int64 sum inside
-     * TFLM's 2^47 bound (and its product with a 16-bit multiplier inside int64). */
-    if (check_positive("batches", batches) < 0 || check_positive("out_depth", out_depth) < 0 ||
-        check_range("in_depth", in_depth, 1, (1 << 24) - 1) < 0 ||
-        check_range("act_min", act_min, -32768, 32767) < 0 ||
-        check_range("act_max", act_max, act_min, 32767) < 0) {
+    const int n = npu_args_fully_connected_s16(&e, needs, batches, in_depth, out_depth, act_min,
+                                               act_max);
+    if (n < 0) {
+        return raise_null(&e);
+    }
+    if (acquire_needs(&set, objs, needs, n, v) < 0) {
         return NULL;
     }
-    if ((inp = acquire(&set, inp_obj, "inp", ELEM_I16, 0, (long long)batches * in_depth)) == NULL ||
-        (w = acquire(&set, w_obj, "weights", ELEM_I8, 0, (long long)out_depth * in_depth)) == NULL ||
-        (bias_obj != Py_None &&
-         (bias = acquire(&set, bias_obj, "bias", ELEM_I64, 0, out_depth)) == NULL) ||
-        (out = acquire(&set, out_obj, "out", ELEM_I16, 1, (long long)batches * out_depth)) == NULL ||
-        (mult = acquire(&set, mult_obj, "mult", ELEM_I32, 0, out_depth)) == NULL ||
-        (shift = acquire(&set, shift_obj, "shift", ELEM_I32, 0, out_depth)) == NULL) {
-        release_all(&set);
-        return NULL;
-    }
-    if (check_requant_s16(mult, shift, bias, out_depth) < 0) {
+    if (check_requant_s16(v[4], v[5], v[2], out_depth) < 0) {
         release_all(&set);
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
-    npu_fully_connected_s16((const int16_t *)inp->buf, (const int8_t *)w->buf,
-                            bias != NULL ? (const int64_t *)bias->buf : NULL,
-                            (int16_t *)out->buf, (const int32_t *)mult->buf,
-                            (const int32_t *)shift->buf, batches, in_depth, out_depth, act_min,
+    npu_fully_connected_s16((const int16_t *)v[0]->buf, (const int8_t *)v[1]->buf,
+                            v[2] != NULL ? (const int64_t *)v[2]->buf : NULL,
+                            (int16_t *)v[3]->buf, (const int32_t *)v[4]->buf,
+                            (const int32_t *)v[5]->buf, batches, in_depth, out_depth, act_min,
                             act_max);
     Py_END_ALLOW_THREADS
     release_all(&set);
@@ -465,30 +435,31 @@ PyDoc_STRVAR(dequantize_s16_doc,
 
 /* quantize_s16 (to_float 0) or dequantize_s16 (1) */
 static PyObject *convert_s16(PyObject *args, int to_float) {
-    PyObject *inp_obj, *out_obj;
+    PyObject *objs[2];
     int n, zero_point;
     float scale;
     buffer_set set = {.count = 0};
-    const Py_buffer *inp, *out;
+    const Py_buffer *v[2];
+    npu_need needs[2];
+    npu_err e;
 
     if (!PyArg_ParseTuple(args, to_float ? "OOifi:dequantize_s16" : "OOifi:quantize_s16",
-                          &inp_obj, &out_obj, &n, &scale, &zero_point)) {
+                          &objs[0], &objs[1], &n, &scale, &zero_point)) {
         return NULL;
     }
-    if (check_positive("n", n) < 0 ||
-        check_quant_params_range(scale, zero_point, -32768, 32767) < 0) {
-        return NULL;
+    const int count = npu_args_quantize_s16(&e, needs, !to_float, n, scale, zero_point);
+    if (count < 0) {
+        return raise_null(&e);
     }
-    if ((inp = acquire(&set, inp_obj, "inp", to_float ? ELEM_I16 : ELEM_F32, 0, n)) == NULL ||
-        (out = acquire(&set, out_obj, "out", to_float ? ELEM_F32 : ELEM_I16, 1, n)) == NULL) {
-        release_all(&set);
+    if (acquire_needs(&set, objs, needs, count, v) < 0) {
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
     if (to_float) {
-        npu_dequantize_s16_f32((const int16_t *)inp->buf, (float *)out->buf, n, scale, zero_point);
+        npu_dequantize_s16_f32((const int16_t *)v[0]->buf, (float *)v[1]->buf, n, scale,
+                               zero_point);
     } else {
-        npu_quantize_f32_s16((const float *)inp->buf, (int16_t *)out->buf, n, scale, zero_point);
+        npu_quantize_f32_s16((const float *)v[0]->buf, (int16_t *)v[1]->buf, n, scale, zero_point);
     }
     Py_END_ALLOW_THREADS
     release_all(&set);
@@ -670,59 +641,37 @@ PyDoc_STRVAR(depthwise_conv2d_s16_doc,
 "16x8 DEPTHWISE_CONV_2D, bit-exact with TFLite Micro.");
 
 static PyObject *conv_s16_common(PyObject *args, int depthwise) {
-    PyObject *inp_obj, *w_obj, *bias_obj, *out_obj, *mult_obj, *shift_obj;
+    PyObject *objs[6];
     npu_window g = {0};
     int channels, act_min, act_max;
     buffer_set set = {.count = 0};
-    const Py_buffer *inp, *w, *bias = NULL, *out, *mult, *shift;
+    const Py_buffer *v[6];
+    npu_need needs[6];
+    npu_err e;
 
     if (!PyArg_ParseTuple(args, depthwise ? "OOOOOOiiiiiiiiiiiiiiiii:depthwise_conv2d_s16"
                                           : "OOOOOOiiiiiiiiiiiiiiiii:conv2d_s16",
-                          &inp_obj, &w_obj, &bias_obj, &out_obj, &mult_obj, &shift_obj,
+                          &objs[0], &objs[1], &objs[2], &objs[3], &objs[4], &objs[5],
                           &g.batches, &g.in_h, &g.in_w, &g.in_c, &g.out_h, &g.out_w, &channels,
                           &g.k_h, &g.k_w, &g.stride_h, &g.stride_w, &g.dilation_h,
                           &g.dilation_w, &g.pad_h, &g.pad_w, &act_min, &act_max)) {
         return NULL;
     }
-    if (check_positive(depthwise ? "depth_multiplier" : "out_c", channels) < 0 ||
-        check_positive("in_c", g.in_c) < 0) {
+    const int n = npu_args_conv_s16(&e, needs, &g, depthwise, channels, act_min, act_max);
+    if (n < 0) {
+        return raise_null(&e);
+    }
+    if (acquire_needs(&set, objs, needs, n, v) < 0) {
         return NULL;
     }
-    if (depthwise && (long long)g.in_c * channels > INT32_MAX / 2) {
-        PyErr_SetString(PyExc_ValueError, "in_c * depth_multiplier is too large");
-        return NULL;
-    }
-    g.depth_multiplier = depthwise ? channels : 1;
-    g.out_c = depthwise ? g.in_c * channels : channels;
-    if (check_window(&g) < 0 || check_range("act_min", act_min, -32768, 32767) < 0 ||
-        check_range("act_max", act_max, act_min, 32767) < 0) {
-        return NULL;
-    }
-    if ((depthwise ? (long long)g.k_h * g.k_w : volume(g.k_h, g.k_w, g.in_c, 1)) >
-        MAX_WINDOW_MACS) {
-        PyErr_Format(PyExc_ValueError, "%s must be at most %d", depthwise ? "k_h * k_w" :
-                     "k_h * k_w * in_c", MAX_WINDOW_MACS);
-        return NULL;
-    }
-    if ((inp = acquire(&set, inp_obj, "inp", ELEM_I16, 0,
-                       volume(g.batches, g.in_h, g.in_w, g.in_c))) == NULL ||
-        (w = acquire(&set, w_obj, "weights", ELEM_I8, 0,
-                     depthwise ? volume(g.k_h, g.k_w, g.out_c, 1)
-                               : volume(g.out_c, g.k_h, g.k_w, g.in_c))) == NULL ||
-        (bias_obj != Py_None &&
-         (bias = acquire(&set, bias_obj, "bias", ELEM_I64, 0, g.out_c)) == NULL) ||
-        (out = acquire(&set, out_obj, "out", ELEM_I16, 1,
-                       volume(g.batches, g.out_h, g.out_w, g.out_c))) == NULL ||
-        (mult = acquire(&set, mult_obj, "mult", ELEM_I32, 0, g.out_c)) == NULL ||
-        (shift = acquire(&set, shift_obj, "shift", ELEM_I32, 0, g.out_c)) == NULL ||
-        check_requant_s16(mult, shift, bias, g.out_c) < 0) {
+    if (check_requant_s16(v[4], v[5], v[2], g.out_c) < 0) {
         release_all(&set);
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
-    npu_conv2d_s16((const int16_t *)inp->buf, (const int8_t *)w->buf,
-                   bias != NULL ? (const int64_t *)bias->buf : NULL, (int16_t *)out->buf,
-                   (const int32_t *)mult->buf, (const int32_t *)shift->buf, &g, depthwise,
+    npu_conv2d_s16((const int16_t *)v[0]->buf, (const int8_t *)v[1]->buf,
+                   v[2] != NULL ? (const int64_t *)v[2]->buf : NULL, (int16_t *)v[3]->buf,
+                   (const int32_t *)v[4]->buf, (const int32_t *)v[5]->buf, &g, depthwise,
                    act_min, act_max);
     Py_END_ALLOW_THREADS
     release_all(&set);

@@ -97,6 +97,32 @@ int npu_check_shifts(npu_err *e, const int32_t *shift, int32_t n) {
     return 0;
 }
 
+int npu_check_requant_s16(npu_err *e, const int32_t *mult, const int32_t *shift,
+                          const int64_t *bias, int32_t n) {
+    for (int32_t o = 0; o < n; ++o) {
+        if (shift[o] < -31 || shift[o] > 7 || mult[o] < 0) {
+            msg m = msg_start(e);
+            put_s(&m, "shift[");
+            put_i(&m, o);
+            put_s(&m, "] must be in [-31, 7] and mult[");
+            put_i(&m, o);
+            put_s(&m, "] >= 0, got ");
+            put_i(&m, shift[o]);
+            put_s(&m, ", ");
+            put_i(&m, mult[o]);
+            return -1;
+        }
+        if (bias != NULL && (bias[o] > NPU_MAX_BIAS_S64 || bias[o] < -NPU_MAX_BIAS_S64)) {
+            msg m = msg_start(e);
+            put_s(&m, "bias[");
+            put_i(&m, o);
+            put_s(&m, "] must be within +-2^46");
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int npu_check_buffer(npu_err *e, const npu_need *need, long long len, uintptr_t address) {
     const long long size = npu_elem_sizes[need->kind];
     msg m = msg_start(e);
@@ -179,6 +205,28 @@ int npu_fc_pairs(npu_err *e, const npu_need *needs, long long mult_len, long lon
     return out_depth;
 }
 
+int npu_args_fully_connected_s16(npu_err *e, npu_need *needs, int32_t batches,
+                                 int32_t in_depth, int32_t out_depth, int32_t act_min,
+                                 int32_t act_max) {
+    /* |x * w| <= 2^22: in_depth < 2^24 and |bias| <= 2^46 keep the int64 sum inside
+     * TFLM's 2^47 bound (and its product with a 16-bit multiplier inside int64). */
+    if (npu_check_positive(e, "batches", batches) < 0 ||
+        npu_check_positive(e, "out_depth", out_depth) < 0 ||
+        npu_check_range(e, "in_depth", in_depth, 1, (1 << 24) - 1) < 0 ||
+        npu_check_range(e, "act_min", act_min, -32768, 32767) < 0 ||
+        npu_check_range(e, "act_max", act_max, act_min, 32767) < 0) {
+        return -1;
+    }
+    need(&needs[0], "inp", NPU_I16, 0, (long long)batches * in_depth);
+    need(&needs[1], "weights", NPU_I8, 0, (long long)out_depth * in_depth);
+    need(&needs[2], "bias", NPU_I64, 0, out_depth);
+    needs[2].optional = 1;
+    need(&needs[3], "out", NPU_I16, 1, (long long)batches * out_depth);
+    need(&needs[4], "mult", NPU_I32, 0, out_depth);
+    need(&needs[5], "shift", NPU_I32, 0, out_depth);
+    return 6;
+}
+
 int npu_args_softmax(npu_err *e, npu_need *needs, int32_t rows, int32_t depth,
                      int32_t input_left_shift, int32_t diff_min) {
     if (npu_check_positive(e, "rows", rows) < 0 || npu_check_positive(e, "depth", depth) < 0 ||
@@ -205,6 +253,22 @@ int npu_args_quantize(npu_err *e, npu_need *needs, int to_int8, int32_t n, float
     }
     need(&needs[0], "inp", to_int8 ? NPU_F32 : NPU_I8, 0, n);
     need(&needs[1], "out", to_int8 ? NPU_I8 : NPU_F32, 1, n);
+    return 2;
+}
+
+int npu_args_quantize_s16(npu_err *e, npu_need *needs, int to_int16, int32_t n, float scale,
+                          int32_t zero_point) {
+    if (npu_check_positive(e, "n", n) < 0) {
+        return -1;
+    }
+    if (!(scale > 0.0f) || scale * 2.0f == scale) {
+        return fail(e, "scale must be a finite float32 > 0");
+    }
+    if (npu_check_range(e, "zero_point", zero_point, -32768, 32767) < 0) {
+        return -1;
+    }
+    need(&needs[0], "inp", to_int16 ? NPU_F32 : NPU_I16, 0, n);
+    need(&needs[1], "out", to_int16 ? NPU_I16 : NPU_F32, 1, n);
     return 2;
 }
 
@@ -288,6 +352,23 @@ int npu_args_conv(npu_err *e, npu_need *needs, npu_window *g, int depthwise, int
     need(&needs[4], "mult", NPU_I32, 0, g->out_c);
     need(&needs[5], "shift", NPU_I32, 0, g->out_c);
     return 6;
+}
+
+int npu_args_conv_s16(npu_err *e, npu_need *needs, npu_window *g, int depthwise,
+                      int32_t channels, int32_t act_min, int32_t act_max) {
+    /* the int8 checks with offset 0 and the int8 clamp opened to int16 below */
+    const int n = npu_args_conv(e, needs, g, depthwise, channels, 0, -128, 127);
+    if (n < 0) {
+        return -1;
+    }
+    if (npu_check_range(e, "act_min", act_min, -32768, 32767) < 0 ||
+        npu_check_range(e, "act_max", act_max, act_min, 32767) < 0) {
+        return -1;
+    }
+    needs[0].kind = NPU_I16;
+    needs[2].kind = NPU_I64;
+    needs[3].kind = NPU_I16;
+    return n;
 }
 
 int npu_args_pool(npu_err *e, npu_need *needs, npu_window *g, int32_t act_min, int32_t act_max,
