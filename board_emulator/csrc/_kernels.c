@@ -945,6 +945,71 @@ static PyObject *py_lut(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+PyDoc_STRVAR(lut_s8_s16_doc,
+"lut_s8_s16(inp, table, out, n)\n"
+"--\n\n"
+"QUANTIZE int8 -> int16: out[i] = table[inp[i] + 128], table int16[256] from\n"
+"npu_sdk.lower.requantize_s8_s16_lut.");
+
+static PyObject *py_lut_s8_s16(PyObject *self, PyObject *args) {
+    PyObject *objs[3];
+    int n;
+    buffer_set set = {.count = 0};
+    const Py_buffer *v[3];
+    npu_need needs[3];
+    npu_err e;
+    (void)self;
+
+    if (!PyArg_ParseTuple(args, "OOOi:lut_s8_s16", &objs[0], &objs[1], &objs[2], &n)) {
+        return NULL;
+    }
+    const int count = npu_args_lut_s8_s16(&e, needs, n);
+    if (count < 0) {
+        return raise_null(&e);
+    }
+    if (acquire_needs(&set, objs, needs, count, v) < 0) {
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    npu_lut_s8_s16((const int8_t *)v[0]->buf, (const int16_t *)v[1]->buf, (int16_t *)v[2]->buf, n);
+    Py_END_ALLOW_THREADS
+    release_all(&set);
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(requantize_s16_s8_doc,
+"requantize_s16_s8(inp, out, n, multiplier, shift, output_offset)\n"
+"--\n\n"
+"QUANTIZE int16 (zero point 0) -> int8 as TFLite Micro's Requantize, bit-exact.");
+
+static PyObject *py_requantize_s16_s8(PyObject *self, PyObject *args) {
+    PyObject *objs[2];
+    int n, mult, shift, output_offset;
+    buffer_set set = {.count = 0};
+    const Py_buffer *v[2];
+    npu_need needs[2];
+    npu_err e;
+    (void)self;
+
+    if (!PyArg_ParseTuple(args, "OOiiii:requantize_s16_s8", &objs[0], &objs[1], &n, &mult,
+                          &shift, &output_offset)) {
+        return NULL;
+    }
+    const int count = npu_args_requantize_s16_s8(&e, needs, n, shift, output_offset);
+    if (count < 0) {
+        return raise_null(&e);
+    }
+    if (acquire_needs(&set, objs, needs, count, v) < 0) {
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    npu_requantize_s16_s8((const int16_t *)v[0]->buf, (int8_t *)v[1]->buf, n, mult, shift,
+                          output_offset);
+    Py_END_ALLOW_THREADS
+    release_all(&set);
+    Py_RETURN_NONE;
+}
+
 PyDoc_STRVAR(rescale_s16_doc,
 "rescale_s16(inp, out, n, pos_multiplier, pos_shift, neg_multiplier, neg_shift, act_min,\n"
 "            act_max)\n"
@@ -1290,6 +1355,8 @@ static PyMethodDef kernels_methods[] = {
     {"logistic_s16", py_logistic_s16, METH_VARARGS, logistic_s16_doc},
     {"softmax_s16", py_softmax_s16, METH_VARARGS, softmax_s16_doc},
     {"rescale_s16", py_rescale_s16, METH_VARARGS, rescale_s16_doc},
+    {"lut_s8_s16", py_lut_s8_s16, METH_VARARGS, lut_s8_s16_doc},
+    {"requantize_s16_s8", py_requantize_s16_s8, METH_VARARGS, requantize_s16_s8_doc},
     {"tanh_s16", py_tanh_s16, METH_VARARGS, tanh_s16_doc},
     {"max_pool2d", py_max_pool2d, METH_VARARGS, max_pool2d_doc},
     {"add", py_add, METH_VARARGS, add_doc},

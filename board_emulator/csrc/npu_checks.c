@@ -468,6 +468,27 @@ int npu_args_rescale_s16(npu_err *e, npu_need *needs, int32_t n, int32_t pos_shi
     return 2;
 }
 
+int npu_args_lut_s8_s16(npu_err *e, npu_need *needs, int32_t n) {
+    if (npu_check_positive(e, "n", n) < 0) {
+        return -1;
+    }
+    need(&needs[0], "inp", NPU_I8, 0, n);
+    need(&needs[1], "table", NPU_I16, 0, 256);
+    need(&needs[2], "out", NPU_I16, 1, n);
+    return 3;
+}
+
+int npu_args_requantize_s16_s8(npu_err *e, npu_need *needs, int32_t n, int32_t shift,
+                               int32_t output_offset) {
+    if (npu_check_positive(e, "n", n) < 0 || npu_check_range(e, "shift", shift, -31, 31) < 0 ||
+        npu_check_range(e, "output_offset", output_offset, -128, 127) < 0) {
+        return -1;
+    }
+    need(&needs[0], "inp", NPU_I16, 0, n);
+    need(&needs[1], "out", NPU_I8, 1, n);
+    return 2;
+}
+
 int npu_args_softmax_s16(npu_err *e, npu_need *needs, int32_t rows, int32_t depth,
                          int32_t shift) {
     if (npu_check_positive(e, "rows", rows) < 0 ||

@@ -91,6 +91,10 @@ int npu_args_arith_s16(npu_err *e, npu_need *needs, const npu_arith *p, int is_a
 /* 16x8 RELU, RELU6, LEAKY_RELU. */
 int npu_args_rescale_s16(npu_err *e, npu_need *needs, int32_t n, int32_t pos_shift,
                          int32_t neg_shift, int32_t act_min, int32_t act_max);
+/* QUANTIZE int8 -> int16 (a table) and int16 -> int8. */
+int npu_args_lut_s8_s16(npu_err *e, npu_need *needs, int32_t n);
+int npu_args_requantize_s16_s8(npu_err *e, npu_need *needs, int32_t n, int32_t shift,
+                               int32_t output_offset);
 /* 16x8 SOFTMAX: needs inp, out, exp_lut, recip_lut. */
 int npu_args_softmax_s16(npu_err *e, npu_need *needs, int32_t rows, int32_t depth,
                          int32_t shift);

@@ -825,6 +825,22 @@ void npu_rescale_s16(const int16_t *input, int16_t *output, int32_t n, int32_t p
     }
 }
 
+/* ---- QUANTIZE between int8 and int16 ---------------------------------------------- */
+
+void npu_lut_s8_s16(const int8_t *input, const int16_t *table, int16_t *output, int32_t n) {
+    for (int32_t i = 0; i < n; ++i) {
+        output[i] = table[(int32_t)input[i] + 128];
+    }
+}
+
+void npu_requantize_s16_s8(const int16_t *input, int8_t *output, int32_t n, int32_t mult,
+                           int32_t shift, int32_t output_offset) {
+    for (int32_t i = 0; i < n; ++i) {
+        const int32_t y = npu_multiply_by_quantized_multiplier(input[i], mult, shift);
+        output[i] = (int8_t)clamp_i32(npu_wrap_add(y, output_offset), -128, 127);
+    }
+}
+
 /* ---- 16x8 SOFTMAX ----------------------------------------------------------------- */
 
 /* TFLM's int16 table lookup: 512 segments of 128 inputs, linear between lut[i], lut[i + 1]. */

@@ -145,6 +145,12 @@ void npu_rescale_s16(const int16_t *input, int16_t *output, int32_t n, int32_t p
                      int32_t pos_shift, int32_t neg_mult, int32_t neg_shift, int32_t act_min,
                      int32_t act_max);
 
+/* QUANTIZE int8 -> int16: output[i] = table[input[i] + 128] (npu_sdk.lower.requantize_s8_s16_lut);
+ * int16 (zero point 0) -> int8 as TFLM's Requantize. Caller guarantees -31 <= shift <= 31. */
+void npu_lut_s8_s16(const int8_t *input, const int16_t *table, int16_t *output, int32_t n);
+void npu_requantize_s16_s8(const int16_t *input, int8_t *output, int32_t n, int32_t mult,
+                           int32_t shift, int32_t output_offset);
+
 /* 16x8 SOFTMAX over rows of `depth` int16 values as TFLM: exp and 1 / (1 + x) interpolated
  * in int16[513] tables (npu_sdk.lower.softmax_s16_luts), output Q0.15. Caller guarantees
  * 1 <= depth <= 65535, -31 <= shift <= 31; input and output may not overlap. */

@@ -148,6 +148,19 @@ class Model:
             return npu.lut, (self._tensor(op.inputs[0], _INT8, n, what),
                              self._tensor(op.inputs[1], _INT8, 256, what),
                              self._tensor(op.outputs[0], _INT8, n, what), n)
+        if code == opcodes.LUT_S8_S16:
+            n = p[0]
+            _check(n >= 1, what, "bad count")
+            return _kernel16(npu, "lut_s8_s16"), (self._tensor(op.inputs[0], _INT8, n, what),
+                                                  self._tensor(op.inputs[1], _INT16, 512, what),
+                                                  self._tensor(op.outputs[0], _INT16, 2 * n, what), n)
+        if code == opcodes.REQUANTIZE_S16_S8:
+            n, _, shift, out_off = p
+            _check(n >= 1 and -31 <= shift <= 31 and -128 <= out_off <= 127, what,
+                   "bad count, shift or zero point")
+            return _kernel16(npu, "requantize_s16_s8"), (
+                self._tensor(op.inputs[0], _INT16, 2 * n, what),
+                self._tensor(op.outputs[0], _INT8, n, what)) + tuple(p)
         if code == opcodes.RESCALE_S16:
             n, _, ps, _, ns, amin, amax = p
             _check(n >= 1 and -31 <= ps <= 31 and -31 <= ns <= 31

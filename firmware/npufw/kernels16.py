@@ -435,3 +435,26 @@ def rescale_s16(inp, out, n, pos_multiplier, pos_shift, neg_multiplier, neg_shif
         kernels._requantize(neg, k, mn, sn, 0)
         kernels._ew_sum(pos, neg, k)
         _store16(pos, out, i, k, act_min, act_max)
+
+
+# ---- QUANTIZE between int8 and int16 (models mixing int8 and 16x8 layers) --------------
+
+@micropython.viper
+def lut_s8_s16(inp: ptr8, table: ptr8, out: ptr8, n: int):
+    """out[i] = table[inp[i] + 128], int16 table and output; arguments as the C binding's."""
+    for i in range(n):
+        j = (inp[i] ^ 0x80) << 1
+        out[i << 1] = table[j]
+        out[(i << 1) + 1] = table[j + 1]
+
+
+def requantize_s16_s8(inp, out, n, multiplier, shift, output_offset):
+    """int16 (zero point 0) -> int8 as TFLM's Requantize; arguments as the C binding's."""
+    kernels._grow(_CHUNK)
+    acc = kernels._acc
+    m, s = kernels._word(4, multiplier), kernels._word(5, shift)
+    for i in range(0, n, _CHUNK):
+        k = min(_CHUNK, n - i)
+        _ew_load16(inp, i, 1, k, 0, acc)
+        kernels._requantize(acc, k, m, s, 0)
+        kernels._store(acc, out, i, k, output_offset, -128, 127)

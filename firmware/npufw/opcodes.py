@@ -30,6 +30,8 @@ TANH_S16 = 24
 MEAN_S16 = 25
 SOFTMAX_S16 = 26
 RESCALE_S16 = 27
+LUT_S8_S16 = 28
+REQUANTIZE_S16_S8 = 29
 
 # opcode -> (name, number of tensor inputs, number of int32 params)
 OPS = {
@@ -60,6 +62,8 @@ OPS = {
     MEAN_S16: ('MEAN_S16', 1, 6),
     SOFTMAX_S16: ('SOFTMAX_S16', 3, 4),
     RESCALE_S16: ('RESCALE_S16', 1, 7),
+    LUT_S8_S16: ('LUT_S8_S16', 2, 1),
+    REQUANTIZE_S16_S8: ('REQUANTIZE_S16_S8', 1, 4),
 }
 
 # opcode -> (ranges: ((param index, lo, hi), ...), work: the param indices whose
@@ -132,6 +136,10 @@ CHECKS = {
     RESCALE_S16: (
         ((2, -31, 31), (4, -31, 31), (5, -32768, 32767), (6, -32768, 32767)), (0,), (),
         ()),
+    LUT_S8_S16: (
+        (), (0,), (), (1,)),
+    REQUANTIZE_S16_S8: (
+        ((2, -31, 31), (3, -128, 127)), (0,), (), ()),
 }
 CHANNEL_SHIFT = (-31, 31)  # each element of a per-channel shift table
 

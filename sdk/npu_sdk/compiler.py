@@ -145,12 +145,27 @@ def _check_reshape(graph, op):
 
 
 def _check_quantize(graph, op):
-    """QUANTIZE: float32 -> int8 or int16, or int8 -> int8 (requantization)."""
-    if _dtype(graph, op.inputs[0]) == INT8 and _dtype(graph, op.outputs[0]) == INT8:
+    """QUANTIZE: float32 -> int8 or int16, or a requantization between int8 and int16 (an
+    int16 side with zero point 0: 16x8)."""
+    src, dst = _dtype(graph, op.inputs[0]), _dtype(graph, op.outputs[0])
+    if src == INT8 and dst == INT8:
         return _check_pointwise(graph, op)
-    if _dtype(graph, op.inputs[0]) != FLOAT32 or _dtype(graph, op.outputs[0]) not in (INT8, INT16):
-        return ["only float32 -> int8 or int16 and int8 -> int8 are supported (got %s -> %s)"
-                % (_dtype(graph, op.inputs[0]), _dtype(graph, op.outputs[0]))]
+    if src in (INT8, INT16) and dst in (INT8, INT16):
+        x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+        reasons = [r for t, r in ((x, "input"), (y, "output")) if t.scales is None or (
+            np.dtype(t.dtype) == INT16 and np.any(t.zero_points != 0))]
+        if reasons:
+            return ["%s must be quantized (int16 with zero point 0)" % " and ".join(reasons)]
+        if x.nbytes // src.itemsize != y.nbytes // dst.itemsize:
+            return ["input shape %s and output shape %s differ" % (x.shape, y.shape)]
+        try:
+            lower.requantize_params(x.scale, y.scale)
+        except ModelError as e:
+            return [str(e)]
+        return []
+    if src != FLOAT32 or dst not in (INT8, INT16):
+        return ["only float32 -> int8 or int16 and requantization between int8 and int16 are "
+                "supported (got %s -> %s)" % (src, dst)]
     return []
 
 
@@ -836,8 +851,24 @@ def _lower_pointwise(lw, op):
 
 
 def _lower_quantize(lw, op):
-    if _dtype(lw.graph, op.inputs[0]) == INT8:
+    src, dst = _dtype(lw.graph, op.inputs[0]), _dtype(lw.graph, op.outputs[0])
+    x, y = lw.graph.tensors[op.inputs[0]], lw.graph.tensors[op.outputs[0]]
+    count = x.nbytes // src.itemsize
+    if src == INT8 and dst == INT8:
         _lower_pointwise(lw, op)
+    elif src == INT8:
+        table = lower.requantize_s8_s16_lut(x.scale, x.zero_point, y.scale)
+        lw.emit("LUT_S8_S16", [lw.tensor(op.inputs[0]), lw.const(table, np.int16)], op.outputs,
+                count=count)
+    elif src == INT16 and dst in (INT8, INT16):
+        mult, shift = lower.requantize_params(x.scale, y.scale)
+        if dst == INT8:
+            lw.emit("REQUANTIZE_S16_S8", [lw.tensor(op.inputs[0])], op.outputs, count=count,
+                    multiplier=mult, shift=shift, output_offset=y.zero_point)
+        else:  # int16 -> int16: one rescale for both signs, the int16 clamp
+            lw.emit("RESCALE_S16", [lw.tensor(op.inputs[0])], op.outputs, count=count,
+                    pos_multiplier=mult, pos_shift=shift, neg_multiplier=mult, neg_shift=shift,
+                    act_min=lower.INT16_MIN, act_max=lower.INT16_MAX)
     else:
         _lower_edge("QUANTIZE_S16" if _dtype(lw.graph, op.outputs[0]) == INT16 else "QUANTIZE")(lw, op)
 

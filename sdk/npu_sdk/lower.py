@@ -592,14 +592,27 @@ def sigmoid_s16_params(input_scale, output_scale, tanh):
     return int(multiplier), shift
 
 
-def requantize_lut(input_scale, input_zero_point, output_scale, output_zero_point):
-    """QUANTIZE int8 -> int8 as TFLM's reference_ops::Requantize."""
+def requantize_params(input_scale, output_scale):
+    """(multiplier, shift) of TFLM's QUANTIZE between integer types (reference_ops::Requantize)."""
     mult, shift = quantize_multiplier(_f32(input_scale) / _f32(output_scale))
     if not -31 <= shift <= 31:
         raise ModelError("quantize: rescaling factor %g is out of the int32 fixed-point range"
                          % (_f32(input_scale) / _f32(output_scale)))
+    return mult, shift
+
+
+def requantize_lut(input_scale, input_zero_point, output_scale, output_zero_point):
+    """QUANTIZE int8 -> int8 as TFLM's reference_ops::Requantize."""
+    mult, shift = requantize_params(input_scale, output_scale)
     return _table(multiply_by_quantized_multiplier(q - input_zero_point, mult, shift)
                   + output_zero_point for q in _INPUTS)
+
+
+def requantize_s8_s16_lut(input_scale, input_zero_point, output_scale):
+    """QUANTIZE int8 -> int16 (output zero point 0) as TFLM's Requantize: 256 int16 values."""
+    mult, shift = requantize_params(input_scale, output_scale)
+    return [min(max(multiply_by_quantized_multiplier(q - input_zero_point, mult, shift), INT16_MIN),
+                INT16_MAX) for q in _INPUTS]
 
 
 # ---- MEAN over height and width ---------------------------------------------------

@@ -160,6 +160,12 @@ KERNELS = (
     Kernel("RESCALE_S16", 27, 1, ("count", "pos_multiplier", "pos_shift", "neg_multiplier",
                                   "neg_shift", "act_min", "act_max"), ("count",),
            ranges=dict(_INT16_ACT, pos_shift=(-31, 31), neg_shift=(-31, 31))),
+    # QUANTIZE between int8 and int16 (a model mixing int8 and 16x8 layers): int8 -> int16 by
+    # a table (inputs: input, table int16[256]: out = table[in + 128]), int16 (zero point 0) ->
+    # int8 as TFLM's Requantize: clamp(x rescaled by multiplier and shift + output_offset)
+    Kernel("LUT_S8_S16", 28, 2, ("count",), ("count",), constant=(1,)),
+    Kernel("REQUANTIZE_S16_S8", 29, 1, ("count", "multiplier", "shift", "output_offset"),
+           ("count",)),
 )
 
 # --- TFLite ops: what the SDK reads ---------------------------------------------------
@@ -219,8 +225,9 @@ OPS = {op.name: op for op in (
     Op("RESHAPE", 1, "ReshapeOptions", "reshape", (), SAME_AS_INPUT, int16=True),  # an alias
     # A strided COPY with the input's strides permuted; an alias where it moves only size-1 dims
     Op("TRANSPOSE", 2, "TransposeOptions", "transpose", ("COPY",), SAME_AS_INPUT, int16=True),
-    Op("QUANTIZE", 1, "QuantizeOptions", "quantize", ("QUANTIZE", "LUT", "QUANTIZE_S16"),
-       int16=True),
+    Op("QUANTIZE", 1, "QuantizeOptions", "quantize", ("QUANTIZE", "LUT", "QUANTIZE_S16",
+                                                      "LUT_S8_S16", "REQUANTIZE_S16_S8",
+                                                      "RESCALE_S16"), int16=True),
     Op("DEQUANTIZE", 1, "DequantizeOptions", "dequantize", ("DEQUANTIZE", "DEQUANTIZE_S16"),
        int16=True),
     # What converters leave behind, folded or rewritten away by rewrite.py before the

