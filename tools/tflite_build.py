@@ -131,6 +131,15 @@ def quantize_model(shape, output_q, dtype=np.int8):
                    tfl.QuantizeOptionsT())
 
 
+def requantize_model(shape, input_q, output_q, in_dtype, out_dtype):
+    """QUANTIZE between integer types (int8 <-> int16): a requantization."""
+    m = _Model()
+    x = m.tensor("input", shape, in_dtype, input_q[0], input_q[1])
+    y = m.tensor("output", shape, out_dtype, output_q[0], output_q[1])
+    return m.build(tfl.BuiltinOperator.QUANTIZE, [x], [y], tfl.BuiltinOptions.QuantizeOptions,
+                   tfl.QuantizeOptionsT())
+
+
 def dequantize_model(shape, input_q, dtype=np.int8):
     """DEQUANTIZE int8 (or `dtype`) -> float32."""
     m = _Model()

@@ -236,6 +236,30 @@ def softmax_s16_cases():
     return cases
 
 
+def requantize_s16_cases():
+    """QUANTIZE int8 -> int16 (every int8 value), int16 -> int8 and int16 -> int16 (every 4th
+    int16 value) at scales that clip and that do not: where int8 and 16x8 layers meet."""
+    rng = np.random.default_rng(68)
+    cases = []
+    x8 = np.arange(-128, 128, dtype=np.int8).reshape(1, 256)
+    for i in range(3):
+        s8 = float(np.float32(rng.uniform(0.01, 0.1)))
+        model = tb.requantize_model([1, 256], (s8, int(rng.integers(-128, 128))),
+                                    (float(np.float32(s8 * rng.uniform(0.002, 0.05))), 0),
+                                    np.int8, np.int16)
+        cases.append(Case("requant8_16_%d" % i, model, [x8]))
+    for i in range(3):
+        x16 = np.arange(-32768 + i, 32768, 4, dtype=np.int16).reshape(1, 64, 256)
+        s16 = float(np.float32(rng.uniform(1e-4, 1e-3)))
+        out8 = (float(np.float32(s16 * rng.uniform(100, 400))), int(rng.integers(-50, 50)))
+        cases.append(Case("requant16_8_%d" % i, tb.requantize_model(
+            list(x16.shape), (s16, 0), out8, np.int16, np.int8), [x16]))
+        out16 = (float(np.float32(s16 * rng.uniform(0.5, 2.0))), 0)
+        cases.append(Case("requant16_16_%d" % i, tb.requantize_model(
+            list(x16.shape), (s16, 0), out16, np.int16, np.int16), [x16]))
+    return cases
+
+
 def mean_s16_cases():
     """16x8 MEAN; the last case sums 65,535 values of -32768 (the int32 sum's edge)."""
     rng = np.random.default_rng(65)
@@ -446,4 +470,4 @@ def all_cases():
             + conv_s16_cases(True) + quantize_s16_cases() + pool_cases("AVERAGE_POOL_2D", True)
             + pool_cases("MAX_POOL_2D", True) + pad_s16_cases() + elementwise_s16_cases("ADD")
             + elementwise_s16_cases("MUL") + sigmoid_s16_cases() + mean_s16_cases()
-            + softmax_s16_cases() + rescale_s16_cases())
+            + softmax_s16_cases() + rescale_s16_cases() + requantize_s16_cases())
