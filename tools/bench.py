@@ -6,7 +6,7 @@ Sections:
   compile  blob size vs the int8 .tflite; arena vs its lower bound and TFLite Micro's planned head
   latency  board-measured median invoke (`npu run --repeat N`: Board.invoke) of both emulator
            cores vs TFLite Micro, LiteRT builtin kernels and LiteRT with XNNPACK, all
-           single-threaded, on the same inputs: every zoo model, the MLPerf-Tiny-class
+           single-threaded, on the same inputs: every zoo model (int8 and 16x8), the MLPerf-Tiny-class
            models of tools/bench_kernels.py and its PyTorch-export MobileNetV2-class model
   memory   on the qemu board (mps3-an547, a 256 KB heap): each model's RAM on the board (its
            peak sampled heap over the heap before its load) vs TFLite Micro's whole arena
@@ -47,7 +47,9 @@ from tools.testbed import Emulator  # noqa: E402  the same emulator start-up the
 
 
 def zoo_models():
-    return sorted(p for p in (ROOT / "model_zoo").glob("*/int8*.tflite"))
+    """The zoo's int8 models and its 16x8 ones (int16x8.tflite: TensorFlow's 16x8 converter)."""
+    return sorted(p for pattern in ("*/int8*.tflite", "*/int16x8.tflite")
+                  for p in (ROOT / "model_zoo").glob(pattern))
 
 
 def mlperf_models(out_dir):
