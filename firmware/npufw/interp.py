@@ -115,18 +115,6 @@ class Model:
                 self._tensor(op.inputs[3], _INT32, 4 * rows, what),
                 self._tensor(op.inputs[4], _INT32, 4 * rows, what),
                 batches, in_d, out_d, in_off, out_off, amin, amax)
-        if code == opcodes.FULLY_CONNECTED_S16:
-            batches, in_d, out_d, amin, amax = p
-            if not (-32768 <= amin <= amax <= 32767) or not 0 < in_d < 1 << 24:
-                raise BlobError(what + ": bad activation range or depth")
-            return _kernel16(npu, "fully_connected_s16"), (
-                self._tensor(op.inputs[0], _INT16, 2 * batches * in_d, what),
-                self._tensor(op.inputs[1], _INT8, out_d * in_d, what),
-                self._tensor(op.inputs[2], _INT64, 8 * out_d, what),
-                self._tensor(op.outputs[0], _INT16, 2 * batches * out_d, what),
-                self._tensor(op.inputs[3], _INT32, 4 * out_d, what),
-                self._tensor(op.inputs[4], _INT32, 4 * out_d, what),
-                batches, in_d, out_d, amin, amax)
         if code == opcodes.SOFTMAX:
             rows, depth, mult, shift, diff_min = p
             n = rows * depth
@@ -135,12 +123,13 @@ class Model:
                                  rows, depth, mult, shift, diff_min)
         if code == opcodes.CONV_2D or code == opcodes.DEPTHWISE_CONV_2D:
             return self._prepare_conv(npu, op, what)
-        if code == opcodes.CONV_2D_S16 or code == opcodes.DEPTHWISE_CONV_2D_S16:
-            return self._prepare_conv_s16(npu, op, what)
         if code in (opcodes.AVERAGE_POOL_2D, opcodes.MAX_POOL_2D, opcodes.AVERAGE_POOL_2D_S16,
                     opcodes.MAX_POOL_2D_S16):
             return self._prepare_pool(npu, op, what)
-        if code in (opcodes.ADD, opcodes.MUL, opcodes.ADD_S16, opcodes.MUL_S16):
+        if "_S16" in opcodes.OPS[code][0]:  # the other 16x8 kernels: their checks load with them
+            from . import interp16
+            return interp16.prepare(self, npu, op, what)
+        if code == opcodes.ADD or code == opcodes.MUL:
             return self._prepare_elementwise(npu, op, what)
         if code == opcodes.LUT:
             n = p[0]
@@ -148,59 +137,11 @@ class Model:
             return npu.lut, (self._tensor(op.inputs[0], _INT8, n, what),
                              self._tensor(op.inputs[1], _INT8, 256, what),
                              self._tensor(op.outputs[0], _INT8, n, what), n)
-        if code == opcodes.LUT_S8_S16:
-            n = p[0]
-            _check(n >= 1, what, "bad count")
-            return _kernel16(npu, "lut_s8_s16"), (self._tensor(op.inputs[0], _INT8, n, what),
-                                                  self._tensor(op.inputs[1], _INT16, 512, what),
-                                                  self._tensor(op.outputs[0], _INT16, 2 * n, what), n)
-        if code == opcodes.REQUANTIZE_S16_S8:
-            n, _, shift, out_off = p
-            _check(n >= 1 and -31 <= shift <= 31 and -128 <= out_off <= 127, what,
-                   "bad count, shift or zero point")
-            return _kernel16(npu, "requantize_s16_s8"), (
-                self._tensor(op.inputs[0], _INT16, 2 * n, what),
-                self._tensor(op.outputs[0], _INT8, n, what)) + tuple(p)
-        if code == opcodes.RESCALE_S16:
-            n, _, ps, _, ns, amin, amax = p
-            _check(n >= 1 and -31 <= ps <= 31 and -31 <= ns <= 31
-                   and -32768 <= amin <= amax <= 32767, what, "bad count, shift or range")
-            return _kernel16(npu, "rescale_s16"), (
-                self._tensor(op.inputs[0], _INT16, 2 * n, what),
-                self._tensor(op.outputs[0], _INT16, 2 * n, what)) + tuple(p)
-        if code == opcodes.SOFTMAX_S16:
-            rows, depth, mult, shift = p
-            _check(rows >= 1 and 1 <= depth <= 65535 and -31 <= shift <= 31, what,
-                   "bad softmax shape or shift")
-            n = rows * depth
-            return _kernel16(npu, "softmax_s16"), (
-                self._tensor(op.inputs[0], _INT16, 2 * n, what),
-                self._tensor(op.outputs[0], _INT16, 2 * n, what),
-                self._tensor(op.inputs[1], _INT16, 1026, what),
-                self._tensor(op.inputs[2], _INT16, 1026, what)) + tuple(p)
-        if code == opcodes.LOGISTIC_S16 or code == opcodes.TANH_S16:
-            n, mult, left_shift = p
-            _check(n >= 1 and 1 <= mult <= 32767 and 0 <= left_shift <= 30, what,
-                   "bad count or input rescaling")
-            return _kernel16(npu, "logistic_s16" if code == opcodes.LOGISTIC_S16 else "tanh_s16"), (
-                self._tensor(op.inputs[0], _INT16, 2 * n, what),
-                self._tensor(op.inputs[1], _INT16, 512, what),
-                self._tensor(op.outputs[0], _INT16, 2 * n, what), n, mult, left_shift)
         if code == opcodes.COPY:
             return self._prepare_copy(npu, op, what)
         if code == opcodes.MEAN:
             return self._prepare_mean(npu, op, what)
-        if code == opcodes.MEAN_S16:
-            batches, in_h, in_w, channels, _, shift = p
-            _check(min(batches, in_h, in_w, channels) >= 1 and in_h * in_w <= 65535, what,
-                   "bad mean shape")
-            _check(-31 <= shift <= 31, what, "shift out of range")
-            return _kernel16(npu, "mean_s16"), (
-                self._tensor(op.inputs[0], _INT16, 2 * batches * in_h * in_w * channels, what),
-                self._tensor(op.outputs[0], _INT16, 2 * batches * channels, what)) + tuple(p)
         count = p[0]
-        if code == opcodes.QUANTIZE_S16 or code == opcodes.DEQUANTIZE_S16:
-            return self._prepare_convert_s16(npu, op, what, count)
         if code == opcodes.QUANTIZE:
             q = self.blob.tensors[op.outputs[0]]
             return npu.quantize, (self._tensor(op.inputs[0], _FLOAT32, 4 * count, what),
@@ -210,17 +151,6 @@ class Model:
         return npu.dequantize, (self._tensor(op.inputs[0], _INT8, count, what),
                                 self._tensor(op.outputs[0], _FLOAT32, 4 * count, what),
                                 count, q.scale, q.zero_point)
-
-    def _prepare_convert_s16(self, npu, op, what, count):
-        if op.opcode == opcodes.QUANTIZE_S16:
-            q = self.blob.tensors[op.outputs[0]]
-            return _kernel16(npu, "quantize_s16"), (self._tensor(op.inputs[0], _FLOAT32, 4 * count, what),
-                                      self._tensor(op.outputs[0], _INT16, 2 * count, what),
-                                      count, q.scale, q.zero_point)
-        q = self.blob.tensors[op.inputs[0]]
-        return _kernel16(npu, "dequantize_s16"), (self._tensor(op.inputs[0], _INT16, 2 * count, what),
-                                    self._tensor(op.outputs[0], _FLOAT32, 4 * count, what),
-                                    count, q.scale, q.zero_point)
 
     def _prepare_conv(self, npu, op, what):
         p = op.params
@@ -243,29 +173,6 @@ class Model:
                     self._tensor(op.inputs[1], _INT8, w_size, what),
                     self._tensor(op.inputs[2], _INT32, 4 * out_c, what),
                     self._tensor(op.outputs[0], _INT8, batches * out_h * out_w * out_c, what),
-                    self._tensor(op.inputs[3], _INT32, 4 * out_c, what),
-                    self._tensor(op.inputs[4], _INT32, 4 * out_c, what)) + tuple(p)
-
-    def _prepare_conv_s16(self, npu, op, what):
-        p = op.params
-        (batches, in_h, in_w, in_c, out_h, out_w, channels, k_h, k_w, stride_h, stride_w,
-         dil_h, dil_w, pad_h, pad_w, amin, amax) = p
-        _check(min(batches, in_c, channels) >= 1, what, "bad shape")
-        _check_window(what, in_h, out_h, k_h, stride_h, dil_h, pad_h)
-        _check_window(what, in_w, out_w, k_w, stride_w, dil_w, pad_w)
-        _check(-32768 <= amin <= amax <= 32767, what, "bad activation range")
-        if op.opcode == opcodes.CONV_2D_S16:
-            out_c = channels
-            _check(k_h * k_w * in_c <= opcodes.MAX_MACS, what, "filter too large")
-            w_size, fn = out_c * k_h * k_w * in_c, _kernel16(npu, "conv2d_s16")
-        else:
-            out_c = in_c * channels
-            _check(k_h * k_w <= opcodes.MAX_MACS, what, "filter too large")
-            w_size, fn = k_h * k_w * out_c, _kernel16(npu, "depthwise_conv2d_s16")
-        return fn, (self._tensor(op.inputs[0], _INT16, 2 * batches * in_h * in_w * in_c, what),
-                    self._tensor(op.inputs[1], _INT8, w_size, what),
-                    self._tensor(op.inputs[2], _INT64, 8 * out_c, what),
-                    self._tensor(op.outputs[0], _INT16, 2 * batches * out_h * out_w * out_c, what),
                     self._tensor(op.inputs[3], _INT32, 4 * out_c, what),
                     self._tensor(op.inputs[4], _INT32, 4 * out_c, what)) + tuple(p)
 
@@ -296,31 +203,18 @@ class Model:
         p = op.params
         dims, s1, s2 = p[0:4], p[4:8], p[8:12]
         _check(min(dims) >= 1 and min(s1) >= 0 and min(s2) >= 0, what, "bad broadcast shape")
-        code = op.opcode
-        add = code == opcodes.ADD or code == opcodes.ADD_S16
-        wide = code == opcodes.ADD_S16 or code == opcodes.MUL_S16  # 16x8: no offsets
-        # the parameters after the broadcast geometry, in blob order
-        if add and wide:
-            left_shift, _, shift1, _, shift2, _, out_shift, amin, amax = p[12:]
-        elif add:
+        add = op.opcode == opcodes.ADD
+        if add:  # the parameters after the broadcast geometry, in blob order
             _, _, left_shift, _, shift1, _, shift2, _, out_shift, _, amin, amax = p[12:]
-        elif wide:
-            _, out_shift, amin, amax = p[12:]
-        else:
-            _, _, _, out_shift, _, amin, amax = p[12:]
-        if add:
             shifts = (shift1, shift2, out_shift)
         else:
+            _, _, _, out_shift, _, amin, amax = p[12:]
             left_shift, shifts = 0, (out_shift,)
-        if wide:
-            _check(-32768 <= amin <= amax <= 32767, what, "bad activation range")
-        else:
-            _check_act(what, amin, amax)
-        _check(0 <= left_shift <= (15 if wide else 22), what, "left_shift out of range")
+        _check_act(what, amin, amax)
+        _check(0 <= left_shift <= 22, what, "left_shift out of range")
         for sh in shifts:
             _check(-31 <= sh <= 31, what, "shift out of range")
         n = dims[0] * dims[1] * dims[2] * dims[3]
-        dtype, size = (_INT16, 2) if wide else (_INT8, 1)
         views = []
         for i, strides in ((op.inputs[0], s1), (op.inputs[1], s2)):
             _check(i >= 0, what, "missing input")
@@ -328,15 +222,11 @@ class Model:
             extent = 1
             for d, s in zip(dims, strides):
                 extent += (d - 1) * s
-            _check(t.dtype == dtype and t.size >= size * extent, what,
-                   "input %d is not %s of at least %d elements"
-                   % (i, "int16" if wide else "int8", extent))
+            _check(t.dtype == _INT8 and t.size >= extent, what,
+                   "input %d is not int8 of at least %d elements" % (i, extent))
             views.append(self.views[i])
-        if wide:
-            fn = _kernel16(npu, "add_s16" if add else "mul_s16")
-        else:
-            fn = npu.add if add else npu.mul
-        return fn, (views[0], views[1], self._tensor(op.outputs[0], dtype, size * n, what)) + tuple(p)
+        return (npu.add if add else npu.mul), (
+            views[0], views[1], self._tensor(op.outputs[0], _INT8, n, what)) + tuple(p)
 
     def _copy_tensor(self, i, what):
         """(dtype, bytes) of a COPY operand: int8, or int16 copied as byte pairs."""
