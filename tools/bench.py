@@ -392,7 +392,7 @@ def main():
         rows, idle = bench_memory([p for p in latency_models if p.stem != "mbv2_torch"])
         result["memory"] = dict(models=rows, idle_heap=idle)
         result["quant"] = _tool_json([ROOT / "tools" / "quant_compare.py", "--json", "--activations",
-                                      "int8,int16"], timeout=3600)
+                                      "int8,int16,mixed"], timeout=3600)
     result["summary"] = summary(result)
     text = ["## Compile (ratios < 1 are better)", "",
             _table(result["compile"], ["model", "blob_bytes", "tflite_bytes", "blob_over_tflite", "arena_bytes",

@@ -14,7 +14,8 @@ of test.npz calibrates, the second half is held out. On the held-out half:
   (npufw.interp + the C kernels): "bit-exact" is emulator == TFLite Micro on
   every held-out sample ("TF bit-exact": the same for TF's model);
 - with --activations int8,int16 the same again for 16x8 (int16 activations, int8
-  weights): TF's 16x8 converter mode and the SDK's `activations="int16"`.
+  weights): TF's 16x8 converter mode and the SDK's `activations="int16"`; "mixed": the
+  SDK's int8 model with its worst-SQNR layers 16x8 (per-layer overrides, no TF column).
 
 Task metric: top-1 accuracy for classifiers; for an autoencoder (output shaped
 like its input: anomaly_ae) ROC AUC of the anomaly score, the mean squared
@@ -139,9 +140,26 @@ def task(graph):
 
 # --- one model ---------------------------------------------------------------------------
 
+#: activations="mixed": the int8 model with its MIXED_LAYERS worst-SQNR layers 16x8
+MIXED_LAYERS = 2
+ACTIVATIONS = quantize.ACTIVATIONS + ("mixed",)
+
+
+def mixed_overrides(graph, calib, method):
+    """{"#i": {"activations": "int16"}} for the MIXED_LAYERS layers of the int8 model whose
+    output SQNR is worst (quantize_with_report's report) and that have a 16x8 kernel."""
+    from npu_sdk import ops
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", quantize.CalibrationWarning)
+        rows = quantize.quantize_with_report(graph, calib, method=method).report
+    worst = [r for r in rows if r["index"] >= 0 and ops.OPS[r["op"]].int16][:MIXED_LAYERS]
+    return {"#%d" % r["index"]: {"activations": "int16"} for r in worst}
+
+
 def compare(model_dir, methods=quantize.METHODS, python=None, activations="int8"):
-    """Float, TF PTQ and SDK figures for one zoo model (see the module doc), int8 or 16x8
-    (activations="int16"); plain data."""
+    """Float, TF PTQ and SDK figures for one zoo model (see the module doc), int8, 16x8
+    (activations="int16"), or int8 with its worst layers 16x8 ("mixed": no TF column, its
+    converter has no per-layer mix); plain data."""
     model_dir = Path(model_dir)
     d = np.load(model_dir / "test.npz")
     half = len(d["x"]) // 2
@@ -153,7 +171,8 @@ def compare(model_dir, methods=quantize.METHODS, python=None, activations="int8"
     result = dict(model=model_dir.name, activations=activations, metric=metric,
                   calibration=len(calib), held_out=len(x), float=score(float_out, x, y), tf=None,
                   tf_note=None, sdk=[])
-    tf_bytes, info = tf_ptq(python, float_path, calib, x, activations)
+    tf_bytes, info = ((None, "not measured: TensorFlow's converter has no per-layer mix")
+                      if activations == "mixed" else tf_ptq(python, float_path, calib, x, activations))
     tf_out = None
     if tf_bytes is None:
         result["tf_note"] = info
@@ -164,7 +183,11 @@ def compare(model_dir, methods=quantize.METHODS, python=None, activations="int8"
     for method in methods:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", quantize.CalibrationWarning)
-            g = quantize.quantize(graph, calib, method=method, activations=activations)
+            if activations == "mixed":
+                g = quantize.quantize(graph, calib, method=method,
+                                      overrides=mixed_overrides(graph, calib, method))
+            else:
+                g = quantize.quantize(graph, calib, method=method, activations=activations)
         out = run_tflm(tflite_writer.write(g), x)
         row = dict(method=method, default=method == quantize.DEFAULT_METHOD,
                    metric=score(out, x, y), sqnr_db=quantize.sqnr_db(float_out, out),
@@ -210,7 +233,7 @@ def table_rows(results):
         for s in r["sdk"]:
             tf_metric, tf_sqnr = tf.get("metric"), tf.get("sqnr_db")
             rows.append([
-                r["model"], "16x8" if r.get("activations") == "int16" else "int8",
+                r["model"], {"int16": "16x8", "mixed": "mix"}.get(r.get("activations"), "int8"),
                 s["method"] + (" *" if s.get("default") else ""),
                 str(r["calibration"]), str(r["held_out"]), r["metric"],
                 num(r["float"], "%.2f"), num(tf_metric, "%.2f"), num(s["metric"], "%.2f"),
@@ -230,8 +253,9 @@ def notes(results):
            "ROC AUC of the reconstruction error as anomaly score. Float in LiteRT, TF PTQ and SDK int8 "
            "models in TFLite Micro; SQNR of the output vs float, dB; bit-exact = the emulator's output "
            "equals TFLite Micro's on every held-out sample (TF bit-exact: for TF's model compiled by the "
-           "SDK); act 16x8 = int16 activations, int8 weights (TF: its 16x8 converter mode). * = the "
-           "SDK's default method."]
+           "SDK); act 16x8 = int16 activations, int8 weights (TF: its 16x8 converter mode); mix = the "
+           "int8 model with its %d worst-SQNR layers 16x8 (overrides). * = the SDK's default method."
+           % MIXED_LAYERS]
     out += ["%s: TF PTQ %s" % (r["model"], r["tf_note"]) for r in results if r["tf_note"]]
     return out
 
@@ -306,7 +330,8 @@ def main():
     p.add_argument("--tf-python", help="a Python with TensorFlow for TF's PTQ (default: $NPU_TF_PYTHON, "
                                        "else this one if it has TensorFlow)")
     p.add_argument("--activations", default="int8",
-                   help="int8, int16 (16x8) or int8,int16: the activation types to compare")
+                   help="int8, int16 (16x8), mixed (int8 with its %d worst-SQNR layers 16x8), or "
+                        "several, comma-separated" % MIXED_LAYERS)
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     args = p.parse_args()
     methods = args.methods.split(",")
@@ -318,8 +343,8 @@ def main():
         p.error("no zoo model with float.tflite and test.npz in %s" % args.zoo)
     python = tf_python(args.tf_python)
     acts = args.activations.split(",")
-    if any(a not in quantize.ACTIVATIONS for a in acts):
-        p.error("--activations takes %s" % ", ".join(quantize.ACTIVATIONS))
+    if any(a not in ACTIVATIONS for a in acts):
+        p.error("--activations takes %s" % ", ".join(ACTIVATIONS))
     results = [compare(m, methods, python, a) for m in dirs for a in acts]
     if args.json:
         print(json.dumps(dict(results=results, summary=summary(results)), indent=1))
