@@ -29,13 +29,15 @@ def render():
     lines += ["", "# opcode -> (name, number of tensor inputs, number of int32 params)", "OPS = {"]
     lines += ["    %s: (%r, %d, %d)," % (k.name, k.name, k.inputs, len(k.params)) for k in ops.KERNELS]
     lines += ["}", "",
-              "# opcode -> (ranges: ((param index, lo, hi), ...), work: the param indices whose",
-              "# product is one run's work, inputs that may be absent, inputs that must be",
-              "# constants): what npufw/checks.py checks at load",
+              "# opcode -> (ranges: (param index, lo, hi, param index, lo, hi, ...), flat: a tuple",
+              "# per range would cost a board's heap; work: the param indices whose product is",
+              "# one run's work, inputs that may be absent, inputs that must be constants): what",
+              "# npufw/checks.py checks at load",
               "CHECKS = {"]
     for k in ops.KERNELS:
         limits = dict(ops.PARAM_RANGES, **(k.ranges or {}))
-        ranges = tuple((i,) + limits[name] for i, name in enumerate(k.params) if name in limits)
+        ranges = tuple(v for i, name in enumerate(k.params) if name in limits
+                       for v in (i,) + limits[name])
         work = tuple(k.params.index(name) for name in k.work)
         lines.append("    %s: (" % k.name)
         lines += textwrap.wrap("%r, %r, %r, %r)," % (ranges, work, k.optional, k.constant), 88,

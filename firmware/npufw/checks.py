@@ -69,7 +69,8 @@ def check_op(b, index, op, read):
     code = op.opcode
     p = op.params
     ranges, work_params, optional, constant = opcodes.CHECKS[code]
-    for i, lo, hi in ranges:
+    for j in range(0, len(ranges), 3):  # flat (index, lo, hi) triples
+        i, lo, hi = ranges[j], ranges[j + 1], ranges[j + 2]
         if not lo <= p[i] <= hi:
             _refuse(what, "parameter %d (%s) must be in [%d, %d], got %d"
                     % (i, opcodes.OPS[code][0], lo, hi, p[i]))

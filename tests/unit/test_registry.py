@@ -38,6 +38,12 @@ def test_the_op_support_doc_is_current():
         "stale: run tools/make_op_support.py"
 
 
+def test_the_16x8_sigmoid_table_is_current():
+    """npu_sdk/tables16.py against the table the installed TFLite Micro interpolates in."""
+    assert (ROOT / "sdk" / "npu_sdk" / "tables16.py").read_text() == \
+        _tool("make_tables16").render(), "stale: run tools/make_tables16.py"
+
+
 def test_the_firmware_reads_the_generated_tables():
     assert blobfmt.OPS is opcodes.OPS
     assert {code: name for code, (name, _, _) in opcodes.OPS.items()} == blob.OPNAMES
@@ -73,7 +79,8 @@ def test_compiler_tables_come_from_the_registry():
 
 def test_16x8_ops_are_the_ones_with_16x8_kernels_or_byte_moves():
     with_s16 = {name for name, op in ops.OPS.items() if any(k.endswith("_S16") for k in op.kernels)}
-    assert with_s16 <= set(ops.INT16) <= with_s16 | {"RESHAPE", "TRANSPOSE"}
+    byte_moves = {"RESHAPE", "TRANSPOSE", "PAD", "CONCATENATION"}  # COPY or an alias: byte pairs
+    assert with_s16 <= set(ops.INT16) <= with_s16 | byte_moves
 
 
 def test_rewrite_folds_only_ops_the_registry_knows():
