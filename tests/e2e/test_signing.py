@@ -1,4 +1,4 @@
-"""Signed flashing end to end over a real pty, on both emulator cores (docs/protocol.md,
+"""Signed flashing end to end over a real pty, on every emulator core (qemu included) (docs/protocol.md,
 "Signing"): a board given a device key installs only blobs signed with it for the name they
 are sent with, refuses unsigned, tampered and wrongly signed ones (another key, another name)
 before any data (or at FLASH_END) and keeps its model; the key survives a restart and is
@@ -148,7 +148,7 @@ def test_only_the_key_holder_replaces_or_clears_the_key(emulator, tmp_path, mode
     assert "device.key" not in flash_files(tmp_path / "flash")
 
 
-@pytest.mark.parametrize("core", ["cpython", "micropython"])
+@pytest.mark.parametrize("core", CORES)
 def test_the_key_survives_a_restart(core, tmp_path, models):
     flash_dir = tmp_path / "flash"
     key = _key(5)
@@ -248,16 +248,18 @@ def test_cli_keeps_the_key_when_the_board_went_silent_after_taking_it(tmp_path, 
 
 @pytest.mark.parametrize("core", CORES)
 def test_a_keyed_board_cannot_be_talked_around(core, tmp_path, models):
-    """docs/protocol.md's guarantees of a keyed board, one by one, on both cores: nothing that
+    """docs/protocol.md's guarantees of a keyed board, one by one, on every core: nothing that
     changes its state or leaves the protocol without proof of the key; a captured proof or
     downgrade does not work twice; no older signed blob over a newer one; the key never
-    comes back over the link."""
+    comes back over the link (no frame the board sends carries it)."""
     a, b = models["A"][0], models["B"][0]
     key = _key(7)
     emu = Emulator(core, flash_dir=tmp_path / "flash")
+    received = []  # every frame the board sent after it took the key: (type, payload)
     try:
         with Board(emu.port, timeout=30) as board:
             board.provision_key(key)
+            board.trace = lambda way, t, ftype, seq, p: way == "<" and received.append((ftype, p))
             board.flash(a, "m", key=key, version=2)
             answers = []
 
@@ -301,12 +303,21 @@ def test_a_keyed_board_cannot_be_talked_around(core, tmp_path, models):
             board.request(codec.FLASH_BEGIN, begin)  # accepted once ...
             board.request(codec.NONCE)
             refused(codec.FLASH_BEGIN, begin, "signature does not match")  # ... not twice
+            # REPL with a wrong proof, and with a good proof over a spent nonce
+            nonce = codec.parse_nonce(board.request(codec.NONCE))
+            refused(codec.REPL, codec.proof(_key(8), nonce, codec.REPL, b""), "REPL refused")
+            refused(codec.REPL, codec.proof(key, nonce, codec.REPL, b""), "REPL refused")
             # the key never comes back: not in any answer of a request that reads the board
             for ftype, payload in ((codec.HELLO, codec.hello_request()), (codec.LIST, b""),
                                    (codec.CONSOLE, b"\x00"), (codec.MEM, b""),
                                    (codec.NONCE, b"")):
                 answers.append(bytes(board.request(ftype, payload)))
             assert not any(key in answer or key.hex().encode() in answer for answer in answers)
+            runs = board.invoke("m", [X], profile=True)  # RUN's answer too
+            assert len(runs[0]) == 1
+            assert {t for t, _ in received} >= {codec.ERROR, codec.RUN | codec.RESPONSE,
+                                                codec.FLASH_END | codec.RESPONSE}
+            assert not any(key in bytes(p) or key.hex().encode() in bytes(p) for _, p in received)
             # with proof of the key, the owner keeps every power: here, clearing the key
             board.clear_key(key)
             assert not board.info.keyed
