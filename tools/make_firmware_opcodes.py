@@ -14,7 +14,7 @@ import textwrap
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
-from npu_sdk import ops
+from npu_sdk import ops, profiles
 
 TARGET = ROOT / "firmware" / "npufw" / "opcodes.py"
 
@@ -47,7 +47,11 @@ def render():
               "MAX_TENSORS = %d  # tensors in a blob (int16 indices)" % ops.MAX_TENSORS,
               "MAX_NAME = %d  # characters in a model's name" % ops.MAX_NAME,
               "MAX_PAYLOAD = %d  # bytes of a frame's payload" % ops.MAX_PAYLOAD,
-              "MAX_RUN_MACS = %d  # work of one RUN a board accepts at load" % ops.MAX_RUN_MACS]
+              "MAX_RUN_MACS = %d  # work of one RUN a board accepts at load" % ops.MAX_RUN_MACS,
+              "", "# board profile -> the work of one RUN it allows (npu_sdk/profiles.py); a board",
+              "# of no profile here allows MAX_RUN_MACS", "RUN_MACS = {"]
+    lines += ["    %r: %d," % (name, profiles.run_macs(name)) for name in sorted(profiles.PROFILES)]
+    lines += ["}"]
     return "\n".join(lines) + "\n"
 
 

@@ -117,5 +117,5 @@ def check(b, read, ram=0, macs=opcodes.MAX_RUN_MACS):
     for index, op in enumerate(b.ops):
         work += check_op(b, index, op, read)
     if work > macs:
-        raise BlobError("one RUN takes %d multiply-accumulates, the board allows %d: "
-                        "a smaller model" % (work, macs))
+        raise BlobError("one RUN takes %d multiply-accumulates, this board allows %d (its "
+                        "profile's budget): a smaller model, or a faster board" % (work, macs))

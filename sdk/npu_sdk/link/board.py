@@ -10,7 +10,7 @@ import struct
 import time
 from dataclasses import dataclass
 
-from .. import blob
+from .. import blob, ops, profiles
 from ..errors import BoardError, LinkError, LinkTimeout, NpuError, PreflightError
 from ..models import load_model, remember, seen
 from . import board_state, codec
@@ -216,6 +216,12 @@ class Board:
             raise PreflightError("op", "firmware %s cannot run op(s) %s: update the firmware"
                                  % (info.firmware, ", ".join(blob.OPNAMES.get(o, str(o))
                                                              for o in missing)))
+        work, budget = ops.run_work(body.ops), profiles.run_macs(info.board)
+        if work > budget:
+            raise PreflightError("work", "one RUN of this model takes %d multiply-accumulates, "
+                                 "the board (%s) allows %d: a smaller model, or a faster board "
+                                 "(npu inspect MODEL --board PROFILE)"
+                                 % (work, info.board or "no profile", budget))
         arena = body.header.value.arena_size
         if arena > info.ram:
             raise PreflightError("ram", "model needs a %d-byte arena, the board has %d bytes of RAM: "
