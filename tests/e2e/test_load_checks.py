@@ -10,7 +10,7 @@ AVERAGE_POOL_2D, 10 FULLY_CONNECTED, 11 SOFTMAX.
 import numpy as np
 import pytest
 
-from npu_sdk import blob, compiler, ops, profiles, tflite
+from npu_sdk import blob, compiler, ops, profiles, report, tflite
 from npu_sdk.errors import BoardError, PreflightError
 from npu_sdk.link import Board
 from tests.conftest import CORES, ZOO, Emulator
@@ -123,6 +123,8 @@ def test_a_model_over_the_boards_work_budget_is_refused_at_install_and_load(kws,
     board_name = "mps3-an547" if core == "qemu" else "cortex-m4-256k"
     budget = profiles.run_macs(board_name)
     assert ops.run_work(blob.unpack(heavy).ops) == 191102976 > budget
+    fit = report.report(heavy, profiles.get(board_name))["board"]  # npu inspect --board says so
+    assert fit["ram_margin"] >= 0 and fit["run_work"] > fit["run_budget"] and not fit["fits"]
     flash_dir = tmp_path / "flash"
     emu = Emulator(core, board=board_name, flash_dir=flash_dir)
     try:
