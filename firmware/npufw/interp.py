@@ -39,15 +39,14 @@ def _check_act(what, amin, amax):
 
 
 class Model:
-    def __init__(self, data, npu, ram_limit=0, pool=None, macs=opcodes.MAX_RUN_MACS):
+    def __init__(self, data, npu, ram_limit=0, pool=None):
         """`data`: the blob's bytes, or a stream.BlobFile (the weights stay in flash and
         each op's are read into one scratch buffer before it runs: see npufw/stream.py).
-        `pool`: the board's model pool (npufw/pool.py) for the arena, else the heap.
-        `macs`: the work of one RUN the board allows (its profile's budget)."""
+        `pool`: the board's model pool (npufw/pool.py) for the arena, else the heap."""
         source = data if hasattr(data, "bind") else None
         b = source.blob if source is not None else blobfmt.parse(data)
         if source is None:  # a BlobFile checked itself before allocating its buffers
-            checks.check(b, checks.reader(data, b), ram_limit, macs)
+            checks.check(b, checks.reader(data, b), ram_limit)
         if ram_limit and b.arena_size > ram_limit:
             raise MemoryError("arena needs %d bytes, board has %d" % (b.arena_size, ram_limit))
         if source is not None and ram_limit and b.arena_size + source.ram > ram_limit:

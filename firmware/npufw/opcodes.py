@@ -109,13 +109,3 @@ MAX_TENSORS = 32767  # tensors in a blob (int16 indices)
 MAX_NAME = 32  # characters in a model's name
 MAX_PAYLOAD = 4096  # bytes of a frame's payload
 MAX_RUN_MACS = 268435456  # work of one RUN a board accepts at load
-
-# board profile -> the work of one RUN it allows (npu_sdk/profiles.py); a board
-# of no profile here allows MAX_RUN_MACS
-RUN_MACS = {
-    'cortex-m4-256k': 168000000,
-    'esp32-s3-512k': 268435456,
-    'host': 268435456,
-    'mps2-an386': 120000000,
-    'mps3-an547': 168000000,
-}

@@ -10,7 +10,7 @@ import gc
 import hashlib
 import struct
 
-from . import blobfmt, frame, opcodes, sign, stream
+from . import blobfmt, checks, frame, opcodes, sign, stream
 from .store import valid_name
 
 try:  # MicroPython
@@ -197,8 +197,13 @@ class Server:
         self.nonces = 0
         self.seed = _seed(getattr(board, "clock", None))
         self.held = None  # the Model whose outputs a RUN left for OUTPUT
-        # the work of one RUN this board allows: its profile's budget (npu_sdk/profiles.py)
-        self.macs = opcodes.RUN_MACS.get(board.limits.get("board"), opcodes.MAX_RUN_MACS)
+        # the work of one RUN this board allows: its profile's budget (npu_sdk/profiles.py),
+        # checked at install and load (npufw/checks.py)
+        from .budgets import RUN_MACS
+        checks.run_macs = opcodes.MAX_RUN_MACS
+        for profile, budget in RUN_MACS:
+            if profile == board.limits.get("board"):
+                checks.run_macs = budget
         self.trial = None  # the name of a loaded model installed over one its first RUN may restore
         # the heap in use (bytes; -1 where the board cannot tell): at boot, and for the loaded
         # model: before its load (no model loaded), after its load, after its first invoke
@@ -467,7 +472,7 @@ class Server:
             if store.tail(name, 32, ".part") != blob_id:
                 raise Refused(E_BAD_BLOB, "model rejected, old model kept: blob id mismatch, "
                               "the transfer was damaged")
-            b = stream.verify(store, name, self.macs)  # as blobfmt.parse, never whole in RAM
+            b = stream.verify(store, name)  # as blobfmt.parse, never whole in RAM
             ram = self._ram()
             need = stream.pool_need(b, state.size, ram, hasattr(store, "mapped"))
             if need > ram:  # as the host's pre-flight: it would never load
@@ -615,7 +620,7 @@ class Server:
             self.mem = ["", -1, -1, -1]
             store = self.board.store
             try:
-                model = stream.load(store, name, self.board.npu, ram, pool, self.macs)
+                model = stream.load(store, name, self.board.npu, ram, pool)
             except (blobfmt.BlobError, MemoryError) as e:
                 if store.unconfirmed(name):  # its first load: the previous version comes back
                     self._roll_back(name, "its first load", e)

@@ -16,7 +16,7 @@ import gc
 import hashlib
 import os
 
-from . import blobfmt, checks, opcodes
+from . import blobfmt, checks
 from .blobfmt import ALIGN, CONST, BlobError
 from .pool import buffer
 
@@ -56,25 +56,24 @@ def _check(f, size):
     return arena_size, const_size
 
 
-def verify(store, name, macs=opcodes.MAX_RUN_MACS):
+def verify(store, name):
     """Check the finished transfer `name` in `store` whole as blobfmt.parse and
-    checks.check do (for a board that allows `macs` of work per RUN), without reading it
-    into RAM; return its tables (a blobfmt.Blob)."""
+    checks.check do, without reading it into RAM; return its tables (a blobfmt.Blob)."""
     if hasattr(store, "mapped"):  # memory-mapped flash: parse it where it lies
         data = store.mapped(name, ".part")
         b = blobfmt.parse(data)
-        checks.check(b, checks.reader(data, b), 0, macs)
+        checks.check(b, checks.reader(data, b))
         return b
-    return verify_file(store.path(name, ".part"), macs)
+    return verify_file(store.path(name, ".part"))
 
 
-def verify_file(path, macs=opcodes.MAX_RUN_MACS):
+def verify_file(path):
     size = os.stat(path)[6]
     with open(path, "rb") as f:
         const_size = _check(f, size)[1]
         f.seek(0)
         b = blobfmt.parse(f.read(size - 32 - const_size), False, size)
-        checks.check(b, checks.file_reader(f, b.const_start), 0, macs)
+        checks.check(b, checks.file_reader(f, b.const_start))
         return b
 
 
@@ -111,15 +110,15 @@ def pool_need(b, size, pool, mapped=False):
 
 
 class BlobFile:
-    def __init__(self, path, threshold=THRESHOLD, pool=None, ram=0, macs=opcodes.MAX_RUN_MACS):
+    def __init__(self, path, threshold=THRESHOLD, pool=None, ram=0):
         self.f = open(path, "rb")
         try:
-            self._load(os.stat(path)[6], threshold, pool, ram, macs)
+            self._load(os.stat(path)[6], threshold, pool, ram)
         except BaseException:
             self.f.close()
             raise
 
-    def _load(self, size, threshold, pool, ram, macs):
+    def _load(self, size, threshold, pool, ram):
         f = self.f
         arena_size, const_size = _check(f, size)
         self.threshold = threshold
@@ -128,7 +127,7 @@ class BlobFile:
         # buffers while the heap is in one piece (MicroPython's heap does not compact),
         # then parse for good. Nothing large is allocated before the checks.
         b = self._parse(size - 32 - const_size)
-        checks.check(b, checks.file_reader(f, b.const_start), ram, macs)
+        checks.check(b, checks.file_reader(f, b.const_start), ram)
         resident, most = self._plan(b)
         if ram and arena_size + resident + most > ram:
             raise MemoryError("arena and weight buffers need %d bytes, board has %d"
@@ -192,14 +191,13 @@ class BlobFile:
         self.f.close()
 
 
-def load(store, name, npu, ram, pool=None, macs=opcodes.MAX_RUN_MACS):
+def load(store, name, npu, ram, pool=None):
     """The interp.Model of stored model `name`: on memory-mapped flash its constants are
     used where they lie; from a file, read whole into RAM when it fits (see wanted()), else
-    streamed through a BlobFile. Its buffers come from `pool` (npufw/pool.py) if given; its
-    work per RUN is checked against `macs`, the board's budget."""
+    streamed through a BlobFile. Its buffers come from `pool` (npufw/pool.py) if given."""
     from .interp import Model
     if hasattr(store, "mapped"):
-        return Model(store.mapped(name), npu, ram, pool, macs)
+        return Model(store.mapped(name), npu, ram, pool)
     path = store.path(name)
     size = os.stat(path)[6]
     if not wanted(size, ram):
@@ -207,10 +205,10 @@ def load(store, name, npu, ram, pool=None, macs=opcodes.MAX_RUN_MACS):
         with open(path, "rb") as f:
             if f.readinto(data) != size:
                 raise BlobError("blob truncated")
-        return Model(data, npu, ram, pool, macs)
-    source = BlobFile(path, pool=pool, ram=ram, macs=macs)
+        return Model(data, npu, ram, pool)
+    source = BlobFile(path, pool=pool, ram=ram)
     try:
-        return Model(source, npu, ram, pool, macs)
+        return Model(source, npu, ram, pool)
     except BaseException:
         source.close()
         raise
