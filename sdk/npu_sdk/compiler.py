@@ -226,16 +226,6 @@ def _window_geometry(graph, op, filter_h, filter_w, dilated=True):
             lower.conv_padding(o["padding"], in_w, filter_w, o["stride_w"], dw, out_w))
 
 
-def _check_output_shape(graph, op, filter_h, filter_w, channels, dilated=True):
-    n = graph.tensors[op.inputs[0]].shape[0]
-    out_h, out_w, _, _ = _window_geometry(graph, op, filter_h, filter_w, dilated)
-    want = (n, out_h, out_w, channels)
-    got = tuple(graph.tensors[op.outputs[0]].shape)
-    if out_h < 1 or out_w < 1 or got != want:
-        return ["output shape %s does not match the window arithmetic %s" % (got, want)]
-    return []
-
-
 def _check_conv_weights(graph, op, out_c, axis):
     """Symmetric per-tensor or per-channel (on `axis`) int8 weights, int32 bias of out_c
     (int64 for 16x8, within the int64 accumulators' bound, shifts up to 7)."""
@@ -297,8 +287,7 @@ def _check_conv_2d(graph, op):
         reasons.append("weights take %d input channels, the input has %d (grouped convolution "
                        "is not supported)" % (w_in_c, graph.tensors[op.inputs[0]].shape[3]))
     reasons += _check_conv_weights(graph, op, out_c, 0) + _window_options(op, k_h, k_w)
-    reasons += _check_macs(k_h * k_w * w_in_c, "k_h * k_w * in_c")
-    return reasons or _check_output_shape(graph, op, k_h, k_w, out_c)
+    return reasons + _check_macs(k_h * k_w * w_in_c, "k_h * k_w * in_c")
 
 
 def _check_macs(macs, what):
@@ -324,8 +313,7 @@ def _check_depthwise_conv_2d(graph, op):
     if out_c % in_c:
         reasons.append("weights have %d channels, not a multiple of the input's %d" % (out_c, in_c))
     reasons += _check_conv_weights(graph, op, out_c, 3) + _window_options(op, k_h, k_w)
-    reasons += _check_macs(k_h * k_w, "k_h * k_w")
-    return reasons or _check_output_shape(graph, op, k_h, k_w, out_c)
+    return reasons + _check_macs(k_h * k_w, "k_h * k_w")
 
 
 def _same_quantization(graph, a, b):
@@ -345,10 +333,8 @@ def _check_pool_2d(graph, op):
     k_h, k_w = op.options.get("filter_h", 0), op.options.get("filter_w", 0)
     if _is_16x8(graph, op):
         reasons += _check_macs(k_h * k_w, "k_h * k_w (int16 sums)")
-    reasons = (_same_quantization(graph, op.inputs[0], op.outputs[0])
-               + _window_options(op, k_h, k_w, dilated=False))
-    channels = graph.tensors[op.inputs[0]].shape[3]
-    return reasons or _check_output_shape(graph, op, k_h, k_w, channels, dilated=False)
+    return (_same_quantization(graph, op.inputs[0], op.outputs[0])
+            + _window_options(op, k_h, k_w, dilated=False))
 
 
 # elementwise op -> lower.py's function of its kernel parameters
@@ -369,11 +355,9 @@ def _check_elementwise(graph, op):
     if max(len(x1.shape), len(x2.shape), len(y.shape)) > 4:
         return ["rank above 4 is not supported"]
     try:
-        want = tuple(np.broadcast_shapes(x1.shape, x2.shape))
+        np.broadcast_shapes(x1.shape, x2.shape)
     except ValueError:
         return ["input shapes %s and %s do not broadcast" % (x1.shape, x2.shape)]
-    if want != tuple(y.shape):
-        return ["output shape %s is not the broadcast shape %s" % (y.shape, want)]
     if op.options.get("activation", "NONE") not in lower.ACTIVATIONS:
         return ["fused activation %s is not one of %s" % (op.options["activation"], lower.ACTIVATIONS)]
     params = _ELEMENTWISE_PARAMS[op.kind]
@@ -448,10 +432,7 @@ def _check_pointwise(graph, op):
     reasons = _int8_activations(graph, op, op.inputs)
     if reasons:
         return reasons
-    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
-    if x.nbytes != y.nbytes:
-        return ["input shape %s and output shape %s differ" % (x.shape, y.shape)]
-    reasons = _fixed_output(op, y)
+    reasons = _fixed_output(op, graph.tensors[op.outputs[0]])
     if reasons:
         return reasons
     if op.kind == "RELU6":
@@ -489,9 +470,6 @@ def _check_pad(graph, op):
     pads = _const_ints(graph, op.inputs[1])
     if len(x.shape) > 4 or pads is None or len(pads) != 2 * len(x.shape) or min(pads + [0]) < 0:
         return ["paddings must be a constant non-negative int32 [rank, 2] tensor, rank <= 4"]
-    want = tuple(d + pads[2 * k] + pads[2 * k + 1] for k, d in enumerate(x.shape))
-    if tuple(y.shape) != want:
-        return ["output shape %s is not the padded shape %s" % (y.shape, want)]
     reasons = _same_quantization(graph, op.inputs[0], op.outputs[0])
     if len(op.inputs) > 2 and op.inputs[2] >= 0:
         c = graph.tensors[op.inputs[2]]
@@ -525,8 +503,6 @@ def _check_mean(graph, op):
     if len(x.shape) != 4 or _mean_axes(graph, op) != [1, 2]:
         return ["only the mean over axes 1 and 2 of a rank-4 tensor is supported"]
     n, h, w, c = x.shape
-    if y.nbytes != n * c * np.dtype(y.dtype).itemsize:
-        return ["output shape %s does not hold %d x %d values" % (y.shape, n, c)]
     if h * w > 1 << 23:
         return ["height * width %d is above 2^23" % (h * w)]
     if _is_16x8(graph, op) and h * w > _MAX_MEAN_S16:
@@ -545,24 +521,20 @@ def _check_concatenation(graph, op):
     reasons = _activations(graph, op, op.inputs)
     if reasons or not op.inputs:
         return reasons or ["needs at least one input"]
-    y = graph.tensors[op.outputs[0]]
-    rank = len(y.shape)
+    first = graph.tensors[op.inputs[0]]
+    rank = len(first.shape)
     axis = op.options.get("axis", 0)
     if rank > 4 or not -rank <= axis < rank:
-        return ["axis %d of a rank-%d output is not supported (rank <= 4)" % (axis, rank)]
+        return ["axis %d of a rank-%d input is not supported (rank <= 4)" % (axis, rank)]
     axis %= rank
     if op.options.get("activation", "NONE") != "NONE":
         return ["fused activation %s is not supported" % op.options["activation"]]
-    total = 0
     for i in op.inputs:
         x = graph.tensors[i]
-        if len(x.shape) != rank or any(x.shape[k] != y.shape[k] for k in range(rank) if k != axis):
-            return ["input shape %s does not fit output shape %s on axis %d"
-                    % (x.shape, y.shape, axis)]
-        total += x.shape[axis]
+        if len(x.shape) != rank or any(x.shape[k] != first.shape[k] for k in range(rank)
+                                       if k != axis):
+            return ["input shapes %s and %s differ off axis %d" % (first.shape, x.shape, axis)]
         reasons += _same_quantization(graph, i, op.outputs[0])
-    if total != y.shape[axis]:
-        return ["inputs sum to %d along axis %d, the output has %d" % (total, axis, y.shape[axis])]
     return reasons
 
 
@@ -579,18 +551,100 @@ def _check_transpose(graph, op):
     reasons = (_int16_activations if int16 else _int8_activations)(graph, op, op.inputs[:1])
     if reasons:
         return reasons
-    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    x = graph.tensors[op.inputs[0]]
     perm = _perm(graph, op)
     if len(x.shape) > 4 or perm is None or sorted(perm) != list(range(len(x.shape))):
         return ["permutation must be a constant int32 permutation of 0..rank-1, rank <= 4 (got "
                 "%s for rank %d)" % (perm, len(x.shape))]
-    want = tuple(x.shape[k] for k in perm)
-    if tuple(y.shape) != want:
-        return ["output shape %s is not the permuted shape %s" % (tuple(y.shape), want)]
     if len(_transpose_loops(x, perm)[0]) > 4:
         return ["an int16 TRANSPOSE moving all 4 dimensions is not supported (the byte copy "
                 "has 4 loops); use int8 or a lower rank"]
     return _same_quantization(graph, op.inputs[0], op.outputs[0])
+
+
+# --- output shapes: what an op's inputs and options imply (checked once its constraint
+# holds, so the inputs are what the family expects) ------------------------------------
+
+def _shape(graph, i):
+    return tuple(int(d) for d in graph.tensors[i].shape)
+
+
+def _same_shape(graph, op):
+    return _shape(graph, op.inputs[0])
+
+
+def _fully_connected_shape(graph, op):
+    """TFLite's: the input's rows by out_depth, or with keep_num_dims the input's shape with
+    its last dimension out_depth."""
+    out_depth, in_depth = graph.tensors[op.inputs[1]].shape
+    if op.options.get("keep_num_dims"):
+        return _shape(graph, op.inputs[0])[:-1] + (int(out_depth),)
+    return (_count(graph, op.inputs[0]) // in_depth, int(out_depth))
+
+
+def _window_shape(graph, op, k_h, k_w, channels, dilated=True):
+    out_h, out_w, _, _ = _window_geometry(graph, op, k_h, k_w, dilated)
+    return (_shape(graph, op.inputs[0])[0], out_h, out_w, int(channels))
+
+
+def _conv_shape(graph, op):
+    out_c, k_h, k_w, _ = graph.tensors[op.inputs[1]].shape
+    return _window_shape(graph, op, k_h, k_w, out_c)
+
+
+def _depthwise_shape(graph, op):
+    _, k_h, k_w, out_c = graph.tensors[op.inputs[1]].shape
+    return _window_shape(graph, op, k_h, k_w, out_c)
+
+
+def _pool_shape(graph, op):
+    return _window_shape(graph, op, op.options["filter_h"], op.options["filter_w"],
+                         _shape(graph, op.inputs[0])[3], dilated=False)
+
+
+def _broadcast_shape(graph, op):
+    return tuple(np.broadcast_shapes(_shape(graph, op.inputs[0]), _shape(graph, op.inputs[1])))
+
+
+def _pad_shape(graph, op):
+    pads = _const_ints(graph, op.inputs[1])
+    return tuple(d + pads[2 * k] + pads[2 * k + 1] for k, d in enumerate(_shape(graph, op.inputs[0])))
+
+
+def _mean_shape(graph, op):
+    n, _, _, c = _shape(graph, op.inputs[0])
+    return (n, 1, 1, c) if op.options.get("keep_dims") else (n, c)
+
+
+def _concatenation_shape(graph, op):
+    first = _shape(graph, op.inputs[0])
+    axis = op.options.get("axis", 0) % len(first)
+    return first[:axis] + (sum(_shape(graph, i)[axis] for i in op.inputs),) + first[axis + 1:]
+
+
+def _transpose_shape(graph, op):
+    x = _shape(graph, op.inputs[0])
+    return tuple(x[k] for k in _perm(graph, op))
+
+
+def _shape_problems(graph):
+    """(op, reason) for every op whose constraint holds but whose output shape is not what
+    its inputs and options imply (SHAPES): a blob from it would fail on the board."""
+    problems = []
+    for op in graph.ops:
+        implied = SHAPES.get(op.kind)
+        if implied is None or CONSTRAINTS[op.kind](graph, op):
+            continue
+        want, got = implied(graph, op), _shape(graph, op.outputs[0])
+        if want == got and min(want + (1,)) >= 1:
+            continue
+        inputs = ["%r %s" % (graph.tensors[i].name, _shape(graph, i))
+                  for i in op.inputs if i >= 0 and not graph.tensors[i].is_const]
+        problems.append((op, "output tensor %r has shape %s, but its input%s %s impl%s %s"
+                         % (graph.tensors[op.outputs[0]].name, got, "s" if len(inputs) > 1
+                            else "", " and ".join(inputs), "y" if len(inputs) > 1 else "ies",
+                            want)))
+    return problems
 
 
 # Inputs every op of a kind the SDK reads must have (present, not -1) and that the compiler
@@ -642,13 +696,9 @@ def _problems(graph, skip=()):
     return problems
 
 
-#: Lowering families whose output has its input's shape (TFLite's kernels insist on it).
-_SAME_SHAPE = ("softmax", "pointwise", "quantize", "dequantize")
-
-
 def _graph_problems(graph):
-    """Ops reading activations nothing writes before them, and shape-preserving ops whose
-    output shape is not their input's: a blob from them would fail on the board."""
+    """Ops reading activations nothing writes before them: a blob from them would fail on the
+    board."""
     problems = []
     written = set(graph.inputs)
     for op in graph.ops:
@@ -656,14 +706,6 @@ def _graph_problems(graph):
             if i >= 0 and not graph.tensors[i].is_const and i not in written:
                 problems.append((op.index, op.kind, "reads tensor %r, which no earlier op writes "
                                  "and is not a model input" % graph.tensors[i].name))
-        entry = ops.OPS.get(op.kind)
-        if entry is not None and entry.lowering in _SAME_SHAPE and op.inputs and op.outputs \
-                and op.inputs[0] >= 0:
-            shape_in, shape_out = (tuple(graph.tensors[op.inputs[0]].shape),
-                                   tuple(graph.tensors[op.outputs[0]].shape))
-            if shape_in != shape_out:
-                problems.append((op.index, op.kind, "output shape %s is not its input's %s"
-                                 % (shape_out, shape_in)))
         written.update(op.outputs)
     for i in graph.outputs:
         if i not in written and not graph.tensors[i].is_const:
@@ -672,7 +714,16 @@ def _graph_problems(graph):
 
 
 def check(graph):
-    """Raise UnsupportedOpError listing every op the compiler cannot take, with the reason."""
+    """Raise ModelError (one line) for an op whose output shape is not what its inputs
+    imply, else UnsupportedOpError listing every op the compiler cannot take, with the
+    reason."""
+    shapes = _shape_problems(graph)
+    if shapes:
+        op, reason = shapes[0]
+        more = ", ".join("#%d %s" % (o.index, o.kind) for o, _ in shapes[1:])
+        raise ModelError("%s: op #%d %s: %s: the model is inconsistent; export it again%s"
+                         % (graph.name, op.index, op.kind, reason,
+                            " (the same for op %s)" % more if more else ""))
     problems = _problems(graph) + _graph_problems(graph)
     for i in graph.inputs + graph.outputs:
         if len(graph.tensors[i].shape) > blob.MAX_RANK:
@@ -1013,24 +1064,28 @@ def _kernel(op, int16=False):
 
 
 # How the compiler checks and lowers each family of ops (ops.Op.lowering): the
-# constraint returns the reasons an op is unsupported, the lowering emits its kernels.
+# constraint returns the reasons an op is unsupported, the lowering emits its kernels, the
+# shape is the output shape its inputs and options imply.
 FAMILIES = {
-    "fully_connected": (_check_fully_connected, _lower_fully_connected),
-    "softmax": (_check_softmax, _lower_softmax),
-    "reshape": (_check_reshape, _lower_reshape),
-    "quantize": (_check_quantize, _lower_quantize),
-    "dequantize": (_check_dequantize, _lower_dequantize),
-    "conv_2d": (_check_conv_2d, _lower_conv),
-    "depthwise_conv_2d": (_check_depthwise_conv_2d, _lower_conv),
-    "pool": (_check_pool_2d, _lower_pool),
-    "elementwise": (_check_elementwise, _lower_elementwise),
-    "pointwise": (_check_pointwise, _lower_pointwise),
-    "pad": (_check_pad, _lower_pad),
-    "mean": (_check_mean, _lower_mean),
-    "concatenation": (_check_concatenation, _lower_concatenation),
-    "transpose": (_check_transpose, _lower_transpose),
+    "fully_connected": (_check_fully_connected, _lower_fully_connected, _fully_connected_shape),
+    "softmax": (_check_softmax, _lower_softmax, _same_shape),
+    "reshape": (_check_reshape, _lower_reshape, None),  # any shape of the input's size
+    "quantize": (_check_quantize, _lower_quantize, _same_shape),
+    "dequantize": (_check_dequantize, _lower_dequantize, _same_shape),
+    "conv_2d": (_check_conv_2d, _lower_conv, _conv_shape),
+    "depthwise_conv_2d": (_check_depthwise_conv_2d, _lower_conv, _depthwise_shape),
+    "pool": (_check_pool_2d, _lower_pool, _pool_shape),
+    "elementwise": (_check_elementwise, _lower_elementwise, _broadcast_shape),
+    "pointwise": (_check_pointwise, _lower_pointwise, _same_shape),
+    "pad": (_check_pad, _lower_pad, _pad_shape),
+    "mean": (_check_mean, _lower_mean, _mean_shape),
+    "concatenation": (_check_concatenation, _lower_concatenation, _concatenation_shape),
+    "transpose": (_check_transpose, _lower_transpose, _transpose_shape),
 }
 CONSTRAINTS = {name: FAMILIES[op.lowering][0] for name, op in ops.OPS.items() if op.lowering}
+#: op -> the output shape its inputs and options imply (None: any of the input's size)
+SHAPES = {name: FAMILIES[op.lowering][2] for name, op in ops.OPS.items()
+          if op.lowering and FAMILIES[op.lowering][2]}
 LOWERINGS = {name: FAMILIES[op.lowering][1] for name, op in ops.OPS.items() if op.lowering}
 
 

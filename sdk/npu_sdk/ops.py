@@ -168,6 +168,22 @@ KERNELS = (
            ("count",)),
 )
 
+
+def run_work(records):
+    """The work of one RUN of a blob's op records (each with .opcode and .params): for each op
+    the product of its kernel's `work` params, summed, as a board counts it against its budget
+    (firmware/npufw/checks.py; npu_sdk/profiles.run_macs)."""
+    by_code = {k.opcode: k for k in KERNELS}
+    total = 0
+    for r in records:
+        k = by_code[r.opcode]
+        work = 1
+        for name in k.work:
+            work *= max(r.params[k.params.index(name)], 0)
+        total += work
+    return total
+
+
 # --- TFLite ops: what the SDK reads ---------------------------------------------------
 
 # How the quantizer sets an op's output quantization (None: it refuses the op).

@@ -25,8 +25,11 @@ def _tool(name):
 
 
 def test_generated_firmware_opcodes_are_current():
-    assert (ROOT / "firmware" / "npufw" / "opcodes.py").read_text() == \
-        _tool("make_firmware_opcodes").render(), "stale: run tools/make_firmware_opcodes.py"
+    tool = _tool("make_firmware_opcodes")
+    assert (ROOT / "firmware" / "npufw" / "opcodes.py").read_text() == tool.render(), \
+        "stale: run tools/make_firmware_opcodes.py"
+    assert (ROOT / "firmware" / "npufw" / "budgets.py").read_text() == tool.render_budgets(), \
+        "stale: run tools/make_firmware_opcodes.py"
 
 
 def test_the_op_support_doc_is_current():
