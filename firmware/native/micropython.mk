@@ -23,3 +23,10 @@ SRC_USERMOD_LIB_C += $(wildcard $(addprefix $(NPU_CMSIS)/, ConvolutionFunctions/
 		$(wildcard $(NPU_CMSIS)/NNSupportFunctions/*.c))
 CFLAGS_USERMOD += -DNPU_CMSIS_NN -I$(CMSIS_NN_DIR)/Include
 endif
+
+# The kernel core and CMSIS-NN at NPU_COPT, not the port's -Os (measured on the Cortex-M4
+# image: ResNet8 41.6M -> 30.4M instructions per inference)
+NPU_COPT ?= -O2
+NPU_LIB_O := $(addprefix $(BUILD)/, $(filter-out $(NPU_MOD_DIR)/%, $(SRC_USERMOD_LIB_C:.c=.o))) \
+	$(addprefix $(BUILD)/$(notdir $(NPU_MOD_DIR))/, npu_cmsis.o)
+$(NPU_LIB_O): CFLAGS += $(NPU_COPT)
