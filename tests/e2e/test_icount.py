@@ -41,8 +41,8 @@ def test_run_reports_instructions_on_an_icount_board(tmp_path):
     assert [op["instructions"] for op in first["profile"]] == [
         op["us"] * 1000 for op in first["profile"]]
     assert sum(op["instructions"] > 0 for op in first["profile"]) >= 1
-    for a, b in zip(first["profile"], second["profile"]):
-        assert abs(a["instructions"] - b["instructions"]) <= 1000 * 3, (a, b)  # 3 runs summed
+    for a, b in zip(first["profile"], second["profile"]):  # each a mean over 3 runs, rounded
+        assert abs(a["instructions"] - b["instructions"]) <= 2000, (a, b)
 
 
 def test_run_reports_no_instructions_on_a_wall_clock_board(emulator, tmp_path):
