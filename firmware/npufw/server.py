@@ -686,9 +686,9 @@ class Server:
         op_times = [0] * len(model.calls) if flags & RUN_PROFILE else None
         if staged and repeat > 1:  # the planner reuses input bytes: keep a copy for later runs
             inputs = [bytes(model.views[t]) for t in model.blob.inputs]
-        # an instruction-counting board counts the same from run to run: the native kernels'
-        # hot path allocates nothing (the image's pystack holds star calls' arguments), and a
-        # collection before each run keeps viper's garbage from being collected inside one
+        # an instruction-counting board counts the same from run to run: an inference with
+        # the native kernels allocates nothing (the image's pystack holds the interpreter's
+        # star-call arguments), and each run starts from a collected heap
         exact = self.board.limits.get("icount")
         first = True
         try:
