@@ -6,7 +6,8 @@
 #     the micropython core refusing with the extra to install;
 #   with npu-sdk[emulator]: npu firmware build for the VM, npu firmware install onto the VM's
 #     raw REPL (npu emulate --repl), then flash + run of the model on npu emulate --core
-#     cpython, micropython and qemu (MICROPY_DIR: MicroPython's source), the same outputs.
+#     cpython, micropython and qemu (MICROPY_DIR: MicroPython's source), the same outputs; the
+#     qemu image, built from the wheel's files, runs the native npu module (`npu info`).
 # Fails on any error, and on any warning from the build, pip or npu. Firmware builds are
 # cached in npu_sdk.firmware_build.cache_root() (~/.cache/npu-sdk) by their content, not by
 # where npu-sdk is installed: the tests and this check share the qemu image (about 40 s with
@@ -68,6 +69,8 @@ if from_sdist != direct:
         sorted(n for n in from_sdist if from_sdist[n] != direct[n])
     sys.exit("ci_wheel.sh: the wheel built from the sdist differs from the tree's: %s" % names)
 need = ["npu_firmware/main.py", "npu_firmware/qemu/main.c", "npu_firmware/qemu/manifest.py",
+        "npu_firmware/native/npu_module.c", "npu_firmware/native/micropython.mk",
+        "npu_firmware/csrc/npu_kernels.c", "npu_firmware/csrc/npu_checks.h",
         "npufw/server.py", "npu_zoo/digits_mlp/int8.tflite"]
 missing = [n for n in need if n not in from_sdist]
 if missing:
@@ -163,6 +166,11 @@ for core in cpython micropython qemu; do
     run flash digits.npb --name digits --port "$PORT" --timeout 60
     run run digits --input x.npy --output "y-$core.npy" --port "$PORT" --timeout 60
     run info --port "$PORT"
+    # the image built from the wheel's sources has the native module (npu_firmware/native, csrc)
+    if [ "$core" = qemu ] && ! grep -q "kernels: native" "$WORK/out"; then
+        cat "$WORK/out" >&2
+        fail "the qemu board built from the wheel runs no native kernels (above)"
+    fi
     stop_emulator "$core"
 done
 # every core runs the same firmware on the same blob: the same outputs

@@ -262,7 +262,6 @@ static PyObject *py_fully_connected(PyObject *self, PyObject *args) {
     npu_need needs[6];
     npu_err e;
     int n, pairs;
-    int32_t *rows = NULL;
     void *scratch;
     (void)self;
 
@@ -287,30 +286,15 @@ static PyObject *py_fully_connected(PyObject *self, PyObject *args) {
     if (check_shifts(&set, shift, pairs) < 0) {
         return NULL;
     }
-    /* The kernels take a pair per row: a shared pair is repeated here, per call, so the
-     * blob stores it once. */
-    if (pairs == 1 && out_depth > 1) {
-        rows = PyMem_RawMalloc(2 * sizeof(int32_t) * (size_t)out_depth);
-        if (rows == NULL) {
-            release_all(&set);
-            return PyErr_NoMemory();
-        }
-        for (int o = 0; o < out_depth; ++o) {
-            rows[o] = *(const int32_t *)mult->buf;
-            rows[out_depth + o] = *(const int32_t *)shift->buf;
-        }
-    }
     scratch = scratch_alloc(npu_fully_connected_scratch_size(batches, in_depth, out_depth));
     Py_BEGIN_ALLOW_THREADS
     npu_fully_connected((const int8_t *)inp->buf, (const int8_t *)w->buf,
                         bias != NULL ? (const int32_t *)bias->buf : NULL, (int8_t *)out->buf,
-                        rows != NULL ? rows : (const int32_t *)mult->buf,
-                        rows != NULL ? rows + out_depth : (const int32_t *)shift->buf, batches,
-                        in_depth, out_depth, input_offset, output_offset, act_min, act_max,
-                        scratch);
+                        (const int32_t *)mult->buf, (const int32_t *)shift->buf, pairs > 1,
+                        batches, in_depth, out_depth, input_offset, output_offset, act_min,
+                        act_max, scratch);
     Py_END_ALLOW_THREADS
     scratch_free(scratch);
-    PyMem_RawFree(rows);
     release_all(&set);
     Py_RETURN_NONE;
 }

@@ -72,14 +72,14 @@ size_t npu_fully_connected_scratch_size(int32_t batches, int32_t in_depth, int32
 
 void npu_fully_connected(const int8_t *input, const int8_t *weights, const int32_t *bias,
                          int8_t *output, const int32_t *mult, const int32_t *shift,
-                         int32_t batches, int32_t in_depth, int32_t out_depth,
+                         int per_channel, int32_t batches, int32_t in_depth, int32_t out_depth,
                          int32_t input_offset, int32_t output_offset,
                          int32_t act_min, int32_t act_max, void *scratch) {
 #if NPU_HAVE_X86_DISPATCH
     if (scratch != NULL && npu_isa_get() >= NPU_ISA_AVX2) {
-        npu_fully_connected_avx2(input, weights, bias, output, mult, shift, batches, in_depth,
-                                 out_depth, input_offset, output_offset, act_min, act_max,
-                                 scratch);
+        npu_fully_connected_avx2(input, weights, bias, output, mult, shift, per_channel, batches,
+                                 in_depth, out_depth, input_offset, output_offset, act_min,
+                                 act_max, scratch);
         return;
     }
 #else
@@ -87,6 +87,7 @@ void npu_fully_connected(const int8_t *input, const int8_t *weights, const int32
 #endif
     for (int32_t o = 0; o < out_depth; ++o) {
         const int8_t *w = weights + (size_t)o * (size_t)in_depth;
+        const int32_t q = per_channel ? o : 0;
         /* sum_i (x_i + off) * w_i == dot(x, w) + off * sum_i w_i. TFLM sums the
          * left side in int32; in wrapping (mod 2^32) arithmetic the regrouping
          * gives the same bits, so the per-row constant is hoisted out of the
@@ -97,7 +98,7 @@ void npu_fully_connected(const int8_t *input, const int8_t *weights, const int32
         for (int32_t b = 0; b < batches; ++b) {
             const int8_t *x = input + (size_t)b * (size_t)in_depth;
             int32_t acc = npu_wrap_add(base, dot_s8(x, w, in_depth));
-            acc = npu_multiply_by_quantized_multiplier(acc, mult[o], shift[o]);
+            acc = npu_multiply_by_quantized_multiplier(acc, mult[q], shift[q]);
             acc = npu_wrap_add(acc, output_offset);
             output[(size_t)b * (size_t)out_depth + (size_t)o] =
                 (int8_t)clamp_i32(acc, act_min, act_max);

@@ -37,10 +37,11 @@ size_t npu_fully_connected_scratch_size(int32_t batches, int32_t in_depth, int32
  *                      + output_offset, act_min, act_max)
  * input: [batches, in_depth], weights: [out_depth, in_depth] (symmetric, zero point 0),
  * bias: [out_depth] or NULL, output: [batches, out_depth],
- * mult/shift: one per output channel (replicate for per-tensor weights). */
+ * mult/shift: one per output channel, or with per_channel 0 one pair for every channel
+ * (per-tensor weights, as TFLM's FullyConnected stores them). */
 void npu_fully_connected(const int8_t *input, const int8_t *weights, const int32_t *bias,
                          int8_t *output, const int32_t *mult, const int32_t *shift,
-                         int32_t batches, int32_t in_depth, int32_t out_depth,
+                         int per_channel, int32_t batches, int32_t in_depth, int32_t out_depth,
                          int32_t input_offset, int32_t output_offset,
                          int32_t act_min, int32_t act_max, void *scratch);
 

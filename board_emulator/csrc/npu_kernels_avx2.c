@@ -546,9 +546,9 @@ size_t npu_fully_connected_avx2_scratch(int32_t batches, int32_t in_depth) {
 
 void npu_fully_connected_avx2(const int8_t *input, const int8_t *weights, const int32_t *bias,
                               int8_t *output, const int32_t *mult, const int32_t *shift,
-                              int32_t batches, int32_t in_depth, int32_t out_depth,
-                              int32_t input_offset, int32_t output_offset, int32_t act_min,
-                              int32_t act_max, void *scratch) {
+                              int per_channel, int32_t batches, int32_t in_depth,
+                              int32_t out_depth, int32_t input_offset, int32_t output_offset,
+                              int32_t act_min, int32_t act_max, void *scratch) {
     const size_t k = (size_t)in_depth, kp = ALIGN_UP(k, 16), k16 = k & ~(size_t)15;
     unsigned char *cursor = (unsigned char *)scratch;
     int16_t *xs = take(&cursor, (size_t)batches * kp * sizeof(int16_t));
@@ -586,7 +586,8 @@ void npu_fully_connected_avx2(const int8_t *input, const int8_t *weights, const 
                 sums[r] = (int32_t)s;
             }
             for (int r = 0; r < rows; ++r) {
-                int32_t a = npu_multiply_by_quantized_multiplier(sums[r], mult[o + r], shift[o + r]);
+                const int32_t q = per_channel ? o + r : 0;
+                int32_t a = npu_multiply_by_quantized_multiplier(sums[r], mult[q], shift[q]);
                 a = npu_wrap_add(a, output_offset);
                 out[o + r] = (int8_t)(a < act_min ? act_min : (a > act_max ? act_max : a));
             }

@@ -29,9 +29,9 @@ void npu_depthwise_conv2d_s8_avx2(const int8_t *input, const int8_t *weights,
 size_t npu_fully_connected_avx2_scratch(int32_t batches, int32_t in_depth);
 void npu_fully_connected_avx2(const int8_t *input, const int8_t *weights, const int32_t *bias,
                               int8_t *output, const int32_t *mult, const int32_t *shift,
-                              int32_t batches, int32_t in_depth, int32_t out_depth,
-                              int32_t input_offset, int32_t output_offset, int32_t act_min,
-                              int32_t act_max, void *scratch);
+                              int per_channel, int32_t batches, int32_t in_depth,
+                              int32_t out_depth, int32_t input_offset, int32_t output_offset,
+                              int32_t act_min, int32_t act_max, void *scratch);
 size_t npu_add_s8_avx2_run(const int8_t *a, const int8_t *b, int8_t *out, size_t n,
                            const npu_arith *p);
 #endif

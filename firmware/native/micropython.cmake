@@ -1,9 +1,14 @@
 # The npu module (the board's NPU driver) for a MicroPython port's CMake build (rp2, esp32):
 #   make USER_C_MODULES=path/to/firmware/native/micropython.cmake [CMSIS_NN_DIR=...]
-# The kernel core is the emulator's: board_emulator/csrc.
+# The kernel core is the emulator's: board_emulator/csrc in a checkout, csrc/ next to native/
+# in an installed wheel.
 add_library(usermod_npu INTERFACE)
 
-set(NPU_CORE_DIR ${CMAKE_CURRENT_LIST_DIR}/../../board_emulator/csrc)
+if(EXISTS ${CMAKE_CURRENT_LIST_DIR}/../csrc)
+    set(NPU_CORE_DIR ${CMAKE_CURRENT_LIST_DIR}/../csrc)
+else()
+    set(NPU_CORE_DIR ${CMAKE_CURRENT_LIST_DIR}/../../board_emulator/csrc)
+endif()
 
 target_sources(usermod_npu INTERFACE
     ${CMAKE_CURRENT_LIST_DIR}/npu_module.c

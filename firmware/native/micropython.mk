@@ -1,8 +1,10 @@
 # The npu module (the board's NPU driver) for a MicroPython port's make build:
 #   make USER_C_MODULES=path/to/firmware/native [CMSIS_NN_DIR=path/to/CMSIS-NN]
-# The kernel core is the emulator's: board_emulator/csrc (NPU_CORE_DIR overrides where).
+# The kernel core is the emulator's: board_emulator/csrc in a checkout, csrc/ next to native/
+# in an installed wheel (NPU_CORE_DIR overrides where).
 NPU_MOD_DIR := $(USERMOD_DIR)
-NPU_CORE_DIR ?= $(abspath $(NPU_MOD_DIR)/../../board_emulator/csrc)
+NPU_CORE_DIR ?= $(abspath $(firstword $(wildcard $(NPU_MOD_DIR)/../csrc \
+	$(NPU_MOD_DIR)/../../board_emulator/csrc)))
 
 SRC_USERMOD_C += $(NPU_MOD_DIR)/npu_module.c
 SRC_USERMOD_LIB_C += $(NPU_MOD_DIR)/npu_cmsis.c $(NPU_CORE_DIR)/npu_checks.c \
@@ -23,3 +25,10 @@ SRC_USERMOD_LIB_C += $(wildcard $(addprefix $(NPU_CMSIS)/, ConvolutionFunctions/
 		$(wildcard $(NPU_CMSIS)/NNSupportFunctions/*.c))
 CFLAGS_USERMOD += -DNPU_CMSIS_NN -I$(CMSIS_NN_DIR)/Include
 endif
+
+# The kernel core and CMSIS-NN at NPU_COPT, not the port's -Os (measured on the Cortex-M4
+# image: ResNet8 41.6M -> 30.4M instructions per inference)
+NPU_COPT ?= -O2
+NPU_LIB_O := $(addprefix $(BUILD)/, $(filter-out $(NPU_MOD_DIR)/%, $(SRC_USERMOD_LIB_C:.c=.o))) \
+	$(addprefix $(BUILD)/$(notdir $(NPU_MOD_DIR))/, npu_cmsis.o)
+$(NPU_LIB_O): CFLAGS += $(NPU_COPT)

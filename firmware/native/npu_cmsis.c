@@ -35,12 +35,11 @@ static cmsis_nn_dims dims(int32_t n, int32_t h, int32_t w, int32_t c) {
 
 static int cmsis_fully_connected(const int8_t *input, const int8_t *weights, const int32_t *bias,
                                  int8_t *output, const int32_t *mult, const int32_t *shift,
-                                 int32_t batches, int32_t in_depth, int32_t out_depth,
-                                 int32_t input_offset, int32_t output_offset, int32_t act_min,
-                                 int32_t act_max) {
+                                 int per_channel, int32_t batches, int32_t in_depth,
+                                 int32_t out_depth, int32_t input_offset, int32_t output_offset,
+                                 int32_t act_min, int32_t act_max) {
     cmsis_nn_context ctx;
     const cmsis_nn_fc_params fc = {input_offset, 0, output_offset, {act_min, act_max}};
-    const cmsis_nn_per_channel_quant_params q = {(int32_t *)mult, (int32_t *)shift};
     const cmsis_nn_dims in = dims(batches, 1, 1, in_depth), filter = dims(in_depth, 1, 1, out_depth),
                         bias_dims = dims(1, 1, 1, out_depth), out = dims(batches, 1, 1, out_depth);
     if (!context(&ctx, arm_fully_connected_s8_get_buffer_size(&filter))) {
@@ -50,6 +49,12 @@ static int cmsis_fully_connected(const int8_t *input, const int8_t *weights, con
     /* Helium folds the bias and the input offset into per-row kernel sums first */
     arm_vector_sum_s8(ctx.buf, in_depth, out_depth, weights, input_offset, 0, bias);
 #endif
+    if (!per_channel) { /* per-tensor weights: TFLM calls arm_fully_connected_s8 */
+        const cmsis_nn_per_tensor_quant_params q = {*mult, *shift};
+        return arm_fully_connected_s8(&ctx, &fc, &q, &in, input, &filter, weights, &bias_dims,
+                                      bias, &out, output) == ARM_CMSIS_NN_SUCCESS;
+    }
+    const cmsis_nn_per_channel_quant_params q = {(int32_t *)mult, (int32_t *)shift};
     return arm_fully_connected_per_channel_s8(&ctx, &fc, &q, &in, input, &filter, weights,
                                               &bias_dims, bias, &out, output) == ARM_CMSIS_NN_SUCCESS;
 }
@@ -127,17 +132,18 @@ static int cmsis_add(const int8_t *input1, const int8_t *input2, int8_t *output,
 
 void npu_fully_connected_any(const int8_t *input, const int8_t *weights, const int32_t *bias,
                              int8_t *output, const int32_t *mult, const int32_t *shift,
-                             int32_t batches, int32_t in_depth, int32_t out_depth,
-                             int32_t input_offset, int32_t output_offset, int32_t act_min,
-                             int32_t act_max) {
+                             int per_channel, int32_t batches, int32_t in_depth,
+                             int32_t out_depth, int32_t input_offset, int32_t output_offset,
+                             int32_t act_min, int32_t act_max) {
 #ifdef NPU_CMSIS_NN
-    if (cmsis_fully_connected(input, weights, bias, output, mult, shift, batches, in_depth,
-                              out_depth, input_offset, output_offset, act_min, act_max)) {
+    if (cmsis_fully_connected(input, weights, bias, output, mult, shift, per_channel, batches,
+                              in_depth, out_depth, input_offset, output_offset, act_min,
+                              act_max)) {
         return;
     }
 #endif
-    npu_fully_connected(input, weights, bias, output, mult, shift, batches, in_depth, out_depth,
-                        input_offset, output_offset, act_min, act_max, NULL);
+    npu_fully_connected(input, weights, bias, output, mult, shift, per_channel, batches,
+                        in_depth, out_depth, input_offset, output_offset, act_min, act_max, NULL);
 }
 
 void npu_conv2d_any(const int8_t *input, const int8_t *weights, const int32_t *bias,

@@ -14,9 +14,9 @@
 
 void npu_fully_connected_any(const int8_t *input, const int8_t *weights, const int32_t *bias,
                              int8_t *output, const int32_t *mult, const int32_t *shift,
-                             int32_t batches, int32_t in_depth, int32_t out_depth,
-                             int32_t input_offset, int32_t output_offset, int32_t act_min,
-                             int32_t act_max);
+                             int per_channel, int32_t batches, int32_t in_depth,
+                             int32_t out_depth, int32_t input_offset, int32_t output_offset,
+                             int32_t act_min, int32_t act_max);
 void npu_conv2d_any(const int8_t *input, const int8_t *weights, const int32_t *bias,
                     int8_t *output, const int32_t *mult, const int32_t *shift,
                     const npu_window *g, int32_t input_offset, int32_t output_offset,

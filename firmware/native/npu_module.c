@@ -25,13 +25,18 @@ static void raise_err(const npu_err *e) {
     mp_raise_msg_varg(&mp_type_ValueError, MP_ERROR_TEXT("%s"), e->msg);
 }
 
-/* The buffers of one call, in argument order from args[0]: checked against needs[]. */
-static void get_buffers(const mp_obj_t *args, const npu_need *needs, int count, void **bufs) {
+/* The buffers of one call, in argument order from args[0]: checked against needs[]; their
+ * lengths in bytes into lens[] where lens is not NULL. */
+static void get_buffers_lens(const mp_obj_t *args, const npu_need *needs, int count, void **bufs,
+                             long long *lens) {
     npu_err e;
     for (int i = 0; i < count; ++i) {
         mp_buffer_info_t b;
         if (needs[i].optional && args[i] == mp_const_none) {
             bufs[i] = NULL;
+            if (lens != NULL) {
+                lens[i] = 0;
+            }
             continue;
         }
         if (!mp_get_buffer(args[i], &b, needs[i].writable ? MP_BUFFER_WRITE : MP_BUFFER_READ)) {
@@ -44,13 +49,14 @@ static void get_buffers(const mp_obj_t *args, const npu_need *needs, int count, 
             raise_err(&e);
         }
         bufs[i] = b.buf;
+        if (lens != NULL) {
+            lens[i] = (long long)b.len;
+        }
     }
 }
 
-static long long buffer_len(mp_obj_t obj) {
-    mp_buffer_info_t b;
-    mp_get_buffer_raise(obj, &b, MP_BUFFER_READ);
-    return (long long)b.len;
+static void get_buffers(const mp_obj_t *args, const npu_need *needs, int count, void **bufs) {
+    get_buffers_lens(args, needs, count, bufs, NULL);
 }
 
 static int32_t arg_int(mp_obj_t obj) {
@@ -72,44 +78,21 @@ static void check_or_raise(int result, const npu_err *e) {
 
 /* ---- fully connected, softmax, quantize ------------------------------------------ */
 
-#define FC_CHUNK 64 /* output rows per call for per-tensor weights */
-
 static mp_obj_t npu_fully_connected_(size_t n_args, const mp_obj_t *args) {
     npu_need needs[MAX_BUFFERS];
     void *b[MAX_BUFFERS];
+    long long lens[MAX_BUFFERS];
     npu_err e;
     int32_t s[7]; /* batches, in_depth, out_depth, input_offset, output_offset, act_min, act_max */
     (void)n_args;
     arg_ints(args, 6, 7, s);
     check_or_raise(npu_args_fully_connected(&e, needs, s[0], s[1], s[2], s[3], s[5], s[6]), &e);
-    get_buffers(args, needs, 6, b);
-    int32_t pairs = npu_fc_pairs(&e, needs, buffer_len(args[4]), buffer_len(args[5]), s[2]);
+    get_buffers_lens(args, needs, 6, b, lens);
+    int32_t pairs = npu_fc_pairs(&e, needs, lens[4], lens[5], s[2]);
     check_or_raise(pairs, &e);
     check_or_raise(npu_check_shifts(&e, (const int32_t *)b[5], pairs), &e);
-    if (pairs == 1 && s[2] > 1) {
-        /* The kernels take a pair per row; per-tensor weights store one. It is repeated on the
-         * stack and the rows run FC_CHUNK at a time: no heap on the hot path (a block's search
-         * through a fragmented heap made a run's instruction count depend on its history). */
-        int32_t rows[2 * FC_CHUNK];
-        const int8_t *in = b[0], *w = b[1];
-        const int32_t *bias = b[2];
-        int8_t *out = b[3];
-        for (int i = 0; i < FC_CHUNK; ++i) {
-            rows[i] = *(const int32_t *)b[4];
-            rows[FC_CHUNK + i] = *(const int32_t *)b[5];
-        }
-        for (int32_t n = 0; n < s[0]; ++n) {
-            for (int32_t o = 0; o < s[2]; o += FC_CHUNK) {
-                const int32_t k = s[2] - o < FC_CHUNK ? s[2] - o : FC_CHUNK;
-                npu_fully_connected_any(in + n * s[1], w + o * s[1], bias ? bias + o : NULL,
-                                        out + n * s[2] + o, rows, rows + FC_CHUNK, 1, s[1], k,
-                                        s[3], s[4], s[5], s[6]);
-            }
-        }
-        return mp_const_none;
-    }
-    npu_fully_connected_any(b[0], b[1], b[2], b[3], b[4], b[5], s[0], s[1], s[2], s[3], s[4],
-                            s[5], s[6]);
+    npu_fully_connected_any(b[0], b[1], b[2], b[3], b[4], b[5], pairs > 1, s[0], s[1], s[2],
+                            s[3], s[4], s[5], s[6]);
     return mp_const_none;
 }
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(fully_connected_obj, 13, 13, npu_fully_connected_);

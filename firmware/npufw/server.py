@@ -94,15 +94,6 @@ E_SIGNATURE = 13
 _MALFORMED = (IndexError, ValueError, getattr(struct, "error", ValueError))
 
 
-
-def _settle_heap():
-    """Collect now, so that no collection falls inside the inference that follows. After one,
-    MicroPython's allocator searches for free blocks from the heap's bottom, where the model
-    pool lies (12,000 instructions on the qemu board): one small allocation moves its search
-    past the pool, where every later inference finds it."""
-    gc.collect()
-    bytearray(1)
-
 class Refused(Exception):
     def __init__(self, code, message):
         super().__init__(message)
@@ -721,9 +712,9 @@ class Server:
         op_times = [0] * len(model.calls) if flags & RUN_PROFILE else None
         if staged and repeat > 1:  # the planner reuses input bytes: keep a copy for later runs
             inputs = [bytes(model.views[t]) for t in model.blob.inputs]
-        # an instruction-counting board counts the same from run to run only without a
-        # collection inside the timed region: its cost depends on how the host's bytes fell
-        # into chunks before it
+        # an instruction-counting board counts the same from run to run: an inference with
+        # the native kernels allocates nothing (the image's pystack holds the interpreter's
+        # star-call arguments), and each run starts from a collected heap
         exact = self.board.limits.get("icount")
         first = True
         try:
@@ -734,15 +725,10 @@ class Server:
                         model.set_input(i, data)
                 first = False
                 if exact:
-                    _settle_heap()
-                    gc.disable()
-                try:
-                    t0 = clock.ticks_us()
-                    model.invoke(clock, op_times)
-                    times.append(clock.ticks_diff(clock.ticks_us(), t0))
-                finally:
-                    if exact:
-                        gc.enable()
+                    gc.collect()
+                t0 = clock.ticks_us()
+                model.invoke(clock, op_times)
+                times.append(clock.ticks_diff(clock.ticks_us(), t0))
         except Exception as e:
             if self.trial == name:
                 self._roll_back(name, "its first RUN", e)

@@ -6,6 +6,11 @@
  * main.py returning hands the UART to the REPL (the host's REPL request); Ctrl-D there
  * soft-resets back into main.py. main.py raising SystemExit(code) powers the board off:
  * QEMU exits with `code` through semihosting (the emulator's power cut, exit code 3).
+ *
+ * The image is built with MICROPY_ENABLE_PYSTACK (npu_sdk.firmware_image): Python frames and
+ * a star call's argument array (the interpreter's `fn(*args)` per op) live on this stack, not
+ * on the heap, so an inference allocates nothing and its instruction count cannot depend on
+ * how earlier requests left the heap.
  */
 
 #include <stdlib.h>
@@ -23,12 +28,14 @@
 #endif
 
 static uint32_t gc_heap[MICROPY_HEAP_SIZE / sizeof(uint32_t)];
+static mp_obj_t pystack[4096];
 
 int main(int argc, char **argv) {
     mp_cstack_init_with_sp_here(MICROPY_STACK_SIZE);
     gc_init(gc_heap, (char *)gc_heap + MICROPY_HEAP_SIZE);
 
     for (;;) {
+        mp_pystack_init(pystack, &pystack[MP_ARRAY_SIZE(pystack)]);
         mp_init();
 
         int ret = pyexec_frozen_module("main.py", false);

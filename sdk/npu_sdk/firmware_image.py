@@ -8,8 +8,8 @@ freeze manifest. Images are cached by a hash of every input (see image()).
 
 The image holds the board's NPU driver, the `npu` user C module (firmware/native, over the
 emulator's C kernel core board_emulator/csrc), with CMSIS-NN's kernels when a CMSIS-NN
-source is given (`--cmsis-nn DIR` or $CMSIS_NN_DIR); without the core's sources (an
-installed wheel ships only the firmware) the image runs the viper kernels alone.
+source is given (`--cmsis-nn DIR` or $CMSIS_NN_DIR). A wheel ships both folders as data of
+the npu_firmware package (native/, csrc/); without them the image runs the viper kernels alone.
 
 The board's flash is the machine's RAM region that QEMU maps from a file
 (`-machine memory-backend`): writes reach the file as they happen, so the flash survives a
@@ -36,6 +36,9 @@ TARGETS = {
 DEFAULT_TARGET = "mps3-an547"
 CONFIG_OFFSET = 0x00F00000  # the config block; the flash is at most this size
 CONFIG_MAGIC = 0x4E505543  # "CUPN": npuboard.CONFIG_MAGIC
+# what the image adds to the port's C flags: exit codes through semihosting (main.c), and
+# frames and star calls' arguments on a Python stack, not the heap (main.c's pystack)
+CFLAGS_EXTRA = "-DMICROPY_PYEXEC_ENABLE_EXIT_CODE_HANDLING=1 -DMICROPY_ENABLE_PYSTACK=1"
 _DEBIAN = {"arm-none-eabi-gcc": "gcc-arm-none-eabi libnewlib-arm-none-eabi",
            "qemu-system-arm": "qemu-system-arm"}
 
@@ -72,12 +75,12 @@ def cmsis_nn_dir(path=None):
 
 
 def native_dirs():
-    """(the npu module's folder, the C kernel core's folder), or None where the core's
-    sources are not next to the firmware (an installed wheel)."""
+    """(the npu module's folder, the C kernel core's folder): the checkout's, or an installed
+    wheel's (npu_firmware/native, npu_firmware/csrc); None where the sources are missing."""
     module = firmware_dir() / "native"
-    core = firmware_dir().parent / "board_emulator" / "csrc"
-    if (module / "micropython.mk").is_file() and (core / "npu_kernels.c").is_file():
-        return module, core
+    for core in (firmware_dir().parent / "board_emulator" / "csrc", firmware_dir() / "csrc"):
+        if (module / "micropython.mk").is_file() and (core / "npu_kernels.c").is_file():
+            return module, core
     return None
 
 
@@ -126,6 +129,7 @@ def _inputs(target, heap, mpy, cmsis=None):
     """(what, bytes) for everything the image is made of: the cache key."""
     qemu = sorted(p for p in _qemu_dir().rglob("*") if p.is_file() and p.suffix != ".pyc")
     out = [("target", target.encode()), ("heap", str(heap).encode()),
+           ("cflags", CFLAGS_EXTRA.encode()),
            ("npuboard", _npuboard(target, heap).encode())]
     out += [(rel, src.read_bytes()) for rel, src in _frozen()]
     out += [("qemu/%s" % p.relative_to(_qemu_dir()), p.read_bytes()) for p in qemu]
@@ -175,7 +179,7 @@ def build(target, heap, out_dir, micropython=None, jobs=None, log=None, cmsis_nn
                "FROZEN_MANIFEST=%s" % manifest, "MICROPY_HEAP_SIZE=%d" % heap,
                "MICROPY_MPYCROSS=%s" % _mpy_cross(),
                "MICROPY_MANIFEST_NPU_FIRMWARE=%s" % firmware,
-               "CFLAGS_EXTRA=-DMICROPY_PYEXEC_ENABLE_EXIT_CODE_HANDLING=1"]
+               "CFLAGS_EXTRA=%s" % CFLAGS_EXTRA]
         native = native_dirs()
         if native is not None:
             cmd += ["USER_C_MODULES=%s" % native[0], "NPU_CORE_DIR=%s" % native[1]]

@@ -37,3 +37,21 @@ def test_the_image_key_includes_the_native_inputs(monkeypatch):
     monkeypatch.setattr(firmware_image, "_mpy_cross", lambda: "true")
     keys = dict(firmware_image._inputs("mps3-an547", 1 << 18, ROOT))
     assert keys["native/x.c"] == b"v1"
+
+
+def test_an_installed_wheels_native_sources_are_found(tmp_path, monkeypatch):
+    """A wheel ships the module (npu_firmware/native) and the kernel core (npu_firmware/csrc):
+    an image built from it has the native module, as one built from the checkout does."""
+    fw = tmp_path / "site-packages" / "npu_firmware"
+    for rel in ("native/micropython.mk", "csrc/npu_kernels.c"):
+        (fw / rel).parent.mkdir(parents=True, exist_ok=True)
+        (fw / rel).write_text("/* */")
+    monkeypatch.setattr(firmware_image, "firmware_dir", lambda: fw)
+    assert firmware_image.native_dirs() == (fw / "native", fw / "csrc")
+
+
+def test_the_image_key_includes_the_c_flags(monkeypatch):
+    monkeypatch.setattr(firmware_image, "_mpy_cross", lambda: "true")
+    keys = dict(firmware_image._inputs("mps3-an547", 1 << 18, ROOT))
+    assert keys["cflags"] == firmware_image.CFLAGS_EXTRA.encode()
+    assert b"MICROPY_ENABLE_PYSTACK=1" in keys["cflags"]
