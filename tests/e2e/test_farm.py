@@ -164,22 +164,34 @@ def test_digit(npu_board, npu_model, npu_place, record_property, i):
 '''
 
 
-def test_pytest_n3_gives_each_worker_its_own_place(farm, tmp_path):
-    (tmp_path / "test_user.py").write_text(USER_SUITE)
-    junit = tmp_path / "junit.xml"
-    env = dict(os.environ)
+def pytest_suite(farm, path, suite, *options, env=None):
+    """`pytest -n 3 --npu-places 'npu-*'` on a user's suite in a fresh process: (process, the
+    JUnit records as (properties, failure or error message or None), in the order they came)."""
+    (path / "test_user.py").write_text(suite)
+    junit = path / "junit.xml"
+    env = dict(os.environ, **(env or {}))
     env.pop("PYTEST_ADDOPTS", None)
     env.pop("PYTEST_XDIST_WORKER", None)
     proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
                            "-n", "3", "--npu-places", "npu-*", "--npu-coordinator",
                            farm["coordinator"], "--junitxml", str(junit), "-W",
-                           "ignore::DeprecationWarning", "--basetemp", str(tmp_path / "bt"),
-                           str(tmp_path / "test_user.py")],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    place_of = {}
+                           "ignore::DeprecationWarning", "--basetemp", str(path / "bt")]
+                          + list(options) + [str(path / "test_user.py")],
+                          cwd=path, capture_output=True, text=True, timeout=600, env=env)
+    assert junit.exists(), proc.stdout[-3000:] + proc.stderr[-2000:]
+    records = []
     for case in ET.parse(junit).getroot().iter("testcase"):
         props = {p.get("name"): p.get("value") for p in case.iter("property")}
+        bad = case.find("failure") if case.find("failure") is not None else case.find("error")
+        records.append((props, None if bad is None else bad.get("message")))
+    return proc, records
+
+
+def test_pytest_n3_gives_each_worker_its_own_place(farm, tmp_path):
+    proc, records = pytest_suite(farm, tmp_path, USER_SUITE)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    place_of = {}
+    for props, _ in records:
         assert props["npu_firmware"] and int(props["npu_latency_us"]) >= 0
         assert re.fullmatch(r"digits_mlp:[0-9a-f]{64}", props["npu_model_hash"])
         assert props["held_by"] not in (None, "None", ""), props
@@ -188,6 +200,46 @@ def test_pytest_n3_gives_each_worker_its_own_place(farm, tmp_path):
     places = [p.pop() for p in place_of.values()]
     assert len(set(places)) == len(places) and set(places) <= set(PLACES), place_of
     assert holders(farm) == dict.fromkeys(PLACES)  # every worker released its place
+
+
+DYING_SUITE = '''
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from npu_sdk import zoo
+
+DIGITS = zoo.path("digits_mlp")
+
+
+@pytest.mark.parametrize("i", range(12))
+def test_digit(npu_board, npu_model, npu_place, i):
+    x = np.load(DIGITS / "samples.npz")["x_int8"][i % 9]
+    assert npu_board.run(npu_model(DIGITS / "int8.tflite"), x).shape == (1, 10)
+    victim, pid = os.environ["VICTIM"].split(":")
+    if npu_place.name == victim:  # the board dies (its emulator is killed) after its first test
+        os.kill(int(pid), signal.SIGKILL)
+'''
+
+
+def test_a_board_dying_mid_suite_fails_its_workers_tests_and_the_others_go_on(
+        tmp_path_factory, tmp_path):
+    with farm_up(tmp_path_factory, 3, "--baud", "921600") as dying_farm:
+        victim = next(b for b in dying_farm["boards"] if b["place"] == "npu-2")
+        proc, records = pytest_suite(dying_farm, tmp_path, DYING_SUITE, "--npu-timeout", "3",
+                                     env=dict(VICTIM="npu-2:%d" % victim["pid"]))
+        assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-2000:]
+        on = {}
+        for props, failed in records:
+            on.setdefault(props.get("npu_place"), []).append(failed)
+        assert set(on) == set(PLACES), on
+        assert on["npu-2"][0] is None and len(on["npu-2"]) >= 2, on  # passed, then killed it
+        assert all(f and "npu: the board at place npu-2 " in f for f in on["npu-2"][1:]), on
+        assert all(f is None for place in ("npu-1", "npu-3") for f in on[place]), on
+        assert len(records) == 12
+        assert holders(dying_farm) == dict.fromkeys(PLACES)  # the dead board's place too
 
 
 def test_parallel_flash_goes_on_when_a_board_dies_halfway(farm, tmp_path):
