@@ -379,7 +379,8 @@ def npu_model(request, npu_board, _npu_blobs):
     `source` is a .tflite (compiled once per session), an .npb, or blob bytes with a name;
     the name defaults to the file's stem, or a zoo file's folder (models.default_name). The
     model is flashed unless the board already holds this exact blob under that name, so each
-    model is sent once per session."""
+    model is sent once per session (the board is not even asked when this connection flashed
+    it: a farm's board stays connected for the session)."""
     from .models import default_name, load_model
 
     def flash(source, name=None):
@@ -395,7 +396,9 @@ def npu_model(request, npu_board, _npu_blobs):
             data, name = _npu_blobs[key], name or default_name(path)
         else:
             data = source
-        name = npu_board.flash(data, name, skip_if_same=True).name
+        held = npu_board.models.get(name) if name else None
+        if held is None or held.blob_id != bytes(data[-32:]):
+            name = npu_board.flash(data, name, skip_if_same=True).name
         request.node.user_properties.append(("npu_model_hash", "%s:%s" % (name, bytes(data[-32:]).hex())))
         return name
 

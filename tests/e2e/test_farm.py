@@ -163,7 +163,13 @@ def test_digit(npu_board, npu_model, npu_place, record_property, i):
     with Coordinator(npu_place.address) as c:  # the coordinator's word, not the plugin's
         record_property("held_by", c.place(npu_place.name).acquired)
     x = np.load(DIGITS / "samples.npz")["x_int8"][i]
-    assert npu_board.run(npu_model(DIGITS / "int8.tflite"), x).shape == (1, 10)
+    lists = []
+    npu_board.list = lambda real=npu_board.list: lists.append(1) or real()
+    try:
+        assert npu_board.run(npu_model(DIGITS / "int8.tflite"), x).shape == (1, 10)
+    finally:
+        del npu_board.list
+    record_property("lists", len(lists))
 '''
 
 
@@ -193,13 +199,16 @@ def pytest_suite(farm, path, suite, *options, env=None):
 def test_pytest_n3_gives_each_worker_its_own_place(farm, tmp_path):
     proc, records = pytest_suite(farm, tmp_path, USER_SUITE)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    place_of = {}
+    place_of, lists = {}, {}
     for props, _ in records:
         assert props["npu_firmware"] and int(props["npu_latency_us"]) >= 0
         assert re.fullmatch(r"digits_mlp:[0-9a-f]{64}", props["npu_model_hash"])
         assert props["held_by"] not in (None, "None", ""), props
         place_of.setdefault(props["worker"], set()).add(props["npu_place"])
+        lists[props["worker"]] = lists.get(props["worker"], 0) + int(props["lists"])
     assert all(len(p) == 1 for p in place_of.values()), place_of  # a worker keeps its place
+    # the board stays connected: the model it was given is not looked up again per test
+    assert all(n == 1 for n in lists.values()), lists
     places = [p.pop() for p in place_of.values()]
     assert len(set(places)) == len(places) and set(places) <= set(PLACES), place_of
     assert holders(farm) == dict.fromkeys(PLACES)  # every worker released its place
