@@ -147,12 +147,12 @@ def test_a_place_someone_else_holds_is_refused_in_one_line(farm):
 
 USER_SUITE = '''
 import os
+import sys
 
 import numpy as np
 import pytest
 
 from npu_sdk import zoo
-from npu_sdk.places import Coordinator
 
 DIGITS = zoo.path("digits_mlp")
 
@@ -160,6 +160,9 @@ DIGITS = zoo.path("digits_mlp")
 @pytest.mark.parametrize("i", range(9))
 def test_digit(npu_board, npu_model, npu_place, record_property, i):
     record_property("worker", os.environ["PYTEST_XDIST_WORKER"])
+    # did the plugin talk to the coordinator in this worker? (this test does, below)
+    record_property("coordinator_client", "npu_sdk.places" in sys.modules)
+    from npu_sdk.places import Coordinator
     with Coordinator(npu_place.address) as c:  # the coordinator's word, not the plugin's
         record_property("held_by", c.place(npu_place.name).acquired)
     x = np.load(DIGITS / "samples.npz")["x_int8"][i]
@@ -204,6 +207,8 @@ def test_pytest_n3_gives_each_worker_its_own_place(farm, tmp_path):
         assert props["npu_firmware"] and int(props["npu_latency_us"]) >= 0
         assert re.fullmatch(r"digits_mlp:[0-9a-f]{64}", props["npu_model_hash"])
         assert props["held_by"] not in (None, "None", ""), props
+        if props["worker"] not in place_of:  # its first test: xdist's controller took the
+            assert props["coordinator_client"] == "False", props  # place, not the worker
         place_of.setdefault(props["worker"], set()).add(props["npu_place"])
         lists[props["worker"]] = lists.get(props["worker"], 0) + int(props["lists"])
     assert all(len(p) == 1 for p in place_of.values()), place_of  # a worker keeps its place
