@@ -22,8 +22,8 @@ at the end of the session, whatever happened; on Linux it also dies with its pyt
 A board farm: `pytest -n 4 --npu-places 'npu-*'` gives each worker its own labgrid place
 matching the pattern, acquired from the coordinator (`--npu-coordinator`, default
 $LG_COORDINATOR) by xdist's controller before the workers start and released at the end of
-the run (docs/farm.md). Each test's JUnit
-record carries npu_place, npu_firmware, npu_model_hash and npu_latency_us properties.
+the run (docs/farm.md). Each test's JUnit record carries npu_place, npu_firmware,
+npu_model_hash and npu_latency_us properties.
 """
 import atexit
 import os
