@@ -319,7 +319,10 @@ def farm_text(farm):
     text.append("Target 1, RFC 2217 flash / line rate >= %.2f: %s" % (
         FARM_TARGETS["rfc2217_ratio_of_line_rate"], t["rfc2217_ratio_of_line_rate"]))
     text.append("Target 2, zoo suite on 3 boards vs 1 at 115200 >= %gx: %s" % (
-        FARM_TARGETS["three_boards_speedup"], t.get("three_boards_speedup", "not measured")))
+        FARM_TARGETS["three_boards_speedup"], t.get("three_boards_speedup", "not measured"))
+        + (" (median of %d rounds; rounds %s..%s)" % ((len(farm["suite"]) // 2,)
+                                                       + tuple(t["three_boards_speedup_spread"]))
+           if "three_boards_speedup_spread" in t else ""))
     return text
 
 

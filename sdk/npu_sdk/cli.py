@@ -593,7 +593,7 @@ def cmd_farm_up(args):
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     with Farm(args.n, args.coordinator, prefix=args.prefix, baud=args.baud, core=args.core,
-              board=args.board) as farm:
+              board=args.board, repl=args.repl) as farm:
         if args.json:
             print(json.dumps(dict(coordinator=farm.address, boards=[
                 dict(place=p, url=u, pty=pty, pid=emu.proc.pid) for p, u, pty, emu in farm.boards])),
@@ -826,9 +826,12 @@ def build_parser():
     fp.add_argument("--baud", metavar="N|board",
                     help="pace each board's UART at N baud, or the profile's with 'board' "
                          "(default: unpaced)")
-    fp.add_argument("--core", choices=("cpython", "micropython", "qemu"), default="cpython",
-                    help="emulator core (default: cpython)")
+    fp.add_argument("--core", choices=("cpython", "micropython", "qemu"),
+                    help="emulator core (default: cpython; micropython with --repl)")
     fp.add_argument("--board", help="board profile (default: the core's)")
+    fp.add_argument("--repl", action="store_true",
+                    help="boards at their MicroPython REPL, as before `npu firmware install` "
+                         "(the micropython core's REPL, the board's flash as its filesystem)")
     fp.add_argument("--json", action="store_true", help="print the farm as one JSON line")
     fp.set_defaults(func=cmd_farm_up)
 

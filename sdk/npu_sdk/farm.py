@@ -74,12 +74,17 @@ def exporter_config(groups):
 
 
 class Farm:
-    """N emulated boards exported through labgrid; `boards` lists (place, url, pty, emulator)."""
+    """N emulated boards exported through labgrid; `boards` lists (place, url, pty, emulator).
+    With `repl`, each board is at its MicroPython REPL (the micropython core's --repl)."""
 
-    def __init__(self, n, coordinator=None, prefix="npu", baud=None, core="cpython",
-                 board=None, workdir=None):
+    def __init__(self, n, coordinator=None, prefix="npu", baud=None, core=None,
+                 board=None, workdir=None, repl=False):
         from .profiles import DEFAULT
         from .pytest_plugin import Emulator
+        core = core or ("micropython" if repl else "cpython")
+        if repl and core != "micropython":
+            raise NpuError("npu farm up --repl: the boards show MicroPython's REPL on the "
+                           "micropython core; give --core micropython or leave --core out")
         self.address = coordinator_address(coordinator)
         self.procs, self.emulators, self.boards, self.places = [], [], [], []
         self.started_coordinator = False
@@ -89,7 +94,8 @@ class Farm:
         line_baud = int(baud) if baud and str(baud).isdigit() else 115200
         try:
             self._coordinator()
-            options = ["--baud", str(baud)] if baud else []
+            # --repl: the VM's REPL, as a board before `npu firmware install` shows it
+            options = (["--baud", str(baud)] if baud else []) + (["--repl"] if repl else [])
             served = []
             for k in range(1, n + 1):
                 flash = os.path.join(self.workdir, "flash-%d" % k)

@@ -74,7 +74,7 @@ def _open(port, baudrate, timeout):
         from mpremote.transport_serial import SerialTransport
     except ImportError as e:
         raise NpuError("npu firmware install needs mpremote: pip install mpremote") from e
-    from .link.transport import releasing, rfc2217_url
+    from .link.transport import Rfc2217Serial, releasing, rfc2217_url
     url, lease = port, None
     if port.startswith("labgrid://"):  # a farm's board: held while the transport is open
         from . import places
@@ -88,6 +88,8 @@ def _open(port, baudrate, timeout):
         if lease is not None:
             lease.release()
         raise LinkError("cannot open %s: %s; check the port (--port or $NPU_PORT)" % (port, e)) from e
+    if url.startswith("rfc2217://"):  # mpremote opened pyserial's client: close it without its sleep
+        transport.serial.__class__ = Rfc2217Serial
     if lease is not None:
         transport.close = releasing(transport.close, lease)
     return transport

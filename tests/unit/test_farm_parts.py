@@ -64,3 +64,14 @@ def test_progress_without_a_terminal_prints_a_line_per_tenth_per_board():
     assert lines[-2] == "npu-1   100% 1000/1000 bytes"
     assert lines[-1] == "npu-22  FAILED: gone"
     assert len(lines) == 1 + 10 + 1
+
+
+def test_the_farm_bench_pairs_each_round_and_takes_the_median_ratio():
+    import sys
+    from tests.conftest import ROOT
+    sys.path.insert(0, str(ROOT / "tools"))
+    from bench_farm import suite_targets
+    rows = [dict(run=1, boards=1, seconds=40.0), dict(run=1, boards=3, seconds=20.0),
+            dict(run=2, boards=1, seconds=60.0), dict(run=2, boards=3, seconds=40.0),  # a busy spell
+            dict(run=3, boards=1, seconds=42.0), dict(run=3, boards=3, seconds=14.0)]
+    assert suite_targets(rows) == dict(three_boards_speedup=2.0, three_boards_speedup_spread=[1.5, 3.0])
