@@ -27,6 +27,25 @@ def test_board_at_its_repl_is_named_and_reset(tmp_path, core):
         emu.stop()
 
 
+@pytest.mark.parametrize("core", ["micropython", "qemu"])
+def test_hello_never_soft_resets_a_repl(tmp_path, monkeypatch, core):
+    """A board at its REPL reads HELLO's frames as keys. With seq 242 the frame is
+    7e 01 f2 03 00 04 4c 95 04 7e: Ctrl-C clears the line and the Ctrl-D after it soft-resets
+    the board back into the firmware, which then answers a retransmission (the flaky
+    test above). The host picks HELLO's seq so that its frame holds no Ctrl-D."""
+    import random
+
+    from npu_sdk.link import Board, board_state
+    emu = Emulator(core, flash_dir=tmp_path / "flash")
+    try:
+        npu("repl", "--port", emu.port, "--wait", 0.5, "--timeout", 30)
+        monkeypatch.setattr(random, "randrange", lambda n: 241)  # HELLO goes out as seq 242
+        with pytest.raises(board_state.AtRepl):
+            Board(emu.port, timeout=2, retries=0).close()
+    finally:
+        emu.stop()
+
+
 def test_micropython_without_the_firmware_says_install_it(repl_board):  # noqa: F811
     port, _ = repl_board
     for command in ("ls", "reset"):

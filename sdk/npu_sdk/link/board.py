@@ -187,7 +187,13 @@ class Board:
     # --- requests ------------------------------------------------------------------
 
     def hello(self):
-        p = self.request(codec.HELLO, codec.hello_request(), timeout=min(3.0, self.timeout))
+        payload = codec.hello_request()
+        # a board at its MicroPython REPL reads this frame as keys: a Ctrl-D in it (in the CRC)
+        # soft-resets the board, whose firmware then answers a retransmission as if nothing
+        # happened; a seq whose frame holds none leaves the REPL for board_state to name
+        while board_state.CTRL_D in codec.encode(codec.HELLO, self.seq + 1, payload):
+            self._next_seq()
+        p = self.request(codec.HELLO, payload, timeout=min(3.0, self.timeout))
         proto = struct.unpack_from("<H", p)[0] if len(p) >= 2 else None
         if proto != codec.PROTOCOL_VERSION:
             raise LinkError("the board on %s speaks link protocol %s, this host SDK %d: update the %s"
