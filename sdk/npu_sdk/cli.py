@@ -235,12 +235,16 @@ def cmd_run(args):
 
 
 def cmd_ports(args):
-    """Serial ports with VID:PID, and whether an npu board answers HELLO on each."""
+    """Serial ports with VID:PID and running emulators, and whether an npu board answers HELLO
+    on each."""
     from serial.tools import list_ports
 
     from .link import Board
     found = [dict(port=p.device, vid_pid=("%04x:%04x" % (p.vid, p.pid)) if p.vid is not None else None,
                   description=p.description) for p in sorted(list_ports.comports(), key=lambda p: p.device)]
+    from .link import discovery
+    found += [dict(port=e["port"], vid_pid=None, description="npu emulate (%s core, %s)"
+                   % (e["core"], e["board"])) for e in discovery.emulators()]
     extra = _port(args)
     if extra and extra not in [f["port"] for f in found]:
         found.append(dict(port=extra, vid_pid=None, description="--port / $NPU_PORT"))
@@ -260,7 +264,7 @@ def cmd_ports(args):
                                        ("firmware %s on %s" % (f["firmware"], f["board"])) if f["npu"]
                                        else f["description"]))
     if not found:
-        print("no serial ports found (an emulator's pty is not listed: pass --port)")
+        print("no serial ports found and no `npu emulate` running")
 
 
 def _heap_line(m):
@@ -848,6 +852,18 @@ def build_parser():
     return p
 
 
+def _pick_port(args):
+    """No --port and no $NPU_PORT: the one board this host finds (as mpremote's `auto`), named
+    on stderr; none or several is an error saying so."""
+    if not hasattr(args, "port") or args.port or os.environ.get("NPU_PORT") \
+            or args.command == "ports" or getattr(args, "places", None):
+        return
+    from .link import discovery
+    port = discovery.only_board()
+    args.port = [port] if args.command == "flash" else port
+    print("using the board on %s (the only one found)" % port, file=sys.stderr)
+
+
 def _print_warning(message, category, filename, lineno, file=None, line=None):
     """A warning (errors.ModelWarning: what the SDK tolerated) as one line, no source location."""
     print("warning: %s" % message, file=sys.stderr)
@@ -863,6 +879,7 @@ def main(argv=None):
     if args.port_before and getattr(args, "port", None) is None and hasattr(args, "port"):
         args.port = [args.port_before] if args.command == "flash" else args.port_before
     try:
+        _pick_port(args)
         with warnings.catch_warnings():
             warnings.showwarning = _print_warning
             return args.func(args) or 0

@@ -43,3 +43,30 @@ def test_firmware_build_without_output(tmp_path):
     subprocess.run([sys.executable, "-m", "npu_sdk", "firmware", "build"], cwd=tmp_path, check=True,
                    capture_output=True, timeout=300)
     assert (tmp_path / "npu-firmware" / "manifest.json").exists()
+
+
+@pytest.mark.parametrize("core", ["cpython", "micropython"])
+def test_without_a_port_the_one_board_found(tmp_path, monkeypatch, core):
+    """As mpremote does: no --port and no $NPU_PORT takes the one board there is (a running
+    `npu emulate` counts) and says which; none or several is one line saying what to do."""
+    from tests.e2e.test_cli_errors import one_line
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))  # only this test's emulators
+    monkeypatch.delenv("NPU_PORT", raising=False)
+    assert "no board found" in one_line(npu("ls", check=False))
+    first = Emulator(core, flash_dir=tmp_path / "a")
+    try:
+        r = npu("ls", "--json")
+        assert json.loads(r.stdout) == [] and "using the board on %s" % first.port in r.stderr
+        assert first.port in npu("ports").stdout
+        npu("flash", DIGITS_INT8, "--name", "d")
+        assert "d" in npu("ls", "-p", first.port).stdout
+        second = Emulator(core, flash_dir=tmp_path / "b")
+        try:
+            line = one_line(npu("ls", check=False))
+            assert "2 boards found" in line and first.port in line and second.port in line
+        finally:
+            second.stop()
+        assert "using the board on %s" % first.port in npu("ls").stderr
+    finally:
+        first.stop()
+    assert "no board found" in one_line(npu("ls", check=False))
