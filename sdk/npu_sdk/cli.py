@@ -222,7 +222,9 @@ def cmd_ls(args):
         entries = board.list()
         info = board.info
     if args.json:
-        print(json.dumps([dict(name=e.name, size=e.size, id=e.blob_id.hex()) for e in entries]))
+        print(json.dumps(dict(models=[dict(name=e.name, size=e.size, id=e.blob_id.hex())
+                                      for e in entries],
+                              free_flash=info.free_flash, flash=info.flash)))
         return
     for e in entries:
         print("%-32s %8d  %s" % (e.name, e.size, e.blob_id.hex()[:16]))
@@ -712,7 +714,8 @@ def build_parser():
     coordinator_arg(sp)
     sp.set_defaults(func=cmd_flash)
 
-    sp = sub.add_parser("ls", help="list the models on the board")
+    sp = sub.add_parser("ls", help="list the models on the board and its free flash (--json: "
+                                   "{models, free_flash, flash}, in bytes)")
     board_args(sp)
     sp.set_defaults(func=cmd_ls)
 

@@ -21,7 +21,7 @@ def test_board_at_its_repl_is_named_and_reset(tmp_path, core):
         line = one_line(npu("ls", "--port", port, "--timeout", 2, check=False))
         assert "is at its MicroPython REPL" in line and "`npu reset`" in line
         assert "again" in npu("reset", "--port", port, "--timeout", 30).stdout
-        assert json.loads(npu("ls", "--port", port, "--json").stdout) == []
+        assert json.loads(npu("ls", "--port", port, "--json").stdout)["models"] == []
         assert "nothing to reset" in npu("reset", "--port", port).stdout
     finally:
         emu.stop()

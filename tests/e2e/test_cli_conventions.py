@@ -35,7 +35,7 @@ def test_port_flags_console_count_and_validate_leaves_nothing(board):
     pytest.importorskip("tflite_micro")
     rep = json.loads(npu("validate", DIGITS_INT8, "-p", port, "--json").stdout)
     assert rep["bit_exact"]
-    assert sorted(e["name"] for e in json.loads(npu("ls", "-p", port, "--json").stdout)) == \
+    assert sorted(e["name"] for e in json.loads(npu("ls", "-p", port, "--json").stdout)["models"]) == \
         ["a", "b", "c"]
 
 
@@ -56,7 +56,7 @@ def test_without_a_port_the_one_board_found(tmp_path, monkeypatch, core):
     first = Emulator(core, flash_dir=tmp_path / "a")
     try:
         r = npu("ls", "--json")
-        assert json.loads(r.stdout) == [] and "using the board on %s" % first.port in r.stderr
+        assert json.loads(r.stdout)["models"] == [] and "using the board on %s" % first.port in r.stderr
         assert first.port in npu("ports").stdout
         npu("flash", DIGITS_INT8, "--name", "d")
         assert "d" in npu("ls", "-p", first.port).stdout

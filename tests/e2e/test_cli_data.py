@@ -65,7 +65,7 @@ def test_zoo_models_keep_their_names(board, tmp_path, env):
     port = board.port
     for model in (DIGITS_INT8, KWS):
         npu("flash", model, "--port", port, env=env)
-    names = [e["name"] for e in json.loads(npu("ls", "--port", port, "--json").stdout)]
+    names = [e["name"] for e in json.loads(npu("ls", "--port", port, "--json").stdout)["models"]]
     assert sorted(names) == ["digits_mlp", "kws_dscnn"]
     # a different blob under a name the board holds: said, and how to keep both
     r = npu("flash", KWS, "--name", "digits_mlp", "--port", port, env=env)
