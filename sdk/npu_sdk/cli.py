@@ -349,6 +349,15 @@ def cmd_rm(args):
         print("removed %r" % args.name)
 
 
+def cmd_cancel(args):
+    """Stop the RUN a board is working on, whichever host asked for it."""
+    with _board(args, busy_ok=True) as board:
+        stopped = board.cancel()
+    _say(args, dict(port=board.port, stopped=stopped),
+         "the board on %s stopped its RUN" % board.port if stopped else
+         "the board on %s was running nothing" % board.port)
+
+
 def cmd_console(args):
     """Print the board's log: its recent lines, then live ones until Ctrl-C (or --count/--seconds)."""
     import time
@@ -751,6 +760,11 @@ def build_parser():
     proof_arg(sp)
     board_args(sp)
     sp.set_defaults(func=cmd_rm)
+
+    sp = sub.add_parser("cancel", help="stop the RUN the board is working on (a long --repeat), "
+                                       "whichever host asked for it")
+    board_args(sp)
+    sp.set_defaults(func=cmd_cancel)
 
     sp = sub.add_parser("console", help="show the board's log lines: recent ones, then live")
     sp.add_argument("--count", type=int, metavar="N", help="stop after N lines")

@@ -3,12 +3,15 @@ so and what to do (`npu reset`, `npu firmware install`); `--timeout` is the whol
 `--repeat` waits as long as the work takes; input upload adapts to a lossy line."""
 import json
 import os
+import signal
+import subprocess
+import time
 
 import numpy as np
 import pytest
 
 from tests.conftest import ZOO, Emulator, fc_model
-from tests.e2e.test_cli_errors import npu, one_line
+from tests.e2e.test_cli_errors import NPU, npu, one_line
 from tests.e2e.test_firmware_install import repl_board  # noqa: F401 (a fixture)
 
 
@@ -97,5 +100,94 @@ def test_input_upload_adapts_to_a_lossy_line(tmp_path, core):
                                 "--json").stdout)  # the default --timeout: 10 s
         expected = reference.run_tflm(model_bytes, [sample])[0]
         assert report["outputs"][0]["data"] == expected.tolist()
+    finally:
+        emu.stop()
+
+
+def _kws_input(tmp_path):
+    x = tmp_path / "x.npy"
+    np.save(x, np.load(ZOO / "kws_dscnn" / "samples.npz")["x_int8"][0])
+    return x
+
+
+def _start_run(port, x, repeat):
+    """`npu run` of a long --repeat in the background, once the board is at its work: a second
+    host's `npu ls` hears that the board is busy (and with what), in one line."""
+    run = subprocess.Popen(NPU + ["run", "kws_dscnn", "--input", str(x), "--repeat", str(repeat),
+                                  "--port", port], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    for _ in range(20):  # the first, single run loads the model; then the long one
+        r = npu("ls", "--port", port, "--timeout", 3, check=False)
+        if "of %d runs" % repeat in r.stderr:
+            break
+    line = one_line(r)
+    assert "is busy running 'kws_dscnn'" in line and "`npu cancel`" in line
+    return run
+
+
+@pytest.mark.parametrize("core", ["cpython", "micropython", "qemu"])
+def test_a_busy_board_says_so_and_ctrl_c_stops_its_work(tmp_path, core):
+    """`npu run kws_dscnn --repeat 65535`: minutes of work on the MicroPython core. Another
+    host hears that the board is busy; Ctrl-C stops the work on the board (it looks between
+    inferences), so the next command is answered at once; after a host was killed, the next
+    one hears that the board is busy and `npu cancel` stops the work."""
+    emu = Emulator(core, flash_dir=tmp_path / "flash")
+    run = None
+    try:
+        npu("flash", ZOO / "kws_dscnn" / "int8.tflite", "--port", emu.port)
+        x = _kws_input(tmp_path)
+        run = _start_run(emu.port, x, 65535)
+        run.send_signal(signal.SIGINT)
+        _, err = run.communicate(timeout=60)
+        assert run.returncode == 130 and "Traceback" not in err, err
+        assert "the board stopped running 'kws_dscnn'" in err
+        # a board still at its work would answer "busy"
+        listing = json.loads(npu("ls", "--port", emu.port, "--timeout", 3, "--json").stdout)
+        assert [m["name"] for m in listing["models"]] == ["kws_dscnn"]
+        log = npu("console", "--port", emu.port, "--seconds", 0.5).stdout
+        assert "RUN of kws_dscnn cancelled after" in log
+
+        # a host killed while its board works: the next one hears why, and can stop the work
+        run = _start_run(emu.port, x, 65535)
+        run.kill()
+        run.wait()
+        line = one_line(npu("ls", "--port", emu.port, "--timeout", 3, check=False))
+        assert "is busy running 'kws_dscnn'" in line and "of 65535 runs done" in line
+        assert "stopped its RUN" in npu("cancel", "--port", emu.port).stdout
+        assert "running nothing" in npu("cancel", "--port", emu.port).stdout
+        npu("ls", "--port", emu.port, "--timeout", 3)
+    finally:
+        if run is not None and run.poll() is None:
+            run.kill()
+            run.wait()
+        emu.stop()
+
+
+@pytest.mark.parametrize("core", ["cpython", "micropython"])
+def test_a_run_resent_after_a_hello_is_not_run_again(tmp_path, core):
+    """Host A's RUN retransmission queued on the line behind host B's HELLO: the board answers
+    it from memory; run again, it would keep the board busy (B's LIST would hear so)."""
+    from npu_sdk.link import Board, codec
+    repeat = 40000 if core == "cpython" else 300  # seconds of work either way
+    x = np.load(ZOO / "kws_dscnn" / "samples.npz")["x_int8"][0].tobytes()
+    emu = Emulator(core, flash_dir=tmp_path / "flash")
+    try:
+        with Board(emu.port) as a:
+            a.flash(ZOO / "kws_dscnn" / "int8.tflite")
+            request = codec.run_request("kws_dscnn", [x], repeat, codec.RUN_CANCELLABLE)
+            first = a.request(codec.RUN, request, timeout=60)
+            resent = codec.encode(codec.RUN, a.seq, request)
+        with Board(emu.port) as b:
+            b.serial.write(resent)
+            time.sleep(0.3)  # the LIST comes while a second run of the work would still go on
+            listed = (b.seq + 1) & 0xFF
+            b.serial.write(codec.encode(codec.LIST, listed))
+            answers = {}
+            for ftype, seq, payload in b._frames(time.monotonic() + 60):
+                answers[seq] = (ftype, payload)
+                if len(answers) == 2:
+                    break
+        assert answers[a.seq] == (codec.RUN | codec.RESPONSE, first)
+        assert answers[listed][0] == codec.LIST | codec.RESPONSE, answers[listed]
     finally:
         emu.stop()
