@@ -617,7 +617,7 @@ def build_parser():
     from . import __version__
     p = _Parser(prog="npu", description="Compile TFLite models for NPU boards, flash them over a "
                 "serial link and run them. Exit status: 0 done, 1 failed (one `npu: ...` line "
-                "says why), 2 usage error, 130 interrupted.")
+                "says why), 2 usage error, 130 interrupted, 141 stdout closed early (`| head`).")
     p.add_argument("--version", action="version", version="npu-sdk %s" % __version__)
     p.add_argument("-p", "--port", dest="port_before", metavar="PORT",
                    help="the board's port, for any subcommand (as its own --port)")
@@ -899,7 +899,14 @@ def main(argv=None):
         _pick_port(args)
         with warnings.catch_warnings():
             warnings.showwarning = _print_warning
-            return args.func(args) or 0
+            code = args.func(args) or 0
+            sys.stdout.flush()  # a reader gone away shows here, not as a traceback at exit
+            return code
+    except BrokenPipeError:
+        # stdout's reader went away (`npu ls | head -1`): stop quietly, as Unix tools do on
+        # SIGPIPE (128 + 13), with nothing left to flush into the broken pipe at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except NpuError as e:
         if getattr(args, "json", False):
             print(json.dumps(dict(error=str(e), code=1)))

@@ -70,3 +70,17 @@ def test_without_a_port_the_one_board_found(tmp_path, monkeypatch, core):
     finally:
         first.stop()
     assert "no board found" in one_line(npu("ls", check=False))
+
+
+def test_a_closed_pipe_is_no_traceback(board):
+    """`npu ls | head -0`, `npu console | head -1`: stdout's reader is gone before npu writes."""
+    emu = board
+    npu("flash", DIGITS_INT8, "--name", "a", "-p", emu.port)
+    npu("flash", DIGITS_INT8, "--name", "b", "-p", emu.port)
+    for args in (["ls"], ["console", "--count", 3, "--seconds", 5], ["info"], ["zoo", "list"]):
+        proc = subprocess.Popen([sys.executable, "-m", "npu_sdk"] + [str(a) for a in args]
+                                + (["-p", emu.port] if args[0] != "zoo" else []),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc.stdout.close()  # as `| head -0` does
+        err = proc.stderr.read()
+        assert proc.wait(timeout=60) == 141 and err == "", (args, err)
