@@ -527,10 +527,18 @@ def _repeat(text):
 
 
 def cmd_firmware_build(args):
+    from . import firmware_build, profiles
+    if args.board and not args.target:
+        if profiles.PROFILES.get(args.board, {}).get("qemu"):  # a qemu board: its image
+            args.target = profiles.PROFILES[args.board]["qemu"]
+        elif args.arch:
+            raise NpuError("give --board or --arch, not both: board %s is %s"
+                           % (args.board, firmware_build.board_arch(args.board)))
+        else:
+            args.arch = firmware_build.board_arch(args.board)
     if args.target:
         return _firmware_image(args)
-    from . import firmware_build
-    args.output = args.output or "npu-firmware"
+    args.output = args.output or ("npu-firmware-%s" % args.board if args.board else "npu-firmware")
     manifest = firmware_build.build(args.output, args.arch)
     if args.json:
         print(json.dumps(dict(output=args.output, **manifest)))
@@ -835,7 +843,8 @@ def build_parser():
     fp = fw_sub.add_parser("build", help="compile the firmware with mpy-cross: main.py + "
                                          "npufw/*.mpy + manifest.json")
     fp.add_argument("-o", "--output", metavar="DIR", help="output directory (default: npu-firmware, "
-                                                          "or npu-firmware-TARGET with --target)")
+                                                          "npu-firmware-BOARD with --board, "
+                                                          "npu-firmware-TARGET with --target)")
     fp.add_argument("--arch", choices=ARCHS, metavar="ARCH",
                     help="native code target, one of: %s (ESP32-S3: xtensawin, RP2040: armv6m; "
                          "default: the host MicroPython VM's)" % ", ".join(ARCHS))
@@ -844,9 +853,12 @@ def build_parser():
                     help="build a whole MicroPython image instead (firmware.elf, firmware.bin) "
                          "with the firmware frozen in, for one of: %s; needs MicroPython's "
                          "source and arm-none-eabi-gcc (docs/boards.md)" % ", ".join(sorted(TARGETS)))
-    fp.add_argument("--board", metavar="PROFILE",
-                    help="with --target: the board profile whose RAM sizes the heap "
-                         "(default: the target's own)")
+    from .firmware_build import BOARD_ARCHS
+    fp.add_argument("--board", metavar="NAME",
+                    help="the board to build for: %s (its .mpy architecture), or a qemu board "
+                         "(mps3-an547, mps2-an386: its image); with --target: the board "
+                         "profile whose RAM sizes the heap (default: the target's own)"
+                         % ", ".join(sorted(BOARD_ARCHS)))
     fp.add_argument("--micropython", metavar="DIR",
                     help="with --target: MicroPython's source tree (default: $MICROPY_DIR)")
     fp.add_argument("--cmsis-nn", metavar="DIR",

@@ -84,3 +84,15 @@ def test_a_closed_pipe_is_no_traceback(board):
         proc.stdout.close()  # as `| head -0` does
         err = proc.stderr.read()
         assert proc.wait(timeout=60) == 141 and err == "", (args, err)
+
+
+def test_firmware_build_takes_board_names(tmp_path):
+    """`npu firmware build --board esp32-s3`: the name users know, not mpy-cross's -march."""
+    from tests.e2e.test_cli_errors import one_line
+    for board, arch in (("esp32-s3", "xtensawin"), ("rp2040", "armv6m"), ("pico2", "armv7emsp")):
+        r = npu("firmware", "build", "--board", board, "--json", cwd=tmp_path)
+        assert json.loads(r.stdout)["arch"] == arch
+        manifest = tmp_path / ("npu-firmware-%s" % board) / "manifest.json"
+        assert json.loads(manifest.read_text())["arch"] == arch
+    line = one_line(npu("firmware", "build", "--board", "esp8266", cwd=tmp_path, check=False))
+    assert "unknown board 'esp8266'" in line and "esp32-s3" in line and "mps3-an547" in line
