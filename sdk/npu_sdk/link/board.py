@@ -379,6 +379,9 @@ class Board:
     def cancel(self):
         """Stop the RUN the board is working on (from this host or another); True if one was
         stopped. The board looks between inferences, so it answers within one inference."""
+        if self.info is not None and not self.info.features & codec.F_CANCEL:
+            raise NpuError("firmware %s cannot stop a RUN: update the firmware"
+                           % self.info.firmware)
         return codec.parse_cancel(self.request(codec.CANCEL))
 
     def console(self, enable=True):
