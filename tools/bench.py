@@ -6,7 +6,7 @@ Sections:
   compile  blob size vs the int8 .tflite; arena vs its lower bound and TFLite Micro's planned head
   latency  board-measured median invoke (`npu run --repeat N`: Board.invoke) of both emulator
            cores vs TFLite Micro, LiteRT builtin kernels and LiteRT with XNNPACK, all
-           single-threaded, on the same inputs: every zoo model, the MLPerf-Tiny-class
+           single-threaded, on the same inputs: every zoo model (int8 and 16x8), the MLPerf-Tiny-class
            models of tools/bench_kernels.py and its PyTorch-export MobileNetV2-class model
   memory   on the qemu board (mps3-an547, a 256 KB heap): each model's RAM on the board (its
            peak sampled heap over the heap before its load) vs TFLite Micro's whole arena
@@ -19,8 +19,9 @@ Sections:
   farm     flashing through labgrid and ser2net's RFC 2217 vs the line rate; the zoo's plugin
            test suite across 3 boards of a local labgrid farm vs 1 (tools/bench_farm.py)
   quant    SDK post-training quantization vs TensorFlow's converter on the same calibration
-           data, every float zoo model (tools/quant_compare.py; TensorFlow from $NPU_TF_PYTHON
-           or this interpreter, else "not measured")
+           data, every float zoo model, int8 and 16x8: accuracy and SQNR vs float, bit-exact vs
+           TFLite Micro for the SDK's and TF's models (tools/quant_compare.py; TensorFlow from
+           $NPU_TF_PYTHON or this interpreter, else "not measured")
 --quick (CI smoke test): zoo models and the PyTorch-export one only, the CPython core, few repeats, link at 921600 only,
 no mpremote, 2 faulty transfers (the full run: 1,000 at 921600, half on each core), no
 memory or quantization section, the farm's flash only, the icount section's quick form.
@@ -46,7 +47,9 @@ from tools.testbed import Emulator  # noqa: E402  the same emulator start-up the
 
 
 def zoo_models():
-    return sorted(p for p in (ROOT / "model_zoo").glob("*/int8*.tflite"))
+    """The zoo's int8 models and its 16x8 ones (int16x8.tflite: TensorFlow's 16x8 converter)."""
+    return sorted(p for pattern in ("*/int8*.tflite", "*/int16x8.tflite")
+                  for p in (ROOT / "model_zoo").glob(pattern))
 
 
 def mlperf_models(out_dir):
@@ -388,7 +391,8 @@ def main():
     if not args.quick:
         rows, idle = bench_memory([p for p in latency_models if p.stem != "mbv2_torch"])
         result["memory"] = dict(models=rows, idle_heap=idle)
-        result["quant"] = _tool_json([ROOT / "tools" / "quant_compare.py", "--json"], timeout=1800)
+        result["quant"] = _tool_json([ROOT / "tools" / "quant_compare.py", "--json", "--activations",
+                                      "int8,int16,mixed"], timeout=3600)
     result["summary"] = summary(result)
     text = ["## Compile (ratios < 1 are better)", "",
             _table(result["compile"], ["model", "blob_bytes", "tflite_bytes", "blob_over_tflite", "arena_bytes",

@@ -4,7 +4,7 @@ frames.json: (type, seq, payload) -> wire bytes, plus damaged wires that must no
 session.json: a scripted session of request frames and the answers a fresh board gives
 (the firmware server on CPython with a fixed board: limits, a clock ticking 7 µs per
 reading, kernel set "k"), ending with a device key (KEY, signed FLASH_BEGIN, error 13 for
-an unsigned blob, another key or another name). tests/unit/test_codec.py replays it through
+an unsigned blob, another key or another name) and a lock. tests/unit/test_codec.py replays it through
 the SDK codec and the firmware on CPython; tests/conformance/test_firmware_codecs_on_vm.py
 on the MicroPython VM.
 
@@ -102,7 +102,8 @@ def nonce(k):
 
 def signing_requests(codec, blob):
     """The session goes on with a device key: KEY, signed FLASH_BEGIN with versions, proofs
-    of the key over the board's nonces for RM, REPL, KEY and a downgrade (error 13 else)."""
+    of the key over the board's nonces for RM, REPL, KEY and a downgrade (error 13 else);
+    then a lock: REPL refused even with proof."""
     key, other = bytes(range(32)), bytes(range(100, 132))
     name = codec.pack_str("s")
 
@@ -155,6 +156,12 @@ def signing_requests(codec, blob):
         ("key cleared", codec.KEY, 40, codec.key_request(bytes(32), other, nonce(8))),
         ("malformed key", codec.KEY, 41, bytes(10)),
         ("hello: not keyed", codec.HELLO, 42, codec.hello_request()),
+        ("lock without a key: refused", codec.KEY, 63, codec.key_request(bytes(32), lock=True)),
+        ("key and lock", codec.KEY, 64, codec.key_request(key, lock=True)),
+        ("hello: keyed and locked, no REPL", codec.HELLO, 65, codec.hello_request()),
+        ("nonce 9", codec.NONCE, 66, b""),
+        ("repl with proof: locked, refused", codec.REPL, 67,
+         codec.proof(key, nonce(9), codec.REPL, b"")),
     ]
 
 

@@ -79,7 +79,7 @@ def _flash_image(flash_dir):
 def flash_files(flash_dir):
     """What a board's flash holds, as the file store names it, for every core: the qemu
     board's directory entries appear as NAME.npb, NAME.old, NAME.part + NAME.sid, NAME.ver,
-    device.key."""
+    device.key, device.lock."""
     from npufw import flash
     store = _flash_image(flash_dir)
     if store is None:
@@ -88,7 +88,7 @@ def flash_files(flash_dir):
              flash.VER: [".ver"]}
     out = []
     for name, kind in store.entries:
-        out += ["device.key"] if kind == flash.KEY else [name + ext for ext in names[kind]]
+        out += [name] if kind in (flash.KEY, flash.LOCK) else [name + ext for ext in names[kind]]
     return sorted(out)
 
 

@@ -1,6 +1,7 @@
-"""TensorFlow's full-int8 post-training quantization of a float .tflite, for comparisons.
+"""TensorFlow's full-int8 (or 16x8) post-training quantization of a float .tflite, for
+comparisons.
 
-    python tools/tf_ptq.py FLOAT.tflite CALIB.npy OUT.tflite [--check X.npy]
+    python tools/tf_ptq.py FLOAT.tflite CALIB.npy OUT.tflite [--check X.npy] [--int16]
 
 Runs with a Python that has TensorFlow (it is no npu-sdk dependency; see
 tools/quant_compare.py --tf-python). TF's converter cannot read a .tflite, so
@@ -9,7 +10,9 @@ TF op per TFLite op (`rebuild`); that rebuild must give the float .tflite's
 outputs (run in LiteRT) on the calibration samples and on --check's samples
 before it is used. Then TFLiteConverter quantizes it (Optimize.DEFAULT,
 TFLITE_BUILTINS_INT8, float input and output, as `npu compile --calib` does),
-calibrated on exactly CALIB's samples, in order. Prints one JSON line:
+calibrated on exactly CALIB's samples, in order; with --int16 TF's 16x8 mode
+(EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8: int16 activations, int8
+weights, as `npu compile --calib --activations int16`). Prints one JSON line:
 {"tf_version", "rebuild_max_abs_diff", "float_max_abs"}. A bad model or a
 rebuild that does not match: one error line, exit 1, nothing written.
 """
@@ -135,11 +138,13 @@ def check(model, float_bytes, samples):
     return worst, scale
 
 
-def convert(tf, model, calib):
+def convert(tf, model, calib, int16=False):
     conv = tf.lite.TFLiteConverter.from_concrete_functions([model.get_concrete_function()], model)
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.representative_dataset = lambda: ([x] for x in calib)
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.target_spec.supported_ops = [
+        tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8 if int16
+        else tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     with contextlib.redirect_stdout(io.StringIO()):  # the converter talks on stdout
         return conv.convert()
 
@@ -150,6 +155,7 @@ def main():
     p.add_argument("calib", help=".npy of calibration samples (N, *input shape without or with batch 1)")
     p.add_argument("out")
     p.add_argument("--check", help=".npy of further samples the rebuild must match the float model on")
+    p.add_argument("--int16", action="store_true", help="16x8: int16 activations, int8 weights")
     args = p.parse_args()
     try:
         import tensorflow as tf
@@ -163,7 +169,7 @@ def main():
         extra = [np.asarray(x, np.float32).reshape(shape) for x in np.load(args.check)] if args.check else []
         model = rebuild(tf, graph)
         worst, scale = check(model, float_bytes, calib + extra)
-        out = convert(tf, model, calib)
+        out = convert(tf, model, calib, args.int16)
     except (RebuildError, NpuError, OSError, ValueError) as e:
         sys.exit("tf_ptq.py: %s: %s" % (args.model, e))
     Path(args.out).write_bytes(out)

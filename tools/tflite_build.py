@@ -110,11 +110,13 @@ def fully_connected_model(in_depth, out_depth, batches, input_q, weights, weight
                    tfl.BuiltinOptions.FullyConnectedOptions, opts)
 
 
-def softmax_model(shape, input_q, beta=1.0):
-    """SOFTMAX on the last axis: int8 in, int8 out with scale 1/256, zero point -128."""
+def softmax_model(shape, input_q, beta=1.0, dtype=np.int8):
+    """SOFTMAX on the last axis: int8 in, int8 out with scale 1/256, zero point -128 (int16:
+    out 1/32768, 0)."""
     m = _Model()
-    x = m.tensor("input", shape, np.int8, input_q[0], input_q[1])
-    y = m.tensor("output", shape, np.int8, 1.0 / 256.0, -128)
+    x = m.tensor("input", shape, dtype, input_q[0], input_q[1])
+    out_q = (1.0 / 32768.0, 0) if np.dtype(dtype) == np.int16 else (1.0 / 256.0, -128)
+    y = m.tensor("output", shape, dtype, out_q[0], out_q[1])
     opts = tfl.SoftmaxOptionsT()
     opts.beta = beta
     return m.build(tfl.BuiltinOperator.SOFTMAX, [x], [y], tfl.BuiltinOptions.SoftmaxOptions, opts)
@@ -125,6 +127,15 @@ def quantize_model(shape, output_q, dtype=np.int8):
     m = _Model()
     x = m.tensor("input", shape, np.float32)
     y = m.tensor("output", shape, dtype, output_q[0], output_q[1])
+    return m.build(tfl.BuiltinOperator.QUANTIZE, [x], [y], tfl.BuiltinOptions.QuantizeOptions,
+                   tfl.QuantizeOptionsT())
+
+
+def requantize_model(shape, input_q, output_q, in_dtype, out_dtype):
+    """QUANTIZE between integer types (int8 <-> int16): a requantization."""
+    m = _Model()
+    x = m.tensor("input", shape, in_dtype, input_q[0], input_q[1])
+    y = m.tensor("output", shape, out_dtype, output_q[0], output_q[1])
     return m.build(tfl.BuiltinOperator.QUANTIZE, [x], [y], tfl.BuiltinOptions.QuantizeOptions,
                    tfl.QuantizeOptionsT())
 
@@ -206,14 +217,15 @@ def pool2d_model(kind, input_shape, q, filter_hw, stride=(1, 1), padding="SAME",
                    opts)
 
 
-def elementwise_model(kind, shape1, q1, shape2, q2, output_q, activation="NONE", const2=None):
-    """ADD or MUL of two int8 tensors broadcast to their common shape. With `const2`
-    the second operand is a constant and the model has one input; else two."""
+def elementwise_model(kind, shape1, q1, shape2, q2, output_q, activation="NONE", const2=None,
+                      dtype=np.int8):
+    """ADD or MUL of two int8 (or `dtype`) tensors broadcast to their common shape. With
+    `const2` the second operand is a constant and the model has one input; else two."""
     out_shape = list(np.broadcast_shapes(tuple(shape1), tuple(shape2)))
     m = _Model()
-    a = m.tensor("input1", shape1, np.int8, q1[0], q1[1])
-    b = m.tensor("input2", shape2, np.int8, q2[0], q2[1], data=const2)
-    y = m.tensor("output", out_shape, np.int8, output_q[0], output_q[1])
+    a = m.tensor("input1", shape1, dtype, q1[0], q1[1])
+    b = m.tensor("input2", shape2, dtype, q2[0], q2[1], data=const2)
+    y = m.tensor("output", out_shape, dtype, output_q[0], output_q[1])
     if kind == "ADD":
         opts, otype = tfl.AddOptionsT(), tfl.BuiltinOptions.AddOptions
     else:
@@ -230,12 +242,12 @@ _UNARY_OPTIONS = {
 }
 
 
-def unary_model(kind, shape, input_q, output_q, alpha=None):
-    """An int8 -> int8 pointwise op: RELU, RELU6, LEAKY_RELU (alpha), HARD_SWISH, LOGISTIC,
-    TANH or QUANTIZE (requantization)."""
+def unary_model(kind, shape, input_q, output_q, alpha=None, dtype=np.int8):
+    """An int8 (or `dtype`) pointwise op: RELU, RELU6, LEAKY_RELU (alpha), HARD_SWISH,
+    LOGISTIC, TANH or QUANTIZE (requantization)."""
     m = _Model()
-    x = m.tensor("input", shape, np.int8, input_q[0], input_q[1])
-    y = m.tensor("output", shape, np.int8, output_q[0], output_q[1])
+    x = m.tensor("input", shape, dtype, input_q[0], input_q[1])
+    y = m.tensor("output", shape, dtype, output_q[0], output_q[1])
     otype, opts = 0, None
     if kind in _UNARY_OPTIONS:
         name, cls = _UNARY_OPTIONS[kind]
@@ -245,33 +257,33 @@ def unary_model(kind, shape, input_q, output_q, alpha=None):
     return m.build(getattr(tfl.BuiltinOperator, kind), [x], [y], otype, opts)
 
 
-def mean_model(input_shape, input_q, output_q, axes=(1, 2), keep_dims=True):
-    """MEAN of an int8 tensor over constant `axes`."""
+def mean_model(input_shape, input_q, output_q, axes=(1, 2), keep_dims=True, dtype=np.int8):
+    """MEAN of an int8 (or `dtype`) tensor over constant `axes`."""
     out_shape = [1 if i in axes else d for i, d in enumerate(input_shape)
                  if keep_dims or i not in axes]
     m = _Model()
-    x = m.tensor("input", input_shape, np.int8, input_q[0], input_q[1])
+    x = m.tensor("input", input_shape, dtype, input_q[0], input_q[1])
     a = m.tensor("axis", [len(axes)], np.int32, data=np.asarray(axes, np.int32))
-    y = m.tensor("output", out_shape, np.int8, output_q[0], output_q[1])
+    y = m.tensor("output", out_shape, dtype, output_q[0], output_q[1])
     opts = tfl.ReducerOptionsT()
     opts.keepDims = keep_dims
     return m.build(tfl.BuiltinOperator.MEAN, [x, a], [y], tfl.BuiltinOptions.ReducerOptions,
                    opts)
 
 
-def pad_model(input_shape, q, paddings, constant=None):
-    """PAD (or PADV2 with an int8 `constant` pad value) of an int8 tensor; `paddings` is
-    [[before, after], ...] per dimension."""
+def pad_model(input_shape, q, paddings, constant=None, dtype=np.int8):
+    """PAD (or PADV2 with an int8 `constant` pad value) of an int8 (or `dtype`) tensor;
+    `paddings` is [[before, after], ...] per dimension."""
     paddings = np.asarray(paddings, np.int32).reshape(len(input_shape), 2)
     out_shape = [d + int(p.sum()) for d, p in zip(input_shape, paddings)]
     m = _Model()
-    x = m.tensor("input", input_shape, np.int8, q[0], q[1])
+    x = m.tensor("input", input_shape, dtype, q[0], q[1])
     p = m.tensor("paddings", list(paddings.shape), np.int32, data=paddings)
     inputs = [x, p]
     if constant is not None:
         inputs.append(m.tensor("constant", [], np.int8, q[0], q[1],
                                data=np.asarray(constant, np.int8)))
-    y = m.tensor("output", out_shape, np.int8, q[0], q[1])
+    y = m.tensor("output", out_shape, dtype, q[0], q[1])
     if constant is None:
         return m.build(tfl.BuiltinOperator.PAD, inputs, [y], tfl.BuiltinOptions.PadOptions,
                        tfl.PadOptionsT())
@@ -279,16 +291,16 @@ def pad_model(input_shape, q, paddings, constant=None):
                    tfl.PadV2OptionsT())
 
 
-def concatenation_model(shapes, axis, q, qs=None):
-    """CONCATENATION of int8 tensors along `axis`; every input has quantization `q` unless
-    `qs` gives one per input."""
+def concatenation_model(shapes, axis, q, qs=None, dtype=np.int8):
+    """CONCATENATION of int8 (or `dtype`) tensors along `axis`; every input has quantization
+    `q` unless `qs` gives one per input."""
     out_shape = list(shapes[0])
     out_shape[axis] = sum(s[axis] for s in shapes)
     m = _Model()
     qs = qs or [q] * len(shapes)
-    xs = [m.tensor("input%d" % i, s, np.int8, qi[0], qi[1]) for i, (s, qi) in
+    xs = [m.tensor("input%d" % i, s, dtype, qi[0], qi[1]) for i, (s, qi) in
           enumerate(zip(shapes, qs))]
-    y = m.tensor("output", out_shape, np.int8, q[0], q[1])
+    y = m.tensor("output", out_shape, dtype, q[0], q[1])
     opts = tfl.ConcatenationOptionsT()
     opts.axis = axis
     return m.build(tfl.BuiltinOperator.CONCATENATION, xs, [y],

@@ -29,10 +29,6 @@
 #define ELEM_I64 NPU_I64
 typedef npu_elem elem_kind;
 
-static long long volume(long long a, long long b, long long c, long long d) {
-    return a * b * c * d;
-}
-
 /* The buffers one call holds; released together on every path. */
 typedef struct {
     Py_buffer views[6];
@@ -208,15 +204,6 @@ static int check_range(const char *name, long long value, long long lo, long lon
     return npu_check_range(&e, name, value, lo, hi) < 0 ? raise_err(&e) : 0;
 }
 
-static int check_positive(const char *name, long long value) {
-    npu_err e;
-    return npu_check_positive(&e, name, value) < 0 ? raise_err(&e) : 0;
-}
-
-static int check_window(const npu_window *g) {
-    npu_err e;
-    return npu_check_window(&e, g) < 0 ? raise_err(&e) : 0;
-}
 
 /* The call's buffers objs[0..n-1], each checked against its need (npu_args_*): NULL for an
  * optional one given as None. On failure an exception is set and nothing is held. */
@@ -328,23 +315,14 @@ static PyObject *py_fully_connected(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-/* Shifts in [-31, 7], multipliers >= 0 and |bias| <= 2^46: TFLM's 64-bit requantization
- * stays inside int64 (the 16x8 kernels' promise). */
+/* The 16x8 requantization's values (npu_check_requant_s16), once the buffers are held. */
 static int check_requant_s16(const Py_buffer *mult, const Py_buffer *shift,
                              const Py_buffer *bias, int n) {
-    const int32_t *s = (const int32_t *)shift->buf, *m = (const int32_t *)mult->buf;
-    for (int o = 0; o < n; ++o) {
-        if (s[o] < -31 || s[o] > 7 || m[o] < 0) {
-            PyErr_Format(PyExc_ValueError, "shift[%d] must be in [-31, 7] and mult[%d] >= 0, "
-                         "got %d, %d", o, o, (int)s[o], (int)m[o]);
-            return -1;
-        }
-        if (bias != NULL && llabs((long long)((const int64_t *)bias->buf)[o]) > (1LL << 46)) {
-            PyErr_Format(PyExc_ValueError, "bias[%d] must be within +-2^46", o);
-            return -1;
-        }
-    }
-    return 0;
+    npu_err e;
+    return npu_check_requant_s16(&e, (const int32_t *)mult->buf, (const int32_t *)shift->buf,
+                                 bias != NULL ? (const int64_t *)bias->buf : NULL, n) < 0
+               ? raise_err(&e)
+               : 0;
 }
 
 PyDoc_STRVAR(fully_connected_s16_doc,
@@ -356,44 +334,36 @@ PyDoc_STRVAR(fully_connected_s16_doc,
 "out: writable int16[batches*out_depth], mult/shift: int32[out_depth].");
 
 static PyObject *py_fully_connected_s16(PyObject *self, PyObject *args) {
-    PyObject *inp_obj, *w_obj, *bias_obj, *out_obj, *mult_obj, *shift_obj;
+    PyObject *objs[6];
     int batches, in_depth, out_depth, act_min, act_max;
     buffer_set set = {.count = 0};
-    const Py_buffer *inp, *w, *bias = NULL, *out, *mult, *shift;
+    const Py_buffer *v[6];
+    npu_need needs[6];
+    npu_err e;
     (void)self;
 
-    if (!PyArg_ParseTuple(args, "OOOOOOiiiii:fully_connected_s16", &inp_obj, &w_obj, &bias_obj,
-                          &out_obj, &mult_obj, &shift_obj, &batches, &in_depth, &out_depth,
+    if (!PyArg_ParseTuple(args, "OOOOOOiiiii:fully_connected_s16", &objs[0], &objs[1], &objs[2],
+                          &objs[3], &objs[4], &objs[5], &batches, &in_depth, &out_depth,
                           &act_min, &act_max)) {
         return NULL;
     }
-    /* |x * w| <= 2^22: in_depth < 2^24 and |bias| <= 2^46 keep the int64 sum inside
-     * TFLM's 2^47 bound (and its product with a 16-bit multiplier inside int64). */
-    if (check_positive("batches", batches) < 0 || check_positive("out_depth", out_depth) < 0 ||
-        check_range("in_depth", in_depth, 1, (1 << 24) - 1) < 0 ||
-        check_range("act_min", act_min, -32768, 32767) < 0 ||
-        check_range("act_max", act_max, act_min, 32767) < 0) {
+    const int n = npu_args_fully_connected_s16(&e, needs, batches, in_depth, out_depth, act_min,
+                                               act_max);
+    if (n < 0) {
+        return raise_null(&e);
+    }
+    if (acquire_needs(&set, objs, needs, n, v) < 0) {
         return NULL;
     }
-    if ((inp = acquire(&set, inp_obj, "inp", ELEM_I16, 0, (long long)batches * in_depth)) == NULL ||
-        (w = acquire(&set, w_obj, "weights", ELEM_I8, 0, (long long)out_depth * in_depth)) == NULL ||
-        (bias_obj != Py_None &&
-         (bias = acquire(&set, bias_obj, "bias", ELEM_I64, 0, out_depth)) == NULL) ||
-        (out = acquire(&set, out_obj, "out", ELEM_I16, 1, (long long)batches * out_depth)) == NULL ||
-        (mult = acquire(&set, mult_obj, "mult", ELEM_I32, 0, out_depth)) == NULL ||
-        (shift = acquire(&set, shift_obj, "shift", ELEM_I32, 0, out_depth)) == NULL) {
-        release_all(&set);
-        return NULL;
-    }
-    if (check_requant_s16(mult, shift, bias, out_depth) < 0) {
+    if (check_requant_s16(v[4], v[5], v[2], out_depth) < 0) {
         release_all(&set);
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
-    npu_fully_connected_s16((const int16_t *)inp->buf, (const int8_t *)w->buf,
-                            bias != NULL ? (const int64_t *)bias->buf : NULL,
-                            (int16_t *)out->buf, (const int32_t *)mult->buf,
-                            (const int32_t *)shift->buf, batches, in_depth, out_depth, act_min,
+    npu_fully_connected_s16((const int16_t *)v[0]->buf, (const int8_t *)v[1]->buf,
+                            v[2] != NULL ? (const int64_t *)v[2]->buf : NULL,
+                            (int16_t *)v[3]->buf, (const int32_t *)v[4]->buf,
+                            (const int32_t *)v[5]->buf, batches, in_depth, out_depth, act_min,
                             act_max);
     Py_END_ALLOW_THREADS
     release_all(&set);
@@ -465,30 +435,31 @@ PyDoc_STRVAR(dequantize_s16_doc,
 
 /* quantize_s16 (to_float 0) or dequantize_s16 (1) */
 static PyObject *convert_s16(PyObject *args, int to_float) {
-    PyObject *inp_obj, *out_obj;
+    PyObject *objs[2];
     int n, zero_point;
     float scale;
     buffer_set set = {.count = 0};
-    const Py_buffer *inp, *out;
+    const Py_buffer *v[2];
+    npu_need needs[2];
+    npu_err e;
 
     if (!PyArg_ParseTuple(args, to_float ? "OOifi:dequantize_s16" : "OOifi:quantize_s16",
-                          &inp_obj, &out_obj, &n, &scale, &zero_point)) {
+                          &objs[0], &objs[1], &n, &scale, &zero_point)) {
         return NULL;
     }
-    if (check_positive("n", n) < 0 ||
-        check_quant_params_range(scale, zero_point, -32768, 32767) < 0) {
-        return NULL;
+    const int count = npu_args_quantize_s16(&e, needs, !to_float, n, scale, zero_point);
+    if (count < 0) {
+        return raise_null(&e);
     }
-    if ((inp = acquire(&set, inp_obj, "inp", to_float ? ELEM_I16 : ELEM_F32, 0, n)) == NULL ||
-        (out = acquire(&set, out_obj, "out", to_float ? ELEM_F32 : ELEM_I16, 1, n)) == NULL) {
-        release_all(&set);
+    if (acquire_needs(&set, objs, needs, count, v) < 0) {
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
     if (to_float) {
-        npu_dequantize_s16_f32((const int16_t *)inp->buf, (float *)out->buf, n, scale, zero_point);
+        npu_dequantize_s16_f32((const int16_t *)v[0]->buf, (float *)v[1]->buf, n, scale,
+                               zero_point);
     } else {
-        npu_quantize_f32_s16((const float *)inp->buf, (int16_t *)out->buf, n, scale, zero_point);
+        npu_quantize_f32_s16((const float *)v[0]->buf, (int16_t *)v[1]->buf, n, scale, zero_point);
     }
     Py_END_ALLOW_THREADS
     release_all(&set);
@@ -670,59 +641,37 @@ PyDoc_STRVAR(depthwise_conv2d_s16_doc,
 "16x8 DEPTHWISE_CONV_2D, bit-exact with TFLite Micro.");
 
 static PyObject *conv_s16_common(PyObject *args, int depthwise) {
-    PyObject *inp_obj, *w_obj, *bias_obj, *out_obj, *mult_obj, *shift_obj;
+    PyObject *objs[6];
     npu_window g = {0};
     int channels, act_min, act_max;
     buffer_set set = {.count = 0};
-    const Py_buffer *inp, *w, *bias = NULL, *out, *mult, *shift;
+    const Py_buffer *v[6];
+    npu_need needs[6];
+    npu_err e;
 
     if (!PyArg_ParseTuple(args, depthwise ? "OOOOOOiiiiiiiiiiiiiiiii:depthwise_conv2d_s16"
                                           : "OOOOOOiiiiiiiiiiiiiiiii:conv2d_s16",
-                          &inp_obj, &w_obj, &bias_obj, &out_obj, &mult_obj, &shift_obj,
+                          &objs[0], &objs[1], &objs[2], &objs[3], &objs[4], &objs[5],
                           &g.batches, &g.in_h, &g.in_w, &g.in_c, &g.out_h, &g.out_w, &channels,
                           &g.k_h, &g.k_w, &g.stride_h, &g.stride_w, &g.dilation_h,
                           &g.dilation_w, &g.pad_h, &g.pad_w, &act_min, &act_max)) {
         return NULL;
     }
-    if (check_positive(depthwise ? "depth_multiplier" : "out_c", channels) < 0 ||
-        check_positive("in_c", g.in_c) < 0) {
+    const int n = npu_args_conv_s16(&e, needs, &g, depthwise, channels, act_min, act_max);
+    if (n < 0) {
+        return raise_null(&e);
+    }
+    if (acquire_needs(&set, objs, needs, n, v) < 0) {
         return NULL;
     }
-    if (depthwise && (long long)g.in_c * channels > INT32_MAX / 2) {
-        PyErr_SetString(PyExc_ValueError, "in_c * depth_multiplier is too large");
-        return NULL;
-    }
-    g.depth_multiplier = depthwise ? channels : 1;
-    g.out_c = depthwise ? g.in_c * channels : channels;
-    if (check_window(&g) < 0 || check_range("act_min", act_min, -32768, 32767) < 0 ||
-        check_range("act_max", act_max, act_min, 32767) < 0) {
-        return NULL;
-    }
-    if ((depthwise ? (long long)g.k_h * g.k_w : volume(g.k_h, g.k_w, g.in_c, 1)) >
-        MAX_WINDOW_MACS) {
-        PyErr_Format(PyExc_ValueError, "%s must be at most %d", depthwise ? "k_h * k_w" :
-                     "k_h * k_w * in_c", MAX_WINDOW_MACS);
-        return NULL;
-    }
-    if ((inp = acquire(&set, inp_obj, "inp", ELEM_I16, 0,
-                       volume(g.batches, g.in_h, g.in_w, g.in_c))) == NULL ||
-        (w = acquire(&set, w_obj, "weights", ELEM_I8, 0,
-                     depthwise ? volume(g.k_h, g.k_w, g.out_c, 1)
-                               : volume(g.out_c, g.k_h, g.k_w, g.in_c))) == NULL ||
-        (bias_obj != Py_None &&
-         (bias = acquire(&set, bias_obj, "bias", ELEM_I64, 0, g.out_c)) == NULL) ||
-        (out = acquire(&set, out_obj, "out", ELEM_I16, 1,
-                       volume(g.batches, g.out_h, g.out_w, g.out_c))) == NULL ||
-        (mult = acquire(&set, mult_obj, "mult", ELEM_I32, 0, g.out_c)) == NULL ||
-        (shift = acquire(&set, shift_obj, "shift", ELEM_I32, 0, g.out_c)) == NULL ||
-        check_requant_s16(mult, shift, bias, g.out_c) < 0) {
+    if (check_requant_s16(v[4], v[5], v[2], g.out_c) < 0) {
         release_all(&set);
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
-    npu_conv2d_s16((const int16_t *)inp->buf, (const int8_t *)w->buf,
-                   bias != NULL ? (const int64_t *)bias->buf : NULL, (int16_t *)out->buf,
-                   (const int32_t *)mult->buf, (const int32_t *)shift->buf, &g, depthwise,
+    npu_conv2d_s16((const int16_t *)v[0]->buf, (const int8_t *)v[1]->buf,
+                   v[2] != NULL ? (const int64_t *)v[2]->buf : NULL, (int16_t *)v[3]->buf,
+                   (const int32_t *)v[4]->buf, (const int32_t *)v[5]->buf, &g, depthwise,
                    act_min, act_max);
     Py_END_ALLOW_THREADS
     release_all(&set);
@@ -847,7 +796,38 @@ PyDoc_STRVAR(mul_doc,
 "--\n\n"
 "int8 MUL over a 4-D output with broadcasting strides, bit-exact with TFLite Micro.");
 
-static PyObject *elementwise_common(PyObject *args, int is_add) {
+PyDoc_STRVAR(add_s16_doc,
+"add_s16(in1, in2, out, d0, d1, d2, d3, in1_s0, in1_s1, in1_s2, in1_s3, in2_s0, in2_s1,\n"
+"        in2_s2, in2_s3, left_shift, input1_multiplier, input1_shift, input2_multiplier,\n"
+"        input2_shift, output_multiplier, output_shift, act_min, act_max)\n"
+"--\n\n"
+"16x8 ADD: int16 in and out, zero points 0, bit-exact with TFLite Micro.");
+
+PyDoc_STRVAR(mul_s16_doc,
+"mul_s16(in1, in2, out, d0, d1, d2, d3, in1_s0, in1_s1, in1_s2, in1_s3, in2_s0, in2_s1,\n"
+"        in2_s2, in2_s3, output_multiplier, output_shift, act_min, act_max)\n"
+"--\n\n"
+"16x8 MUL: int16 in and out, zero points 0, bit-exact with TFLite Micro.");
+
+/* add_s16 / mul_s16: the int8 calls without the offsets (zero points 0). */
+static int parse_elementwise_s16(PyObject *args, int is_add, PyObject **a, PyObject **b,
+                                 PyObject **out, npu_arith *p) {
+    int32_t *d = p->dims, *s1 = p->strides1, *s2 = p->strides2;
+    if (is_add) {
+        return PyArg_ParseTuple(args, "OOO" "iiii" "iiii" "iiii" "iiiiiiiii:add_s16", a, b, out,
+                                &d[0], &d[1], &d[2], &d[3], &s1[0], &s1[1], &s1[2], &s1[3],
+                                &s2[0], &s2[1], &s2[2], &s2[3], &p->left_shift,
+                                &p->input1_multiplier, &p->input1_shift, &p->input2_multiplier,
+                                &p->input2_shift, &p->output_multiplier, &p->output_shift,
+                                &p->act_min, &p->act_max);
+    }
+    return PyArg_ParseTuple(args, "OOO" "iiii" "iiii" "iiii" "iiii:mul_s16", a, b, out,
+                            &d[0], &d[1], &d[2], &d[3], &s1[0], &s1[1], &s1[2], &s1[3],
+                            &s2[0], &s2[1], &s2[2], &s2[3], &p->output_multiplier,
+                            &p->output_shift, &p->act_min, &p->act_max);
+}
+
+static PyObject *elementwise_common(PyObject *args, int is_add, int wide) {
     PyObject *a_obj, *b_obj, *out_obj;
     npu_arith p;
     int32_t *d = p.dims, *s1 = p.strides1, *s2 = p.strides2;
@@ -856,7 +836,9 @@ static PyObject *elementwise_common(PyObject *args, int is_add) {
     const Py_buffer *a, *b, *out;
     int ok;
 
-    if (is_add) {
+    if (wide) {
+        ok = parse_elementwise_s16(args, is_add, &a_obj, &b_obj, &out_obj, &p);
+    } else if (is_add) {
         ok = PyArg_ParseTuple(args, "OOO" "iiii" "iiii" "iiii" "iiiiiiiiiiii:add", &a_obj, &b_obj, &out_obj,
                               &d[0], &d[1], &d[2], &d[3], &s1[0], &s1[1], &s1[2], &s1[3],
                               &s2[0], &s2[1], &s2[2], &s2[3], &p.input1_offset,
@@ -879,7 +861,8 @@ static PyObject *elementwise_common(PyObject *args, int is_add) {
         const Py_buffer *v[3];
         npu_need needs[3];
         npu_err e;
-        const int n = npu_args_arith(&e, needs, &p, is_add);
+        const int n = wide ? npu_args_arith_s16(&e, needs, &p, is_add)
+                           : npu_args_arith(&e, needs, &p, is_add);
         if (n < 0) {
             return raise_null(&e);
         }
@@ -889,7 +872,11 @@ static PyObject *elementwise_common(PyObject *args, int is_add) {
         a = v[0], b = v[1], out = v[2];
     }
     Py_BEGIN_ALLOW_THREADS
-    if (is_add) {
+    if (wide && is_add) {
+        npu_add_s16((const int16_t *)a->buf, (const int16_t *)b->buf, (int16_t *)out->buf, &p);
+    } else if (wide) {
+        npu_mul_s16((const int16_t *)a->buf, (const int16_t *)b->buf, (int16_t *)out->buf, &p);
+    } else if (is_add) {
         npu_add_s8((const int8_t *)a->buf, (const int8_t *)b->buf, (int8_t *)out->buf, &p);
     } else {
         npu_mul_s8((const int8_t *)a->buf, (const int8_t *)b->buf, (int8_t *)out->buf, &p);
@@ -901,12 +888,22 @@ static PyObject *elementwise_common(PyObject *args, int is_add) {
 
 static PyObject *py_add(PyObject *self, PyObject *args) {
     (void)self;
-    return elementwise_common(args, 1);
+    return elementwise_common(args, 1, 0);
 }
 
 static PyObject *py_mul(PyObject *self, PyObject *args) {
     (void)self;
-    return elementwise_common(args, 0);
+    return elementwise_common(args, 0, 0);
+}
+
+static PyObject *py_add_s16(PyObject *self, PyObject *args) {
+    (void)self;
+    return elementwise_common(args, 1, 1);
+}
+
+static PyObject *py_mul_s16(PyObject *self, PyObject *args) {
+    (void)self;
+    return elementwise_common(args, 0, 1);
 }
 
 /* ---- lookup table, strided copy, mean ------------------------------------------- */
@@ -946,6 +943,189 @@ static PyObject *py_lut(PyObject *self, PyObject *args) {
     Py_END_ALLOW_THREADS
     release_all(&set);
     Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(lut_s8_s16_doc,
+"lut_s8_s16(inp, table, out, n)\n"
+"--\n\n"
+"QUANTIZE int8 -> int16: out[i] = table[inp[i] + 128], table int16[256] from\n"
+"npu_sdk.lower.requantize_s8_s16_lut.");
+
+static PyObject *py_lut_s8_s16(PyObject *self, PyObject *args) {
+    PyObject *objs[3];
+    int n;
+    buffer_set set = {.count = 0};
+    const Py_buffer *v[3];
+    npu_need needs[3];
+    npu_err e;
+    (void)self;
+
+    if (!PyArg_ParseTuple(args, "OOOi:lut_s8_s16", &objs[0], &objs[1], &objs[2], &n)) {
+        return NULL;
+    }
+    const int count = npu_args_lut_s8_s16(&e, needs, n);
+    if (count < 0) {
+        return raise_null(&e);
+    }
+    if (acquire_needs(&set, objs, needs, count, v) < 0) {
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    npu_lut_s8_s16((const int8_t *)v[0]->buf, (const int16_t *)v[1]->buf, (int16_t *)v[2]->buf, n);
+    Py_END_ALLOW_THREADS
+    release_all(&set);
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(requantize_s16_s8_doc,
+"requantize_s16_s8(inp, out, n, multiplier, shift, output_offset)\n"
+"--\n\n"
+"QUANTIZE int16 (zero point 0) -> int8 as TFLite Micro's Requantize, bit-exact.");
+
+static PyObject *py_requantize_s16_s8(PyObject *self, PyObject *args) {
+    PyObject *objs[2];
+    int n, mult, shift, output_offset;
+    buffer_set set = {.count = 0};
+    const Py_buffer *v[2];
+    npu_need needs[2];
+    npu_err e;
+    (void)self;
+
+    if (!PyArg_ParseTuple(args, "OOiiii:requantize_s16_s8", &objs[0], &objs[1], &n, &mult,
+                          &shift, &output_offset)) {
+        return NULL;
+    }
+    const int count = npu_args_requantize_s16_s8(&e, needs, n, shift, output_offset);
+    if (count < 0) {
+        return raise_null(&e);
+    }
+    if (acquire_needs(&set, objs, needs, count, v) < 0) {
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    npu_requantize_s16_s8((const int16_t *)v[0]->buf, (int8_t *)v[1]->buf, n, mult, shift,
+                          output_offset);
+    Py_END_ALLOW_THREADS
+    release_all(&set);
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(rescale_s16_doc,
+"rescale_s16(inp, out, n, pos_multiplier, pos_shift, neg_multiplier, neg_shift, act_min,\n"
+"            act_max)\n"
+"--\n\n"
+"16x8 RELU, RELU6 and LEAKY_RELU: each int16 x rescaled by the pos (x >= 0) or neg\n"
+"multiplier and shift, clamped; bit-exact with TFLite Micro (npu_sdk.lower.rescale_s16_params).");
+
+static PyObject *py_rescale_s16(PyObject *self, PyObject *args) {
+    PyObject *objs[2];
+    int n, pm, ps, nm, ns, act_min, act_max;
+    buffer_set set = {.count = 0};
+    const Py_buffer *v[2];
+    npu_need needs[2];
+    npu_err e;
+    (void)self;
+
+    if (!PyArg_ParseTuple(args, "OOiiiiiii:rescale_s16", &objs[0], &objs[1], &n, &pm, &ps, &nm,
+                          &ns, &act_min, &act_max)) {
+        return NULL;
+    }
+    const int count = npu_args_rescale_s16(&e, needs, n, ps, ns, act_min, act_max);
+    if (count < 0) {
+        return raise_null(&e);
+    }
+    if (acquire_needs(&set, objs, needs, count, v) < 0) {
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    npu_rescale_s16((const int16_t *)v[0]->buf, (int16_t *)v[1]->buf, n, pm, ps, nm, ns, act_min,
+                    act_max);
+    Py_END_ALLOW_THREADS
+    release_all(&set);
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(softmax_s16_doc,
+"softmax_s16(inp, out, exp_lut, recip_lut, rows, depth, input_multiplier, input_shift)\n"
+"--\n\n"
+"16x8 softmax over the last axis, output Q0.15, bit-exact with TFLite Micro. Tables and\n"
+"parameters from npu_sdk.lower.softmax_s16_luts and softmax_s16_params.");
+
+static PyObject *py_softmax_s16(PyObject *self, PyObject *args) {
+    PyObject *objs[4];
+    int rows, depth, mult, shift;
+    buffer_set set = {.count = 0};
+    const Py_buffer *v[4];
+    npu_need needs[4];
+    npu_err e;
+    (void)self;
+
+    if (!PyArg_ParseTuple(args, "OOOOiiii:softmax_s16", &objs[0], &objs[1], &objs[2], &objs[3],
+                          &rows, &depth, &mult, &shift)) {
+        return NULL;
+    }
+    const int n = npu_args_softmax_s16(&e, needs, rows, depth, shift);
+    if (n < 0) {
+        return raise_null(&e);
+    }
+    if (acquire_needs(&set, objs, needs, n, v) < 0) {
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    npu_softmax_s16((const int16_t *)v[0]->buf, (int16_t *)v[1]->buf, (const int16_t *)v[2]->buf,
+                    (const int16_t *)v[3]->buf, rows, depth, mult, shift);
+    Py_END_ALLOW_THREADS
+    release_all(&set);
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(logistic_s16_doc,
+"logistic_s16(inp, table, out, n, input_multiplier, input_left_shift)\n"
+"--\n\n"
+"16x8 LOGISTIC of n int16 values, output Q0.15, bit-exact with TFLite Micro. table:\n"
+"int16[256] holding npu_sdk.tables16.SIGMOID_U16's bits; parameters from\n"
+"npu_sdk.lower.sigmoid_s16_params.");
+
+PyDoc_STRVAR(tanh_s16_doc,
+"tanh_s16(inp, table, out, n, input_multiplier, input_left_shift)\n"
+"--\n\n"
+"16x8 TANH, as logistic_s16.");
+
+static PyObject *sigmoid_s16_common(PyObject *args, int tanh) {
+    PyObject *objs[3];
+    int n, mult, left_shift;
+    buffer_set set = {.count = 0};
+    const Py_buffer *v[3];
+    npu_need needs[3];
+    npu_err e;
+
+    if (!PyArg_ParseTuple(args, tanh ? "OOOiii:tanh_s16" : "OOOiii:logistic_s16", &objs[0],
+                          &objs[1], &objs[2], &n, &mult, &left_shift)) {
+        return NULL;
+    }
+    const int count = npu_args_sigmoid_s16(&e, needs, n, mult, left_shift);
+    if (count < 0) {
+        return raise_null(&e);
+    }
+    if (acquire_needs(&set, objs, needs, count, v) < 0) {
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    npu_sigmoid_s16((const int16_t *)v[0]->buf, (const uint16_t *)v[1]->buf,
+                    (int16_t *)v[2]->buf, n, mult, left_shift, tanh);
+    Py_END_ALLOW_THREADS
+    release_all(&set);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_logistic_s16(PyObject *self, PyObject *args) {
+    (void)self;
+    return sigmoid_s16_common(args, 0);
+}
+
+static PyObject *py_tanh_s16(PyObject *self, PyObject *args) {
+    (void)self;
+    return sigmoid_s16_common(args, 1);
 }
 
 PyDoc_STRVAR(copy_doc,
@@ -1037,6 +1217,40 @@ static PyObject *py_mean(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+PyDoc_STRVAR(mean_s16_doc,
+"mean_s16(inp, out, batches, in_h, in_w, channels, multiplier, shift)\n"
+"--\n\n"
+"16x8 MEAN over height and width of NHWC int16 into [batches, channels], zero points 0,\n"
+"bit-exact with TFLite Micro; in_h * in_w <= 65535.");
+
+static PyObject *py_mean_s16(PyObject *self, PyObject *args) {
+    PyObject *objs[2];
+    int batches, in_h, in_w, channels, multiplier, shift;
+    buffer_set set = {.count = 0};
+    const Py_buffer *v[2];
+    npu_need needs[2];
+    npu_err e;
+    (void)self;
+
+    if (!PyArg_ParseTuple(args, "OOiiiiii:mean_s16", &objs[0], &objs[1], &batches, &in_h,
+                          &in_w, &channels, &multiplier, &shift)) {
+        return NULL;
+    }
+    const int n = npu_args_mean_s16(&e, needs, batches, in_h, in_w, channels, shift);
+    if (n < 0) {
+        return raise_null(&e);
+    }
+    if (acquire_needs(&set, objs, needs, n, v) < 0) {
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    npu_mean_s16((const int16_t *)v[0]->buf, (int16_t *)v[1]->buf, batches, in_h, in_w,
+                 channels, multiplier, shift);
+    Py_END_ALLOW_THREADS
+    release_all(&set);
+    Py_RETURN_NONE;
+}
+
 /* ---- instruction set choice -------------------------------------------------- */
 
 static const char *const isa_names[] = {"scalar", "avx2"};
@@ -1119,6 +1333,7 @@ static PyMethodDef kernels_methods[] = {
     {"lut", py_lut, METH_VARARGS, lut_doc},
     {"copy", py_copy, METH_VARARGS, copy_doc},
     {"mean", py_mean, METH_VARARGS, mean_doc},
+    {"mean_s16", py_mean_s16, METH_VARARGS, mean_s16_doc},
     {"fully_connected", py_fully_connected, METH_VARARGS, fully_connected_doc},
     {"fully_connected_s16", py_fully_connected_s16, METH_VARARGS, fully_connected_s16_doc},
     {"softmax", py_softmax, METH_VARARGS, softmax_doc},
@@ -1135,6 +1350,14 @@ static PyMethodDef kernels_methods[] = {
      "average_pool2d_s16(...): the int16 (16x8) twin of average_pool2d."},
     {"max_pool2d_s16", py_max_pool2d_s16, METH_VARARGS,
      "max_pool2d_s16(...): the int16 (16x8) twin of max_pool2d."},
+    {"add_s16", py_add_s16, METH_VARARGS, add_s16_doc},
+    {"mul_s16", py_mul_s16, METH_VARARGS, mul_s16_doc},
+    {"logistic_s16", py_logistic_s16, METH_VARARGS, logistic_s16_doc},
+    {"softmax_s16", py_softmax_s16, METH_VARARGS, softmax_s16_doc},
+    {"rescale_s16", py_rescale_s16, METH_VARARGS, rescale_s16_doc},
+    {"lut_s8_s16", py_lut_s8_s16, METH_VARARGS, lut_s8_s16_doc},
+    {"requantize_s16_s8", py_requantize_s16_s8, METH_VARARGS, requantize_s16_s8_doc},
+    {"tanh_s16", py_tanh_s16, METH_VARARGS, tanh_s16_doc},
     {"max_pool2d", py_max_pool2d, METH_VARARGS, max_pool2d_doc},
     {"add", py_add, METH_VARARGS, add_doc},
     {"mul", py_mul, METH_VARARGS, mul_doc},

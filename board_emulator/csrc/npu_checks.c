@@ -97,6 +97,32 @@ int npu_check_shifts(npu_err *e, const int32_t *shift, int32_t n) {
     return 0;
 }
 
+int npu_check_requant_s16(npu_err *e, const int32_t *mult, const int32_t *shift,
+                          const int64_t *bias, int32_t n) {
+    for (int32_t o = 0; o < n; ++o) {
+        if (shift[o] < -31 || shift[o] > 7 || mult[o] < 0) {
+            msg m = msg_start(e);
+            put_s(&m, "shift[");
+            put_i(&m, o);
+            put_s(&m, "] must be in [-31, 7] and mult[");
+            put_i(&m, o);
+            put_s(&m, "] >= 0, got ");
+            put_i(&m, shift[o]);
+            put_s(&m, ", ");
+            put_i(&m, mult[o]);
+            return -1;
+        }
+        if (bias != NULL && (bias[o] > NPU_MAX_BIAS_S64 || bias[o] < -NPU_MAX_BIAS_S64)) {
+            msg m = msg_start(e);
+            put_s(&m, "bias[");
+            put_i(&m, o);
+            put_s(&m, "] must be within +-2^46");
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int npu_check_buffer(npu_err *e, const npu_need *need, long long len, uintptr_t address) {
     const long long size = npu_elem_sizes[need->kind];
     msg m = msg_start(e);
@@ -179,6 +205,28 @@ int npu_fc_pairs(npu_err *e, const npu_need *needs, long long mult_len, long lon
     return out_depth;
 }
 
+int npu_args_fully_connected_s16(npu_err *e, npu_need *needs, int32_t batches,
+                                 int32_t in_depth, int32_t out_depth, int32_t act_min,
+                                 int32_t act_max) {
+    /* |x * w| <= 2^22: in_depth < 2^24 and |bias| <= 2^46 keep the int64 sum inside
+     * TFLM's 2^47 bound (and its product with a 16-bit multiplier inside int64). */
+    if (npu_check_positive(e, "batches", batches) < 0 ||
+        npu_check_positive(e, "out_depth", out_depth) < 0 ||
+        npu_check_range(e, "in_depth", in_depth, 1, (1 << 24) - 1) < 0 ||
+        npu_check_range(e, "act_min", act_min, -32768, 32767) < 0 ||
+        npu_check_range(e, "act_max", act_max, act_min, 32767) < 0) {
+        return -1;
+    }
+    need(&needs[0], "inp", NPU_I16, 0, (long long)batches * in_depth);
+    need(&needs[1], "weights", NPU_I8, 0, (long long)out_depth * in_depth);
+    need(&needs[2], "bias", NPU_I64, 0, out_depth);
+    needs[2].optional = 1;
+    need(&needs[3], "out", NPU_I16, 1, (long long)batches * out_depth);
+    need(&needs[4], "mult", NPU_I32, 0, out_depth);
+    need(&needs[5], "shift", NPU_I32, 0, out_depth);
+    return 6;
+}
+
 int npu_args_softmax(npu_err *e, npu_need *needs, int32_t rows, int32_t depth,
                      int32_t input_left_shift, int32_t diff_min) {
     if (npu_check_positive(e, "rows", rows) < 0 || npu_check_positive(e, "depth", depth) < 0 ||
@@ -205,6 +253,22 @@ int npu_args_quantize(npu_err *e, npu_need *needs, int to_int8, int32_t n, float
     }
     need(&needs[0], "inp", to_int8 ? NPU_F32 : NPU_I8, 0, n);
     need(&needs[1], "out", to_int8 ? NPU_I8 : NPU_F32, 1, n);
+    return 2;
+}
+
+int npu_args_quantize_s16(npu_err *e, npu_need *needs, int to_int16, int32_t n, float scale,
+                          int32_t zero_point) {
+    if (npu_check_positive(e, "n", n) < 0) {
+        return -1;
+    }
+    if (!(scale > 0.0f) || scale * 2.0f == scale) {
+        return fail(e, "scale must be a finite float32 > 0");
+    }
+    if (npu_check_range(e, "zero_point", zero_point, -32768, 32767) < 0) {
+        return -1;
+    }
+    need(&needs[0], "inp", to_int16 ? NPU_F32 : NPU_I16, 0, n);
+    need(&needs[1], "out", to_int16 ? NPU_I16 : NPU_F32, 1, n);
     return 2;
 }
 
@@ -290,6 +354,23 @@ int npu_args_conv(npu_err *e, npu_need *needs, npu_window *g, int depthwise, int
     return 6;
 }
 
+int npu_args_conv_s16(npu_err *e, npu_need *needs, npu_window *g, int depthwise,
+                      int32_t channels, int32_t act_min, int32_t act_max) {
+    /* the int8 checks with offset 0 and the int8 clamp opened to int16 below */
+    const int n = npu_args_conv(e, needs, g, depthwise, channels, 0, -128, 127);
+    if (n < 0) {
+        return -1;
+    }
+    if (npu_check_range(e, "act_min", act_min, -32768, 32767) < 0 ||
+        npu_check_range(e, "act_max", act_max, act_min, 32767) < 0) {
+        return -1;
+    }
+    needs[0].kind = NPU_I16;
+    needs[2].kind = NPU_I64;
+    needs[3].kind = NPU_I16;
+    return n;
+}
+
 int npu_args_pool(npu_err *e, npu_need *needs, npu_window *g, int32_t act_min, int32_t act_max,
                   int wide) {
     const npu_elem kind = wide ? NPU_I16 : NPU_I8;
@@ -347,6 +428,95 @@ int npu_args_arith(npu_err *e, npu_need *needs, const npu_arith *p, int is_add) 
     return 3;
 }
 
+int npu_args_arith_s16(npu_err *e, npu_need *needs, const npu_arith *p, int is_add) {
+    for (int k = 0; k < 4; ++k) {
+        if (npu_check_range(e, "dims", p->dims[k], 1, INT32_MAX) < 0 ||
+            npu_check_range(e, "in1 strides", p->strides1[k], 0, INT32_MAX) < 0 ||
+            npu_check_range(e, "in2 strides", p->strides2[k], 0, INT32_MAX) < 0) {
+            return -1;
+        }
+    }
+    /* zero points 0: no offsets; |x| << 15 at most keeps an int16 inside int32 */
+    if (npu_check_range(e, "input1_offset", p->input1_offset, 0, 0) < 0 ||
+        npu_check_range(e, "input2_offset", p->input2_offset, 0, 0) < 0 ||
+        npu_check_range(e, "output_offset", p->output_offset, 0, 0) < 0 ||
+        npu_check_range(e, "output_shift", p->output_shift, -31, 31) < 0 ||
+        (is_add && (npu_check_range(e, "left_shift", p->left_shift, 0, 15) < 0 ||
+                    npu_check_range(e, "input1_shift", p->input1_shift, -31, 31) < 0 ||
+                    npu_check_range(e, "input2_shift", p->input2_shift, -31, 31) < 0)) ||
+        npu_check_range(e, "act_min", p->act_min, -32768, 32767) < 0 ||
+        npu_check_range(e, "act_max", p->act_max, p->act_min, 32767) < 0) {
+        return -1;
+    }
+    need(&needs[0], "in1", NPU_I16, 0, strided_extent(p->dims, p->strides1));
+    need(&needs[1], "in2", NPU_I16, 0, strided_extent(p->dims, p->strides2));
+    need(&needs[2], "out", NPU_I16, 1, volume(p->dims[0], p->dims[1], p->dims[2], p->dims[3]));
+    return 3;
+}
+
+int npu_args_rescale_s16(npu_err *e, npu_need *needs, int32_t n, int32_t pos_shift,
+                         int32_t neg_shift, int32_t act_min, int32_t act_max) {
+    if (npu_check_positive(e, "n", n) < 0 ||
+        npu_check_range(e, "pos_shift", pos_shift, -31, 31) < 0 ||
+        npu_check_range(e, "neg_shift", neg_shift, -31, 31) < 0 ||
+        npu_check_range(e, "act_min", act_min, -32768, 32767) < 0 ||
+        npu_check_range(e, "act_max", act_max, act_min, 32767) < 0) {
+        return -1;
+    }
+    need(&needs[0], "inp", NPU_I16, 0, n);
+    need(&needs[1], "out", NPU_I16, 1, n);
+    return 2;
+}
+
+int npu_args_lut_s8_s16(npu_err *e, npu_need *needs, int32_t n) {
+    if (npu_check_positive(e, "n", n) < 0) {
+        return -1;
+    }
+    need(&needs[0], "inp", NPU_I8, 0, n);
+    need(&needs[1], "table", NPU_I16, 0, 256);
+    need(&needs[2], "out", NPU_I16, 1, n);
+    return 3;
+}
+
+int npu_args_requantize_s16_s8(npu_err *e, npu_need *needs, int32_t n, int32_t shift,
+                               int32_t output_offset) {
+    if (npu_check_positive(e, "n", n) < 0 || npu_check_range(e, "shift", shift, -31, 31) < 0 ||
+        npu_check_range(e, "output_offset", output_offset, -128, 127) < 0) {
+        return -1;
+    }
+    need(&needs[0], "inp", NPU_I16, 0, n);
+    need(&needs[1], "out", NPU_I8, 1, n);
+    return 2;
+}
+
+int npu_args_softmax_s16(npu_err *e, npu_need *needs, int32_t rows, int32_t depth,
+                         int32_t shift) {
+    if (npu_check_positive(e, "rows", rows) < 0 ||
+        /* depth exps of at most 32767 summed in int32 */
+        npu_check_range(e, "depth", depth, 1, 65535) < 0 ||
+        npu_check_range(e, "input_shift", shift, -31, 31) < 0) {
+        return -1;
+    }
+    need(&needs[0], "inp", NPU_I16, 0, (long long)rows * depth);
+    need(&needs[1], "out", NPU_I16, 1, (long long)rows * depth);
+    need(&needs[2], "exp_lut", NPU_I16, 0, 513);
+    need(&needs[3], "recip_lut", NPU_I16, 0, 513);
+    return 4;
+}
+
+int npu_args_sigmoid_s16(npu_err *e, npu_need *needs, int32_t n, int32_t mult,
+                         int32_t left_shift) {
+    if (npu_check_positive(e, "n", n) < 0 ||
+        npu_check_range(e, "input_multiplier", mult, 1, 32767) < 0 ||
+        npu_check_range(e, "input_left_shift", left_shift, 0, 30) < 0) {
+        return -1;
+    }
+    need(&needs[0], "inp", NPU_I16, 0, n);
+    need(&needs[1], "table", NPU_I16, 0, 256);
+    need(&needs[2], "out", NPU_I16, 1, n);
+    return 3;
+}
+
 int npu_args_lut(npu_err *e, npu_need *needs, int32_t n) {
     if (npu_check_positive(e, "n", n) < 0) {
         return -1;
@@ -377,6 +547,21 @@ int npu_args_copy(npu_err *e, npu_need *needs, const npu_copy *p) {
     need(&needs[0], "inp", NPU_I8, 0, strided_extent(p->dims, p->in_strides));
     need(&needs[1], "out", NPU_I8, 1,
          (long long)p->out_offset + strided_extent(p->dims, p->out_strides));
+    return 2;
+}
+
+int npu_args_mean_s16(npu_err *e, npu_need *needs, int32_t batches, int32_t in_h, int32_t in_w,
+                      int32_t channels, int32_t shift) {
+    if (npu_check_positive(e, "batches", batches) < 0 ||
+        npu_check_positive(e, "in_h", in_h) < 0 || npu_check_positive(e, "in_w", in_w) < 0 ||
+        npu_check_positive(e, "channels", channels) < 0 ||
+        /* int16 values summed in int32 */
+        npu_check_range(e, "in_h * in_w", (long long)in_h * in_w, 1, 65535) < 0 ||
+        npu_check_range(e, "shift", shift, -31, 31) < 0) {
+        return -1;
+    }
+    need(&needs[0], "inp", NPU_I16, 0, volume(batches, in_h, in_w, channels));
+    need(&needs[1], "out", NPU_I16, 1, (long long)batches * channels);
     return 2;
 }
 

@@ -60,27 +60,63 @@ int npu_args_fully_connected(npu_err *e, npu_need *needs, int32_t batches, int32
  * repeats it per call. */
 int npu_fc_pairs(npu_err *e, const npu_need *needs, long long mult_len, long long shift_len,
                  int32_t out_depth);
+/* 16x8 FULLY_CONNECTED: int16 inp and out, int64 bias (optional), a pair per row; once the
+ * binding holds mult, shift and bias, npu_check_requant_s16. */
+int npu_args_fully_connected_s16(npu_err *e, npu_need *needs, int32_t batches,
+                                 int32_t in_depth, int32_t out_depth, int32_t act_min,
+                                 int32_t act_max);
 int npu_args_softmax(npu_err *e, npu_need *needs, int32_t rows, int32_t depth,
                      int32_t input_left_shift, int32_t diff_min);
 /* QUANTIZE (to_int8) and DEQUANTIZE. */
 int npu_args_quantize(npu_err *e, npu_need *needs, int to_int8, int32_t n, float scale,
                       int32_t zero_point);
+/* QUANTIZE_S16 (to_int16) and DEQUANTIZE_S16. */
+int npu_args_quantize_s16(npu_err *e, npu_need *needs, int to_int16, int32_t n, float scale,
+                          int32_t zero_point);
 /* CONV_2D and DEPTHWISE_CONV_2D: `channels` is out_c, or the depth multiplier (depthwise);
  * fills in g->out_c and g->depth_multiplier. */
 int npu_args_conv(npu_err *e, npu_need *needs, npu_window *g, int depthwise, int32_t channels,
                   int32_t input_offset, int32_t act_min, int32_t act_max);
+/* 16x8 CONV_2D and DEPTHWISE_CONV_2D: as npu_args_conv with int16 inp and out, an int64
+ * bias, no input offset; then npu_check_requant_s16. */
+int npu_args_conv_s16(npu_err *e, npu_need *needs, npu_window *g, int depthwise,
+                      int32_t channels, int32_t act_min, int32_t act_max);
 /* The pools (`wide`: the 16x8 ones, int16 in and out): fills in out_c, the dilations and
  * the depth multiplier of g. */
 int npu_args_pool(npu_err *e, npu_need *needs, npu_window *g, int32_t act_min, int32_t act_max,
                   int wide);
 int npu_args_arith(npu_err *e, npu_need *needs, const npu_arith *p, int is_add);
+/* 16x8 ADD and MUL: int16 buffers, offsets 0, ADD's left_shift at most 15. */
+int npu_args_arith_s16(npu_err *e, npu_need *needs, const npu_arith *p, int is_add);
+/* 16x8 RELU, RELU6, LEAKY_RELU. */
+int npu_args_rescale_s16(npu_err *e, npu_need *needs, int32_t n, int32_t pos_shift,
+                         int32_t neg_shift, int32_t act_min, int32_t act_max);
+/* QUANTIZE int8 -> int16 (a table) and int16 -> int8. */
+int npu_args_lut_s8_s16(npu_err *e, npu_need *needs, int32_t n);
+int npu_args_requantize_s16_s8(npu_err *e, npu_need *needs, int32_t n, int32_t shift,
+                               int32_t output_offset);
+/* 16x8 SOFTMAX: needs inp, out, exp_lut, recip_lut. */
+int npu_args_softmax_s16(npu_err *e, npu_need *needs, int32_t rows, int32_t depth,
+                         int32_t shift);
+/* 16x8 LOGISTIC and TANH: |x * mult| + rounding inside int32. */
+int npu_args_sigmoid_s16(npu_err *e, npu_need *needs, int32_t n, int32_t mult,
+                         int32_t left_shift);
 int npu_args_lut(npu_err *e, npu_need *needs, int32_t n);
 int npu_args_copy(npu_err *e, npu_need *needs, const npu_copy *p);
 int npu_args_mean(npu_err *e, npu_need *needs, int32_t batches, int32_t in_h, int32_t in_w,
                   int32_t channels, int32_t input_offset, int32_t shift, int32_t output_offset);
 
+int npu_args_mean_s16(npu_err *e, npu_need *needs, int32_t batches, int32_t in_h, int32_t in_w,
+                      int32_t channels, int32_t shift);
+
 /* A buffer of `len` bytes at `address` for `need`: large enough, aligned for its elements. */
 int npu_check_buffer(npu_err *e, const npu_need *need, long long len, uintptr_t address);
+
+/* The 16x8 kernels' requantization (TFLM's 64-bit MultiplyByQuantizedMultiplier): shifts in
+ * [-31, 7], multipliers >= 0, |bias| <= 2^46 (bias may be NULL) keep it inside int64. */
+#define NPU_MAX_BIAS_S64 (1LL << 46)
+int npu_check_requant_s16(npu_err *e, const int32_t *mult, const int32_t *shift,
+                          const int64_t *bias, int32_t n);
 
 /* Per-channel shifts feed C shift operators: each in [-31, 31]. */
 int npu_check_shifts(npu_err *e, const int32_t *shift, int32_t n);

@@ -709,17 +709,36 @@ static inline int8_t mul_one(int32_t a, int32_t b, const npu_arith *p) {
     return (int8_t)clamp_i32(npu_wrap_add(r, p->output_offset), p->act_min, p->act_max);
 }
 
-#define NPU_ELEMENTWISE(name, one)                                                          \
-    NPU_ELEMENTWISE_LINKAGE void name(const int8_t *input1, const int8_t *input2, int8_t *output,                  \
+/* 16x8: zero points 0 (the offsets are 0), int16 in and out; the int8 arithmetic with
+ * ADD's left shift 15, |x| << 15 and |x1 * x2| at most 2^30. */
+static inline int16_t add_one_s16(int32_t a, int32_t b, const npu_arith *p) {
+    const int32_t s1 = npu_multiply_by_quantized_multiplier(a * (1 << p->left_shift),
+                                                            p->input1_multiplier, p->input1_shift);
+    const int32_t s2 = npu_multiply_by_quantized_multiplier(b * (1 << p->left_shift),
+                                                            p->input2_multiplier, p->input2_shift);
+    const int32_t r = npu_multiply_by_quantized_multiplier(npu_wrap_add(s1, s2), p->output_multiplier,
+                                                           p->output_shift);
+    return (int16_t)clamp_i32(r, p->act_min, p->act_max);
+}
+
+static inline int16_t mul_one_s16(int32_t a, int32_t b, const npu_arith *p) {
+    const int32_t r = npu_multiply_by_quantized_multiplier(a * b, p->output_multiplier,
+                                                           p->output_shift);
+    return (int16_t)clamp_i32(r, p->act_min, p->act_max);
+}
+
+#define NPU_ELEMENTWISE(name, one) NPU_ELEMENTWISE_T(name, one, int8_t)
+#define NPU_ELEMENTWISE_T(name, one, T)                                                     \
+    NPU_ELEMENTWISE_LINKAGE void name(const T *input1, const T *input2, T *output,          \
               const npu_arith *p) {                                                        \
-        int8_t *out = output;                                                               \
+        T *out = output;                                                                    \
         for (int32_t i0 = 0; i0 < p->dims[0]; ++i0) {                                       \
             for (int32_t i1 = 0; i1 < p->dims[1]; ++i1) {                                   \
                 for (int32_t i2 = 0; i2 < p->dims[2]; ++i2) {                               \
-                    const int8_t *a = input1 + (size_t)i0 * (size_t)p->strides1[0] +         \
+                    const T *a = input1 + (size_t)i0 * (size_t)p->strides1[0] +              \
                                       (size_t)i1 * (size_t)p->strides1[1] +                 \
                                       (size_t)i2 * (size_t)p->strides1[2];                  \
-                    const int8_t *b = input2 + (size_t)i0 * (size_t)p->strides2[0] +         \
+                    const T *b = input2 + (size_t)i0 * (size_t)p->strides2[0] +              \
                                       (size_t)i1 * (size_t)p->strides2[1] +                 \
                                       (size_t)i2 * (size_t)p->strides2[2];                  \
                     const size_t sa = (size_t)p->strides1[3], sb = (size_t)p->strides2[3];  \
@@ -736,6 +755,8 @@ NPU_ELEMENTWISE(add_s8_portable, add_one)
 #undef NPU_ELEMENTWISE_LINKAGE
 #define NPU_ELEMENTWISE_LINKAGE
 NPU_ELEMENTWISE(npu_mul_s8, mul_one)
+NPU_ELEMENTWISE_T(npu_add_s16, add_one_s16, int16_t)
+NPU_ELEMENTWISE_T(npu_mul_s16, mul_one_s16, int16_t)
 
 void npu_add_s8(const int8_t *input1, const int8_t *input2, int8_t *output, const npu_arith *p) {
 #if NPU_HAVE_X86_DISPATCH
@@ -756,6 +777,111 @@ void npu_add_s8(const int8_t *input1, const int8_t *input2, int8_t *output, cons
     }
 #endif
     add_s8_portable(input1, input2, output, p);
+}
+
+/* ---- 16x8 LOGISTIC and TANH ------------------------------------------------------ */
+
+/* TFLM's int16 interpolation in sigmoid(i / 24) (0.16 fixed point, 256 entries), with
+ * tanh(x) = 2 sigmoid(2x) - 1: LOGISTIC steps 2^9 per entry, TANH 2^8. The caller keeps
+ * 1 <= mult <= 32767 and 0 <= left_shift <= 30, so x * mult + rounding fits int32. */
+void npu_sigmoid_s16(const int16_t *input, const uint16_t *table, int16_t *output, int32_t n,
+                     int32_t mult, int32_t left_shift, int tanh) {
+    const int32_t round = left_shift > 0 ? (int32_t)1 << (left_shift - 1) : 0;
+    const int step = tanh ? 8 : 9;
+    const uint32_t frac_mask = (1u << step) - 1u;
+    for (int32_t i = 0; i < n; ++i) {
+        const int32_t x = (input[i] * mult + round) >> left_shift;
+        const uint32_t ax = (uint32_t)(x < 0 ? -x : x);
+        const uint32_t k = ax >> step;
+        /* int64: a table that is not increasing (a crafted blob) gives wrong values, never
+         * undefined behaviour; TFLM's increasing one keeps r within 2^25 */
+        int64_t r;
+        if (k >= 255) {
+            r = tanh ? 0xFFFF << 8 : 0x7FFF << 10;
+        } else {
+            r = ((int64_t)table[k] << step) +
+                (int64_t)(ax & frac_mask) * ((int64_t)table[k + 1] - (int64_t)table[k]);
+        }
+        if (tanh) {
+            r = x >= 0 ? r - (1 << 23) + (1 << 7) : -r + (1 << 23) + (1 << 7) - 1;
+            output[i] = (int16_t)(r >> 8);
+        } else {
+            r = x >= 0 ? r + (1 << 9) : (1 << 25) - r + (1 << 9) - 1;
+            output[i] = (int16_t)(r >> 10);
+        }
+    }
+}
+
+/* ---- 16x8 RELU, RELU6, LEAKY_RELU -------------------------------------------------- */
+
+void npu_rescale_s16(const int16_t *input, int16_t *output, int32_t n, int32_t pos_mult,
+                     int32_t pos_shift, int32_t neg_mult, int32_t neg_shift, int32_t act_min,
+                     int32_t act_max) {
+    for (int32_t i = 0; i < n; ++i) {
+        const int32_t x = input[i];
+        const int32_t y = x >= 0 ? npu_multiply_by_quantized_multiplier(x, pos_mult, pos_shift)
+                                 : npu_multiply_by_quantized_multiplier(x, neg_mult, neg_shift);
+        output[i] = (int16_t)clamp_i32(y, act_min, act_max);
+    }
+}
+
+/* ---- QUANTIZE between int8 and int16 ---------------------------------------------- */
+
+void npu_lut_s8_s16(const int8_t *input, const int16_t *table, int16_t *output, int32_t n) {
+    for (int32_t i = 0; i < n; ++i) {
+        output[i] = table[(int32_t)input[i] + 128];
+    }
+}
+
+void npu_requantize_s16_s8(const int16_t *input, int8_t *output, int32_t n, int32_t mult,
+                           int32_t shift, int32_t output_offset) {
+    for (int32_t i = 0; i < n; ++i) {
+        const int32_t y = npu_multiply_by_quantized_multiplier(input[i], mult, shift);
+        output[i] = (int8_t)clamp_i32(npu_wrap_add(y, output_offset), -128, 127);
+    }
+}
+
+/* ---- 16x8 SOFTMAX ----------------------------------------------------------------- */
+
+/* TFLM's int16 table lookup: 512 segments of 128 inputs, linear between lut[i], lut[i + 1]. */
+static int16_t lookup_s16(int32_t value, const int16_t *lut) {
+    const int32_t index = 256 + (value >> 7), offset = value & 0x7f;
+    const int16_t slope = (int16_t)(lut[index + 1] - lut[index]);
+    return (int16_t)(lut[index] + ((slope * offset + 64) >> 7));
+}
+
+void npu_softmax_s16(const int16_t *input, int16_t *output, const int16_t *exp_lut,
+                     const int16_t *recip_lut, int32_t rows, int32_t depth, int32_t mult,
+                     int32_t shift) {
+    for (int32_t r = 0; r < rows; ++r) {
+        const int16_t *x = input + (size_t)r * (size_t)depth;
+        int16_t *y = output + (size_t)r * (size_t)depth; /* the exps first, as TFLM */
+        int32_t max = -32768;
+        for (int32_t c = 0; c < depth; ++c) {
+            max = x[c] > max ? x[c] : max;
+        }
+        /* depth <= 65535 exps of at most 32767: the sum fits int32 */
+        int32_t sum = 0;
+        for (int32_t c = 0; c < depth; ++c) {
+            const int32_t d = npu_multiply_by_quantized_multiplier(x[c] - max, mult, shift);
+            y[c] = lookup_s16(clamp_i32(npu_wrap_add(d, 32767), -32768, 32767), exp_lut);
+            sum += y[c];
+        }
+        /* TFLM's exp table gives the row's max exp(0) = 32767, so 1 <= headroom_plus_one <= 17;
+         * the clamp only keeps a crafted table's sum <= 0 from undefined shifts */
+        int headroom_plus_one = count_leading_zeros_u32((uint32_t)sum);
+        headroom_plus_one = headroom_plus_one < 1 ? 1 : headroom_plus_one > 31 ? 31 : headroom_plus_one;
+        const int32_t shifted =
+            (int32_t)(((int64_t)sum * ((int64_t)1 << (headroom_plus_one - 1)) + (1 << 13)) >> 14);
+        const int16_t recip = lookup_s16(clamp_i32(shifted - (1 << 15) - (1 << 16), -32768, 32767),
+                                         recip_lut);
+        const int right_shift = 31 - headroom_plus_one;
+        const int64_t round = right_shift > 0 ? (int64_t)1 << (right_shift - 1) : 0;
+        for (int32_t c = 0; c < depth; ++c) {
+            const int64_t v = ((int64_t)y[c] * recip + round) >> right_shift;
+            y[c] = (int16_t)(v < 0 ? 0 : v > 32767 ? 32767 : v);
+        }
+    }
 }
 
 /* ---- lookup table, strided copy, mean ---------------------------------------- */
@@ -788,6 +914,23 @@ void npu_copy_s8(const int8_t *input, int8_t *output, int32_t out_size, const np
                     b[(size_t)i3 * sb] = a[(size_t)i3 * sa];
                 }
             }
+        }
+    }
+}
+
+void npu_mean_s16(const int16_t *input, int16_t *output, int32_t batches, int32_t in_h,
+                  int32_t in_w, int32_t channels, int32_t multiplier, int32_t shift) {
+    const size_t ch = (size_t)channels, count = (size_t)in_h * (size_t)in_w;
+    for (int32_t b = 0; b < batches; ++b) {
+        const int16_t *image = input + (size_t)b * count * ch;
+        for (size_t c = 0; c < ch; ++c) {
+            /* |x| <= 2^15 and count <= 65535: the sum fits int32. */
+            int32_t acc = 0;
+            for (size_t k = 0; k < count; ++k) {
+                acc += image[k * ch + c];
+            }
+            output[(size_t)b * ch + c] = (int16_t)clamp_i32(
+                npu_multiply_by_quantized_multiplier(acc, multiplier, shift), -32768, 32767);
         }
     }
 }

@@ -133,6 +133,36 @@ typedef struct {
 
 void npu_add_s8(const int8_t *input1, const int8_t *input2, int8_t *output, const npu_arith *p);
 void npu_mul_s8(const int8_t *input1, const int8_t *input2, int8_t *output, const npu_arith *p);
+/* 16x8 ADD and MUL: int16 in and out, zero points 0 (offsets ignored), ADD's left_shift 15. */
+void npu_add_s16(const int16_t *input1, const int16_t *input2, int16_t *output,
+                 const npu_arith *p);
+void npu_mul_s16(const int16_t *input1, const int16_t *input2, int16_t *output,
+                 const npu_arith *p);
+
+/* 16x8 RELU, RELU6, LEAKY_RELU (zero points 0): x rescaled by the pos pair (x >= 0) or the
+ * neg pair, clamped to [act_min, act_max]. Caller guarantees shifts in [-31, 31]. */
+void npu_rescale_s16(const int16_t *input, int16_t *output, int32_t n, int32_t pos_mult,
+                     int32_t pos_shift, int32_t neg_mult, int32_t neg_shift, int32_t act_min,
+                     int32_t act_max);
+
+/* QUANTIZE int8 -> int16: output[i] = table[input[i] + 128] (npu_sdk.lower.requantize_s8_s16_lut);
+ * int16 (zero point 0) -> int8 as TFLM's Requantize. Caller guarantees -31 <= shift <= 31. */
+void npu_lut_s8_s16(const int8_t *input, const int16_t *table, int16_t *output, int32_t n);
+void npu_requantize_s16_s8(const int16_t *input, int8_t *output, int32_t n, int32_t mult,
+                           int32_t shift, int32_t output_offset);
+
+/* 16x8 SOFTMAX over rows of `depth` int16 values as TFLM: exp and 1 / (1 + x) interpolated
+ * in int16[513] tables (npu_sdk.lower.softmax_s16_luts), output Q0.15. Caller guarantees
+ * 1 <= depth <= 65535, -31 <= shift <= 31; input and output may not overlap. */
+void npu_softmax_s16(const int16_t *input, int16_t *output, const int16_t *exp_lut,
+                     const int16_t *recip_lut, int32_t rows, int32_t depth, int32_t mult,
+                     int32_t shift);
+
+/* 16x8 LOGISTIC (tanh 0) and TANH (tanh 1) as TFLM: interpolation in `table`, sigmoid(i / 24)
+ * in 0.16 fixed point (npu_sdk.tables16); output Q0.15. Caller guarantees
+ * 1 <= mult <= 32767 and 0 <= left_shift <= 30. */
+void npu_sigmoid_s16(const int16_t *input, const uint16_t *table, int16_t *output, int32_t n,
+                     int32_t mult, int32_t left_shift, int tanh);
 
 /* out[i] = table[in[i] + 128]: every int8 -> int8 pointwise op, the table computed
  * on the host with TFLM's integer arithmetic (npu_sdk.lower.*_lut). */
@@ -152,6 +182,10 @@ void npu_copy_s8(const int8_t *input, int8_t *output, int32_t out_size, const np
  * QuantizedMeanOrSum: sum of (x + input_offset), times multiplier/shift (1/count
  * folded in by the host), plus output_offset, clamped to int8.
  * Caller guarantees in_h * in_w <= 2^23 and -31 <= shift <= 31. */
+/* 16x8 MEAN: as npu_mean_s8 with zero points 0, clamped to int16; caller guarantees
+ * in_h * in_w <= 65535 and -31 <= shift <= 31. */
+void npu_mean_s16(const int16_t *input, int16_t *output, int32_t batches, int32_t in_h,
+                  int32_t in_w, int32_t channels, int32_t multiplier, int32_t shift);
 void npu_mean_s8(const int8_t *input, int8_t *output, int32_t batches, int32_t in_h,
                  int32_t in_w, int32_t channels, int32_t input_offset, int32_t multiplier,
                  int32_t shift, int32_t output_offset);

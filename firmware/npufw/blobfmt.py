@@ -10,7 +10,7 @@ import struct
 from . import opcodes
 
 MAGIC = b"NPUB"
-VERSION = 1
+VERSION = 2
 ALIGN = 16
 _HEADER = "<4sHHHBBII"
 _HEADER_SIZE = 20

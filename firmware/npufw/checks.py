@@ -14,6 +14,9 @@ from . import opcodes
 from .blobfmt import ARENA, CONST, DTYPE_SIZE, BlobError
 
 _INT32 = 1
+# the work of one RUN this board allows: MAX_RUN_MACS until the server, which knows the
+# board's profile, sets its budget (npufw/budgets.py); one board per firmware
+run_macs = opcodes.MAX_RUN_MACS
 _SHIFT_LO, _SHIFT_HI = opcodes.CHANNEL_SHIFT
 _PER_CHANNEL = (opcodes.FULLY_CONNECTED, opcodes.CONV_2D, opcodes.DEPTHWISE_CONV_2D,
                 opcodes.FULLY_CONNECTED_S16, opcodes.CONV_2D_S16, opcodes.DEPTHWISE_CONV_2D_S16)
@@ -69,7 +72,8 @@ def check_op(b, index, op, read):
     code = op.opcode
     p = op.params
     ranges, work_params, optional, constant = opcodes.CHECKS[code]
-    for i, lo, hi in ranges:
+    for j in range(0, len(ranges), 3):  # flat (index, lo, hi) triples
+        i, lo, hi = ranges[j], ranges[j + 1], ranges[j + 2]
         if not lo <= p[i] <= hi:
             _refuse(what, "parameter %d (%s) must be in [%d, %d], got %d"
                     % (i, opcodes.OPS[code][0], lo, hi, p[i]))
@@ -103,10 +107,10 @@ def check_op(b, index, op, read):
     return work
 
 
-def check(b, read, ram=0, macs=opcodes.MAX_RUN_MACS):
+def check(b, read, ram=0):
     """Check parsed blob `b` (a blobfmt.Blob) whose constant tensor t's bytes are read(t),
-    for a board with `ram` bytes for its arena (0: unchecked) that runs at most `macs` of
-    work per RUN; raise BlobError (MemoryError for the arena) naming what is wrong."""
+    for a board with `ram` bytes for its arena (0: unchecked) that runs at most `run_macs`
+    of work per RUN; raise BlobError (MemoryError for the arena) naming what is wrong."""
     if ram and b.arena_size > ram:
         raise MemoryError("arena needs %d bytes, board has %d" % (b.arena_size, ram))
     for i, t in enumerate(b.tensors):
@@ -116,6 +120,7 @@ def check(b, read, ram=0, macs=opcodes.MAX_RUN_MACS):
     work = 0
     for index, op in enumerate(b.ops):
         work += check_op(b, index, op, read)
-    if work > macs:
-        raise BlobError("one RUN takes %d multiply-accumulates, the board allows %d: "
-                        "a smaller model" % (work, macs))
+    if work > run_macs:
+        raise BlobError("one RUN takes %d multiply-accumulates, this board allows %d (its "
+                        "profile's budget): a smaller model, or a faster board"
+                        % (work, run_macs))

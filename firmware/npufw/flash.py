@@ -13,7 +13,8 @@ names them. An entry is (name, kind, offset, length, extent size, meta):
   kind NPB: an installed model; OLD: its previous version until the new one loads;
   PART: a transfer in progress, length = bytes written and flushed, meta = the sidecar that
   resume() compares (the server's size and blob id); KEY: the device key, in meta; VER: the
-  version of the model last installed signed (u32 in meta), which outlives its removal.
+  version of the model last installed signed (u32 in meta), which outlives its removal;
+  LOCK: the board never hands its REPL over (KEY with LOCK), which outlives the key.
 """
 import binascii
 import struct
@@ -28,7 +29,9 @@ OLD = 1
 PART = 2
 KEY = 3
 VER = 4
+LOCK = 5
 _KEY_NAME = "device.key"
+_LOCK_NAME = "device.lock"
 # a part's length reaches the directory at most every _SYNC bytes: resume after a power cut
 # restarts from there, and a transfer costs one directory write per _SYNC bytes, not per chunk
 _SYNC = 16384
@@ -246,3 +249,10 @@ class FlashStore:
         self.entries[(_KEY_NAME, KEY)] = [KEY, 0, 0, bytes(key), 0]
         self._save()
 
+    def locked(self):
+        return (_LOCK_NAME, LOCK) in self.entries
+
+    def lock(self):
+        if not self.locked():
+            self.entries[(_LOCK_NAME, LOCK)] = [LOCK, 0, 0, b"", 0]
+            self._save()

@@ -12,7 +12,7 @@ import gc
 import hashlib
 import struct
 
-from . import blobfmt, frame, opcodes, sign, stream
+from . import blobfmt, checks, frame, opcodes, sign, stream
 from .store import valid_name
 
 try:  # MicroPython
@@ -66,7 +66,9 @@ F_STAGING = 8  # INPUT and OUTPUT requests, RUN_STAGED and RUN_HOLD
 F_SIGNING = 16  # KEY requests and signed FLASH_BEGIN
 F_KEYED = 32  # this board has a device key: it installs only blobs signed with it
 F_ICOUNT = 64  # the board's clock counts instructions: 1 us is 1,000 (QEMU's -icount shift=0)
-F_CANCEL = 128  # CANCEL requests and RUN_CANCELLABLE
+F_LOCKED = 128  # the board never hands its REPL over (KEY with KEY_LOCK), for good
+KEY_LOCK = 1  # KEY flags: lock the board
+F_CANCEL = 256  # CANCEL requests and RUN_CANCELLABLE
 ZDATA_WBITS = 12  # FLASH_ZDATA's deflate window: 4 KB, more than any chunk
 
 BEGIN_SEND = 0
@@ -207,6 +209,13 @@ class Server:
         self.nonces = 0
         self.seed = _seed(getattr(board, "clock", None))
         self.held = None  # the Model whose outputs a RUN left for OUTPUT
+        # the work of one RUN this board allows: its profile's budget (npu_sdk/profiles.py),
+        # checked at install and load (npufw/checks.py)
+        from .budgets import RUN_MACS
+        checks.run_macs = opcodes.MAX_RUN_MACS
+        for profile, budget in RUN_MACS:
+            if profile == board.limits.get("board"):
+                checks.run_macs = budget
         self.trial = None  # the name of a loaded model installed over one its first RUN may restore
         # the heap in use (bytes; -1 where the board cannot tell): at boot, and for the loaded
         # model: before its load (no model loaded), after its load, after its first invoke
@@ -322,10 +331,13 @@ class Server:
                              "firmware" if host_version > PROTOCOL_VERSION else "host SDK (pip install -U npu-sdk)"))
         self.console = False  # a new session: logs only on request
         lim = self.board.limits
-        features = F_PROFILE | F_STAGING | F_SIGNING | F_CANCEL | (F_REPL if lim.get("repl") else 0) \
+        store = self.board.store
+        locked = store.locked()
+        features = F_PROFILE | F_STAGING | F_SIGNING | F_CANCEL \
+            | (F_REPL if lim.get("repl") and not locked else 0) | (F_LOCKED if locked else 0) \
             | (F_ICOUNT if lim.get("icount") else 0) \
             | (F_DEFLATE if _raw_inflate else 0)
-        if self.board.store.key() is not None:
+        if store.key() is not None:
             features |= F_KEYED
         ops = sorted(blobfmt.OPS)
         return (struct.pack("<HIIIIII", PROTOCOL_VERSION, lim["ram"], lim["flash"],
@@ -508,15 +520,25 @@ class Server:
         return b""
 
     def key(self, p):
-        """KEY: new_key[32], proof[32] -> empty. proof = sign.proof(old key, nonce, KEY,
-        new_key) when the board has a key (zeros when not); an all-zero new_key removes it."""
-        if len(p) != 64:
-            raise ValueError("KEY takes 64 bytes (new key, proof), got %d" % len(p))
+        """KEY: new_key[32], [flags u8,] proof[32] -> empty. proof = sign.proof(old key, nonce,
+        KEY, the payload before it) when the board has a key (zeros when not); an all-zero
+        new_key removes the key; flags KEY_LOCK locks the board for good (no REPL, ever)."""
+        if len(p) not in (64, 65):
+            raise ValueError("KEY takes 64 or 65 bytes (new key, flags, proof), got %d" % len(p))
         store = self.board.store
-        hint = ("give the old key with --old-key" if bytes(p[32:]) == bytes(32) else
+        hint = ("give the old key with --old-key" if bytes(p[-32:]) == bytes(32) else
                 "give the key file this board was provisioned with as --old-key")
-        new = bytes(self._authorize(KEY, p, "KEY", hint)[:32])
+        self._authorize(KEY, p, "KEY", hint)
+        body = p[:-32]  # the proof checked (a board without a key takes any)
+        new = bytes(body[:32])
+        lock = len(body) == 33 and body[32] & KEY_LOCK
+        if lock and new == bytes(32):
+            raise Refused(E_BAD_REQUEST, "a board is locked as it is given a key, not as its key "
+                          "is cleared: npu keys provision --lock")
         self._abort()  # an open transfer was accepted under the old key: BEGIN it again
+        if lock:  # first: a power cut between the two leaves a locked board, never an open one
+            store.lock()
+            self.log("locked: the REPL is never handed over")
         if new == bytes(32):
             store.set_key(None)
             self.log("key cleared: any blob is accepted")
@@ -558,6 +580,10 @@ class Server:
         return out
 
     def repl(self, p):
+        if self.board.store.locked():  # even for the key's holder: the lock is for good
+            raise Refused(E_UNAVAILABLE, "this board is locked (npu keys provision --lock): it "
+                          "never hands its REPL over; update its firmware with its bootloader "
+                          "(docs/protocol.md, Locking)")
         self._authorize(REPL, p, "REPL")  # the REPL can read the key and write any file
         if not self.board.limits.get("repl"):
             raise Refused(E_UNAVAILABLE, "this board cannot hand over a REPL (the emulator's "
@@ -628,7 +654,7 @@ class Server:
                     self._roll_back(name, "its first load", e)
                 if isinstance(e, MemoryError):
                     raise
-                raise Refused(E_BAD_BLOB, "stored model %r is damaged: %s" % (name, e))
+                raise Refused(E_BAD_BLOB, "stored model %r cannot load: %s" % (name, e))
             # on trial until its first RUN succeeds: the previous version stays till then
             self.trial = name if store.unconfirmed(name) else None
             self.models[name] = model

@@ -28,8 +28,9 @@ is deleted at start-up. commit() removes the sidecar last.
 The device key (KEY request, docs/protocol.md) lives in KEY_FILE, written the same
 whole-or-nothing way: KEY_FILE.tmp (never trusted), renamed to KEY_FILE.ok (complete), then
 renamed over KEY_FILE; recover() finishes a .ok and deletes a .tmp. After any cut the board
-holds the old key or the new one. None of these names can be a model's (they have no model
-extension).
+holds the old key or the new one. LOCK_FILE, an empty file, says the board never hands its
+REPL over (KEY with LOCK); it outlives the key and nothing removes it. None of these names
+can be a model's (they have no model extension).
 
 on_write, when given, is called after every flash write (create, data, rename,
 remove) with what was written: the emulator uses it to cut power at a chosen write.
@@ -43,6 +44,7 @@ from .opcodes import MAX_NAME
 # mean the same on every core (and be a plain file name on any board's filesystem)
 _NAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-."
 KEY_FILE = "device.key"
+LOCK_FILE = "device.lock"
 
 
 def valid_name(name):
@@ -284,3 +286,12 @@ class Store:
         self._wrote("create " + self._key_path(".tmp"))
         self._rename(self._key_path(".tmp"), self._key_path(".ok"))
         self._rename(self._key_path(".ok"), self._key_path())
+
+    def locked(self):
+        return _exists(self.root + "/" + LOCK_FILE)
+
+    def lock(self):
+        """Lock the board for good: one create, so after a power cut it is locked or not."""
+        if not self.locked():
+            open(self.root + "/" + LOCK_FILE, "wb").close()
+            self._wrote("create " + self.root + "/" + LOCK_FILE)

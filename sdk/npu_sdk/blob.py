@@ -26,7 +26,7 @@ from . import ops
 from .errors import BlobFormatError
 
 MAGIC = b"NPUB"
-VERSION = 1
+VERSION = 2
 ALIGN = 16
 MAX_RANK = 4
 

@@ -11,7 +11,7 @@ import warnings
 
 from . import ops, quant_methods
 from .cli_files import check_writable, write_atomic
-from .errors import NpuError
+from .errors import LinkError, NpuError
 
 
 def _port(args):
@@ -298,6 +298,8 @@ def cmd_info(args):
     if "signing" in info["features"]:
         print("device key: %s" % ("set: installs only blobs signed with it (npu flash --key FILE)"
                                   if info["keyed"] else "none: installs any blob"))
+    if info["locked"]:
+        print("locked: never hands its REPL over (npu keys provision --lock)")
     if "heap" in info:
         print(_heap_line(heap))
 
@@ -305,13 +307,12 @@ def cmd_info(args):
 def cmd_keys_provision(args):
     """Give the board a new random device key; write it to --out only once the board has it."""
     from . import keys
-    from .errors import LinkError
     old = keys.load(args.old_key)
     new = keys.generate()
     with _board(args) as board:
         tmp = keys.stage(args.out, new)
         try:
-            board.provision_key(new, old)
+            board.provision_key(new, old, lock=args.lock)
         except LinkError as e:  # the board may have taken the key: keep it
             keys.publish(tmp, args.out)
             raise NpuError("no answer to the new key (%s): the board may have it, so the key "
@@ -322,10 +323,12 @@ def cmd_keys_provision(args):
             raise
     keys.publish(tmp, args.out)
     if args.json:
-        print(json.dumps(dict(port=_port(args), key_file=args.out, keyed=True)))
+        print(json.dumps(dict(port=_port(args), key_file=args.out, keyed=True,
+                              locked=board.info.locked)))
     else:
-        print("board on %s has a new device key, kept in %s: flash with --key %s"
-              % (_port(args), args.out, args.out))
+        print("board on %s has a new device key, kept in %s: flash with --key %s%s"
+              % (_port(args), args.out, args.out, "; it is locked: it never hands its REPL over"
+                 if board.info.locked else ""))
 
 
 def cmd_keys_clear(args):
@@ -573,8 +576,16 @@ def cmd_firmware_install(args):
     if not port:
         raise NpuError("no board given: pass --port PORT or set NPU_PORT")
     progress = None if args.json else (lambda rel, action: print("%-6s %s" % (action, rel)))
-    result = firmware_install.install(port, args.src, baudrate=args.baud, timeout=args.timeout,
-                                      reset=not args.no_reset, progress=progress)
+    try:
+        result = firmware_install.install(port, args.src, baudrate=args.baud,
+                                          timeout=args.timeout, reset=not args.no_reset,
+                                          progress=progress)
+    except LinkError as e:  # no raw REPL: a locked board never gives one, say so
+        if _locked(port, args.baud):
+            raise NpuError("the board on %s is locked (npu keys provision --lock): it never hands "
+                           "its REPL over, so its firmware is updated only with its bootloader "
+                           "(docs/protocol.md, Locking)" % port) from e
+        raise
     if args.json:
         print(json.dumps(dict(arch=result.arch, cwd=result.cwd, copied=result.copied,
                               skipped=result.skipped, removed=result.removed)))
@@ -582,6 +593,16 @@ def cmd_firmware_install(args):
         print("%d copied, %d unchanged, %d removed (%s, into %s)%s" % (
             len(result.copied), len(result.skipped), len(result.removed), result.arch,
             result.cwd, "" if args.no_reset else "; soft reset: the board runs main.py"))
+
+
+def _locked(port, baudrate):
+    """Whether the board on `port` answers the npu link as a locked board."""
+    from .link import Board
+    try:
+        with Board(port, baudrate, timeout=1.0, retries=0) as board:
+            return board.info.locked
+    except NpuError:
+        return False
 
 
 def cmd_farm_up(args):
@@ -802,6 +823,10 @@ def build_parser():
     kp.add_argument("--out", default="npu-device.key", metavar="FILE",
                     help="key file to create (default: npu-device.key; never overwritten)")
     kp.add_argument("--old-key", metavar="FILE", help="the key file the board has now, to replace it")
+    kp.add_argument("--lock", action="store_true",
+                    help="lock the board for good: it never hands its REPL over again (no `npu "
+                         "repl`, no `npu firmware install` over the link); flash, rm, run and "
+                         "key changes stay possible with the key (docs/protocol.md, Locking)")
     board_args(kp)
     kp.set_defaults(func=cmd_keys_provision)
     kp = keys_sub.add_parser("clear", help="remove the board's device key: it installs any blob again")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import blob, lower, ops, plan, rewrite, tflite
+from . import blob, lower, ops, plan, rewrite, tables16, tflite
 from .errors import BlobFormatError, ModelError, UnsupportedOpError
 from .quantize import is_float_model
 
@@ -100,6 +100,8 @@ def _check_fully_connected(graph, op):
 
 def _check_softmax(graph, op):
     out = graph.tensors[op.outputs[0]]
+    if _is_16x8(graph, op):
+        return _check_softmax_s16(graph, op)
     if _dtype(graph, op.inputs[0]) != INT8 or out.dtype != INT8:
         return ["input and output must be int8"]
     reasons = _int8_activations(graph, op, op.inputs[:1])
@@ -108,6 +110,22 @@ def _check_softmax(graph, op):
     if not graph.tensors[op.inputs[0]].shape or graph.tensors[op.inputs[0]].shape[-1] < 1:
         return ["input must have a last axis of at least one value"]
     return _fixed_output(op, out)
+
+
+def _check_softmax_s16(graph, op):
+    """16x8 SOFTMAX: int16 in (zero point 0) and out (1/32768, 0), a last axis of at most
+    65535 values."""
+    reasons = _int16_activations(graph, op, op.inputs[:1])
+    if reasons:
+        return reasons
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    if not x.shape or not 1 <= x.shape[-1] <= 65535:
+        return ["input must have a last axis of 1 to 65535 values"]
+    try:
+        lower.softmax_s16_params(x.scale, op.options.get("beta", 1.0), y.scale, y.zero_point)
+    except ModelError as e:
+        return [str(e)]
+    return []
 
 
 def _fixed_output(op, y):
@@ -127,12 +145,25 @@ def _check_reshape(graph, op):
 
 
 def _check_quantize(graph, op):
-    """QUANTIZE: float32 -> int8 or int16, or int8 -> int8 (requantization)."""
-    if _dtype(graph, op.inputs[0]) == INT8 and _dtype(graph, op.outputs[0]) == INT8:
+    """QUANTIZE: float32 -> int8 or int16, or a requantization between int8 and int16 (an
+    int16 side with zero point 0: 16x8)."""
+    src, dst = _dtype(graph, op.inputs[0]), _dtype(graph, op.outputs[0])
+    if src == INT8 and dst == INT8:
         return _check_pointwise(graph, op)
-    if _dtype(graph, op.inputs[0]) != FLOAT32 or _dtype(graph, op.outputs[0]) not in (INT8, INT16):
-        return ["only float32 -> int8 or int16 and int8 -> int8 are supported (got %s -> %s)"
-                % (_dtype(graph, op.inputs[0]), _dtype(graph, op.outputs[0]))]
+    if src in (INT8, INT16) and dst in (INT8, INT16):
+        x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+        reasons = [r for t, r in ((x, "input"), (y, "output")) if t.scales is None or (
+            np.dtype(t.dtype) == INT16 and np.any(t.zero_points != 0))]
+        if reasons:
+            return ["%s must be quantized (int16 with zero point 0)" % " and ".join(reasons)]
+        try:  # its output shape: compiler.SHAPES
+            lower.requantize_params(x.scale, y.scale)
+        except ModelError as e:
+            return [str(e)]
+        return []
+    if src != FLOAT32 or dst not in (INT8, INT16):
+        return ["only float32 -> int8 or int16 and requantization between int8 and int16 are "
+                "supported (got %s -> %s)" % (src, dst)]
     return []
 
 
@@ -154,6 +185,14 @@ def _int8_activations(graph, op, inputs, rank=None):
         elif 0 in tuple(t.shape):
             reasons.append("tensor %r has an empty dimension (shape %s)" % (t.name, t.shape))
     return reasons
+
+
+def _activations(graph, op, inputs):
+    """Reasons unless the inputs and the output are all int8, or all 16x8 int16
+    (the 16x8 ops whose int8 and int16 kernels share a lowering)."""
+    if _dtype(graph, op.outputs[0]) == INT16:
+        return _int16_activations(graph, op, inputs)
+    return _int8_activations(graph, op, inputs)
 
 
 def _window_options(op, filter_h, filter_w, dilated=True):
@@ -183,16 +222,6 @@ def _window_geometry(graph, op, filter_h, filter_w, dilated=True):
     return (out_h, out_w,
             lower.conv_padding(o["padding"], in_h, filter_h, o["stride_h"], dh, out_h),
             lower.conv_padding(o["padding"], in_w, filter_w, o["stride_w"], dw, out_w))
-
-
-def _check_output_shape(graph, op, filter_h, filter_w, channels, dilated=True):
-    n = graph.tensors[op.inputs[0]].shape[0]
-    out_h, out_w, _, _ = _window_geometry(graph, op, filter_h, filter_w, dilated)
-    want = (n, out_h, out_w, channels)
-    got = tuple(graph.tensors[op.outputs[0]].shape)
-    if out_h < 1 or out_w < 1 or got != want:
-        return ["output shape %s does not match the window arithmetic %s" % (got, want)]
-    return []
 
 
 def _check_conv_weights(graph, op, out_c, axis):
@@ -256,8 +285,7 @@ def _check_conv_2d(graph, op):
         reasons.append("weights take %d input channels, the input has %d (grouped convolution "
                        "is not supported)" % (w_in_c, graph.tensors[op.inputs[0]].shape[3]))
     reasons += _check_conv_weights(graph, op, out_c, 0) + _window_options(op, k_h, k_w)
-    reasons += _check_macs(k_h * k_w * w_in_c, "k_h * k_w * in_c")
-    return reasons or _check_output_shape(graph, op, k_h, k_w, out_c)
+    return reasons + _check_macs(k_h * k_w * w_in_c, "k_h * k_w * in_c")
 
 
 def _check_macs(macs, what):
@@ -283,8 +311,7 @@ def _check_depthwise_conv_2d(graph, op):
     if out_c % in_c:
         reasons.append("weights have %d channels, not a multiple of the input's %d" % (out_c, in_c))
     reasons += _check_conv_weights(graph, op, out_c, 3) + _window_options(op, k_h, k_w)
-    reasons += _check_macs(k_h * k_w, "k_h * k_w")
-    return reasons or _check_output_shape(graph, op, k_h, k_w, out_c)
+    return reasons + _check_macs(k_h * k_w, "k_h * k_w")
 
 
 def _same_quantization(graph, a, b):
@@ -304,10 +331,8 @@ def _check_pool_2d(graph, op):
     k_h, k_w = op.options.get("filter_h", 0), op.options.get("filter_w", 0)
     if _is_16x8(graph, op):
         reasons += _check_macs(k_h * k_w, "k_h * k_w (int16 sums)")
-    reasons = (_same_quantization(graph, op.inputs[0], op.outputs[0])
-               + _window_options(op, k_h, k_w, dilated=False))
-    channels = graph.tensors[op.inputs[0]].shape[3]
-    return reasons or _check_output_shape(graph, op, k_h, k_w, channels, dilated=False)
+    return (_same_quantization(graph, op.inputs[0], op.outputs[0])
+            + _window_options(op, k_h, k_w, dilated=False))
 
 
 # elementwise op -> lower.py's function of its kernel parameters
@@ -316,27 +341,27 @@ _ELEMENTWISE_PARAMS = {"ADD": lower.add_params, "MUL": lower.mul_params}
 
 def _check_elementwise(graph, op):
     """ADD / MUL: two int8 inputs (activations or constants) of rank <= 4 that broadcast to
-    the int8 output; ADD needs its output rescaling factor below 1."""
+    the int8 output, or 16x8 int16 ones (zero points 0); ADD needs its output rescaling
+    factor below 1."""
     if len(op.inputs) != 2 or min(op.inputs) < 0:
         return ["needs exactly two inputs (got %d)" % len(op.inputs)]
-    reasons = _int8_activations(graph, op, op.inputs[:2])
+    int16 = _dtype(graph, op.outputs[0]) == INT16
+    reasons = _activations(graph, op, op.inputs[:2])
     if reasons:
         return reasons
     x1, x2, y = (graph.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
     if max(len(x1.shape), len(x2.shape), len(y.shape)) > 4:
         return ["rank above 4 is not supported"]
     try:
-        want = tuple(np.broadcast_shapes(x1.shape, x2.shape))
+        np.broadcast_shapes(x1.shape, x2.shape)
     except ValueError:
         return ["input shapes %s and %s do not broadcast" % (x1.shape, x2.shape)]
-    if want != tuple(y.shape):
-        return ["output shape %s is not the broadcast shape %s" % (y.shape, want)]
     if op.options.get("activation", "NONE") not in lower.ACTIVATIONS:
         return ["fused activation %s is not one of %s" % (op.options["activation"], lower.ACTIVATIONS)]
     params = _ELEMENTWISE_PARAMS[op.kind]
     try:
         params(x1.scale, x1.zero_point, x2.scale, x2.zero_point, y.scale, y.zero_point,
-               op.options.get("activation", "NONE"))
+               op.options.get("activation", "NONE"), int16)
     except ModelError as e:
         return [str(e)]
     return []
@@ -361,19 +386,51 @@ def _lut(graph, op):
     return _LUTS[op.kind](op, (x.scale, x.zero_point, y.scale, y.zero_point))
 
 
-def _check_pointwise(graph, op):
-    """RELU, RELU6, LEAKY_RELU, HARD_SWISH, LOGISTIC, TANH, QUANTIZE int8 -> int8: int8 in
-    and out of the same shape; LOGISTIC outputs scale 1/256 zero point -128, TANH 1/128 and
-    0; RELU6 keeps its input's quantization (TFLM's int8 RELU6 only clamps)."""
-    if len(op.inputs) != 1 or op.inputs[0] < 0:
-        return ["needs exactly one input"]
-    reasons = _int8_activations(graph, op, op.inputs)
+_SIGMOID_S16 = ("LOGISTIC", "TANH")  # the 16x8 pointwise ops with their own kernels; RELU,
+_RESCALE_S16 = ("RELU", "RELU6", "LEAKY_RELU")  # RELU6 and LEAKY_RELU share RESCALE_S16
+
+
+def _rescale_s16(graph, op):
+    """RESCALE_S16's parameters of a 16x8 RELU, RELU6 or LEAKY_RELU (raises ModelError)."""
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    return lower.rescale_s16_params(op.kind, op.options.get("alpha", 0.0), x.scale, y.scale)
+
+
+def _check_pointwise_s16(graph, op):
+    """16x8 LOGISTIC / TANH (output scale 2^-15), RELU, RELU6 (its input's quantization),
+    LEAKY_RELU: int16 in and out, zero points 0."""
+    if op.kind not in _SIGMOID_S16 + _RESCALE_S16:
+        return ["int16 (16x8) %s is not supported (TFLite Micro has no int16 kernel for it)"
+                % op.kind]
+    reasons = _int16_activations(graph, op, op.inputs)
+    if not reasons and op.kind == "RELU6":
+        reasons = _same_quantization(graph, op.inputs[0], op.outputs[0])
     if reasons:
         return reasons
     x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
-    if x.nbytes != y.nbytes:
-        return ["input shape %s and output shape %s differ" % (x.shape, y.shape)]
-    reasons = _fixed_output(op, y)
+    try:
+        if op.kind in _SIGMOID_S16:
+            lower.sigmoid_s16_params(x.scale, y.scale, op.kind == "TANH")
+        else:
+            _rescale_s16(graph, op)
+    except ModelError as e:
+        return [str(e)]
+    return []
+
+
+def _check_pointwise(graph, op):
+    """RELU, RELU6, LEAKY_RELU, HARD_SWISH, LOGISTIC, TANH, QUANTIZE int8 -> int8: int8 in
+    and out of the same shape; LOGISTIC outputs scale 1/256 zero point -128, TANH 1/128 and
+    0; RELU6 keeps its input's quantization (TFLM's int8 RELU6 only clamps). All but
+    HARD_SWISH and QUANTIZE also 16x8 (_check_pointwise_s16)."""
+    if len(op.inputs) != 1 or op.inputs[0] < 0:
+        return ["needs exactly one input"]
+    if _dtype(graph, op.outputs[0]) == INT16:
+        return _check_pointwise_s16(graph, op)
+    reasons = _int8_activations(graph, op, op.inputs)
+    if reasons:
+        return reasons
+    reasons = _fixed_output(op, graph.tensors[op.outputs[0]])
     if reasons:
         return reasons
     if op.kind == "RELU6":
@@ -396,21 +453,21 @@ def _const_ints(graph, i):
 
 
 def _check_pad(graph, op):
-    """PAD / PADV2: int8 of rank <= 4, constant non-negative int32 paddings [rank, 2], the
-    same quantization in and out; PADV2's pad value a constant int8 scalar of the output's
-    quantization."""
+    """PAD / PADV2: int8 (or 16x8 int16) of rank <= 4, constant non-negative int32 paddings
+    [rank, 2], the same quantization in and out; PADV2's pad value a constant int8 scalar of
+    the output's quantization (int16 pads with 0: TFLM's int16 PAD with zero point 0)."""
     if len(op.inputs) < 2:
         return ["needs input and paddings"]
-    reasons = _int8_activations(graph, op, op.inputs[:1])
+    reasons = _activations(graph, op, op.inputs[:1])
+    if not reasons and _dtype(graph, op.outputs[0]) == INT16 and len(op.inputs) > 2 \
+            and op.inputs[2] >= 0:
+        reasons = ["an int16 PADV2 (a pad value of its own) is not supported; use PAD"]
     if reasons:
         return reasons
     x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
     pads = _const_ints(graph, op.inputs[1])
     if len(x.shape) > 4 or pads is None or len(pads) != 2 * len(x.shape) or min(pads + [0]) < 0:
         return ["paddings must be a constant non-negative int32 [rank, 2] tensor, rank <= 4"]
-    want = tuple(d + pads[2 * k] + pads[2 * k + 1] for k, d in enumerate(x.shape))
-    if tuple(y.shape) != want:
-        return ["output shape %s is not the padded shape %s" % (y.shape, want)]
     reasons = _same_quantization(graph, op.inputs[0], op.outputs[0])
     if len(op.inputs) > 2 and op.inputs[2] >= 0:
         c = graph.tensors[op.inputs[2]]
@@ -428,22 +485,26 @@ def _mean_axes(graph, op):
     return None if axes is None else sorted(a % rank for a in axes)
 
 
+_MAX_MEAN_S16 = 65535
+
+
 def _check_mean(graph, op):
     """MEAN: int8 NHWC input reduced over height and width (axes 1 and 2, constant), with
-    or without keep_dims, into an int8 output; height * width <= 2^23."""
+    or without keep_dims, into an int8 output; height * width <= 2^23 (or 16x8 int16 in and
+    out, height * width <= 65535: int16 values summed in int32)."""
     if len(op.inputs) != 2:
         return ["needs input and axis"]
-    reasons = _int8_activations(graph, op, op.inputs[:1])
+    reasons = _activations(graph, op, op.inputs[:1])
     if reasons:
         return reasons
     x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
     if len(x.shape) != 4 or _mean_axes(graph, op) != [1, 2]:
         return ["only the mean over axes 1 and 2 of a rank-4 tensor is supported"]
     n, h, w, c = x.shape
-    if y.nbytes != n * c:
-        return ["output shape %s does not hold %d x %d values" % (y.shape, n, c)]
     if h * w > 1 << 23:
         return ["height * width %d is above 2^23" % (h * w)]
+    if _is_16x8(graph, op) and h * w > _MAX_MEAN_S16:
+        return ["height * width %d is above 65535 (int16 values summed in int32)" % (h * w)]
     try:
         lower.mean_params(x.scale, y.scale, h * w)
     except ModelError as e:
@@ -452,29 +513,26 @@ def _check_mean(graph, op):
 
 
 def _check_concatenation(graph, op):
-    """CONCATENATION: int8 inputs of rank <= 4 with the output's quantization (TFLM copies
-    bytes, it does not rescale), along any axis, no fused activation."""
-    reasons = _int8_activations(graph, op, op.inputs)
+    """CONCATENATION: int8 (or 16x8 int16) inputs of rank <= 4 with the output's
+    quantization (TFLM copies bytes, it does not rescale), along any axis, no fused
+    activation."""
+    reasons = _activations(graph, op, op.inputs)
     if reasons or not op.inputs:
         return reasons or ["needs at least one input"]
-    y = graph.tensors[op.outputs[0]]
-    rank = len(y.shape)
+    first = graph.tensors[op.inputs[0]]
+    rank = len(first.shape)
     axis = op.options.get("axis", 0)
     if rank > 4 or not -rank <= axis < rank:
-        return ["axis %d of a rank-%d output is not supported (rank <= 4)" % (axis, rank)]
+        return ["axis %d of a rank-%d input is not supported (rank <= 4)" % (axis, rank)]
     axis %= rank
     if op.options.get("activation", "NONE") != "NONE":
         return ["fused activation %s is not supported" % op.options["activation"]]
-    total = 0
     for i in op.inputs:
         x = graph.tensors[i]
-        if len(x.shape) != rank or any(x.shape[k] != y.shape[k] for k in range(rank) if k != axis):
-            return ["input shape %s does not fit output shape %s on axis %d"
-                    % (x.shape, y.shape, axis)]
-        total += x.shape[axis]
+        if len(x.shape) != rank or any(x.shape[k] != first.shape[k] for k in range(rank)
+                                       if k != axis):
+            return ["input shapes %s and %s differ off axis %d" % (first.shape, x.shape, axis)]
         reasons += _same_quantization(graph, i, op.outputs[0])
-    if total != y.shape[axis]:
-        return ["inputs sum to %d along axis %d, the output has %d" % (total, axis, y.shape[axis])]
     return reasons
 
 
@@ -491,18 +549,100 @@ def _check_transpose(graph, op):
     reasons = (_int16_activations if int16 else _int8_activations)(graph, op, op.inputs[:1])
     if reasons:
         return reasons
-    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    x = graph.tensors[op.inputs[0]]
     perm = _perm(graph, op)
     if len(x.shape) > 4 or perm is None or sorted(perm) != list(range(len(x.shape))):
         return ["permutation must be a constant int32 permutation of 0..rank-1, rank <= 4 (got "
                 "%s for rank %d)" % (perm, len(x.shape))]
-    want = tuple(x.shape[k] for k in perm)
-    if tuple(y.shape) != want:
-        return ["output shape %s is not the permuted shape %s" % (tuple(y.shape), want)]
     if len(_transpose_loops(x, perm)[0]) > 4:
         return ["an int16 TRANSPOSE moving all 4 dimensions is not supported (the byte copy "
                 "has 4 loops); use int8 or a lower rank"]
     return _same_quantization(graph, op.inputs[0], op.outputs[0])
+
+
+# --- output shapes: what an op's inputs and options imply (checked once its constraint
+# holds, so the inputs are what the family expects) ------------------------------------
+
+def _shape(graph, i):
+    return tuple(int(d) for d in graph.tensors[i].shape)
+
+
+def _same_shape(graph, op):
+    return _shape(graph, op.inputs[0])
+
+
+def _fully_connected_shape(graph, op):
+    """TFLite's: the input's rows by out_depth, or with keep_num_dims the input's shape with
+    its last dimension out_depth."""
+    out_depth, in_depth = graph.tensors[op.inputs[1]].shape
+    if op.options.get("keep_num_dims"):
+        return _shape(graph, op.inputs[0])[:-1] + (int(out_depth),)
+    return (_count(graph, op.inputs[0]) // in_depth, int(out_depth))
+
+
+def _window_shape(graph, op, k_h, k_w, channels, dilated=True):
+    out_h, out_w, _, _ = _window_geometry(graph, op, k_h, k_w, dilated)
+    return (_shape(graph, op.inputs[0])[0], out_h, out_w, int(channels))
+
+
+def _conv_shape(graph, op):
+    out_c, k_h, k_w, _ = graph.tensors[op.inputs[1]].shape
+    return _window_shape(graph, op, k_h, k_w, out_c)
+
+
+def _depthwise_shape(graph, op):
+    _, k_h, k_w, out_c = graph.tensors[op.inputs[1]].shape
+    return _window_shape(graph, op, k_h, k_w, out_c)
+
+
+def _pool_shape(graph, op):
+    return _window_shape(graph, op, op.options["filter_h"], op.options["filter_w"],
+                         _shape(graph, op.inputs[0])[3], dilated=False)
+
+
+def _broadcast_shape(graph, op):
+    return tuple(np.broadcast_shapes(_shape(graph, op.inputs[0]), _shape(graph, op.inputs[1])))
+
+
+def _pad_shape(graph, op):
+    pads = _const_ints(graph, op.inputs[1])
+    return tuple(d + pads[2 * k] + pads[2 * k + 1] for k, d in enumerate(_shape(graph, op.inputs[0])))
+
+
+def _mean_shape(graph, op):
+    n, _, _, c = _shape(graph, op.inputs[0])
+    return (n, 1, 1, c) if op.options.get("keep_dims") else (n, c)
+
+
+def _concatenation_shape(graph, op):
+    first = _shape(graph, op.inputs[0])
+    axis = op.options.get("axis", 0) % len(first)
+    return first[:axis] + (sum(_shape(graph, i)[axis] for i in op.inputs),) + first[axis + 1:]
+
+
+def _transpose_shape(graph, op):
+    x = _shape(graph, op.inputs[0])
+    return tuple(x[k] for k in _perm(graph, op))
+
+
+def _shape_problems(graph):
+    """(op, reason) for every op whose constraint holds but whose output shape is not what
+    its inputs and options imply (SHAPES): a blob from it would fail on the board."""
+    problems = []
+    for op in graph.ops:
+        implied = SHAPES.get(op.kind)
+        if implied is None or CONSTRAINTS[op.kind](graph, op):
+            continue
+        want, got = implied(graph, op), _shape(graph, op.outputs[0])
+        if want == got and min(want + (1,)) >= 1:
+            continue
+        inputs = ["%r %s" % (graph.tensors[i].name, _shape(graph, i))
+                  for i in op.inputs if i >= 0 and not graph.tensors[i].is_const]
+        problems.append((op, "output tensor %r has shape %s, but its input%s %s impl%s %s"
+                         % (graph.tensors[op.outputs[0]].name, got, "s" if len(inputs) > 1
+                            else "", " and ".join(inputs), "y" if len(inputs) > 1 else "ies",
+                            want)))
+    return problems
 
 
 # Inputs every op of a kind the SDK reads must have (present, not -1) and that the compiler
@@ -554,13 +694,9 @@ def _problems(graph, skip=()):
     return problems
 
 
-#: Lowering families whose output has its input's shape (TFLite's kernels insist on it).
-_SAME_SHAPE = ("softmax", "pointwise", "quantize", "dequantize")
-
-
 def _graph_problems(graph):
-    """Ops reading activations nothing writes before them, and shape-preserving ops whose
-    output shape is not their input's: a blob from them would fail on the board."""
+    """Ops reading activations nothing writes before them: a blob from them would fail on the
+    board."""
     problems = []
     written = set(graph.inputs)
     for op in graph.ops:
@@ -568,14 +704,6 @@ def _graph_problems(graph):
             if i >= 0 and not graph.tensors[i].is_const and i not in written:
                 problems.append((op.index, op.kind, "reads tensor %r, which no earlier op writes "
                                  "and is not a model input" % graph.tensors[i].name))
-        entry = ops.OPS.get(op.kind)
-        if entry is not None and entry.lowering in _SAME_SHAPE and op.inputs and op.outputs \
-                and op.inputs[0] >= 0:
-            shape_in, shape_out = (tuple(graph.tensors[op.inputs[0]].shape),
-                                   tuple(graph.tensors[op.outputs[0]].shape))
-            if shape_in != shape_out:
-                problems.append((op.index, op.kind, "output shape %s is not its input's %s"
-                                 % (shape_out, shape_in)))
         written.update(op.outputs)
     for i in graph.outputs:
         if i not in written and not graph.tensors[i].is_const:
@@ -584,7 +712,16 @@ def _graph_problems(graph):
 
 
 def check(graph):
-    """Raise UnsupportedOpError listing every op the compiler cannot take, with the reason."""
+    """Raise ModelError (one line) for an op whose output shape is not what its inputs
+    imply, else UnsupportedOpError listing every op the compiler cannot take, with the
+    reason."""
+    shapes = _shape_problems(graph)
+    if shapes:
+        op, reason = shapes[0]
+        more = ", ".join("#%d %s" % (o.index, o.kind) for o, _ in shapes[1:])
+        raise ModelError("%s: op #%d %s: %s: the model is inconsistent; export it again%s"
+                         % (graph.name, op.index, op.kind, reason,
+                            " (the same for op %s)" % more if more else ""))
     problems = _problems(graph) + _graph_problems(graph)
     for i in graph.inputs + graph.outputs:
         if len(graph.tensors[i].shape) > blob.MAX_RANK:
@@ -666,9 +803,17 @@ def _lower_fully_connected(lw, op):
 
 
 def _lower_softmax(lw, op):
-    x = lw.graph.tensors[op.inputs[0]]
-    mult, shift, diff_min = lower.softmax_params(x.scale, op.options.get("beta", 1.0))
+    x, y = lw.graph.tensors[op.inputs[0]], lw.graph.tensors[op.outputs[0]]
     depth = x.shape[-1]
+    if _is_16x8(lw.graph, op):
+        mult, shift = lower.softmax_s16_params(x.scale, op.options.get("beta", 1.0), y.scale,
+                                               y.zero_point)
+        exp_lut, recip_lut = lower.softmax_s16_luts()
+        lw.emit("SOFTMAX_S16", [lw.tensor(op.inputs[0]), lw.const(exp_lut, np.int16),
+                                lw.const(recip_lut, np.int16)], op.outputs,
+                rows=x.nbytes // 2 // depth, depth=depth, input_multiplier=mult, input_shift=shift)
+        return
+    mult, shift, diff_min = lower.softmax_params(x.scale, op.options.get("beta", 1.0))
     lw.emit("SOFTMAX", [lw.tensor(op.inputs[0])], op.outputs, rows=x.nbytes // depth, depth=depth,
             input_multiplier=mult, input_left_shift=shift, diff_min=diff_min)
 
@@ -726,24 +871,53 @@ def _lower_pool(lw, op):
 def _lower_elementwise(lw, op):
     g = lw.graph
     x1, x2, y = (g.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
-    p = _ELEMENTWISE_PARAMS[op.kind](x1.scale, x1.zero_point, x2.scale, x2.zero_point, y.scale, y.zero_point,
-               op.options.get("activation", "NONE"))
+    int16 = _dtype(g, op.outputs[0]) == INT16
+    p = _ELEMENTWISE_PARAMS[op.kind](x1.scale, x1.zero_point, x2.scale, x2.zero_point, y.scale,
+                                     y.zero_point, op.options.get("activation", "NONE"), int16)
     dims = [1] * (4 - len(y.shape)) + list(y.shape)
     s1 = lower.broadcast_strides(x1.shape, y.shape)
     s2 = lower.broadcast_strides(x2.shape, y.shape)
     for k in range(4):
         p["d%d" % k], p["in1_s%d" % k], p["in2_s%d" % k] = dims[k], s1[k], s2[k]
-    lw.emit(_kernel(op), [lw.tensor(op.inputs[0]), lw.tensor(op.inputs[1])], op.outputs, **p)
+    lw.emit(_kernel(op, int16), [lw.tensor(op.inputs[0]), lw.tensor(op.inputs[1])], op.outputs,
+            **p)
 
 
 def _lower_pointwise(lw, op):
+    x, y = lw.graph.tensors[op.inputs[0]], lw.graph.tensors[op.outputs[0]]
+    if _dtype(lw.graph, op.outputs[0]) == INT16 and op.kind in _RESCALE_S16:
+        lw.emit("RESCALE_S16", [lw.tensor(op.inputs[0])], op.outputs, count=x.nbytes // 2,
+                **_rescale_s16(lw.graph, op))
+        return
+    if _dtype(lw.graph, op.outputs[0]) == INT16:
+        mult, shift = lower.sigmoid_s16_params(x.scale, y.scale, op.kind == "TANH")
+        table = np.array(tables16.SIGMOID_U16, np.uint16).view(np.int16)
+        lw.emit(_kernel(op, True), [lw.tensor(op.inputs[0]), lw.const(table, np.int16)],
+                op.outputs, count=x.nbytes // 2, input_multiplier=mult, input_left_shift=shift)
+        return
     lw.emit("LUT", [lw.tensor(op.inputs[0]), lw.const(_lut(lw.graph, op), np.int8)], op.outputs,
             count=lw.graph.tensors[op.inputs[0]].nbytes)
 
 
 def _lower_quantize(lw, op):
-    if _dtype(lw.graph, op.inputs[0]) == INT8:
+    src, dst = _dtype(lw.graph, op.inputs[0]), _dtype(lw.graph, op.outputs[0])
+    x, y = lw.graph.tensors[op.inputs[0]], lw.graph.tensors[op.outputs[0]]
+    count = x.nbytes // src.itemsize
+    if src == INT8 and dst == INT8:
         _lower_pointwise(lw, op)
+    elif src == INT8:
+        table = lower.requantize_s8_s16_lut(x.scale, x.zero_point, y.scale)
+        lw.emit("LUT_S8_S16", [lw.tensor(op.inputs[0]), lw.const(table, np.int16)], op.outputs,
+                count=count)
+    elif src == INT16 and dst in (INT8, INT16):
+        mult, shift = lower.requantize_params(x.scale, y.scale)
+        if dst == INT8:
+            lw.emit("REQUANTIZE_S16_S8", [lw.tensor(op.inputs[0])], op.outputs, count=count,
+                    multiplier=mult, shift=shift, output_offset=y.zero_point)
+        else:  # int16 -> int16: one rescale for both signs, the int16 clamp
+            lw.emit("RESCALE_S16", [lw.tensor(op.inputs[0])], op.outputs, count=count,
+                    pos_multiplier=mult, pos_shift=shift, neg_multiplier=mult, neg_shift=shift,
+                    act_min=lower.INT16_MIN, act_max=lower.INT16_MAX)
     else:
         _lower_edge("QUANTIZE_S16" if _dtype(lw.graph, op.outputs[0]) == INT16 else "QUANTIZE")(lw, op)
 
@@ -778,10 +952,20 @@ def _coalesce(dims, in_strides, out_strides):
 
 
 def _emit_copy(lw, op, src, out_offset, out_strides, fill=0, fill_value=0, in_view=None):
-    """COPY src (read as `in_view`: rank-4 dims and strides, default its own layout) into
-    the output at out_offset with out_strides."""
-    dims, in_strides = in_view or _strides4(lw.graph.tensors[src].shape)
+    """COPY src (read as `in_view`: rank-4 dims and strides in bytes, default its own
+    layout) into the output at out_offset with out_strides (in elements without `in_view`,
+    in bytes with it). An int16 element is a trailing pair of bytes: innermost, contiguous
+    in both, it merges into the rows (PAD's and CONCATENATION's stay within 4 loops)."""
+    if in_view is None:
+        dims, in_strides = _strides4(lw.graph.tensors[src].shape)
+        size = np.dtype(lw.graph.tensors[src].dtype).itemsize
+        if size > 1:
+            dims, in_strides = dims + [size], [s * size for s in in_strides] + [1]
+            out_strides, out_offset = [s * size for s in out_strides] + [1], out_offset * size
+    else:
+        dims, in_strides = in_view
     dims, in_strides, out_strides = _coalesce(dims, in_strides, out_strides)
+    assert len(dims) == 4, "a byte copy of more than 4 loops"
     params = dict(out_offset=out_offset, fill=fill, fill_value=fill_value)
     for k in range(4):
         params["d%d" % k], params["in_s%d" % k] = dims[k], in_strides[k]
@@ -856,6 +1040,10 @@ def _lower_mean(lw, op):
     x, y = lw.graph.tensors[op.inputs[0]], lw.graph.tensors[op.outputs[0]]
     n, h, w, c = x.shape
     mult, shift = lower.mean_params(x.scale, y.scale, h * w)
+    if _is_16x8(lw.graph, op):
+        lw.emit("MEAN_S16", [lw.tensor(op.inputs[0])], op.outputs, batches=n, in_h=h, in_w=w,
+                channels=c, multiplier=mult, shift=shift)
+        return
     lw.emit("MEAN", [lw.tensor(op.inputs[0])], op.outputs, batches=n, in_h=h, in_w=w,
             channels=c, input_offset=-x.zero_point, multiplier=mult, shift=shift,
             output_offset=y.zero_point)
@@ -874,24 +1062,28 @@ def _kernel(op, int16=False):
 
 
 # How the compiler checks and lowers each family of ops (ops.Op.lowering): the
-# constraint returns the reasons an op is unsupported, the lowering emits its kernels.
+# constraint returns the reasons an op is unsupported, the lowering emits its kernels, the
+# shape is the output shape its inputs and options imply.
 FAMILIES = {
-    "fully_connected": (_check_fully_connected, _lower_fully_connected),
-    "softmax": (_check_softmax, _lower_softmax),
-    "reshape": (_check_reshape, _lower_reshape),
-    "quantize": (_check_quantize, _lower_quantize),
-    "dequantize": (_check_dequantize, _lower_dequantize),
-    "conv_2d": (_check_conv_2d, _lower_conv),
-    "depthwise_conv_2d": (_check_depthwise_conv_2d, _lower_conv),
-    "pool": (_check_pool_2d, _lower_pool),
-    "elementwise": (_check_elementwise, _lower_elementwise),
-    "pointwise": (_check_pointwise, _lower_pointwise),
-    "pad": (_check_pad, _lower_pad),
-    "mean": (_check_mean, _lower_mean),
-    "concatenation": (_check_concatenation, _lower_concatenation),
-    "transpose": (_check_transpose, _lower_transpose),
+    "fully_connected": (_check_fully_connected, _lower_fully_connected, _fully_connected_shape),
+    "softmax": (_check_softmax, _lower_softmax, _same_shape),
+    "reshape": (_check_reshape, _lower_reshape, None),  # any shape of the input's size
+    "quantize": (_check_quantize, _lower_quantize, _same_shape),
+    "dequantize": (_check_dequantize, _lower_dequantize, _same_shape),
+    "conv_2d": (_check_conv_2d, _lower_conv, _conv_shape),
+    "depthwise_conv_2d": (_check_depthwise_conv_2d, _lower_conv, _depthwise_shape),
+    "pool": (_check_pool_2d, _lower_pool, _pool_shape),
+    "elementwise": (_check_elementwise, _lower_elementwise, _broadcast_shape),
+    "pointwise": (_check_pointwise, _lower_pointwise, _same_shape),
+    "pad": (_check_pad, _lower_pad, _pad_shape),
+    "mean": (_check_mean, _lower_mean, _mean_shape),
+    "concatenation": (_check_concatenation, _lower_concatenation, _concatenation_shape),
+    "transpose": (_check_transpose, _lower_transpose, _transpose_shape),
 }
 CONSTRAINTS = {name: FAMILIES[op.lowering][0] for name, op in ops.OPS.items() if op.lowering}
+#: op -> the output shape its inputs and options imply (None: any of the input's size)
+SHAPES = {name: FAMILIES[op.lowering][2] for name, op in ops.OPS.items()
+          if op.lowering and FAMILIES[op.lowering][2]}
 LOWERINGS = {name: FAMILIES[op.lowering][1] for name, op in ops.OPS.items() if op.lowering}
 
 

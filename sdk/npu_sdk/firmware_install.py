@@ -13,7 +13,7 @@ as NAME.part and renamed over NAME, then hashed again on the board.
 import ast
 import base64
 import contextlib
-import sys
+import io
 import tempfile
 from dataclasses import dataclass, field
 
@@ -130,7 +130,8 @@ def install(port, src_dir=None, baudrate=115200, timeout=10.0, reset=True, progr
     transport = _open(port, baudrate, timeout)
     from mpremote.transport import TransportError, TransportExecError
     try:
-        with contextlib.redirect_stdout(sys.stderr):  # mpremote prints what it got on failure
+        # mpremote prints what it got on failure: the error below says it in one line
+        with contextlib.redirect_stdout(io.StringIO()):
             transport.enter_raw_repl(soft_reset=True)
         repl = _Repl(transport)
         repl.exec("import sys, os" + _HASH + _PREPARE)

@@ -141,6 +141,57 @@ def softmax_params(input_scale, beta=1.0):
     return mult, shift, -int(radius)
 
 
+def _round_f32(x):
+    """TfLiteRound on a float: ties away from zero, in float32."""
+    return np.float32(math.floor(abs(float(x)) + 0.5) * (1 if x >= 0 else -1))
+
+
+def _gen_lut_s16(func, input_min, input_max):
+    """TFLM's gen_lut<float, int16_t, int16_t> with outputs in [-1, 1]: 512 samples of
+    `func` over [input_min, input_max] in float32, each biased by half its interpolation
+    error at the midpoint, and a 513th for the last slope."""
+    f32 = np.float32
+    lo, hi = f32(input_min), f32(input_max)
+    step = (hi - lo) / f32(512)
+    half, scale = step / f32(2), f32(65536) / (f32(1) - f32(-1))
+    lut = []
+    for i in range(512):
+        val = func(lo + f32(i) * step)
+        mid = func(lo + f32(i) * step + half)
+        nxt = func(lo + f32(i + 1) * step)
+        sample = _round_f32(val * scale)
+        interp = _round_f32((nxt * scale + _round_f32(val * scale)) / f32(2))
+        bias = _round_f32((interp - _round_f32(mid * scale)) / f32(2))
+        lut.append(int(min(max(sample - bias, f32(-32768)), f32(32767))))
+    lut.append(int(min(max(_round_f32(func(hi) * scale), f32(-32768)), f32(32767))))
+    return lut
+
+
+def _expf(x):
+    """float32 exp, correctly rounded (as glibc's expf)."""
+    return np.float32(math.exp(float(x)))
+
+
+def softmax_s16_luts():
+    """TFLM's 16x8 SOFTMAX tables, 513 int16 each: exp over [-10, 0] and 1 / (1 + x) over
+    [0, 1], outputs Q0.15 (computed as its Prepare does)."""
+    return (_gen_lut_s16(_expf, -10.0, 0.0),
+            _gen_lut_s16(lambda v: np.float32(1) / (np.float32(1) + v), 0.0, 1.0))
+
+
+def softmax_s16_params(input_scale, beta, output_scale, output_zero_point):
+    """(input_multiplier, input_shift) of 16x8 SOFTMAX as TFLM's Prepare: the input
+    difference rescaled so that [-65535, 0] is [-10, 0]; output 1/32768 (within 0.1%), 0."""
+    if output_zero_point != 0 or abs(_f32(output_scale) - 1 / 32768) > 0.001 / 32768:
+        raise ModelError("int16 softmax output must have scale 1/32768 and zero point 0 (got "
+                         "%g, %d)" % (_f32(output_scale), output_zero_point))
+    mult, shift = quantize_multiplier(_f32(input_scale) * _f32(beta) / (10.0 / 65535.0))
+    if not -31 <= shift <= 31 or mult <= 0:
+        raise ModelError("int16 softmax: beta * input scale %g is out of the fixed-point range"
+                         % (_f32(input_scale) * _f32(beta)))
+    return mult, shift
+
+
 # ---- convolution and pooling geometry -------------------------------------------
 
 PADDINGS = ("SAME", "VALID")
@@ -181,7 +232,8 @@ def conv_params(input_scale, input_zero_point, weight_scales, output_scale, outp
 
 # ---- elementwise arithmetic ---------------------------------------------------------
 
-ADD_LEFT_SHIFT = 20  # TFLM's int8 ADD headroom (15 for int16)
+ADD_LEFT_SHIFT = 20  # TFLM's int8 ADD headroom
+ADD_LEFT_SHIFT_S16 = 15  # and its int16 one: |x| << 15 <= 2^30 fits int32
 
 
 def _quantize_multiplier_smaller_than_one(real, what):
@@ -192,26 +244,29 @@ def _quantize_multiplier_smaller_than_one(real, what):
 
 
 def add_params(input1_scale, input1_zero_point, input2_scale, input2_zero_point, output_scale,
-               output_zero_point, activation="NONE"):
-    """int8 ADD parameters, as TFLM's CalculateOpDataAdd (doubles from float32 scales)."""
+               output_zero_point, activation="NONE", int16=False):
+    """int8 ADD parameters, as TFLM's CalculateOpDataAdd (doubles from float32 scales);
+    `int16`: 16x8, its left shift 15 and the clamp in int16."""
     s1, s2, so = _f32(input1_scale), _f32(input2_scale), _f32(output_scale)
     if not (s1 > 0 and s2 > 0 and so > 0):
         raise ModelError("add: scales must be > 0, got %r, %r -> %r" % (s1, s2, so))
     twice_max = 2 * max(s1, s2)
     m1, sh1 = _quantize_multiplier_smaller_than_one(s1 / twice_max, "add input 1")
     m2, sh2 = _quantize_multiplier_smaller_than_one(s2 / twice_max, "add input 2")
+    left_shift = ADD_LEFT_SHIFT_S16 if int16 else ADD_LEFT_SHIFT
     mo, sho = _quantize_multiplier_smaller_than_one(
-        twice_max / ((1 << ADD_LEFT_SHIFT) * so), "add output")
-    act_min, act_max = activation_range(activation, so, int(output_zero_point))
+        twice_max / ((1 << left_shift) * so), "add output")
+    act_min, act_max = activation_range(activation, so, int(output_zero_point), *_limits(int16))
     return dict(input1_offset=-int(input1_zero_point), input2_offset=-int(input2_zero_point),
-                left_shift=ADD_LEFT_SHIFT, input1_multiplier=m1, input1_shift=sh1,
+                left_shift=left_shift, input1_multiplier=m1, input1_shift=sh1,
                 input2_multiplier=m2, input2_shift=sh2, output_multiplier=mo, output_shift=sho,
                 output_offset=int(output_zero_point), act_min=act_min, act_max=act_max)
 
 
 def mul_params(input1_scale, input1_zero_point, input2_scale, input2_zero_point, output_scale,
-               output_zero_point, activation="NONE"):
-    """int8 MUL parameters, as TFLM's CalculateOpDataMul (double product and quotient)."""
+               output_zero_point, activation="NONE", int16=False):
+    """int8 MUL parameters, as TFLM's CalculateOpDataMul (double product and quotient);
+    `int16`: 16x8, the clamp in int16."""
     s1, s2, so = _f32(input1_scale), _f32(input2_scale), _f32(output_scale)
     if not so > 0:
         raise ModelError("mul: output scale must be > 0, got %r" % so)
@@ -219,10 +274,14 @@ def mul_params(input1_scale, input1_zero_point, input2_scale, input2_zero_point,
     if not -31 <= shift <= 31:
         raise ModelError("mul: rescaling factor %g is out of the int32 fixed-point range"
                          % (s1 * s2 / so))
-    act_min, act_max = activation_range(activation, so, int(output_zero_point))
+    act_min, act_max = activation_range(activation, so, int(output_zero_point), *_limits(int16))
     return dict(input1_offset=-int(input1_zero_point), input2_offset=-int(input2_zero_point),
                 output_multiplier=mult, output_shift=shift, output_offset=int(output_zero_point),
                 act_min=act_min, act_max=act_max)
+
+
+def _limits(int16):
+    return (INT16_MIN, INT16_MAX) if int16 else (INT8_MIN, INT8_MAX)
 
 
 def broadcast_strides(in_shape, out_shape):
@@ -375,6 +434,30 @@ def leaky_relu_lut(alpha, input_scale, input_zero_point, output_scale, output_ze
     return _table(out)
 
 
+def rescale_s16_params(kind, alpha, input_scale, output_scale):
+    """16x8 RELU, RELU6 and LEAKY_RELU (zero points 0) as one two-slope rescale and clamp:
+    y = clamp(MultiplyByQuantizedMultiplier(x, pos or neg multiplier and shift), act_min,
+    act_max), with TFLM's Prepare-time arithmetic of each (RELU6 clamps its raw input)."""
+    identity = (1 << 30, 1)  # MultiplyByQuantizedMultiplier(x, 2^30, 1) == x for int16 x
+    if kind == "RELU6":
+        act = activation_range("RELU6", input_scale, 0, INT16_MIN, INT16_MAX)
+        pos = neg = identity
+    elif kind == "RELU":
+        pos = neg = quantize_multiplier(_f32(input_scale) / _f32(output_scale))
+        act = activation_range("RELU", output_scale, 0, INT16_MIN, INT16_MAX)
+    else:  # the int16 kernel's multipliers from float32 scales and alpha in double (measured:
+        # float32 products differ from TFLM's int16 outputs at ties)
+        s_in, s_out, a = _f32(input_scale), _f32(output_scale), _f32(alpha)
+        neg, pos = quantize_multiplier(s_in * a / s_out), quantize_multiplier(s_in / s_out)
+        act = (INT16_MIN, INT16_MAX)
+    for _, shift in (pos, neg):
+        if not -31 <= shift <= 31:
+            raise ModelError("%s: rescaling factor is out of the int32 fixed-point range"
+                             % kind.lower())
+    return dict(pos_multiplier=pos[0], pos_shift=pos[1], neg_multiplier=neg[0],
+                neg_shift=neg[1], act_min=act[0], act_max=act[1])
+
+
 def _sat16(x):
     return min(max(x, -(1 << 15)), (1 << 15) - 1)
 
@@ -476,14 +559,60 @@ def tanh_lut(input_scale, input_zero_point):
     return _saturating_lut(input_scale, input_zero_point, "tanh", _tanh)
 
 
-def requantize_lut(input_scale, input_zero_point, output_scale, output_zero_point):
-    """QUANTIZE int8 -> int8 as TFLM's reference_ops::Requantize."""
+# ---- 16x8 LOGISTIC and TANH: TFLM's interpolation in its sigmoid table --------------
+
+def _checked_log2(x):
+    """TFLM's CheckedLog2: (whether x is a power of two within 1e-3 in log2, the rounded log2)."""
+    log = math.log2(x)
+    return abs(log - round(log)) < 1e-3, round(log)
+
+
+def sigmoid_s16_params(input_scale, output_scale, tanh):
+    """(input_multiplier, input_left_shift) of 16x8 LOGISTIC (`tanh` False) or TANH, as TFLM's
+    Prepare: the input rescaled to 1/(3 * 4096) per step, with a power-of-two scale's
+    multiplier 0 resolved here to 3 << shift (the kernels then take one form). The kernels'
+    x * multiplier + rounding stays in int32 for input_left_shift <= 30."""
+    scale = _f32(input_scale)
+    exact, log = _checked_log2(_f32(output_scale))
+    if not (exact and log == -15):
+        raise ModelError("int16 output must have scale 2^-15 (got %g)" % _f32(output_scale))
+    if not scale > 0:
+        raise ModelError("input scale must be > 0, got %r" % scale)
+    pot, log = _checked_log2(scale)
+    shift = 12 + log
+    if pot and shift in ((0, 1) if tanh else (0,)):
+        return 3 << shift, 0
+    multiplier, shift = scale * 4096.0 * 3.0, 0
+    while multiplier <= 32767.0 / 2.0 and shift <= 30:
+        shift += 1
+        multiplier *= 2.0
+    if shift > 30 or not 1 <= int(multiplier) <= 32767:
+        raise ModelError("input scale %g is outside what the int16 kernel rescales (%g to %g)"
+                         % (scale, 2.0 ** -31, 32767 / 12288.0))
+    return int(multiplier), shift
+
+
+def requantize_params(input_scale, output_scale):
+    """(multiplier, shift) of TFLM's QUANTIZE between integer types (reference_ops::Requantize)."""
     mult, shift = quantize_multiplier(_f32(input_scale) / _f32(output_scale))
     if not -31 <= shift <= 31:
         raise ModelError("quantize: rescaling factor %g is out of the int32 fixed-point range"
                          % (_f32(input_scale) / _f32(output_scale)))
+    return mult, shift
+
+
+def requantize_lut(input_scale, input_zero_point, output_scale, output_zero_point):
+    """QUANTIZE int8 -> int8 as TFLM's reference_ops::Requantize."""
+    mult, shift = requantize_params(input_scale, output_scale)
     return _table(multiply_by_quantized_multiplier(q - input_zero_point, mult, shift)
                   + output_zero_point for q in _INPUTS)
+
+
+def requantize_s8_s16_lut(input_scale, input_zero_point, output_scale):
+    """QUANTIZE int8 -> int16 (output zero point 0) as TFLM's Requantize: 256 int16 values."""
+    mult, shift = requantize_params(input_scale, output_scale)
+    return [min(max(multiply_by_quantized_multiplier(q - input_zero_point, mult, shift), INT16_MIN),
+                INT16_MAX) for q in _INPUTS]
 
 
 # ---- MEAN over height and width ---------------------------------------------------

@@ -53,6 +53,8 @@ Kernel = namedtuple("Kernel", ("name", "opcode", "inputs", "params", "work", "op
                                "constant", "ranges"), defaults=((), (), None))
 #: 16x8 kernels clamp to int16.
 _INT16_ACT = {"act_min": (-32768, 32767), "act_max": (-32768, 32767)}
+#: |x * input_multiplier| + rounding of an int16 x stays in int32.
+_SIGMOID_S16 = {"input_multiplier": (1, 32767), "input_left_shift": (0, 30)}
 #: The per-channel kernels' inputs: input, weights, bias (optional), multipliers, shifts.
 _PER_CHANNEL = {"optional": (2,), "constant": (3, 4)}
 
@@ -128,7 +130,59 @@ KERNELS = (
     # 16x8 pools: int16 in and out, as the int8 ones
     Kernel("AVERAGE_POOL_2D_S16", 19, 1, _POOL, _POOL_WORK, ranges=_INT16_ACT),
     Kernel("MAX_POOL_2D_S16", 20, 1, _POOL, _POOL_WORK, ranges=_INT16_ACT),
+    # 16x8 elementwise: int16 inputs and output with zero points 0 (no offsets), the int8
+    # kernels' arithmetic otherwise (ADD's left shift 15; |x1 * x2| <= 2^30 fits int32)
+    Kernel("ADD_S16", 21, 2, _BROADCAST + ("left_shift", "input1_multiplier", "input1_shift",
+                                          "input2_multiplier", "input2_shift",
+                                          "output_multiplier", "output_shift", "act_min",
+                                          "act_max"), _DIMS,
+           ranges=dict(_INT16_ACT, left_shift=(0, 15))),
+    Kernel("MUL_S16", 22, 2, _BROADCAST + ("output_multiplier", "output_shift", "act_min",
+                                          "act_max"), _DIMS, ranges=_INT16_ACT),
+    # 16x8 LOGISTIC and TANH, TFLM's interpolation in sigmoid(i / 24): inputs: input, table
+    # (uint16[256] bits in an int16 tensor, npu_sdk.tables16); output Q0.15
+    Kernel("LOGISTIC_S16", 23, 2, ("count", "input_multiplier", "input_left_shift"), ("count",),
+           constant=(1,), ranges=_SIGMOID_S16),
+    Kernel("TANH_S16", 24, 2, ("count", "input_multiplier", "input_left_shift"), ("count",),
+           constant=(1,), ranges=_SIGMOID_S16),
+    # 16x8 MEAN over height and width: MEAN's arithmetic without offsets (zero points 0),
+    # in_h * in_w <= 65535 int16 values summed in int32, clamped to int16
+    Kernel("MEAN_S16", 25, 1, ("batches", "in_h", "in_w", "channels", "multiplier", "shift"),
+           ("batches", "in_h", "in_w", "channels")),
+    # 16x8 SOFTMAX over the last axis, TFLM's: exp and 1 / (1 + x) interpolated in two
+    # tables (int16[513] each, npu_sdk.lower.softmax_s16_luts); output Q0.15. depth <= 65535
+    # keeps the int32 sum of exps (each <= 32767) below 2^31.
+    Kernel("SOFTMAX_S16", 26, 3, ("rows", "depth", "input_multiplier", "input_shift"),
+           ("rows", "depth"), constant=(1, 2),
+           ranges={"input_shift": (-31, 31), "depth": (1, 65535)}),
+    # 16x8 RELU, RELU6, LEAKY_RELU: y = clamp(x rescaled by the pos pair (x >= 0) or the neg
+    # pair, act_min, act_max), zero points 0
+    Kernel("RESCALE_S16", 27, 1, ("count", "pos_multiplier", "pos_shift", "neg_multiplier",
+                                  "neg_shift", "act_min", "act_max"), ("count",),
+           ranges=dict(_INT16_ACT, pos_shift=(-31, 31), neg_shift=(-31, 31))),
+    # QUANTIZE between int8 and int16 (a model mixing int8 and 16x8 layers): int8 -> int16 by
+    # a table (inputs: input, table int16[256]: out = table[in + 128]), int16 (zero point 0) ->
+    # int8 as TFLM's Requantize: clamp(x rescaled by multiplier and shift + output_offset)
+    Kernel("LUT_S8_S16", 28, 2, ("count",), ("count",), constant=(1,)),
+    Kernel("REQUANTIZE_S16_S8", 29, 1, ("count", "multiplier", "shift", "output_offset"),
+           ("count",)),
 )
+
+
+def run_work(records):
+    """The work of one RUN of a blob's op records (each with .opcode and .params): for each op
+    the product of its kernel's `work` params, summed, as a board counts it against its budget
+    (firmware/npufw/checks.py; npu_sdk/profiles.run_macs)."""
+    by_code = {k.opcode: k for k in KERNELS}
+    total = 0
+    for r in records:
+        k = by_code[r.opcode]
+        work = 1
+        for name in k.work:
+            work *= max(r.params[k.params.index(name)], 0)
+        total += work
+    return total
+
 
 # --- TFLite ops: what the SDK reads ---------------------------------------------------
 
@@ -137,6 +191,8 @@ WEIGHTED = "weighted"  # from calibration; constant weights and bias quantized p
 CALIBRATED = "calibrated"  # from calibration; constant float operands get their own
 SAME_AS_INPUT = "same as input"  # TFLM's int8 kernel only moves or clamps bytes
 FIXED = "fixed by spec"  # TFLM's int8 kernel fixes it: `fixed_output`
+#: ... and its 16x8 kernel (an op with int16 and FIXED): Q0.15, zero point 0
+FIXED_OUTPUT_S16 = (1 / 32768, 0)
 
 #: A TFLite builtin operator the SDK reads.
 #: name: the TFLite BuiltinOperator name.
@@ -165,25 +221,29 @@ OPS = {op.name: op for op in (
        SAME_AS_INPUT, int16=True),
     Op("MAX_POOL_2D", 1, "Pool2DOptions", "pool", ("MAX_POOL_2D", "MAX_POOL_2D_S16"),
        SAME_AS_INPUT, int16=True),
-    Op("ADD", 2, "AddOptions", "elementwise", ("ADD",), CALIBRATED),
-    Op("MUL", 2, "MulOptions", "elementwise", ("MUL",), CALIBRATED),
-    Op("SOFTMAX", 1, "SoftmaxOptions", "softmax", ("SOFTMAX",), FIXED,
-       fixed_output=(1 / 256, -128)),
-    Op("RELU", 1, None, "pointwise", ("LUT",), CALIBRATED),
-    Op("RELU6", 1, None, "pointwise", ("LUT",), SAME_AS_INPUT),
-    Op("LEAKY_RELU", 1, "LeakyReluOptions", "pointwise", ("LUT",), CALIBRATED),
+    Op("ADD", 2, "AddOptions", "elementwise", ("ADD", "ADD_S16"), CALIBRATED, int16=True),
+    Op("MUL", 2, "MulOptions", "elementwise", ("MUL", "MUL_S16"), CALIBRATED, int16=True),
+    Op("SOFTMAX", 1, "SoftmaxOptions", "softmax", ("SOFTMAX", "SOFTMAX_S16"), FIXED,
+       fixed_output=(1 / 256, -128), int16=True),
+    Op("RELU", 1, None, "pointwise", ("LUT", "RESCALE_S16"), CALIBRATED, int16=True),
+    Op("RELU6", 1, None, "pointwise", ("LUT", "RESCALE_S16"), SAME_AS_INPUT, int16=True),
+    Op("LEAKY_RELU", 1, "LeakyReluOptions", "pointwise", ("LUT", "RESCALE_S16"), CALIBRATED,
+       int16=True),
     Op("HARD_SWISH", 1, "HardSwishOptions", "pointwise", ("LUT",), CALIBRATED),
-    Op("LOGISTIC", 1, None, "pointwise", ("LUT",), FIXED, fixed_output=(1 / 256, -128)),
-    Op("TANH", 1, None, "pointwise", ("LUT",), FIXED, fixed_output=(1 / 128, 0)),
-    Op("PAD", 2, "PadOptions", "pad", ("COPY",), SAME_AS_INPUT),
+    Op("LOGISTIC", 1, None, "pointwise", ("LUT", "LOGISTIC_S16"), FIXED,
+       fixed_output=(1 / 256, -128), int16=True),
+    Op("TANH", 1, None, "pointwise", ("LUT", "TANH_S16"), FIXED, fixed_output=(1 / 128, 0),
+       int16=True),
+    Op("PAD", 2, "PadOptions", "pad", ("COPY",), SAME_AS_INPUT, int16=True),
     Op("PADV2", 2, "PadV2Options", "pad", ("COPY",)),
-    Op("CONCATENATION", 1, "ConcatenationOptions", "concatenation", ("COPY",)),
-    Op("MEAN", 2, "ReducerOptions", "mean", ("MEAN",), CALIBRATED),
+    Op("CONCATENATION", 1, "ConcatenationOptions", "concatenation", ("COPY",), int16=True),
+    Op("MEAN", 2, "ReducerOptions", "mean", ("MEAN", "MEAN_S16"), CALIBRATED, int16=True),
     Op("RESHAPE", 1, "ReshapeOptions", "reshape", (), SAME_AS_INPUT, int16=True),  # an alias
     # A strided COPY with the input's strides permuted; an alias where it moves only size-1 dims
     Op("TRANSPOSE", 2, "TransposeOptions", "transpose", ("COPY",), SAME_AS_INPUT, int16=True),
-    Op("QUANTIZE", 1, "QuantizeOptions", "quantize", ("QUANTIZE", "LUT", "QUANTIZE_S16"),
-       int16=True),
+    Op("QUANTIZE", 1, "QuantizeOptions", "quantize", ("QUANTIZE", "LUT", "QUANTIZE_S16",
+                                                      "LUT_S8_S16", "REQUANTIZE_S16_S8",
+                                                      "RESCALE_S16"), int16=True),
     Op("DEQUANTIZE", 1, "DequantizeOptions", "dequantize", ("DEQUANTIZE", "DEQUANTIZE_S16"),
        int16=True),
     # What converters leave behind, folded or rewritten away by rewrite.py before the

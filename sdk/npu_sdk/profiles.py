@@ -1,7 +1,9 @@
 """Board profiles: the RAM and flash the firmware is told about, the board's UART rate and
-its int8 MAC throughput for latency estimates (docs/boards.md). The SDK (`npu inspect
---board`), the emulator and the pytest plugin all read them here."""
+its int8 MAC throughput for latency estimates and its work budget (docs/boards.md). The SDK
+(`npu inspect --board`, flash pre-flight), the emulator and the pytest plugin all read them
+here; the firmware gets the budgets as a generated table (tools/make_firmware_opcodes.py)."""
 from .errors import NpuError
+from .ops import MAX_RUN_MACS
 
 PROFILES = {
     # ram: bytes the firmware may use (the MicroPython heap on that core); flash: bytes for
@@ -22,6 +24,17 @@ PROFILES = {
                    "qemu": "mps2-an386"},
 }
 DEFAULT = {"cpython": "host", "micropython": "host", "qemu": "mps3-an547"}
+
+#: A board refuses, at install and at load, a model whose one RUN would take longer than
+#: this on its optimized kernels (macs_per_s): the work budget of one RUN.
+RUN_SECONDS = 1
+
+
+def run_macs(name):
+    """The work (multiply-accumulates, pooling window elements) of one RUN that a board of
+    profile `name` allows; MAX_RUN_MACS for the host and for a board of no known profile."""
+    rate = PROFILES.get(name, {}).get("macs_per_s")
+    return MAX_RUN_MACS if rate is None else min(MAX_RUN_MACS, int(rate * RUN_SECONDS))
 
 
 def get(name):

@@ -52,7 +52,7 @@ _SAME_AS_INPUT = tuple(name for name, op in ops.OPS.items() if op.quant == ops.S
 _FIXED_OUTPUT = {name: op.fixed_output for name, op in ops.OPS.items() if op.quant == ops.FIXED}
 QUANTIZABLE = ops.QUANTIZABLE
 
-_OVERRIDE_KEYS = ("method", "percentile", "per_tensor", "range")
+_OVERRIDE_KEYS = ("method", "percentile", "per_tensor", "range", "activations")
 
 
 class CalibrationWarning(UserWarning):
@@ -286,6 +286,9 @@ def _resolve_overrides(graph, overrides):
         if "method" in settings and settings["method"] not in METHODS:
             raise ModelError("override %r: method %r is not one of %s"
                              % (key, settings["method"], ", ".join(METHODS)))
+        if settings.get("activations", "int8") not in ACTIVATIONS:
+            raise ModelError("override %r: activations %r is not one of %s"
+                             % (key, settings["activations"], ", ".join(ACTIVATIONS)))
         if settings.get("per_tensor") and kind not in _WEIGHTED:
             raise ModelError("override %r: per_tensor applies to weights; %s has none" % (key, kind))
         if ({"method", "percentile", "range"} & set(settings)) and kind in _SAME_AS_INPUT + tuple(_FIXED_OUTPUT):
@@ -385,9 +388,10 @@ def quantize(graph, calibration, method=DEFAULT_METHOD, per_channel=True, int8_i
     activation ranges. per_channel: per-output-channel weight scales.
     int8_io: int8 model inputs/outputs instead of float32 ones behind
     QUANTIZE/DEQUANTIZE. overrides: {layer: {"method", "percentile",
-    "per_tensor", "range": [lo, hi]}}, see load_overrides. activations: "int8", or "int16"
-    for 16x8 (int16 activations with zero point 0, int8 weights, int64 bias; int8_io then
-    means int16 inputs and outputs).
+    "per_tensor", "range": [lo, hi], "activations"}}, see load_overrides. activations: "int8",
+    or "int16" for 16x8 (int16 activations with zero point 0, int8 weights, int64 bias; int8_io
+    then means int16 inputs and outputs); a layer's "activations" override picks the other type
+    for it alone (QUANTIZE ops requantize between the two where they meet).
     Calibration problems are emitted as CalibrationWarning.
     """
     graph_q, _, notes = _quantize(graph, calibration, method, per_channel, int8_io, overrides,
@@ -414,17 +418,24 @@ def _quantize(graph, calibration, method, per_channel, int8_io, overrides, perce
     if activations not in ACTIVATIONS:
         raise ModelError("unknown activation type %r; choose one of %s"
                          % (activations, ", ".join(ACTIVATIONS)))
-    int16 = activations == "int16"
     # Shape arithmetic (Keras Flatten's SHAPE, STRIDED_SLICE, PACK) folds to constants as on
     # the int8 path: int32 tensors, nothing to calibrate.
     graph = rewrite.simplify(graph, (rewrite.fold_constants, rewrite.prune))
     check_float(graph)
-    fixed = sorted({op.kind for op in graph.ops if op.kind in _FIXED_OUTPUT})
-    if int16 and fixed:
-        raise ModelError("%s: %s cannot be quantized to 16x8 yet (their int16 output "
-                         "quantization is not implemented); quantize to int8 (drop "
-                         "--activations int16)" % (graph.name, ", ".join(fixed)))
     settings = _resolve_overrides(graph, overrides)
+
+    def wide(t):
+        """Whether the layer writing tensor t (a model input or an op's output) is 16x8: the
+        activations argument, or the layer's own "activations" override."""
+        return settings.get(t, {}).get("activations", activations) == "int16"
+
+    lacking = sorted({op.kind for op in graph.ops if op.kind in ops.QUANTIZABLE
+                      and not ops.OPS[op.kind].int16 and wide(op.outputs[0])})
+    if lacking:
+        raise ModelError("%s: %s cannot be quantized to 16x8 (TFLite Micro has no int16 kernel "
+                         "for it); quantize to int8 (drop --activations int16), or keep those "
+                         "layers int8 with an override {\"#<op index>\": {\"activations\": "
+                         "\"int8\"}}" % (graph.name, ", ".join(lacking)))
     notes = []
     samples = _samples(graph, calibration, notes)
     if len(samples) < MIN_CALIBRATION_SAMPLES:
@@ -437,7 +448,7 @@ def _quantize(graph, calibration, method, per_channel, int8_io, overrides, perce
               list(graph.inputs), list(graph.outputs), graph.name)
     info = {"samples": samples, "values": values, "layers": {}, "float_graph": graph}
 
-    def set_activation(t, scale, zp):
+    def set_activation(t, scale, zp, int16):
         tensor = g.tensors[t]
         tensor.dtype = INT16 if int16 else INT8
         tensor.scales = np.array([scale], np.float32)
@@ -458,29 +469,53 @@ def _quantize(graph, calibration, method, per_channel, int8_io, overrides, perce
                 notes.append("%s %r: activation range differs by %.0f%% between the two halves of the "
                              "calibration set; use more (or more varied) calibration data"
                              % (kind, graph.tensors[t].name, 100 * drift))
-        scale, zp = symmetric_int16_params(lo, hi) if int16 else asymmetric_params(lo, hi)
-        set_activation(t, scale, zp)
+        scale, zp = symmetric_int16_params(lo, hi) if wide(t) else asymmetric_params(lo, hi)
+        set_activation(t, scale, zp, wide(t))
         info["layers"][t] = {"method": m, "range": [float(lo), float(hi)]}
+
+    bridges = {}  # (tensor, int16) -> the tensor requantized to the other activation type
+
+    def bridge(op, int16):
+        """QUANTIZE ops ahead of `op` for its activation inputs of the other type (a model
+        mixing int8 and 16x8 layers), their ranges from calibration; returns them."""
+        added = []
+        for pos, i in enumerate(op.inputs):
+            t = g.tensors[i] if i >= 0 else None
+            if t is None or t.is_const or t.scales is None or (np.dtype(t.dtype) == INT16) == int16:
+                continue
+            if (i, int16) not in bridges:
+                lo, hi = choose_range(np.concatenate(values[i]), method, percentile)
+                scale, zp = symmetric_int16_params(lo, hi) if int16 else asymmetric_params(lo, hi)
+                g.tensors.append(Tensor(t.name + ("_int16" if int16 else "_int8"), t.shape,
+                                        INT16 if int16 else INT8, np.array([scale], np.float32),
+                                        np.array([zp], np.int64), 0))
+                bridges[(i, int16)] = len(g.tensors) - 1
+                added.append(Op("QUANTIZE", [i], [bridges[(i, int16)]], {}, -1))
+            op.inputs[pos] = bridges[(i, int16)]
+        return added
 
     for t in graph.inputs:
         calibrated(t, "input")
     used = set()
+    ordered = []
     for op in g.ops:
         out = op.outputs[0]
+        ordered += bridge(op, wide(out)) + [op]
         if op.kind in _SAME_AS_INPUT:
             src = g.tensors[op.inputs[0]]
-            set_activation(out, src.scale, src.zero_point)
+            set_activation(out, src.scale, src.zero_point, wide(out))
             info["layers"][out] = {"method": "same as input", "range": None}
             continue
         if op.kind in _FIXED_OUTPUT:
-            set_activation(out, *_FIXED_OUTPUT[op.kind])
+            set_activation(out, *(ops.FIXED_OUTPUT_S16 if wide(out) else _FIXED_OUTPUT[op.kind]),
+                           wide(out))
             info["layers"][out] = {"method": "fixed by spec", "range": None}
             continue
         calibrated(out, op.kind)
         if op.kind in _CALIBRATED:
             for pos, i in enumerate(op.inputs):
                 if i >= 0 and g.tensors[i].is_const and np.dtype(g.tensors[i].dtype) == FLOAT32:
-                    _constant_operand(g, _own(g, op, pos, used))
+                    _constant_operand(g, _own(g, op, pos, used), wide(out))
             continue
         # weights and bias
         w_pos, b_pos, axis = _WEIGHTED[op.kind]
@@ -495,9 +530,10 @@ def _quantize(graph, calibration, method, per_channel, int8_io, overrides, perce
             b_index = _own(g, op, b_pos, used)
             b = g.tensors[b_index]
             in_scale = g.tensors[op.inputs[0]].scale
-            qb, b_scales = bias_params(b.data, in_scale, w_scales, int64=int16)
+            qb, b_scales = bias_params(b.data, in_scale, w_scales, int64=wide(out))
             g.tensors[b_index] = Tensor(b.name, b.shape, qb.dtype, b_scales,
                                         np.zeros(len(b_scales), np.int64), 0, qb)
+    g.ops = ordered
     if not int8_io:
         _float_edges(g)
     return g, info, notes
@@ -513,10 +549,19 @@ def _own(g, op, pos, used):
     return t
 
 
-def _constant_operand(g, t):
-    """A constant float operand (of ADD, MUL...) as per-tensor asymmetric int8 over its values."""
+def _constant_operand(g, t, int16=False):
+    """A constant float operand (of ADD, MUL...) as per-tensor asymmetric int8 over its values
+    (symmetric int16 for a 16x8 op)."""
     c = g.tensors[t]
-    scale, zp = asymmetric_params(np.min(c.data), np.max(c.data))
+    lo, hi = np.min(c.data), np.max(c.data)
+    if int16:
+        scale, zp = symmetric_int16_params(lo, hi)
+        q = np.clip(_round_half_away(np.asarray(c.data, np.float32) / np.float32(scale)),
+                    -32768, 32767).astype(np.int16)
+        g.tensors[t] = Tensor(c.name, c.shape, INT16, np.array([scale], np.float32),
+                              np.array([0], np.int64), 0, q)
+        return
+    scale, zp = asymmetric_params(lo, hi)
     g.tensors[t] = Tensor(c.name, c.shape, INT8, np.array([scale], np.float32), np.array([zp], np.int64),
                           0, quantize_values(c.data, scale, zp))
 

@@ -5,6 +5,8 @@ Everything is read back from the blob, so the report describes exactly what ship
 import math
 
 from . import blob as blobfmt
+from . import ops
+from .profiles import run_macs
 from .errors import NpuError
 
 
@@ -43,8 +45,11 @@ def report(data, profile=None):
         pool, need = board_ram(data, profile)
         out["board"] = dict(name=profile["name"], ram=profile["ram"], flash=profile["flash"],
                             model_pool=pool, model_ram=need, ram_margin=pool - need,
-                            flash_margin=profile["flash"] - totals["flash_bytes"])
-        out["board"]["fits"] = out["board"]["ram_margin"] >= 0 and out["board"]["flash_margin"] >= 0
+                            flash_margin=profile["flash"] - totals["flash_bytes"],
+                            run_work=ops.run_work(b.ops), run_budget=run_macs(profile["name"]))
+        bd = out["board"]
+        bd["fits"] = bd["ram_margin"] >= 0 and bd["flash_margin"] >= 0 \
+            and bd["run_work"] <= bd["run_budget"]
     return out
 
 
@@ -77,6 +82,8 @@ def format_text(rep):
                      % ("fits" if bd["fits"] else "DOES NOT FIT", bd["name"], bd["model_ram"],
                         bd["model_pool"], bd["ram_margin"], bd["ram"], bd["flash_margin"],
                         bd["flash"]))
+        lines.append("work of one RUN: %d of the %d the board allows (multiply-accumulates and "
+                     "pooling window elements)" % (bd["run_work"], bd["run_budget"]))
     return "\n".join(lines)
 
 

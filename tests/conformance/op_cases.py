@@ -131,6 +131,60 @@ def elementwise_cases(kind):
     return cases
 
 
+def elementwise_s16_cases(kind):
+    """16x8 ADD / MUL (int16, zero points 0) on ELEMENTWISE_SHAPES; the second case of each
+    shape puts int16 extremes in both inputs (ADD's |x| << 15 and MUL's |x1 * x2| at 2^30)."""
+    rng = np.random.default_rng(52 if kind == "ADD" else 53)
+    extremes = np.array([-32768, 32767, -32767, 0], np.int16)
+    cases = []
+    for i, (s1, s2, const) in enumerate(ELEMENTWISE_SHAPES):
+        for j in range(2):
+            q1, q2 = (float(np.float32(rng.uniform(3e-5, 2e-4))) for _ in range(2))
+            if kind == "ADD":
+                out_s = rng.uniform(max(q1, q2), 3 * max(q1, q2))
+            else:
+                out_s = q1 * q2 * rng.uniform(3000, 40000)
+            if j:
+                a, b = rng.choice(extremes, s1), rng.choice(extremes, s2)
+            else:
+                a = rng.integers(-32768, 32768, s1).astype(np.int16)
+                b = rng.integers(-32768, 32768, s2).astype(np.int16)
+            model = tb.elementwise_model(kind, s1, (q1, 0), s2, (q2, 0),
+                                         (float(np.float32(out_s)), 0), ACTIVATIONS[(i + j) % 4],
+                                         const2=b if const else None, dtype=np.int16)
+            cases.append(Case("%s16_%d_%d" % (kind.lower(), i, j), model, [a] if const else [a, b]))
+    return cases
+
+
+def rescale_s16_cases():
+    """16x8 RELU, RELU6 (its input's quantization) and LEAKY_RELU: every 4th int16 value, a
+    few scales; LEAKY_RELU's alphas include a negative one."""
+    rng = np.random.default_rng(67)
+    cases = []
+    for kind in ("RELU", "RELU6", "LEAKY_RELU"):
+        for j in range(3):
+            x = np.arange(-32768 + j, 32768, 4, dtype=np.int16).reshape(1, 64, 256)
+            in_s = float(np.float32(rng.uniform(1e-4, 1e-3)))
+            out_s = in_s if kind == "RELU6" else float(np.float32(in_s * rng.uniform(0.5, 2.0)))
+            alpha = (0.1, 0.3, -0.2)[j] if kind == "LEAKY_RELU" else None
+            model = tb.unary_model(kind, list(x.shape), (in_s, 0), (out_s, 0), alpha,
+                                   dtype=np.int16)
+            cases.append(Case("%s16_%d" % (kind.lower(), j), model, [x]))
+    return cases
+
+
+def sigmoid_s16_cases():
+    """16x8 LOGISTIC and TANH: every 4th int16 value (a different quarter per case), at
+    power-of-two input scales (TFLM's multiplier-0 form) and others, output Q0.15."""
+    cases = []
+    for kind in ("LOGISTIC", "TANH"):
+        for i, scale in enumerate((2 ** -12, 2 ** -11, 1 / 3000, 7e-4, 2 ** -15, 0.01)):
+            x = np.arange(-32768 + i % 4, 32768, 4, dtype=np.int16).reshape(1, 64, 256)
+            model = tb.unary_model(kind, list(x.shape), (scale, 0), (2 ** -15, 0), dtype=np.int16)
+            cases.append(Case("%s16_%d" % (kind.lower(), i), model, [x]))
+    return cases
+
+
 POINTWISE = ["RELU", "RELU6", "LEAKY_RELU", "HARD_SWISH", "LOGISTIC", "TANH", "QUANTIZE"]
 
 
@@ -164,6 +218,66 @@ def mean_cases():
     return cases
 
 
+def softmax_s16_cases():
+    """16x8 SOFTMAX: rows of int16 at several input scales and betas (from every logit far
+    below the max to all equal), a 2,000-deep row, and a row of int16 extremes."""
+    rng = np.random.default_rng(66)
+    cases = []
+    for i, (shape, scale, beta) in enumerate([((4, 10), 1e-3, 1.0), ((3, 7), 3e-4, 0.5),
+                                              ((2, 100), 5e-5, 1.0), ((1, 2000), 1e-4, 1.0),
+                                              ((16, 3), 2e-3, 2.0), ((2, 6), 1e-3, 1.0)]):
+        if i == 5:
+            x = np.array([[-32768, 32767, 32767, -32768, 0, 1],
+                          [-32768] * 6], np.int16)
+        else:
+            x = rng.integers(-32768, 32768, shape).astype(np.int16)
+        model = tb.softmax_model(list(shape), (scale, 0), beta, dtype=np.int16)
+        cases.append(Case("softmax16_%d" % i, model, [x]))
+    return cases
+
+
+def requantize_s16_cases():
+    """QUANTIZE int8 -> int16 (every int8 value), int16 -> int8 and int16 -> int16 (every 4th
+    int16 value) at scales that clip and that do not: where int8 and 16x8 layers meet."""
+    rng = np.random.default_rng(68)
+    cases = []
+    x8 = np.arange(-128, 128, dtype=np.int8).reshape(1, 256)
+    for i in range(3):
+        s8 = float(np.float32(rng.uniform(0.01, 0.1)))
+        model = tb.requantize_model([1, 256], (s8, int(rng.integers(-128, 128))),
+                                    (float(np.float32(s8 * rng.uniform(0.002, 0.05))), 0),
+                                    np.int8, np.int16)
+        cases.append(Case("requant8_16_%d" % i, model, [x8]))
+    for i in range(3):
+        x16 = np.arange(-32768 + i, 32768, 4, dtype=np.int16).reshape(1, 64, 256)
+        s16 = float(np.float32(rng.uniform(1e-4, 1e-3)))
+        out8 = (float(np.float32(s16 * rng.uniform(100, 400))), int(rng.integers(-50, 50)))
+        cases.append(Case("requant16_8_%d" % i, tb.requantize_model(
+            list(x16.shape), (s16, 0), out8, np.int16, np.int8), [x16]))
+        out16 = (float(np.float32(s16 * rng.uniform(0.5, 2.0))), 0)
+        cases.append(Case("requant16_16_%d" % i, tb.requantize_model(
+            list(x16.shape), (s16, 0), out16, np.int16, np.int16), [x16]))
+    return cases
+
+
+def mean_s16_cases():
+    """16x8 MEAN; the last case sums 65,535 values of -32768 (the int32 sum's edge)."""
+    rng = np.random.default_rng(65)
+    cases = []
+    for i, (shape, keep) in enumerate([((1, 4, 4, 3), True), ((2, 3, 5, 4), False),
+                                       ((1, 7, 7, 8), True), ((1, 255, 257, 1), True)]):
+        in_s = float(np.float32(rng.uniform(1e-4, 1e-3)))
+        out_s = float(np.float32(in_s * rng.uniform(0.3, 1.0)))
+        if i == 3:
+            x = np.full(shape, -32768, np.int16)
+            out_s = in_s
+        else:
+            x = rng.integers(-32768, 32768, shape).astype(np.int16)
+        model = tb.mean_model(shape, (in_s, 0), (out_s, 0), keep_dims=keep, dtype=np.int16)
+        cases.append(Case("mean16_%d" % i, model, [x]))
+    return cases
+
+
 def pad_cases():
     rng = np.random.default_rng(62)
     cases = []
@@ -190,6 +304,26 @@ def concatenation_cases():
         q = _q(rng, 0.01, 0.2)
         xs = [rng.integers(-128, 128, s).astype(np.int8) for s in shapes]
         cases.append(Case("concat%d" % i, tb.concatenation_model(shapes, axis, q), xs))
+    return cases
+
+
+def pad_s16_cases():
+    """16x8 PAD (int16 byte pairs, pad value 0) and CONCATENATION along every kind of axis."""
+    rng = np.random.default_rng(64)
+    cases = []
+    for i, (shape, pads) in enumerate([((1, 3, 4, 2), [[0, 0], [1, 2], [2, 1], [0, 0]]),
+                                       ((2, 3, 5), [[1, 0], [0, 2], [3, 1]]),
+                                       ((1, 2, 3, 1), [[0, 1], [1, 1], [0, 0], [1, 2]])]):
+        x = rng.integers(-32768, 32768, shape).astype(np.int16)
+        model = tb.pad_model(shape, (0.001, 0), pads, dtype=np.int16)
+        cases.append(Case("pad16_%d" % i, model, [x]))
+    for i, (shapes, axis) in enumerate([([(1, 2, 3, 4), (1, 2, 3, 2)], 3),
+                                        ([(1, 2, 3, 4), (1, 5, 3, 4), (1, 1, 3, 4)], 1),
+                                        ([(2, 3), (1, 3), (4, 3)], 0),
+                                        ([(1, 2, 2, 1), (1, 2, 2, 3)], -1)]):
+        xs = [rng.integers(-32768, 32768, s).astype(np.int16) for s in shapes]
+        model = tb.concatenation_model(shapes, axis, (0.002, 0), dtype=np.int16)
+        cases.append(Case("concat16_%d" % i, model, xs))
     return cases
 
 
@@ -334,4 +468,6 @@ def all_cases():
             + pointwise_cases() + mean_cases() + pad_cases() + concatenation_cases()
             + transpose_cases() + fully_connected_s16_cases() + conv_s16_cases(False)
             + conv_s16_cases(True) + quantize_s16_cases() + pool_cases("AVERAGE_POOL_2D", True)
-            + pool_cases("MAX_POOL_2D", True))
+            + pool_cases("MAX_POOL_2D", True) + pad_s16_cases() + elementwise_s16_cases("ADD")
+            + elementwise_s16_cases("MUL") + sigmoid_s16_cases() + mean_s16_cases()
+            + softmax_s16_cases() + rescale_s16_cases() + requantize_s16_cases())

@@ -471,3 +471,57 @@ def test_copy_error_paths_release_every_buffer():
         kernels.copy(*_copy_args(inp=held[0], out=held[1]))
     for buf in held:
         buf.extend(b"\0")  # raises BufferError if an export leaked
+
+
+# --- the 16x8 bindings' argument checks --------------------------------------------
+
+#: The npu_checks.c function of each 16x8 binding whose name is not npu_args_<binding>.
+_S16_CHECKS = {"conv2d_s16": "conv_s16", "depthwise_conv2d_s16": "conv_s16",
+               "dequantize_s16": "quantize_s16", "add_s16": "arith_s16", "mul_s16": "arith_s16",
+               "logistic_s16": "sigmoid_s16", "tanh_s16": "sigmoid_s16",
+               "average_pool2d_s16": "pool", "max_pool2d_s16": "pool"}
+
+
+def test_16x8_bindings_check_their_arguments_in_npu_checks():
+    """Every 16x8 binding's checks are an npu_args_* function of npu_checks.c, which the
+    native module can share (not a shim inside _kernels.c)."""
+    from tests.conftest import ROOT
+    header = (ROOT / "board_emulator" / "csrc" / "npu_checks.h").read_text()
+    names = sorted(n for n in dir(kernels) if n.endswith("_s16"))
+    assert len(names) >= 14, names
+    for name in names:
+        assert "int npu_args_%s(" % _S16_CHECKS.get(name, name) in header, name
+
+
+def _i16(n):
+    return np.zeros(n, np.int16)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: kernels.fully_connected_s16(_i16(4), np.zeros(8, np.int8), None, _i16(2),
+                                         np.ones(2, np.int32), np.array([0, 8], np.int32),
+                                         1, 4, 2, -32768, 32767), r"shift\[1\] must be in \[-31, 7\]"),
+    (lambda: kernels.fully_connected_s16(_i16(4), np.zeros(8, np.int8),
+                                         np.array([0, 1 << 47], np.int64), _i16(2),
+                                         np.ones(2, np.int32), np.zeros(2, np.int32),
+                                         1, 4, 2, -32768, 32767), r"bias\[1\] must be within"),
+    (lambda: kernels.conv2d_s16(_i16(9), np.zeros(9, np.int8), None, _i16(1),
+                                np.ones(1, np.int32), np.zeros(1, np.int32), 1, 3, 3, 1, 1, 1, 1,
+                                3, 3, 1, 1, 1, 1, 0, 0, -40000, 32767), "act_min"),
+    (lambda: kernels.depthwise_conv2d_s16(_i16(9), np.zeros(9, np.int8), np.zeros(1, np.int32),
+                                          _i16(1),
+                                          np.ones(1, np.int32), np.zeros(1, np.int32), 1, 3, 3,
+                                          1, 1, 1, 1, 3, 3, 1, 1, 1, 1, 0, 0, 0, 32767),
+     "bias"),  # int32 bias for an int64 one: refused by its size
+    (lambda: kernels.quantize_s16(np.zeros(4, np.float32), _i16(4), 4, 0.5, 40000), "zero_point"),
+    (lambda: kernels.add_s16(_i16(4), _i16(4), _i16(4), 1, 1, 1, 4, 0, 0, 0, 1, 0, 0, 0, 1,
+                             16, 1 << 30, 0, 1 << 30, 0, 1 << 30, 0, -32768, 32767), "left_shift"),
+    (lambda: kernels.softmax_s16(_i16(4), _i16(4), _i16(513), _i16(513), 1, 4, 1 << 30, 40),
+     "input_shift"),
+    (lambda: kernels.tanh_s16(_i16(4), _i16(256), _i16(4), 4, 1 << 20, 3), "input_multiplier"),
+    (lambda: kernels.mean_s16(_i16(65536), _i16(1), 1, 256, 256, 1, 1 << 30, 0), "in_h \\* in_w"),
+    (lambda: kernels.rescale_s16(_i16(4), _i16(3), 4, 1 << 30, 1, 1 << 30, 1, 0, 32767), "out"),
+])
+def test_16x8_bindings_refuse_what_the_kernels_do_not_trust(call, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        call()

@@ -46,7 +46,8 @@ def person_detect_conv(rng):
                                      stride=(2, 2), activation="RELU6", bias_axis=3)
 
 
-def test_bias_on_axis_3_is_read_as_tflm_reads_it_with_a_warning(tmp_path, capsys):
+def test_bias_on_axis_3_is_read_as_tflm_reads_it_with_a_warning(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # compile without -o writes to the current directory
     rng = np.random.default_rng(15)
     model = person_detect_conv(rng)
     with pytest.warns(ModelWarning, match=r"tensor 'bias' has 8 per-channel scales on axis 3 "
@@ -56,7 +57,7 @@ def test_bias_on_axis_3_is_read_as_tflm_reads_it_with_a_warning(tmp_path, capsys
     assert_bit_exact_with_tflm(model, graph, xs)
     path = tmp_path / "person_detect_like.tflite"
     path.write_bytes(model)
-    assert cli.main(["compile", str(path)]) == 0
+    assert cli.main(["compile", str(path)]) == 0 and (tmp_path / "person_detect_like.npb").exists()
     warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and "'bias'" in warnings[0]
 
@@ -90,7 +91,8 @@ def keras_flatten_float(rng):
     return tflite_writer.write(Graph(t, ops, [0], [14], "keras_flatten"))
 
 
-def test_float_model_with_flatten_quantizes_and_runs_bit_exact(tmp_path, capsys):
+def test_float_model_with_flatten_quantizes_and_runs_bit_exact(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     rng = np.random.default_rng(3)
     model = keras_flatten_float(rng)
     calib = rng.uniform(-1, 1, (128, 1, 6, 6, 2)).astype(np.float32)
@@ -105,6 +107,7 @@ def test_float_model_with_flatten_quantizes_and_runs_bit_exact(tmp_path, capsys)
     np.save(tmp_path / "calib.npy", calib)
     assert cli.main(["compile", str(tmp_path / "flatten_float.tflite"), "--calib",
                      str(tmp_path / "calib.npy")]) == 0, capsys.readouterr().err
+    assert (tmp_path / "flatten_float.npb").exists()
 
 
 # --- item 2: dilated convolutions (SPACE_TO_BATCH_ND, conv, BATCH_TO_SPACE_ND) ---------------

@@ -4,16 +4,17 @@ Each blob here is the keyword-spotting zoo model with one field edited and its c
 recomputed (tools/fuzz_blobs.edit), so only the firmware's own checks (npufw/checks.py,
 from the registry's tables) stand between it and the kernels. Flashed without the host's
 pre-flight over a good model, each is refused with a reason and the good model keeps
-running, on both emulator cores. Its ops: 0 CONV_2D, 1 DEPTHWISE_CONV_2D, ... 9
+running, on every emulator core. Its ops: 0 CONV_2D, 1 DEPTHWISE_CONV_2D, ... 9
 AVERAGE_POOL_2D, 10 FULLY_CONNECTED, 11 SOFTMAX.
 """
 import numpy as np
 import pytest
 
-from npu_sdk import blob, compiler, tflite
-from npu_sdk.errors import BoardError
+from npu_sdk import blob, compiler, ops, profiles, report, tflite
+from npu_sdk.errors import BoardError, PreflightError
 from npu_sdk.link import Board
-from tests.conftest import ZOO, Emulator
+from tests.conftest import CORES, ZOO, Emulator
+from tools import tflite_build
 from tools.fuzz_blobs import edit
 
 FC, POOL, SOFTMAX, DEPTHWISE = 10, 9, 11, 1
@@ -81,9 +82,9 @@ def kws():
     return compiler.compile_graph(tflite.parse(model)).blob
 
 
-@pytest.mark.parametrize("core", ["cpython", "micropython"])
+@pytest.mark.parametrize("core", CORES)
 def test_a_blob_the_kernels_cannot_trust_is_refused_at_install(kws, core):
-    emu = Emulator(core, board="esp32-s3-512k")
+    emu = Emulator(core, board=None if core == "qemu" else "esp32-s3-512k")
     try:
         with Board(emu.port, timeout=60) as board:
             board.flash(kws, "m")
@@ -100,5 +101,61 @@ def test_a_blob_the_kernels_cannot_trust_is_refused_at_install(kws, core):
                 assert [m.blob_id for m in board.list()] == [kws[-32:]], what
             assert len(refused) == len(DEFECTS)
             np.testing.assert_array_equal(board.run("m", x), y)  # the good model still runs
+    finally:
+        emu.stop()
+
+
+@pytest.fixture(scope="module")
+def heavy():
+    """One 27x27 CONV_2D on 64x64x8: 191,102,976 multiply-accumulates per RUN, more than one
+    second of a 168 MMAC/s Cortex-M4 (the cortex-m4-256k and mps3-an547 budgets), within the
+    host's; its arena (64 KB) and weights (47 KB) fit those boards' RAM: only its work is
+    too much."""
+    rng = np.random.default_rng(5)
+    w = rng.integers(-127, 128, (8, 27, 27, 8)).astype(np.int8)
+    model = tflite_build.conv2d_model((1, 64, 64, 8), (0.05, 0), w, 0.01, None, (0.5, 0))
+    return compiler.compile_graph(tflite.parse(model)).blob
+
+
+@pytest.mark.parametrize("core", CORES)
+def test_a_model_over_the_boards_work_budget_is_refused_at_install_and_load(kws, heavy, core,
+                                                                            tmp_path):
+    board_name = "mps3-an547" if core == "qemu" else "cortex-m4-256k"
+    budget = profiles.run_macs(board_name)
+    assert ops.run_work(blob.unpack(heavy).ops) == 191102976 > budget
+    fit = report.report(heavy, profiles.get(board_name))["board"]  # npu inspect --board says so
+    assert fit["ram_margin"] >= 0 and fit["run_work"] > fit["run_budget"] and not fit["fits"]
+    flash_dir = tmp_path / "flash"
+    emu = Emulator(core, board=board_name, flash_dir=flash_dir)
+    try:
+        with Board(emu.port, timeout=60) as board:
+            board.flash(kws, "m")
+            with pytest.raises(PreflightError) as e:  # the host knows the board's budget
+                board.flash(heavy, "m")
+            assert e.value.kind == "work" and "allows %d" % budget in str(e.value)
+            with pytest.raises(BoardError) as e:  # a host that skips the pre-flight
+                board.flash(heavy, "m", preflight=False)
+            assert e.value.code == 5 and "model rejected, old model kept" in str(e.value)
+            assert "one RUN takes 191102976 multiply-accumulates, this board allows %d" \
+                % budget in str(e.value)
+            assert [m.blob_id for m in board.list()] == [kws[-32:]]
+    finally:
+        emu.stop()
+    if core == "qemu":
+        return  # the qemu board's profile is its image's: it never changes under its flash
+    # installed where the budget allows it (the host), the same flash under a smaller board
+    emu = Emulator(core, board="host", flash_dir=flash_dir)
+    try:
+        with Board(emu.port, timeout=60) as board:
+            board.flash(heavy, "big")
+    finally:
+        emu.stop()
+    emu = Emulator(core, board=board_name, flash_dir=flash_dir)
+    try:
+        with Board(emu.port, timeout=60) as board:
+            x = np.zeros((1, 64, 64, 8), np.int8)
+            with pytest.raises(BoardError) as e:
+                board.run("big", x)
+            assert e.value.code == 5 and "this board allows %d" % budget in str(e.value)
     finally:
         emu.stop()

@@ -1,4 +1,4 @@
-"""Signed flashing end to end over a real pty, on both emulator cores (docs/protocol.md,
+"""Signed flashing end to end over a real pty, on every emulator core (qemu included) (docs/protocol.md,
 "Signing"): a board given a device key installs only blobs signed with it for the name they
 are sent with, refuses unsigned, tampered and wrongly signed ones (another key, another name)
 before any data (or at FLASH_END) and keeps its model; the key survives a restart and is
@@ -11,11 +11,11 @@ import random
 import numpy as np
 import pytest
 
-from npu_sdk.errors import BoardError
+from npu_sdk.errors import BoardError, NpuError
 from npu_sdk.link import Board, FlashResult, PreflightError, codec
 from npu_sdk.link.arq import CHUNK, FlashStream
 from tools import tflite_build
-from tests.conftest import DIGITS_INT8, Emulator, fc_model, flash_files
+from tests.conftest import CORES, DIGITS_INT8, Emulator, fc_model, flash_files
 from tests.e2e.test_link_commands import npu
 
 X = np.arange(-4, 4, dtype=np.int8).reshape(1, 8)
@@ -148,7 +148,7 @@ def test_only_the_key_holder_replaces_or_clears_the_key(emulator, tmp_path, mode
     assert "device.key" not in flash_files(tmp_path / "flash")
 
 
-@pytest.mark.parametrize("core", ["cpython", "micropython"])
+@pytest.mark.parametrize("core", CORES)
 def test_the_key_survives_a_restart(core, tmp_path, models):
     flash_dir = tmp_path / "flash"
     key = _key(5)
@@ -246,18 +246,20 @@ def test_cli_keeps_the_key_when_the_board_went_silent_after_taking_it(tmp_path, 
         emu.stop()
 
 
-@pytest.mark.parametrize("core", ["cpython", "micropython"])
+@pytest.mark.parametrize("core", CORES)
 def test_a_keyed_board_cannot_be_talked_around(core, tmp_path, models):
-    """docs/protocol.md's guarantees of a keyed board, one by one, on both cores: nothing that
+    """docs/protocol.md's guarantees of a keyed board, one by one, on every core: nothing that
     changes its state or leaves the protocol without proof of the key; a captured proof or
     downgrade does not work twice; no older signed blob over a newer one; the key never
-    comes back over the link."""
+    comes back over the link (no frame the board sends carries it)."""
     a, b = models["A"][0], models["B"][0]
     key = _key(7)
     emu = Emulator(core, flash_dir=tmp_path / "flash")
+    received = []  # every frame the board sent after it took the key: (type, payload)
     try:
         with Board(emu.port, timeout=30) as board:
             board.provision_key(key)
+            board.trace = lambda way, t, ftype, seq, p: way == "<" and received.append((ftype, p))
             board.flash(a, "m", key=key, version=2)
             answers = []
 
@@ -301,14 +303,95 @@ def test_a_keyed_board_cannot_be_talked_around(core, tmp_path, models):
             board.request(codec.FLASH_BEGIN, begin)  # accepted once ...
             board.request(codec.NONCE)
             refused(codec.FLASH_BEGIN, begin, "signature does not match")  # ... not twice
+            # REPL with a wrong proof, and with a good proof over a spent nonce
+            nonce = codec.parse_nonce(board.request(codec.NONCE))
+            refused(codec.REPL, codec.proof(_key(8), nonce, codec.REPL, b""), "REPL refused")
+            refused(codec.REPL, codec.proof(key, nonce, codec.REPL, b""), "REPL refused")
             # the key never comes back: not in any answer of a request that reads the board
             for ftype, payload in ((codec.HELLO, codec.hello_request()), (codec.LIST, b""),
                                    (codec.CONSOLE, b"\x00"), (codec.MEM, b""),
                                    (codec.NONCE, b"")):
                 answers.append(bytes(board.request(ftype, payload)))
             assert not any(key in answer or key.hex().encode() in answer for answer in answers)
+            runs = board.invoke("m", [X], profile=True)  # RUN's answer too
+            assert len(runs[0]) == 1
+            assert {t for t, _ in received} >= {codec.ERROR, codec.RUN | codec.RESPONSE,
+                                                codec.FLASH_END | codec.RESPONSE}
+            assert not any(key in bytes(p) or key.hex().encode() in bytes(p) for _, p in received)
             # with proof of the key, the owner keeps every power: here, clearing the key
             board.clear_key(key)
             assert not board.info.keyed
+    finally:
+        emu.stop()
+
+
+def _repl_with_proof(board, key):
+    """A REPL request with a good proof of the key, as `npu repl --key` sends it."""
+    board.request(codec.REPL, codec.proof(key, codec.parse_nonce(board.request(codec.NONCE)),
+                                          codec.REPL, b""))
+
+
+def test_a_locked_board_never_hands_its_repl_over(emulator, tmp_path, models):
+    """docs/protocol.md, Locking: `npu keys provision --lock` takes the REPL away for good,
+    from the key's holder too, and through key changes and restarts; the owner keeps
+    everything else (flash, run, rm, replacing and clearing the key)."""
+    flash_dir = tmp_path / "flash"  # the emulator fixture's
+    key, new = _key(8), _key(9)
+    with Board(emulator.port, timeout=30) as board:
+        with pytest.raises(BoardError) as e:  # a lock needs a key
+            board.request(codec.KEY, codec.key_request(bytes(32), lock=True))
+        assert e.value.code == 2 and not board.hello().features & codec.F_LOCKED
+        board.provision_key(key, lock=True)
+        assert board.info.keyed and board.info.locked and board.info.as_dict()["locked"]
+        assert not board.info.features & codec.F_REPL
+        with pytest.raises(BoardError) as e:
+            _repl_with_proof(board, key)
+        assert e.value.code == 11 and "locked" in e.value.board_message
+        with pytest.raises(NpuError) as e:  # the host knows from HELLO
+            board.repl(key)
+        assert "locked" in str(e.value)
+        # the owner: flash, run, rm, a new key, no key at all
+        board.flash(models["A"][0], "m", key=key)
+        np.testing.assert_array_equal(board.run("m", X), models["A"][1])
+        board.remove("m", key=key)
+        board.provision_key(new, key)
+        board.flash(models["B"][0], "m", key=new)
+        board.clear_key(new)
+        assert not board.info.keyed and board.info.locked
+        board.provision_key(key)  # a new key without --lock: the lock stays
+        assert board.info.locked
+        with pytest.raises(BoardError) as e:
+            _repl_with_proof(board, key)
+        assert e.value.code == 11
+    assert "device.lock" in flash_files(flash_dir)
+    emulator.stop()
+    emu = Emulator(emulator.core, flash_dir=flash_dir)
+    try:
+        with Board(emu.port, timeout=30) as board:
+            assert board.info.locked and not board.info.features & codec.F_REPL
+            with pytest.raises(BoardError) as e:
+                _repl_with_proof(board, key)
+            assert e.value.code == 11
+            np.testing.assert_array_equal(board.run("m", X), models["B"][1])
+    finally:
+        emu.stop()
+
+
+def test_cli_locks_a_board(tmp_path):
+    pytest.importorskip("mpremote")
+    key_file = tmp_path / "board.key"
+    emu = Emulator("cpython", flash_dir=tmp_path / "flash")
+    try:
+        port = emu.port
+        done = json.loads(npu("keys", "provision", "--lock", "--port", port, "--out", key_file,
+                              "--json").stdout)
+        assert done["keyed"] and done["locked"]
+        assert "locked: never hands its REPL over" in npu("info", "--port", port).stdout
+        for args in (("repl", "--key", key_file), ("firmware", "install")):
+            r = npu(*args, "--port", port, check=False)
+            assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
+            assert r.stderr.startswith("npu: the board on %s is locked" % port), r.stderr
+        npu("flash", DIGITS_INT8, "--name", "d", "--port", port, "--key", key_file)
+        npu("rm", "d", "--port", port, "--key", key_file)
     finally:
         emu.stop()

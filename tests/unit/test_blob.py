@@ -104,7 +104,8 @@ def schema_fingerprint():
 #: The schema each released format version was. A change to blob.py's schema, opcodes or
 #: parameters must come with a new VERSION (and the firmware's blobfmt.VERSION) and a new line here.
 SCHEMAS = {0: "15b84e92cad9aa1a7c30bee1f258fdddb69783655ac957e5b2ba4c01e5aa7f06",
-           1: "88251ca8147f98a41f74b1a99218f29e30ca139ae56763648d67c8e0ef025a06"}  # int64, 16x8 kernels
+           1: "88251ca8147f98a41f74b1a99218f29e30ca139ae56763648d67c8e0ef025a06",  # int64, 16x8 kernels
+           2: "b71ef5c05d4623966273731619de7f14acb9cf4655757d73991dc3334d724b6d"}  # 16x8 elementwise, softmax, mean
 
 
 def test_schema_changes_come_with_a_version_bump():

@@ -105,10 +105,45 @@ def test_float_model_to_16x8(tmp_path, capsys):
     assert {str(t.dtype) for t in body.tensors} >= {"int16", "int64"}
 
 
-def test_16x8_refuses_ops_without_it_in_one_line(tmp_path, capsys, calib):
+def _swish_model(tmp_path):
+    """FC, HARD_SWISH (no int16 kernel in TFLite Micro), FC: a float model and calibration."""
+    from tools import bench_kernels
+    from npu_sdk import tflite_writer
+    n = bench_kernels._Net("swish", (1, 8), 4)
+    x = n.fc(0, 16, act="NONE")
+    model = tmp_path / "swish.tflite"
+    model.write_bytes(tflite_writer.write(n.graph(n.fc(n._op("HARD_SWISH", [x], (1, 16), {}), 4,
+                                                       act="NONE"))))
+    calib = tmp_path / "calib.npy"
+    np.save(calib, np.random.default_rng(0).uniform(-1, 1, (64, 1, 8)).astype(np.float32))
+    return model, calib
+
+
+def test_16x8_refuses_ops_without_it_in_one_line(tmp_path, capsys):
+    model, calib = _swish_model(tmp_path)
     out = tmp_path / "f.npb"
-    assert cli.main(["compile", str(FLOAT), "-o", str(out), "--calib", str(calib),
+    assert cli.main(["compile", str(model), "-o", str(out), "--calib", str(calib),
                      "--activations", "int16"]) == 1
     err = capsys.readouterr().err
-    assert "SOFTMAX cannot be quantized to 16x8" in err and len(err.strip().splitlines()) == 1
+    assert "HARD_SWISH cannot be quantized to 16x8" in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_overrides_keep_a_layer_int8_in_a_16x8_model(tmp_path, capsys):
+    """--overrides {"#1": {"activations": "int8"}}: HARD_SWISH stays int8 between 16x8 layers,
+    requantized where they meet; a type the quantizer lacks is one line, exit 1."""
+    model, calib = _swish_model(tmp_path)
+    out = tmp_path / "f.npb"
+    over = tmp_path / "o.json"
+    over.write_text(json.dumps({"#1": {"activations": "int8"}}))
+    assert cli.main(["compile", str(model), "-o", str(out), "--calib", str(calib),
+                     "--activations", "int16", "--overrides", str(over)]) == 0
+    body = blob.unpack(out.read_bytes())
+    kinds = [blob.OPNAMES[op.opcode] for op in body.ops]
+    assert {"LUT", "REQUANTIZE_S16_S8", "LUT_S8_S16", "FULLY_CONNECTED_S16"} <= set(kinds)
+    capsys.readouterr()
+    over.write_text(json.dumps({"#1": {"activations": "int4"}}))
+    assert cli.main(["compile", str(model), "-o", str(out), "--calib", str(calib),
+                     "--overrides", str(over)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("npu: ") and "activations 'int4'" in err and len(err.strip().splitlines()) == 1

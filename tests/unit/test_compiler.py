@@ -217,18 +217,100 @@ def test_interpreter_refuses_a_copy_past_its_output():
 
 # --- graphs a board would refuse: shapes, empty graphs, tensors nothing writes ---------
 
+def _inconsistent(model_bytes):
+    """The one-line ModelError compiling `model_bytes` (as m.tflite) raises."""
+    with pytest.raises(ModelError) as info:
+        compiler.compile_graph(tflite.parse(model_bytes, source="m.tflite"))
+    assert not isinstance(info.value, UnsupportedOpError) and "\n" not in str(info.value)
+    return str(info.value)
+
+
+def _edited(model_bytes, edit):
+    model = schema.ModelT.InitFromPackedBuf(model_bytes, 0)
+    edit(model)
+    b = flatbuffers.Builder(1024)
+    b.Finish(model.Pack(b), file_identifier=b"TFL3")
+    return bytes(b.Output())
+
+
 def test_softmax_whose_output_shape_is_not_its_input_is_refused():
     """A SOFTMAX from 1x3x7 to 1x255x7 compiled, then failed on the board blaming the store."""
     from tools import tflite_build as tb
 
     def edit(model):
         model.subgraphs[0].tensors[model.subgraphs[0].outputs[0]].shape = [1, 255, 7]
-    model = schema.ModelT.InitFromPackedBuf(tb.softmax_model((1, 3, 7), (0.1, 0)), 0)
-    edit(model)
-    b = flatbuffers.Builder(1024)
-    b.Finish(model.Pack(b), file_identifier=b"TFL3")
-    problems = _problems(bytes(b.Output()))
-    assert problems == [(0, "SOFTMAX", "output shape (1, 255, 7) is not its input's (1, 3, 7)")]
+    message = _inconsistent(_edited(tb.softmax_model((1, 3, 7), (0.1, 0)), edit))
+    assert message == ("m: op #0 SOFTMAX: output tensor 'output' has shape (1, 255, 7), but its "
+                       "input 'input' (1, 3, 7) implies (1, 3, 7): the model is inconsistent; "
+                       "export it again")
+
+
+@pytest.fixture(scope="module")
+def one_op_models():
+    """A model of every op the compiler lowers: the conformance cases, SOFTMAX, DEQUANTIZE."""
+    from tests.conformance import op_cases
+    from tools import tflite_build as tb
+    return ([c.model for c in op_cases.all_cases()]
+            + [tb.softmax_model((2, 5), (0.1, 0)), tb.dequantize_model((2, 3), (0.1, 0))])
+
+
+def _writer(model_bytes):
+    """(the op writing the graph's output, its output tensor's name) of a model."""
+    graph = tflite.parse(model_bytes)
+    out = graph.outputs[0]
+    op = next(o for o in graph.ops if out in o.outputs)
+    return op, graph.tensors[out].name
+
+
+def test_every_ops_output_shape_is_checked_against_what_its_inputs_imply(one_op_models):
+    """The class of the SOFTMAX case: for every op the registry lowers, an output shape other
+    than the one its inputs and options imply (a dimension more, or the window arithmetic
+    of another padding or stride) is refused in one line naming the op and the tensor."""
+    from npu_sdk import lower, ops
+    assert set(compiler.SHAPES) == {n for n, o in ops.OPS.items() if o.lowering
+                                    and o.lowering != "reshape"}
+
+    def grow(model):  # the output's last dimension one larger
+        t = model.subgraphs[0].tensors[model.subgraphs[0].outputs[0]]
+        t.shape = list(t.shape[:-1]) + [t.shape[-1] + 1]
+
+    def window_edits(model):
+        """Edits of a windowed op's options that change its output size (not its tensors)."""
+        op = model.subgraphs[0].operators[0]
+        o = op.builtinOptions
+        if not hasattr(o, "strideH"):
+            return []
+        x = model.subgraphs[0].tensors[op.inputs[0]].shape
+        k_h = getattr(o, "filterHeight", None) or \
+            model.subgraphs[0].tensors[op.inputs[1]].shape[1]
+        dil = getattr(o, "dilationHFactor", 1) or 1
+        edits, other = [], {0: "VALID", 1: "SAME"}[o.padding]  # schema: SAME 0, VALID 1
+
+        def size(padding, stride):
+            return lower.conv_output_size(padding, x[1], k_h, stride, dil)
+        here = {0: "SAME", 1: "VALID"}[o.padding]
+        if size(other, o.strideH) != size(here, o.strideH):
+            edits.append(lambda m: setattr(m.subgraphs[0].operators[0].builtinOptions,
+                                           "padding", 1 - o.padding))
+        if size(here, o.strideH + 1) != size(here, o.strideH):
+            edits.append(lambda m: setattr(m.subgraphs[0].operators[0].builtinOptions,
+                                           "strideH", o.strideH + 1))
+        return edits
+
+    refused = set()
+    for model_bytes in one_op_models:
+        op, name = _writer(model_bytes)
+        model = schema.ModelT.InitFromPackedBuf(model_bytes, 0)
+        for edit in [grow] + window_edits(model):
+            message = _inconsistent(_edited(model_bytes, edit))
+            assert message.startswith("m: op #%d %s: output tensor %r has shape "
+                                      % (op.index, op.kind, name)), message
+            assert "implies" in message or "imply" in message
+            refused.add((op.kind, edit.__name__))
+    kinds = {k for k, _ in refused}
+    assert kinds == set(compiler.SHAPES)
+    assert {k for k, e in refused if e == "<lambda>"} == {
+        "CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "MAX_POOL_2D"}
 
 
 def test_a_graph_with_no_op_is_refused():

@@ -25,8 +25,11 @@ def _tool(name):
 
 
 def test_generated_firmware_opcodes_are_current():
-    assert (ROOT / "firmware" / "npufw" / "opcodes.py").read_text() == \
-        _tool("make_firmware_opcodes").render(), "stale: run tools/make_firmware_opcodes.py"
+    tool = _tool("make_firmware_opcodes")
+    assert (ROOT / "firmware" / "npufw" / "opcodes.py").read_text() == tool.render(), \
+        "stale: run tools/make_firmware_opcodes.py"
+    assert (ROOT / "firmware" / "npufw" / "budgets.py").read_text() == tool.render_budgets(), \
+        "stale: run tools/make_firmware_opcodes.py"
 
 
 def test_the_op_support_doc_is_current():
@@ -36,6 +39,12 @@ def test_the_op_support_doc_is_current():
     assert {"CONV_2D", "TRANSPOSE", "SVDF", "BATCH_MATMUL"} <= set(tflm)  # the reader works
     assert (ROOT / "docs" / "ops.md").read_text() == tool.render(tflm), \
         "stale: run tools/make_op_support.py"
+
+
+def test_the_16x8_sigmoid_table_is_current():
+    """npu_sdk/tables16.py against the table the installed TFLite Micro interpolates in."""
+    assert (ROOT / "sdk" / "npu_sdk" / "tables16.py").read_text() == \
+        _tool("make_tables16").render(), "stale: run tools/make_tables16.py"
 
 
 def test_the_firmware_reads_the_generated_tables():
@@ -73,7 +82,8 @@ def test_compiler_tables_come_from_the_registry():
 
 def test_16x8_ops_are_the_ones_with_16x8_kernels_or_byte_moves():
     with_s16 = {name for name, op in ops.OPS.items() if any(k.endswith("_S16") for k in op.kernels)}
-    assert with_s16 <= set(ops.INT16) <= with_s16 | {"RESHAPE", "TRANSPOSE"}
+    byte_moves = {"RESHAPE", "TRANSPOSE", "PAD", "CONCATENATION"}  # COPY or an alias: byte pairs
+    assert with_s16 <= set(ops.INT16) <= with_s16 | byte_moves
 
 
 def test_rewrite_folds_only_ops_the_registry_knows():

@@ -13,8 +13,8 @@ from npu_sdk import cli, zoo
 from npu_sdk.errors import NpuError
 from tests.conftest import ROOT, ZOO
 
-DIGITS_FILES = ["README.md", "float.tflite", "int8.tflite", "int8_float_io.tflite", "samples.npz",
-                "test.npz"]
+DIGITS_FILES = ["README.md", "float.tflite", "int16x8.tflite", "int8.tflite", "int8_float_io.tflite",
+                "samples.npz", "test.npz"]
 
 
 ZOO_NAMES = ["anomaly_ae", "digits_mlp", "kws_dscnn", "vww_mobilenet"]

@@ -10,7 +10,7 @@ import struct
 import time
 from dataclasses import dataclass
 
-from .. import blob
+from .. import blob, ops, profiles
 from ..errors import BoardBusy, BoardError, LinkError, LinkTimeout, NpuError, PreflightError
 from ..models import load_model, remember, seen
 from . import board_state, codec
@@ -36,9 +36,16 @@ class BoardInfo(codec.Hello):
                                           (codec.F_SIGNING, "signing"),
                                           (codec.F_KEYED, "keyed"),
                                           (codec.F_ICOUNT, "icount"),
+                                          (codec.F_LOCKED, "locked"),
                                           (codec.F_CANCEL, "cancel")) if self.features & bit]
         d["keyed"] = self.keyed
+        d["locked"] = self.locked
         return d
+
+    @property
+    def locked(self):
+        """The board never hands its REPL over (`npu keys provision --lock`)."""
+        return bool(self.features & codec.F_LOCKED)
 
     @property
     def keyed(self):
@@ -246,6 +253,12 @@ class Board:
             raise PreflightError("op", "firmware %s cannot run op(s) %s: update the firmware"
                                  % (info.firmware, ", ".join(blob.OPNAMES.get(o, str(o))
                                                              for o in missing)))
+        work, budget = ops.run_work(body.ops), profiles.run_macs(info.board)
+        if work > budget:
+            raise PreflightError("work", "one RUN of this model takes %d multiply-accumulates, "
+                                 "the board (%s) allows %d: a smaller model, or a faster board "
+                                 "(npu inspect MODEL --board PROFILE)"
+                                 % (work, info.board or "no profile", budget))
         arena = body.header.value.arena_size
         if arena > info.ram:
             raise PreflightError("ram", "model needs a %d-byte arena, the board has %d bytes of RAM: "
@@ -353,9 +366,10 @@ class Board:
                            "give --key FILE (the file `npu keys provision` wrote)")
         return body + codec.proof(key, codec.parse_nonce(self.request(codec.NONCE)), ftype, body)
 
-    def provision_key(self, new_key, old_key=None):
+    def provision_key(self, new_key, old_key=None, lock=False):
         """Give the board device key `new_key` (32 bytes; from then on it installs only blobs
-        signed with it). A board that has a key wants it as `old_key` (BoardError code 13)."""
+        signed with it). A board that has a key wants it as `old_key` (BoardError code 13).
+        `lock`: the board never hands its REPL over again (docs/protocol.md, Locking)."""
         if len(new_key) != codec.KEY_SIZE or (old_key is not None and len(old_key) != codec.KEY_SIZE):
             raise ValueError("a device key is %d bytes" % codec.KEY_SIZE)
         if not self.info.features & codec.F_SIGNING:
@@ -363,7 +377,7 @@ class Board:
                              % self.info.firmware)
         keyed = self.info.keyed and old_key is not None
         nonce = codec.parse_nonce(self.request(codec.NONCE)) if keyed else None
-        self.request(codec.KEY, codec.key_request(new_key, old_key if keyed else None, nonce))
+        self.request(codec.KEY, codec.key_request(new_key, old_key if keyed else None, nonce, lock))
         self.info = self.hello()  # F_KEYED as it is now
 
     def clear_key(self, old_key):
@@ -395,7 +409,11 @@ class Board:
 
     def repl(self, key=None):
         """Ask the firmware to leave binary mode and hand the MicroPython REPL back (a keyed
-        board wants proof of its key: `key`, default the Board's)."""
+        board wants proof of its key: `key`, default the Board's). A locked board never does."""
+        if self.info.locked:
+            raise NpuError("the board on %s is locked (npu keys provision --lock): it never hands "
+                           "its REPL over; update its firmware with its bootloader "
+                           "(docs/protocol.md, Locking)" % self.port)
         self.request(codec.REPL, self._proven(codec.REPL, b"", key))
 
     def list(self):

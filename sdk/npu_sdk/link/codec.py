@@ -48,7 +48,8 @@ F_STAGING = 8  # INPUT and OUTPUT requests, RUN_STAGED and RUN_HOLD
 F_SIGNING = 16  # KEY requests and signed FLASH_BEGIN
 F_KEYED = 32  # the board has a device key: it installs only blobs signed with it
 F_ICOUNT = 64  # the board's clock counts instructions, 1,000 per us (QEMU's -icount shift=0)
-F_CANCEL = 128  # CANCEL, and RUN_CANCELLABLE: a RUN that reads the line between inferences
+F_LOCKED = 128  # the board never hands its REPL over (locked with KEY_LOCK), for good
+F_CANCEL = 256  # CANCEL, and RUN_CANCELLABLE: a RUN that reads the line between inferences
 
 #: FLASH_ZDATA: log2 of the deflate window; a chunk is compressed on its own, so no
 #: back-reference reaches past its start and a 4 KB window covers any chunk a board takes
@@ -201,6 +202,7 @@ SIGN_TAG = b"npu-blob"
 AUTH_TAG = b"npu-auth"
 KEY_SIZE = 32
 DOWNGRADE = 1  # FLASH_BEGIN flags: install over a newer version (signed over a fresh nonce)
+KEY_LOCK = 1  # KEY flags: lock the board (no REPL hand-over, ever)
 
 
 def blob_mac(key, blob_id, name, version=0, flags=0, nonce=b""):
@@ -231,11 +233,11 @@ def parse_nonce(p):
     return bytes(p)
 
 
-def key_request(new_key, old_key=None, nonce=None):
-    """KEY: new_key[32] (zeros: remove the key), then proof(old_key, nonce, KEY, new_key),
-    or zeros for a board without a key."""
-    tail = proof(old_key, nonce, KEY, new_key) if old_key else bytes(KEY_SIZE)
-    return bytes(new_key) + tail
+def key_request(new_key, old_key=None, nonce=None, lock=False):
+    """KEY: new_key[32] (zeros: remove the key), with `lock` a flags byte KEY_LOCK, then
+    proof(old_key, nonce, KEY, what comes before it), or zeros for a board without a key."""
+    body = bytes(new_key) + (bytes((KEY_LOCK,)) if lock else b"")
+    return body + (proof(old_key, nonce, KEY, body) if old_key else bytes(KEY_SIZE))
 
 
 def parse_flash_begin(p):
