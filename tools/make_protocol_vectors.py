@@ -60,6 +60,7 @@ def session_requests(codec, blob):
         ("same blob again: installed", codec.FLASH_BEGIN, 8,
          codec.flash_begin_request(len(blob), blob[-32:], "m")),
         ("list", codec.LIST, 9, b""),
+        ("cancel: no RUN working", codec.CANCEL, 63, b""),
         ("run, profiled", codec.RUN, 10, codec.run_request("m", [x], 3, codec.RUN_PROFILE)),
         ("run, wrong input size", codec.RUN, 11, codec.run_request("m", [x[:3]])),
         ("input: first piece", codec.INPUT, 22, codec.input_request("m", 0, 0, x[:5])),

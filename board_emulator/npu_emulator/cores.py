@@ -2,6 +2,7 @@
 the real MicroPython VM on the firmware files with the viper kernels, or a real MicroPython
 firmware image for an Arm Cortex-M board under qemu-system-arm (npu_sdk.firmware_image)."""
 import os
+import select
 import socket
 import subprocess
 import threading
@@ -22,6 +23,9 @@ class _SocketUart:
     def read(self):
         data = self.sock.recv(65536)
         return data or None
+
+    def any(self):
+        return bool(select.select([self.sock], [], [], 0)[0])
 
     def write(self, data):
         self.sock.sendall(data)

@@ -9,6 +9,7 @@ import threading
 
 from npu_sdk import profiles
 from npu_sdk.errors import NpuError
+from npu_sdk.link import discovery
 
 from . import faults, power
 
@@ -154,6 +155,7 @@ def serve(args):
     print("core: %s, board: %s, flash: %s, uart: %s%s" % (
         args.core, profile["name"], flash_dir, ("%d baud" % baud) if baud else "unpaced",
         (", faults: %r" % spec) if spec else ""), flush=True)
+    note = discovery.register(uart.port, args.core, profile["name"])  # `npu` finds it without --port
     try:
         repl = False
         while not stop.wait(0.05):
@@ -174,6 +176,7 @@ def serve(args):
                       file=sys.stderr)
                 return 1
     finally:
+        discovery.unregister(note)
         if proc is not None and proc.poll() is None:
             proc.kill()
             proc.wait()

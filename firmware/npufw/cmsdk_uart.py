@@ -45,5 +45,9 @@ class CmsdkUart:
         # copies what it keeps) before it reads again, and nothing is allocated per chunk
         return self.view[:_take(self.regs, self.buf, CHUNK, QUIET)]
 
+    def any(self):
+        """Whether a received byte waits (STATE.RXFULL; a RUN looks between inferences)."""
+        return bool(self.regs[4] & 2)
+
     def write(self, data):
         self.tx.write(data)

@@ -5,6 +5,8 @@ the host did not hear the answer) gets the same answer again without running twi
 FLASH_DATA streams: the host keeps a window of chunks in flight, the board writes them in
 order, holds up to WINDOW bytes that arrived early, and acknowledges each frame with the
 offset it has verified so far (NAK with the same offset when a gap precedes the frame).
+A cancellable RUN reads the line between its inferences: CANCEL stops it, other requests hear
+that the board is busy.
 """
 import gc
 import hashlib
@@ -51,6 +53,7 @@ KEY = 0x0C
 FLASH_ZDATA = 0x0D
 MEM = 0x0E
 NONCE = 0x0F
+CANCEL = 0x10
 LOG = 0x40
 RESPONSE = 0x80
 NAK = 0xFE
@@ -65,6 +68,7 @@ F_KEYED = 32  # this board has a device key: it installs only blobs signed with 
 F_ICOUNT = 64  # the board's clock counts instructions: 1 us is 1,000 (QEMU's -icount shift=0)
 F_LOCKED = 128  # the board never hands its REPL over (KEY with KEY_LOCK), for good
 KEY_LOCK = 1  # KEY flags: lock the board
+F_CANCEL = 256  # CANCEL requests and RUN_CANCELLABLE
 ZDATA_WBITS = 12  # FLASH_ZDATA's deflate window: 4 KB, more than any chunk
 
 BEGIN_SEND = 0
@@ -72,6 +76,7 @@ BEGIN_INSTALLED = 1
 RUN_PROFILE = 1
 RUN_STAGED = 2  # the inputs were uploaded with INPUT
 RUN_HOLD = 4  # outputs too long for one answer stay on the board for OUTPUT
+RUN_CANCELLABLE = 8  # read the line between inferences: CANCEL, busy and working answers
 OUT_HELD = 0x80  # RUN answer: an output's dtype | OUT_HELD: its bytes are read with OUTPUT
 
 # error codes (npu_sdk.link.codec.ERRORS mirrors these)
@@ -88,6 +93,9 @@ E_INTERNAL = 10
 E_UNAVAILABLE = 11
 E_TOO_LONG = 12
 E_SIGNATURE = 13
+E_CANCELLED = 14
+E_BUSY = 15  # another request is running: this one was not run
+E_WORKING = 16  # a repeat of the request that is running: not done yet
 
 
 # what a short or malformed payload raises: struct.error on CPython, ValueError on MicroPython
@@ -177,12 +185,16 @@ class Server:
         self.log_lines = []  # [(ticks_ms, text)], the newest last
         self.console = False  # send LOG frames as lines are logged
         self.leave = False  # set by REPL: serve_forever returns after answering
+        self.current = None  # (type, seq, crc bytes) of the request being answered
+        self.last_run = None  # (seq, crc bytes, answer) of the last RUN: outlives HELLO
+        self.pending = []  # raw frames read behind a CANCEL while a RUN worked
         self.handlers = {HELLO: self.hello, FLASH_BEGIN: self.flash_begin,
                          FLASH_DATA: self.flash_data, FLASH_ZDATA: self.flash_zdata,
                          FLASH_END: self.flash_end,
                          LIST: self.list, RUN: self.run, RM: self.rm, CONSOLE: self.console_on,
                          REPL: self.repl, INPUT: self.input, OUTPUT: self.output,
-                         KEY: self.key, MEM: self.memory, NONCE: self.nonce_request}
+                         KEY: self.key, MEM: self.memory, NONCE: self.nonce_request,
+                         CANCEL: self.cancel}
         self.staging = None  # [Model, [bytes staged per input]]: INPUT writes into the arena
         self.nonce = None  # the last NONCE answered, until a proof of the key uses it
         self.nonces = 0
@@ -212,6 +224,10 @@ class Server:
                 reply = self.handle(raw)
                 if reply is not None:
                     uart.write(reply)
+                while self.pending:
+                    reply = self.handle(self.pending.pop(0))
+                    if reply is not None:
+                        uart.write(reply)
             while self.deframer.too_long:
                 uart.write(self.too_long(*self.deframer.too_long.pop(0)))
             if self.leave:
@@ -252,8 +268,18 @@ class Server:
         last = self.last
         if last is not None and last[0] == ftype and last[1] == seq and last[2] == key:
             return last[3]  # a repeat: the host did not hear the answer
-        reply = self._answer(ftype, seq, payload)
+        run = self.last_run
+        if ftype == RUN and run is not None and run[0] == seq and run[1] == key:
+            # a retransmission queued behind another host's HELLO: its work is done
+            return run[2]
+        self.current = (ftype, seq, key)
+        try:
+            reply = self._answer(ftype, seq, payload)
+        finally:
+            self.current = None
         self.last = (ftype, seq, key, reply)
+        if ftype == RUN:
+            self.last_run = (seq, key, reply)
         return reply
 
     def too_long(self, ftype, seq):
@@ -298,7 +324,7 @@ class Server:
         lim = self.board.limits
         store = self.board.store
         locked = store.locked()
-        features = F_PROFILE | F_STAGING | F_SIGNING \
+        features = F_PROFILE | F_STAGING | F_SIGNING | F_CANCEL \
             | (F_REPL if lim.get("repl") and not locked else 0) | (F_LOCKED if locked else 0) \
             | (F_ICOUNT if lim.get("icount") else 0) \
             | (F_DEFLATE if _raw_inflate else 0)
@@ -477,6 +503,7 @@ class Server:
             store.discard(name)
             raise
         self._drop(name)  # before the commit renames its file
+        self.last_run = None  # a remembered RUN answer may be of the model replaced here
         store.commit(name)
         if state.version >= 0:  # signed on a keyed board: no older version installs after it
             store.set_version(name, state.version)
@@ -529,6 +556,7 @@ class Server:
         if self.flashing is not None and self.flashing.name == name:
             self._abort()
         self._drop(name)
+        self.last_run = None
         if not self.board.store.remove(name):
             raise Refused(E_NOT_FOUND, "no model named %r on the board (npu ls lists them)" % name)
         self.log("rm %s" % name)
@@ -629,6 +657,7 @@ class Server:
         self._drop(name)
         self.staging = self.held = None
         self.trial = None
+        self.last_run = None
         self.board.store.rollback(name)
         self.log("%s: %s failed, rolled back: %s" % (name, what, e))
         raise Refused(E_NO_MEMORY if isinstance(e, MemoryError) else E_BAD_BLOB,
@@ -640,6 +669,7 @@ class Server:
         input straight into the model's input tensor; offset 0 starts the input over."""
         name, pos = _name(p, 0)
         model = self._model(name)
+        self.last_run = None  # a staged RUN's payload does not show what was staged
         index = p[pos]
         offset = struct.unpack_from("<I", p, pos + 1)[0]
         data = memoryview(p)[pos + 5:]
@@ -676,6 +706,36 @@ class Server:
             raise Refused(E_BAD_REQUEST, "model %r has %d output(s)" % (name, len(model.blob.outputs)))
         view = model.output(index)
         return bytes(view[offset:offset + min(count, MAX_PAYLOAD)])
+
+    def cancel(self, p):
+        """CANCEL -> stopped u8: 0 here, with no RUN working (a RUN answers it from
+        _interrupted with 1)."""
+        return b"\x00"
+
+    def _interrupted(self, name, done, total):
+        """Frames that arrived while a RUN works, read between its inferences. CANCEL stops the
+        work (True); a repeat of the RUN hears how far it got; any other request hears that
+        the board is busy and is not run. Frames behind a CANCEL wait for the RUN's answer."""
+        uart = self.board.uart
+        cancel = False
+        for raw in self.deframer.feed(uart.read() or b""):
+            if cancel:
+                self.pending.append(raw)
+                continue
+            msg = frame.decode(raw)
+            if msg is None:
+                continue
+            ftype, seq = msg[0], msg[1]
+            if ftype == CANCEL:
+                cancel = True
+                uart.write(frame.encode(CANCEL | RESPONSE, seq, b"\x01"))
+            elif self.current == (ftype, seq, bytes(raw[-4:])):
+                uart.write(self._error(seq, E_WORKING, "working: %d of %d runs of %r done"
+                                       % (done, total, name)))
+            else:
+                uart.write(self._error(seq, E_BUSY, "busy running %r (%d of %d runs done): wait "
+                                       "for it, or stop it with `npu cancel`" % (name, done, total)))
+        return cancel
 
     def run(self, p):
         repeat, flags = struct.unpack_from("<HB", p, 0)
@@ -716,9 +776,15 @@ class Server:
         # the native kernels allocates nothing (the image's pystack holds the interpreter's
         # star-call arguments), and each run starts from a collected heap
         exact = self.board.limits.get("icount")
+        # a host that asked for it hears busy and working answers (older ones would misread them)
+        waiting = getattr(self.board.uart, "any", None) if flags & RUN_CANCELLABLE else None
         first = True
         try:
-            for _ in range(max(1, repeat)):
+            for done in range(max(1, repeat)):
+                if waiting is not None and waiting() and self._interrupted(name, done, repeat):
+                    self.log("RUN of %s cancelled after %d of %d runs" % (name, done, repeat))
+                    raise Refused(E_CANCELLED, "RUN of %r cancelled after %d of %d runs"
+                                  % (name, done, repeat))
                 # the planner reuses input bytes once read: every run starts from a fresh copy
                 if not (staged and first):
                     for i, data in enumerate(inputs):
@@ -729,6 +795,8 @@ class Server:
                 t0 = clock.ticks_us()
                 model.invoke(clock, op_times)
                 times.append(clock.ticks_diff(clock.ticks_us(), t0))
+        except Refused:
+            raise  # cancelled: the model is not at fault
         except Exception as e:
             if self.trial == name:
                 self._roll_back(name, "its first RUN", e)

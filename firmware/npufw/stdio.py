@@ -35,6 +35,10 @@ class StdioUart:
                 n += 1
             return self.view[:n]
 
+    def any(self):
+        """Whether bytes wait to be read (a RUN looks between inferences)."""
+        return bool(self.poller.poll(0))
+
     def write(self, data):
         self.tx.write(data)
         if hasattr(self.tx, "flush"):

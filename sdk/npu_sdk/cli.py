@@ -222,7 +222,9 @@ def cmd_ls(args):
         entries = board.list()
         info = board.info
     if args.json:
-        print(json.dumps([dict(name=e.name, size=e.size, id=e.blob_id.hex()) for e in entries]))
+        print(json.dumps(dict(models=[dict(name=e.name, size=e.size, id=e.blob_id.hex())
+                                      for e in entries],
+                              free_flash=info.free_flash, flash=info.flash)))
         return
     for e in entries:
         print("%-32s %8d  %s" % (e.name, e.size, e.blob_id.hex()[:16]))
@@ -235,12 +237,16 @@ def cmd_run(args):
 
 
 def cmd_ports(args):
-    """Serial ports with VID:PID, and whether an npu board answers HELLO on each."""
+    """Serial ports with VID:PID and running emulators, and whether an npu board answers HELLO
+    on each."""
     from serial.tools import list_ports
 
     from .link import Board
     found = [dict(port=p.device, vid_pid=("%04x:%04x" % (p.vid, p.pid)) if p.vid is not None else None,
                   description=p.description) for p in sorted(list_ports.comports(), key=lambda p: p.device)]
+    from .link import discovery
+    found += [dict(port=e["port"], vid_pid=None, description="npu emulate (%s core, %s)"
+                   % (e["core"], e["board"])) for e in discovery.emulators()]
     extra = _port(args)
     if extra and extra not in [f["port"] for f in found]:
         found.append(dict(port=extra, vid_pid=None, description="--port / $NPU_PORT"))
@@ -260,7 +266,7 @@ def cmd_ports(args):
                                        ("firmware %s on %s" % (f["firmware"], f["board"])) if f["npu"]
                                        else f["description"]))
     if not found:
-        print("no serial ports found (an emulator's pty is not listed: pass --port)")
+        print("no serial ports found and no `npu emulate` running")
 
 
 def _heap_line(m):
@@ -344,6 +350,15 @@ def cmd_rm(args):
         print(json.dumps(dict(removed=args.name)))
     else:
         print("removed %r" % args.name)
+
+
+def cmd_cancel(args):
+    """Stop the RUN a board is working on, whichever host asked for it."""
+    with _board(args, busy_ok=True) as board:
+        stopped = board.cancel()
+    _say(args, dict(port=board.port, stopped=stopped),
+         "the board on %s stopped its RUN" % board.port if stopped else
+         "the board on %s was running nothing" % board.port)
 
 
 def cmd_console(args):
@@ -515,10 +530,18 @@ def _repeat(text):
 
 
 def cmd_firmware_build(args):
+    from . import firmware_build, profiles
+    if args.board and not args.target:
+        if profiles.PROFILES.get(args.board, {}).get("qemu"):  # a qemu board: its image
+            args.target = profiles.PROFILES[args.board]["qemu"]
+        elif args.arch:
+            raise NpuError("give --board or --arch, not both: board %s is %s"
+                           % (args.board, firmware_build.board_arch(args.board)))
+        else:
+            args.arch = firmware_build.board_arch(args.board)
     if args.target:
         return _firmware_image(args)
-    from . import firmware_build
-    args.output = args.output or "npu-firmware"
+    args.output = args.output or ("npu-firmware-%s" % args.board if args.board else "npu-firmware")
     manifest = firmware_build.build(args.output, args.arch)
     if args.json:
         print(json.dumps(dict(output=args.output, **manifest)))
@@ -623,7 +646,7 @@ def build_parser():
     from . import __version__
     p = _Parser(prog="npu", description="Compile TFLite models for NPU boards, flash them over a "
                 "serial link and run them. Exit status: 0 done, 1 failed (one `npu: ...` line "
-                "says why), 2 usage error, 130 interrupted.")
+                "says why), 2 usage error, 130 interrupted, 141 stdout closed early (`| head`).")
     p.add_argument("--version", action="version", version="npu-sdk %s" % __version__)
     p.add_argument("-p", "--port", dest="port_before", metavar="PORT",
                    help="the board's port, for any subcommand (as its own --port)")
@@ -729,7 +752,8 @@ def build_parser():
     coordinator_arg(sp)
     sp.set_defaults(func=cmd_flash)
 
-    sp = sub.add_parser("ls", help="list the models on the board")
+    sp = sub.add_parser("ls", help="list the models on the board and its free flash (--json: "
+                                   "{models, free_flash, flash}, in bytes)")
     board_args(sp)
     sp.set_defaults(func=cmd_ls)
 
@@ -765,6 +789,11 @@ def build_parser():
     proof_arg(sp)
     board_args(sp)
     sp.set_defaults(func=cmd_rm)
+
+    sp = sub.add_parser("cancel", help="stop the RUN the board is working on (a long --repeat), "
+                                       "whichever host asked for it")
+    board_args(sp)
+    sp.set_defaults(func=cmd_cancel)
 
     sp = sub.add_parser("console", help="show the board's log lines: recent ones, then live")
     sp.add_argument("--count", type=int, metavar="N", help="stop after N lines")
@@ -842,7 +871,8 @@ def build_parser():
     fp = fw_sub.add_parser("build", help="compile the firmware with mpy-cross: main.py + "
                                          "npufw/*.mpy + manifest.json")
     fp.add_argument("-o", "--output", metavar="DIR", help="output directory (default: npu-firmware, "
-                                                          "or npu-firmware-TARGET with --target)")
+                                                          "npu-firmware-BOARD with --board, "
+                                                          "npu-firmware-TARGET with --target)")
     fp.add_argument("--arch", choices=ARCHS, metavar="ARCH",
                     help="native code target, one of: %s (ESP32-S3: xtensawin, RP2040: armv6m; "
                          "default: the host MicroPython VM's)" % ", ".join(ARCHS))
@@ -851,9 +881,12 @@ def build_parser():
                     help="build a whole MicroPython image instead (firmware.elf, firmware.bin) "
                          "with the firmware frozen in, for one of: %s; needs MicroPython's "
                          "source and arm-none-eabi-gcc (docs/boards.md)" % ", ".join(sorted(TARGETS)))
-    fp.add_argument("--board", metavar="PROFILE",
-                    help="with --target: the board profile whose RAM sizes the heap "
-                         "(default: the target's own)")
+    from .firmware_build import BOARD_ARCHS
+    fp.add_argument("--board", metavar="NAME",
+                    help="the board to build for: %s (its .mpy architecture), or a qemu board "
+                         "(mps3-an547, mps2-an386: its image); with --target: the board "
+                         "profile whose RAM sizes the heap (default: the target's own)"
+                         % ", ".join(sorted(BOARD_ARCHS)))
     fp.add_argument("--micropython", metavar="DIR",
                     help="with --target: MicroPython's source tree (default: $MICROPY_DIR)")
     fp.add_argument("--cmsis-nn", metavar="DIR",
@@ -876,6 +909,18 @@ def build_parser():
     return p
 
 
+def _pick_port(args):
+    """No --port and no $NPU_PORT: the one board this host finds (as mpremote's `auto`), named
+    on stderr; none or several is an error saying so."""
+    if not hasattr(args, "port") or args.port or os.environ.get("NPU_PORT") \
+            or args.command == "ports" or getattr(args, "places", None):
+        return
+    from .link import discovery
+    port = discovery.only_board()
+    args.port = [port] if args.command == "flash" else port
+    print("using the board on %s (the only one found)" % port, file=sys.stderr)
+
+
 def _print_warning(message, category, filename, lineno, file=None, line=None):
     """A warning (errors.ModelWarning: what the SDK tolerated) as one line, no source location."""
     print("warning: %s" % message, file=sys.stderr)
@@ -891,9 +936,17 @@ def main(argv=None):
     if args.port_before and getattr(args, "port", None) is None and hasattr(args, "port"):
         args.port = [args.port_before] if args.command == "flash" else args.port_before
     try:
+        _pick_port(args)
         with warnings.catch_warnings():
             warnings.showwarning = _print_warning
-            return args.func(args) or 0
+            code = args.func(args) or 0
+            sys.stdout.flush()  # a reader gone away shows here, not as a traceback at exit
+            return code
+    except BrokenPipeError:
+        # stdout's reader went away (`npu ls | head -1`): stop quietly, as Unix tools do on
+        # SIGPIPE (128 + 13), with nothing left to flush into the broken pipe at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except NpuError as e:
         if getattr(args, "json", False):
             print(json.dumps(dict(error=str(e), code=1)))

@@ -114,6 +114,7 @@ def cmd_run(args, board_of):
             outputs, median_us = board.invoke(args.name, arrays, repeat=args.repeat)
         heap = board.memory()
         clock = _clock(board.info)
+        estimate = _estimate(spec, board.info.board) if clock == "host" else None
         icount = bool(board.info.features & codec.F_ICOUNT)
     if args.json:
         report = dict(name=args.name, median_us=median_us, repeat=args.repeat, clock=clock,
@@ -127,6 +128,9 @@ def cmd_run(args, board_of):
                 row["instructions"] = row["us"] * 1000
         if heap is not None and heap["heap"] is not None:
             report["heap"] = heap
+        if estimate is not None and estimate["us"] is not None:
+            report["estimate_us"] = estimate["us"]
+            report["estimate_profile"] = estimate["profile"]
         print(json.dumps(report))
     else:
         for i, y in enumerate(outputs):
@@ -135,6 +139,8 @@ def cmd_run(args, board_of):
         print("invoke: %.3f ms median of %d (%s)%s" % (
             median_us / 1000.0, args.repeat, _CLOCKS[clock],
             ", %d instructions (-icount)" % round(median_us * 1000) if icount else ""))
+        if estimate is not None:
+            print(_estimate_line(estimate))
         if heap is not None and heap["heap"] is not None and heap["after_invoke"] is not None:
             from .cli import _heap_line
             print(_heap_line(heap))
@@ -150,6 +156,28 @@ def cmd_run(args, board_of):
 
 _CLOCKS = {"board": "the board's clock", "host": "the host's clock: the emulator's CPython core "
            "runs the kernels at the host's speed, not the board's"}
+
+
+def _estimate(spec, profile_name):
+    """The board profile's latency for a model whose MACs this host knows: MACs over the
+    profile's sustained MAC rate (profiles.py). None when the host does not know the model."""
+    from . import profiles
+    if spec is None or spec.macs is None:
+        return None
+    try:
+        rate = profiles.get(profile_name)["macs_per_s"]
+    except NpuError:  # a board of another SDK's profile
+        rate = None
+    us = round(spec.macs / rate * 1e6, 1) if rate else None
+    return dict(profile=profile_name, macs=spec.macs, rate=rate, us=us)
+
+
+def _estimate_line(e):
+    if e["us"] is None:
+        return ("estimate: board profile %r has no MAC rate (run `npu emulate --board PROFILE`, "
+                "e.g. cortex-m4-256k, for one)" % e["profile"])
+    return ("estimate on %s: %.3f ms (%d MACs at %.0f M MAC/s, the profile's figure)"
+            % (e["profile"], e["us"] / 1000.0, e["macs"], e["rate"] / 1e6))
 
 
 def _clock(info):

@@ -38,6 +38,15 @@ class LinkTimeout(LinkError):
     """The board did not answer in time."""
 
 
+class BoardBusy(LinkError):
+    """The board is working on another request (which it did not run), or was still working
+    on this one (`ours`) when the wait ran out."""
+
+    def __init__(self, message, ours=False):
+        super().__init__(message)
+        self.ours = ours
+
+
 class PreflightError(NpuError):
     """The host refused to flash before sending anything: `kind` is "flash", "ram", "op" or
     "signature" (a keyed board and no key)."""

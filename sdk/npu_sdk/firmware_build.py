@@ -24,10 +24,30 @@ from .errors import NpuError
 
 MANIFEST = "manifest.json"
 # mpy-cross -march values, in the order of MicroPython's MP_NATIVE_ARCH_* codes (1..12),
-# which boards report in sys.implementation._mpy bits 10 and up. ESP32, ESP32-S3: xtensawin;
-# RP2040: armv6m; RP2350: armv7emsp; ESP32-C3/C6: rv32imc; STM32F4/F7: armv7emsp.
+# which boards report in sys.implementation._mpy bits 10 and up.
 ARCHS = ("x86", "x64", "armv6", "armv6m", "armv7m", "armv7em", "armv7emsp", "armv7emdp",
          "xtensa", "xtensawin", "rv32imc", "rv64imc")
+#: `npu firmware build --board NAME`: the chips and boards users name, and the board profiles
+#: (npu_sdk.profiles; the qemu ones build an image instead), -> the .mpy architecture
+BOARD_ARCHS = {
+    "esp32": "xtensawin", "esp32-s3": "xtensawin", "esp32-s3-512k": "xtensawin",
+    "esp32-c3": "rv32imc", "esp32-c6": "rv32imc",
+    "rp2040": "armv6m", "pico": "armv6m", "pico-w": "armv6m",
+    "rp2350": "armv7emsp", "pico2": "armv7emsp", "pico2-w": "armv7emsp",
+    "stm32f4": "armv7emsp", "stm32f7": "armv7emsp", "pyboard": "armv7emsp",
+    "cortex-m4-256k": "armv7emsp",
+}
+
+
+def board_arch(name):
+    """The .mpy architecture of board `name` (BOARD_ARCHS); NpuError naming the known ones."""
+    try:
+        return BOARD_ARCHS[name.lower()]
+    except KeyError:
+        from . import profiles
+        images = sorted(n for n, p in profiles.PROFILES.items() if p.get("qemu"))
+        raise NpuError("unknown board %r; boards: %s; qemu images: %s (or give --arch)"
+                       % (name, ", ".join(sorted(BOARD_ARCHS)), ", ".join(images))) from None
 
 
 def _package_dir(name):

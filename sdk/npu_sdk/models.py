@@ -76,12 +76,14 @@ class TensorSpec:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """What the host knows about a flashed blob: its name, size, id and I/O tensors."""
+    """What the host knows about a flashed blob: its name, size, id, I/O tensors and MACs per
+    inference (a board profile's latency estimate; None when not known)."""
     name: str
     size: int
     blob_id: bytes
     inputs: tuple
     outputs: tuple
+    macs: int = None
 
     @classmethod
     def from_blob(cls, name, data):
@@ -93,13 +95,15 @@ class ModelSpec:
             return TensorSpec(tuple(t.shape[:t.ndim]), str(t.dtype), float(t.scale),
                               int(t.zero_point))
 
+        from .report import layers
         spec = cls(name, len(data), bytes(data[-32:]), tuple(tensor(i) for i in body.inputs),
-                   tuple(tensor(i) for i in body.outputs))
+                   tuple(tensor(i) for i in body.outputs),
+                   sum(row["macs"] for row in layers(data)[0]))
         _SEEN[spec.blob_id] = spec
         return spec
 
     def renamed(self, name):
-        return ModelSpec(name, self.size, self.blob_id, self.inputs, self.outputs)
+        return ModelSpec(name, self.size, self.blob_id, self.inputs, self.outputs, self.macs)
 
     def check_inputs(self, inputs):
         """Return `inputs` as arrays of the model's dtypes and shapes, or raise ValueError."""
@@ -167,6 +171,7 @@ def remember(spec):
                        zero_point=t.zero_point) for t in getattr(spec, k)]
               for k in ("inputs", "outputs")}
     record["size"] = spec.size
+    record["macs"] = spec.macs
     path = os.path.join(_memory_dir(), spec.blob_id.hex() + ".json")
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -185,6 +190,6 @@ def _recall(blob_id):
             record = json.load(f)
         return ModelSpec("", record["size"], blob_id, *(
             tuple(TensorSpec(tuple(t["shape"]), t["dtype"], t["scale"], t["zero_point"])
-                  for t in record[k]) for k in ("inputs", "outputs")))
+                  for t in record[k]) for k in ("inputs", "outputs")), record.get("macs"))
     except (OSError, ValueError, KeyError, TypeError):
         return None

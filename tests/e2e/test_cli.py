@@ -22,12 +22,25 @@ def npu(*args, check=True, env=None):
     return proc
 
 
+def test_ls_json_says_free_flash(emulator):
+    def ls():
+        return json.loads(npu("ls", "--port", emulator.port, "--json").stdout)
+    empty = ls()
+    npu("flash", DIGITS_INT8, "--port", emulator.port, "--name", "d")
+    after = ls()
+    size = after["models"][0]["size"]
+    assert empty["models"] == [] and empty["flash"] == after["flash"] >= empty["free_flash"]
+    assert size <= empty["free_flash"] - after["free_flash"] < size + 4096  # a block at most
+    info = json.loads(npu("info", "--port", emulator.port, "--json").stdout)
+    assert (info["free_flash"], info["flash"]) == (after["free_flash"], after["flash"])
+
+
 @pytest.mark.parametrize("model", [DIGITS_INT8, DIGITS_FLOAT_IO], ids=["int8-io", "float-io"])
 def test_compile_flash_run_bit_exact(emulator, tmp_path, model):
     blob = tmp_path / "digits.npb"
     npu("compile", model, "-o", blob)
     npu("flash", blob, "--port", emulator.port, "--name", "digits")
-    listing = json.loads(npu("ls", "--port", emulator.port, "--json").stdout)
+    listing = json.loads(npu("ls", "--port", emulator.port, "--json").stdout)["models"]
     assert [e["name"] for e in listing] == ["digits"]
     assert listing[0]["size"] == blob.stat().st_size
 
@@ -65,7 +78,7 @@ def test_errors_are_one_clear_line(emulator, tmp_path):
     r = npu("flash", blob, "--name", "bad/name", "--port", emulator.port, check=False)
     assert r.returncode == 1 and "model name" in r.stderr
     # the board kept serving through all of it
-    assert json.loads(npu("ls", "--port", emulator.port, "--json").stdout)[0]["name"] == "digits"
+    assert json.loads(npu("ls", "--port", emulator.port, "--json").stdout)["models"][0]["name"] == "digits"
 
 
 def test_wrong_port(tmp_path):

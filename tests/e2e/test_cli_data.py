@@ -65,7 +65,7 @@ def test_zoo_models_keep_their_names(board, tmp_path, env):
     port = board.port
     for model in (DIGITS_INT8, KWS):
         npu("flash", model, "--port", port, env=env)
-    names = [e["name"] for e in json.loads(npu("ls", "--port", port, "--json").stdout)]
+    names = [e["name"] for e in json.loads(npu("ls", "--port", port, "--json").stdout)["models"]]
     assert sorted(names) == ["digits_mlp", "kws_dscnn"]
     # a different blob under a name the board holds: said, and how to keep both
     r = npu("flash", KWS, "--name", "digits_mlp", "--port", port, env=env)
@@ -84,3 +84,26 @@ def test_compile_writes_to_the_current_directory_and_warns_on_int8_calib(tmp_pat
     assert "calibration data is int8 for the float input" in r.stderr
     assert r.stderr.count("calibration set has 16 samples") == 1
     assert "calibration set has" not in r.stdout
+
+
+def test_host_time_comes_with_the_profiles_estimate(tmp_path):
+    """The CPython core's times are the host's: `npu run` says so and gives the board
+    profile's estimate next to them (the model's MACs at the profile's MAC rate)."""
+    from npu_sdk import profiles
+    emu = Emulator("cpython", flash_dir=tmp_path / "flash", board="cortex-m4-256k")
+    try:
+        npu("flash", ZOO / "kws_dscnn" / "int8.tflite", "--port", emu.port)
+        x = tmp_path / "x.npy"
+        np.save(x, np.load(ZOO / "kws_dscnn" / "samples.npz")["x_int8"][0])
+        macs = json.loads(npu("inspect", ZOO / "kws_dscnn" / "int8.tflite",
+                              "--json").stdout)["totals"]["macs"]
+        rate = profiles.get("cortex-m4-256k")["macs_per_s"]
+        text = npu("run", "kws_dscnn", "--input", x, "--port", emu.port).stdout
+        assert "the host's clock" in text
+        assert "estimate on cortex-m4-256k: %.3f ms (%d MACs" % (macs / rate * 1e3, macs) in text
+        report = json.loads(npu("run", "kws_dscnn", "--input", x, "--port", emu.port,
+                                "--json").stdout)
+        assert report["clock"] == "host" and report["estimate_profile"] == "cortex-m4-256k"
+        assert report["estimate_us"] == round(macs / rate * 1e6, 1)
+    finally:
+        emu.stop()

@@ -288,7 +288,7 @@ def test_parallel_flash_goes_on_when_a_board_dies_halfway(farm, tmp_path):
     assert not any(re.match(r"npu-2\s+100%", line) for line in progress)
     print(out)
     for place in ("npu-1", "npu-3"):
-        listing = json.loads(npu("ls", "--json", "--port", place_url(farm, place)).stdout)
+        listing = json.loads(npu("ls", "--json", "--port", place_url(farm, place)).stdout)["models"]
         assert dict(name="big", size=len(data), id=data[-32:].hex()) in listing
     assert holders(farm) == dict.fromkeys(PLACES)
 

@@ -45,7 +45,7 @@ def test_info_rm_profile_console_trace(emulator, tmp_path):
     npu("rm", "d", "--port", port)
     r = npu("rm", "d", "--port", port, check=False)
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "no model named 'd'" in r.stderr
-    assert json.loads(npu("ls", "--port", port, "--json").stdout) == []
+    assert json.loads(npu("ls", "--port", port, "--json").stdout)["models"] == []
 
 
 def test_repl_and_back(emulator):

@@ -186,9 +186,9 @@ def test_cli_keys_provision_flash_and_clear(emulator, tmp_path):
     assert r.returncode == 1 and r.stderr.count("\n") == 1
     assert r.stderr.startswith("npu: board accepts only blobs signed with its device key: "
                                "flash with --key FILE")
-    assert json.loads(npu("ls", "--port", port, "--json").stdout) == []
+    assert json.loads(npu("ls", "--port", port, "--json").stdout)["models"] == []
     npu("flash", DIGITS_INT8, "--name", "d", "--port", port, "--key", key_file)
-    assert [e["name"] for e in json.loads(npu("ls", "--port", port, "--json").stdout)] == ["d"]
+    assert [e["name"] for e in json.loads(npu("ls", "--port", port, "--json").stdout)["models"]] == ["d"]
     r = npu("validate", DIGITS_INT8, "--name", "d", "--port", port, check=False)
     assert r.returncode == 1 and "signed with its device key" in r.stderr
     assert json.loads(npu("validate", DIGITS_INT8, "--name", "d", "--port", port, "--key", key_file,

@@ -204,7 +204,7 @@ def check_answer_with_the_sdk(request, answer, note):
              codec.LIST: codec.parse_list,
              codec.RUN: codec.parse_run, codec.CONSOLE: codec.parse_console,
              codec.INPUT: codec.parse_verified, codec.OUTPUT: bytes,
-             codec.NONCE: codec.parse_nonce}.get(req[0])
+             codec.NONCE: codec.parse_nonce, codec.CANCEL: codec.parse_cancel}.get(req[0])
     if parse is None:
         assert p == b"", note
     else:

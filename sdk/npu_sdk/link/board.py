@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 
 from .. import blob, ops, profiles
-from ..errors import BoardError, LinkError, LinkTimeout, NpuError, PreflightError
+from ..errors import BoardBusy, BoardError, LinkError, LinkTimeout, NpuError, PreflightError
 from ..models import load_model, remember, seen
 from . import board_state, codec
 from .arq import CHUNK, CHUNK_MIN, FlashStream
@@ -20,6 +20,7 @@ from .transport import DEFAULT_BAUD, open_port
 #: seconds an INPUT piece's answer may take before the piece counts as lost (and the pieces
 #: halve), until round trips are measured
 _PIECE_WAIT = 1.0
+_NO_DATA_MISSES = 20  # reads in a row that may find no data before the port counts as gone
 _DTYPES = {code: str(name) for code, name in blob.DType.decmapping.items()}  # the blob's codes
 
 
@@ -35,7 +36,8 @@ class BoardInfo(codec.Hello):
                                           (codec.F_SIGNING, "signing"),
                                           (codec.F_KEYED, "keyed"),
                                           (codec.F_ICOUNT, "icount"),
-                                          (codec.F_LOCKED, "locked")) if self.features & bit]
+                                          (codec.F_LOCKED, "locked"),
+                                          (codec.F_CANCEL, "cancel")) if self.features & bit]
         d["keyed"] = self.keyed
         d["locked"] = self.locked
         return d
@@ -77,14 +79,15 @@ class FlashResult:
 class Board:
     """A connected board. Use as a context manager.
 
-    Requests are retransmitted with exponential backoff while the board is silent; the
+    A board working on another host's RUN raises BoardBusy unless `busy_ok`: then the Board
+    can only cancel() it. Requests are retransmitted with exponential backoff while the board is silent; the
     board answers a repeated request with its first answer. FLASH_DATA streams a window of
     chunks (docs/protocol.md). `trace(direction, time, type, seq, payload)`, when given, sees
     every frame ("<" received, ">" sent); `on_log(ms, text)` gets the board's LOG lines.
     """
 
     def __init__(self, port, baudrate=DEFAULT_BAUD, timeout=10.0, retries=2, trace=None,
-                 on_log=None, key=None):
+                 on_log=None, key=None, busy_ok=False):
         self.port = port
         self.key = key  # the device key flash() signs with when it is given none
         self.serial = open_port(port, baudrate)
@@ -100,6 +103,10 @@ class Board:
         self.models = {}  # name -> ModelSpec (None: unknown) of what this connection flashed or looked up
         try:
             self.info = self.hello()
+        except BoardBusy:
+            if not busy_ok:  # a board that is working answers only CANCEL (`info` stays None)
+                self.close()
+                raise
         except LinkTimeout as e:
             try:  # name the state of a board at its REPL rather than "no answer"
                 state = board_state.probe(self.serial, port, min(0.25, timeout / 4))
@@ -138,6 +145,7 @@ class Board:
 
     def _frames(self, deadline):
         """Decoded frames that arrive before `deadline` (LOG frames are handed to on_log)."""
+        misses = 0
         while True:
             try:
                 waiting = self.serial.in_waiting
@@ -145,7 +153,15 @@ class Board:
                     return
                 data = self.serial.read(max(1, waiting))
             except Exception as e:
+                # pyserial's "readiness to read but returned no data": once, another program on
+                # the port (a second `npu` asking a busy board) took the bytes first; a port
+                # that went away says it again and again
+                if "returned no data" in str(e) and misses < _NO_DATA_MISSES:
+                    misses += 1
+                    time.sleep(0.01)
+                    continue
                 raise LinkError("reading from %s failed: %s" % (self.port, e)) from e
+            misses = 0
             for raw in self.deframer.feed(data):
                 msg = codec.decode(raw)
                 if msg is None:
@@ -161,7 +177,9 @@ class Board:
     def request(self, ftype, payload=b"", timeout=None, retransmit=True):
         """Send a request, return the answer's payload. Retransmits on silence with backoff
         (0.25 s, 0.5 s, ... up to `timeout` per wait) within timeout x (retries + 1) in all;
-        without `retransmit`, sends once and waits `timeout`."""
+        without `retransmit`, sends once and waits `timeout`. A board that answers a
+        retransmission with "working" (a cancellable RUN between inferences) is not silent:
+        the wait goes on while it says so."""
         if self.info is not None and len(payload) > self.info.max_payload:
             raise LinkError("request %s of %d bytes is longer than the board's %d-byte frames"
                             % (codec.frame_name(ftype), len(payload), self.info.max_payload))
@@ -171,6 +189,7 @@ class Board:
         give_up = start + timeout * (self.retries + 1 if retransmit else 1)
         wait = min(0.25, timeout) if retransmit else timeout
         tries = 0
+        working = None  # what the board said the last time it was still at this request
         while True:
             self._send(ftype, seq, payload)
             tries += 1
@@ -178,6 +197,13 @@ class Board:
             for rtype, rseq, p in self._frames(deadline):
                 if rtype == codec.ERROR and rseq == seq:
                     code, message = codec.parse_error(p)
+                    if code == codec.E_WORKING:  # a retransmission found it still at work
+                        working = message
+                        # time for the next retransmission (at most `timeout` away) and its answer
+                        give_up = max(give_up, time.monotonic() + 2 * timeout)
+                        continue
+                    if code == codec.E_BUSY:
+                        raise BoardBusy("the board on %s is %s" % (self.port, message))
                     raise BoardError(code, message)
                 if rtype != ftype | codec.RESPONSE or rseq != seq:
                     # a late answer to an earlier request, or to a killed host's frames still
@@ -187,6 +213,11 @@ class Board:
             if time.monotonic() >= give_up:
                 break
             wait = min(wait * 2, timeout)
+        if working is not None:
+            raise BoardBusy("the board on %s went quiet at %s after %.1f s (it last said %s): one "
+                            "inference takes longer than --timeout; give it a longer one"
+                            % (self.port, codec.frame_name(ftype), time.monotonic() - start,
+                               working), ours=True)
         raise LinkTimeout("no answer from the board on %s within %.1f s (%d tries); is it running "
                           "the npu firmware and is the port right?"
                           % (self.port, give_up - start, tries))
@@ -194,7 +225,13 @@ class Board:
     # --- requests ------------------------------------------------------------------
 
     def hello(self):
-        p = self.request(codec.HELLO, codec.hello_request(), timeout=min(3.0, self.timeout))
+        payload = codec.hello_request()
+        # a board at its MicroPython REPL reads this frame as keys: a Ctrl-D in it (in the CRC)
+        # soft-resets the board, whose firmware then answers a retransmission as if nothing
+        # happened; a seq whose frame holds none leaves the REPL for board_state to name
+        while board_state.CTRL_D in codec.encode(codec.HELLO, self.seq + 1, payload):
+            self._next_seq()
+        p = self.request(codec.HELLO, payload, timeout=min(3.0, self.timeout))
         proto = struct.unpack_from("<H", p)[0] if len(p) >= 2 else None
         if proto != codec.PROTOCOL_VERSION:
             raise LinkError("the board on %s speaks link protocol %s, this host SDK %d: update the %s"
@@ -353,6 +390,14 @@ class Board:
         self.request(codec.RM, self._proven(codec.RM, codec.pack_str(name), key))
         self.models.pop(name, None)
 
+    def cancel(self):
+        """Stop the RUN the board is working on (from this host or another); True if one was
+        stopped. The board looks between inferences, so it answers within one inference."""
+        if self.info is not None and not self.info.features & codec.F_CANCEL:
+            raise NpuError("firmware %s cannot stop a RUN: update the firmware"
+                           % self.info.firmware)
+        return codec.parse_cancel(self.request(codec.CANCEL))
+
     def console(self, enable=True):
         """Start (or stop) the board's LOG stream; returns its recent [(ms, text)] lines."""
         return codec.parse_console(self.request(codec.CONSOLE, bytes([1 if enable else 0])))
@@ -426,11 +471,24 @@ class Board:
         staging = self.info.features & codec.F_STAGING
         if staging:
             flags |= codec.RUN_HOLD
+        if self.info.features & codec.F_CANCEL:
+            flags |= codec.RUN_CANCELLABLE
         timeout = None
-        if repeat > 1:  # wait as long as the work asked takes: one run's time, `repeat` times
-            one_us = self._run(name, raw, 1, flags & ~codec.RUN_PROFILE)[0]
-            timeout = self.timeout + 2.0 * repeat * one_us / 1e6
-        median_us, outs, ops = self._run(name, raw, repeat, flags, timeout)
+        try:
+            if repeat > 1:  # wait as long as the work asked takes: one run's time, `repeat` times
+                one_us = self._run(name, raw, 1, flags & ~codec.RUN_PROFILE)[0]
+                timeout = self.timeout + 2.0 * repeat * one_us / 1e6
+            median_us, outs, ops = self._run(name, raw, repeat, flags, timeout)
+        except (KeyboardInterrupt, BoardBusy) as e:
+            # leave the board free for the next command: stop the work this host asked for
+            if (isinstance(e, BoardBusy) and not e.ours) or not self.info.features & codec.F_CANCEL:
+                raise  # another host's work, or a board that cannot stop it
+            stopped = self.cancel()
+            if isinstance(e, KeyboardInterrupt):
+                raise KeyboardInterrupt("interrupted; %s" % (
+                    "the board stopped running %r" % name if stopped else "the board is idle")) \
+                    from None
+            raise
         self.last_invoke_us = median_us
         outputs = []
         for i, (dtype, shape, data) in enumerate(outs):

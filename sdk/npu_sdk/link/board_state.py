@@ -9,6 +9,7 @@ import time
 
 from ..errors import LinkError
 
+CTRL_D = b"\x04"  # soft reset, at the friendly prompt or an empty raw REPL command
 PROMPT = b">>> "
 RAW_BANNER = b"raw REPL; CTRL-B to exit"
 

@@ -1,4 +1,4 @@
-"""The host's codec for the link protocol, version 2 (docs/protocol.md is the spec).
+"""The host's codec for the link protocol, version 3 (docs/protocol.md is the spec).
 
 firmware/npufw/frame.py and npufw/server.py are the board's twins; the golden vectors in
 tests/vectors/protocol/ (tools/make_protocol_vectors.py) and the fuzz tests in
@@ -34,6 +34,7 @@ KEY = 0x0C  # set, replace or clear the board's device key
 FLASH_ZDATA = 0x0D  # FLASH_DATA whose data is a raw deflate stream (F_DEFLATE boards)
 MEM = 0x0E  # the board's heap in use: idle, now, and for the loaded model
 NONCE = 0x0F  # a fresh nonce, for the next proof of the device key
+CANCEL = 0x10  # stop the RUN the board is working on (it looks between inferences)
 LOG = 0x40  # unsolicited, board -> host, seq 0
 RESPONSE = 0x80
 NAK = 0xFE  # FLASH_DATA out of order: payload verified u32, the first byte the board lacks
@@ -48,6 +49,7 @@ F_SIGNING = 16  # KEY requests and signed FLASH_BEGIN
 F_KEYED = 32  # the board has a device key: it installs only blobs signed with it
 F_ICOUNT = 64  # the board's clock counts instructions, 1,000 per us (QEMU's -icount shift=0)
 F_LOCKED = 128  # the board never hands its REPL over (locked with KEY_LOCK), for good
+F_CANCEL = 256  # CANCEL, and RUN_CANCELLABLE: a RUN that reads the line between inferences
 
 #: FLASH_ZDATA: log2 of the deflate window; a chunk is compressed on its own, so no
 #: back-reference reaches past its start and a 4 KB window covers any chunk a board takes
@@ -61,6 +63,7 @@ BEGIN_INSTALLED = 1  # the board already holds this blob under this name: nothin
 RUN_PROFILE = 1
 RUN_STAGED = 2  # the inputs were uploaded with INPUT; the RUN carries none
 RUN_HOLD = 4  # outputs too long for one answer stay on the board, read with OUTPUT
+RUN_CANCELLABLE = 8  # between inferences: stop at CANCEL, answer others busy/working
 OUT_HELD = 0x80  # RUN answer: dtype | OUT_HELD marks an output whose bytes are held
 
 #: Board error codes and what they mean.
@@ -68,11 +71,16 @@ ERRORS = {
     1: "unknown request", 2: "bad request", 3: "protocol version mismatch", 4: "no space",
     5: "bad blob", 6: "not found", 7: "bad input", 8: "out of memory", 9: "bad name",
     10: "internal error", 11: "not available", 12: "frame too long", 13: "signature",
+    14: "cancelled", 15: "busy", 16: "working",
 }
+E_CANCELLED = 14  # a RUN stopped by CANCEL
+E_BUSY = 15  # the board works on another request: this one was not run
+E_WORKING = 16  # the board still works on this very request (a retransmission of it)
 
 NAMES = {HELLO: "HELLO", FLASH_BEGIN: "FLASH_BEGIN", FLASH_DATA: "FLASH_DATA", FLASH_END: "FLASH_END",
          LIST: "LIST", RUN: "RUN", RM: "RM", CONSOLE: "CONSOLE", REPL: "REPL", INPUT: "INPUT",
-         OUTPUT: "OUTPUT", KEY: "KEY", FLASH_ZDATA: "FLASH_ZDATA", MEM: "MEM", LOG: "LOG", NAK: "NAK", ERROR: "ERROR"}
+         OUTPUT: "OUTPUT", KEY: "KEY", FLASH_ZDATA: "FLASH_ZDATA", MEM: "MEM", NONCE: "NONCE",
+         CANCEL: "CANCEL", LOG: "LOG", NAK: "NAK", ERROR: "ERROR"}
 
 
 def frame_name(ftype):
@@ -350,3 +358,10 @@ def parse_log(p):
 def parse_error(p):
     """ERROR payload -> (code, message)."""
     return struct.unpack_from("<H", p)[0], bytes(p[2:]).decode("utf-8", "replace")
+
+
+def parse_cancel(p):
+    """CANCEL answer -> whether a RUN was working and stopped."""
+    if len(p) != 1:
+        raise ValueError("CANCEL answer must be 1 byte, got %d" % len(p))
+    return bool(p[0])
