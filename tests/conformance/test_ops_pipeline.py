@@ -95,9 +95,8 @@ def native_board(request, tmp_path_factory):
 
 def test_qemu_boards_match_tflm_with_the_native_module(cases, native_board):
     """Every case on both qemu boards (MicroPython firmware images for Cortex-M), flashed and
-    run over the UART as a user would: the native module's kernels (and viper's for any
-    kernel the module lacks, such as the 16x8 ones, whose int32-safe sums then run where int
-    is 32 bits) against TFLite Micro."""
+    run over the UART as a user would: the native module's kernels, the 16x8 ones included
+    (tests/e2e/test_native_module.py), against TFLite Micro."""
     assert native_board.info.kernels.startswith("native ("), native_board.info.kernels
     for case, blob in cases:
         if case.name not in TOO_BIG_FOR_THE_BOARD:
