@@ -10,10 +10,10 @@ import warnings
 import numpy as np
 import pytest
 
-from npu_sdk import compiler, firmware_image, quantize, reference, tflite, tflite_writer
+from npu_sdk import compiler, quantize, reference, tflite, tflite_writer
 from npufw import interp
 from tests.conformance import mp_harness
-from tests.conftest import ROOT, Emulator, run_on_board
+from tests.conftest import ROOT, run_on_board
 from tools import bench_kernels
 
 _kernels = pytest.importorskip("npu_emulator._kernels")
@@ -84,13 +84,14 @@ def _float_model_elementwise():
     return n.graph(n.softmax(n.fc(n.mean_flatten(z), 10, act="NONE")))
 
 
-def _compiled_16x8(graph, rng):
-    """The graph quantized to 16x8 by the SDK, its blob, samples and TFLM's outputs."""
+def _compiled_16x8(graph, rng, activations="int16", overrides=None):
+    """The graph quantized to 16x8 (or `activations`, with `overrides`) by the SDK, its blob,
+    samples and TFLM's outputs."""
     calib = rng.uniform(-1, 1, (16,) + tuple(graph.tensors[graph.inputs[0]].shape)).astype(
         np.float32)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", quantize.CalibrationWarning)
-        graph = quantize.quantize(graph, calib, activations="int16")
+        graph = quantize.quantize(graph, calib, activations=activations, overrides=overrides)
     data = tflite_writer.write(graph)
     shape = graph.tensors[graph.inputs[0]].shape
     xs = [rng.uniform(-1.2, 1.2, shape).astype(np.float32) for _ in range(3)]
@@ -164,18 +165,6 @@ def test_zoo_16x8_models_on_viper_match_tflm(zoo16):
     test_viper_kernels_match_tflm(zoo16)
 
 
-@pytest.fixture(scope="module", params=sorted(firmware_image.TARGETS))
-def native_board(request, tmp_path_factory):
-    """A Board on each qemu image (Cortex-M55, Cortex-M4): its native npu module."""
-    from npu_sdk.link import Board
-    emu = Emulator("qemu", board=request.param, flash_dir=tmp_path_factory.mktemp("qemu-flash"))
-    try:
-        with Board(emu.port, timeout=60) as board:
-            yield board
-    finally:
-        emu.stop()
-
-
 def test_qemu_boards_run_the_zoo_16x8_models_natively_and_match_tflm(model, native_board):
     """The small model and every zoo 16x8 model on both qemu images, the native module's
     16x8 kernels doing the work (tests/e2e/test_native_module.py: the kernel set has them)."""
@@ -194,18 +183,7 @@ def test_qemu_boards_run_the_zoo_16x8_models_natively_and_match_tflm(model, nati
 # --- per-layer 16x8 in an int8 model (overrides {"layer": {"activations": "int16"}}) ---------
 
 def _mixed(graph, overrides, activations, seed):
-    rng = np.random.default_rng(seed)
-    calib = rng.uniform(-1, 1, (16,) + tuple(graph.tensors[graph.inputs[0]].shape)).astype(
-        np.float32)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", quantize.CalibrationWarning)
-        g = quantize.quantize(graph, calib, activations=activations, overrides=overrides)
-    data = tflite_writer.write(g)
-    shape = g.tensors[g.inputs[0]].shape
-    xs = [rng.uniform(-1.2, 1.2, shape).astype(np.float32) for _ in range(3)]
-    oracle = reference.tflm_interpreter(data)
-    expected = [reference.run_tflm(data, [x], oracle)[0].reshape(-1) for x in xs]
-    return tflite.parse(data), compiler.compile_graph(tflite.parse(data)).blob, xs, expected
+    return _compiled_16x8(graph, np.random.default_rng(seed), activations, overrides)
 
 
 @pytest.fixture(scope="module")

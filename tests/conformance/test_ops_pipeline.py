@@ -10,10 +10,10 @@ native npu module. Tolerance 0: outputs must be byte-identical to TFLM.
 import numpy as np
 import pytest
 
-from npu_sdk import compiler, firmware_image, tflite
+from npu_sdk import compiler, tflite
 from npufw import interp
 from tests.conformance import mp_harness, op_cases
-from tests.conftest import Emulator, run_on_board
+from tests.conftest import run_on_board
 
 _kernels = pytest.importorskip("npu_emulator._kernels")
 
@@ -78,19 +78,6 @@ def test_viper_kernels_match_tflm(cases):
 # Beyond the 256 KB board: a 70,000-deep 16x8 row (140 KB of input, 210 KB of weights) that
 # runs past the viper kernel's 65,535-product chunks; the C and VM cores above cover it.
 TOO_BIG_FOR_THE_BOARD = {"fc16_3"}
-
-
-@pytest.fixture(scope="module", params=sorted(firmware_image.TARGETS))
-def native_board(request, tmp_path_factory):
-    """A Board on each qemu image (Cortex-M55, Cortex-M4), whose firmware runs the native
-    npu module (firmware/native: the C core, CMSIS-NN's kernels with $CMSIS_NN_DIR)."""
-    from npu_sdk.link import Board
-    emu = Emulator("qemu", board=request.param, flash_dir=tmp_path_factory.mktemp("qemu-flash"))
-    try:
-        with Board(emu.port, timeout=60) as board:
-            yield board
-    finally:
-        emu.stop()
 
 
 def test_qemu_boards_match_tflm_with_the_native_module(cases, native_board):
