@@ -35,6 +35,15 @@ def test_float_model_with_calibration(tmp_path, capsys, calib, flags, in_dtype):
     assert str(body.tensors[body.inputs[0]].dtype) == in_dtype
 
 
+def test_a_small_calibration_set_is_warned_about_once(tmp_path, capsys):
+    x = np.load(ZOO / "digits_mlp" / "test.npz")["x"][:10].reshape(10, 1, 8, 8)
+    np.save(tmp_path / "few.npy", x)
+    assert cli.main(["compile", str(FLOAT), "-o", str(tmp_path / "f.npb"), "--calib",
+                     str(tmp_path / "few.npy")]) == 0
+    err = capsys.readouterr().err
+    assert err.count("10 samples") == 1, err
+
+
 def test_unquantizable_op_is_one_error_naming_it(tmp_path, capsys, calib):
     from npu_sdk import tflite, tflite_writer
     g = tflite.load(FLOAT)
